@@ -1,0 +1,243 @@
+use serde::Deserialize;
+
+use super::sections::refuse_unbuilt;
+use super::{
+    BreakerSection, CacheSection, ConfigError, DedupSection, Limits, RateLimitSection, Registry,
+};
+
+/// The plugin configuration as operators write it (JSON). Unknown fields are refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Named services, matched in order; the first match wins.
+    #[serde(default)]
+    pub services: Vec<ServiceConfig>,
+    /// What unmatched traffic is counted as.
+    #[serde(default)]
+    pub default_service: DefaultServiceConfig,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub name: String,
+    #[serde(rename = "match")]
+    pub match_: MatchConfig,
+    #[serde(default)]
+    pub cache: Option<CacheSection>,
+    #[serde(default)]
+    pub dedup: Option<DedupSection>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSection>,
+    #[serde(default)]
+    pub breaker: Option<BreakerSection>,
+}
+
+/// Request attributes a service is matched by; every given attribute must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchConfig {
+    /// Host (`:authority`), case-insensitive; a port in the request is ignored unless given here.
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// Path prefix (query string excluded), must start with `/`.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Exact path (query string excluded), must start with `/`.
+    #[serde(default)]
+    pub path_exact: Option<String>,
+    /// HTTP methods (upper case).
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DefaultServiceConfig {
+    #[serde(default = "default_service_name")]
+    pub name: String,
+    #[serde(default)]
+    pub cache: Option<CacheSection>,
+    #[serde(default)]
+    pub dedup: Option<DedupSection>,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSection>,
+    #[serde(default)]
+    pub breaker: Option<BreakerSection>,
+}
+
+fn default_service_name() -> String {
+    "default".to_string()
+}
+
+impl Default for DefaultServiceConfig {
+    fn default() -> Self {
+        Self {
+            name: default_service_name(),
+            cache: None,
+            dedup: None,
+            rate_limit: None,
+            breaker: None,
+        }
+    }
+}
+
+/// Longest service name; names become stat label values, so they stay short and plain.
+pub const MAX_SERVICE_NAME_LEN: usize = 64;
+/// Most services one configuration may declare (matching is a linear scan).
+pub const MAX_SERVICES: usize = 256;
+
+impl Config {
+    /// Parses and validates a plugin configuration. Empty input means "all defaults".
+    pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self::default());
+        }
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let config: Self = serde_path_to_error::deserialize(&mut deserializer)
+            .map_err(ConfigError::from_json)?;
+        deserializer
+            .end()
+            .map_err(|err| ConfigError::new("config", format!("trailing characters: {err}")))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses, validates and compiles into the registry the filter matches requests with.
+    pub fn parse_registry(bytes: &[u8]) -> Result<Registry, ConfigError> {
+        Self::parse(bytes).map(|config| Registry::new(&config))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.services.len() > MAX_SERVICES {
+            return Err(ConfigError::new(
+                "services",
+                format!(
+                    "{} services given, at most {MAX_SERVICES} are allowed",
+                    self.services.len()
+                ),
+            ));
+        }
+        let mut seen: Vec<(&str, String)> = Vec::with_capacity(self.services.len() + 1);
+        for (index, service) in self.services.iter().enumerate() {
+            let path = format!("services[{index}]");
+            validate_name(&format!("{path}.name"), &service.name, &seen)?;
+            seen.push((&service.name, path.clone()));
+            service.match_.validate(&format!("{path}.match"))?;
+            refuse_unbuilt(
+                &path,
+                service.cache.as_ref(),
+                service.dedup.as_ref(),
+                service.rate_limit.as_ref(),
+                service.breaker.as_ref(),
+            )?;
+        }
+        let default = &self.default_service;
+        validate_name("default_service.name", &default.name, &seen)?;
+        refuse_unbuilt(
+            "default_service",
+            default.cache.as_ref(),
+            default.dedup.as_ref(),
+            default.rate_limit.as_ref(),
+            default.breaker.as_ref(),
+        )?;
+        self.limits.validate()
+    }
+}
+
+fn validate_name(path: &str, name: &str, seen: &[(&str, String)]) -> Result<(), ConfigError> {
+    if name.is_empty() {
+        return Err(ConfigError::new(path, "must not be empty"));
+    }
+    if name.len() > MAX_SERVICE_NAME_LEN {
+        return Err(ConfigError::new(
+            path,
+            format!("is {} bytes long, at most {MAX_SERVICE_NAME_LEN} are allowed", name.len()),
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(ConfigError::new(
+            path,
+            format!("contains {bad:?}; use only letters, digits, '-', '_' and '.'"),
+        ));
+    }
+    if let Some((_, first)) = seen.iter().find(|(other, _)| *other == name) {
+        return Err(ConfigError::new(
+            path,
+            format!("duplicate service name {name:?} (already used by {first})"),
+        ));
+    }
+    Ok(())
+}
+
+impl MatchConfig {
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        if self.authority.is_none()
+            && self.path_prefix.is_none()
+            && self.path_exact.is_none()
+            && self.methods.is_none()
+        {
+            return Err(ConfigError::new(
+                path,
+                "must name at least one of authority, path_prefix, path_exact, methods \
+                 (unmatched traffic goes to default_service)",
+            ));
+        }
+        if self.path_prefix.is_some() && self.path_exact.is_some() {
+            return Err(ConfigError::new(
+                path,
+                "path_prefix and path_exact are mutually exclusive",
+            ));
+        }
+        for (field, value) in [
+            ("path_prefix", &self.path_prefix),
+            ("path_exact", &self.path_exact),
+        ] {
+            if let Some(value) = value {
+                if !value.starts_with('/') {
+                    return Err(ConfigError::new(
+                        format!("{path}.{field}"),
+                        "must start with '/'",
+                    ));
+                }
+                if value.contains(['?', '#']) {
+                    return Err(ConfigError::new(
+                        format!("{path}.{field}"),
+                        "must not contain '?' or '#' (the query string is not matched)",
+                    ));
+                }
+            }
+        }
+        if let Some(authority) = &self.authority {
+            if authority.is_empty() || authority.contains(|c: char| c.is_whitespace() || c == '/')
+            {
+                return Err(ConfigError::new(
+                    format!("{path}.authority"),
+                    "must be a host name with an optional port",
+                ));
+            }
+        }
+        if let Some(methods) = &self.methods {
+            if methods.is_empty() {
+                return Err(ConfigError::new(
+                    format!("{path}.methods"),
+                    "must list at least one method (leave the field out to match every method)",
+                ));
+            }
+            for (index, method) in methods.iter().enumerate() {
+                if method.is_empty() || !method.chars().all(|c| c.is_ascii_uppercase()) {
+                    return Err(ConfigError::new(
+                        format!("{path}.methods[{index}]"),
+                        format!("{method:?} is not an upper-case HTTP method"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

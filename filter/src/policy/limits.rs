@@ -1,0 +1,65 @@
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// Process-wide bounds. Every store the filter keeps is sized from here.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// L1 (per-worker LRU) maximum number of entries.
+    pub l1_max_entries: u64,
+    /// L1 maximum stored bytes per worker.
+    pub l1_max_bytes: u64,
+    /// Number of L2 slots in Envoy shared data (the L2 key space is exactly this many keys).
+    pub l2_slots: u64,
+    /// Largest response body the filter buffers and stores.
+    pub max_entry_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            l1_max_entries: 10_000,
+            l1_max_bytes: 64 * MIB,
+            l2_slots: 65_536,
+            max_entry_bytes: MIB,
+        }
+    }
+}
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+impl Limits {
+    /// (field, value, lowest, highest). A VM has at most 1 GiB of memory; shared data lives in
+    /// Envoy's heap and can never shrink, so its slot count is capped too.
+    fn ranges(&self) -> [(&'static str, u64, u64, u64); 4] {
+        [
+            ("l1_max_entries", self.l1_max_entries, 1, 1_000_000),
+            ("l1_max_bytes", self.l1_max_bytes, 64 * KIB, 512 * MIB),
+            ("l2_slots", self.l2_slots, 1, 1_048_576),
+            ("max_entry_bytes", self.max_entry_bytes, 1, 16 * MIB),
+        ]
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        for (field, value, low, high) in self.ranges() {
+            if value < low || value > high {
+                return Err(ConfigError::new(
+                    format!("limits.{field}"),
+                    format!("{value} is out of range, must be between {low} and {high}"),
+                ));
+            }
+        }
+        if self.max_entry_bytes > self.l1_max_bytes {
+            return Err(ConfigError::new(
+                "limits.max_entry_bytes",
+                format!(
+                    "{} is larger than limits.l1_max_bytes ({})",
+                    self.max_entry_bytes, self.l1_max_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

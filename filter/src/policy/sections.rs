@@ -1,0 +1,47 @@
+//! Per-service feature sections. Each later feature fills its own section; until a feature
+//! exists its section is refused, so nobody believes a feature is on when it is not.
+
+use serde::Deserialize;
+
+/// Edge caching (L1 per worker, L2 in shared data).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {}
+
+/// Webhook deduplication / idempotency.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupSection {}
+
+/// Per-tenant token-bucket rate limiting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {}
+
+/// Adaptive circuit breaker.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerSection {}
+
+/// Refuses feature sections whose feature this build does not have yet.
+pub(crate) fn refuse_unbuilt(
+    path: &str,
+    cache: Option<&CacheSection>,
+    dedup: Option<&DedupSection>,
+    rate_limit: Option<&RateLimitSection>,
+    breaker: Option<&BreakerSection>,
+) -> Result<(), crate::policy::ConfigError> {
+    let present = [
+        ("cache", cache.is_some()),
+        ("dedup", dedup.is_some()),
+        ("rate_limit", rate_limit.is_some()),
+        ("breaker", breaker.is_some()),
+    ];
+    match present.iter().find(|(_, is_set)| *is_set) {
+        Some((name, _)) => Err(crate::policy::ConfigError::new(
+            format!("{path}.{name}"),
+            "this feature is not available in this build yet; remove the section",
+        )),
+        None => Ok(()),
+    }
+}
