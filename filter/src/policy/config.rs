@@ -95,6 +95,10 @@ impl Config {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self::default());
         }
+        // serde would also accept a positional array for a struct; operators write objects.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ConfigError::new("config", "must be a JSON object"));
+        }
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
         let config: Self = serde_path_to_error::deserialize(&mut deserializer)
             .map_err(ConfigError::from_json)?;

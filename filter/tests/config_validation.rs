@@ -1,0 +1,245 @@
+//! Every way a configuration is refused, with the exact message an operator reads in Envoy's log.
+
+use edge_filter::policy::{Config, Limits, RequestAttributes};
+
+fn error(json: &str) -> String {
+    Config::parse(json.as_bytes())
+        .map(|_| ())
+        .expect_err("configuration should be refused")
+        .to_string()
+}
+
+#[test]
+fn empty_configuration_means_defaults() {
+    let config = Config::parse(b"").unwrap();
+    assert!(config.services.is_empty());
+    assert_eq!(config.default_service.name, "default");
+    assert_eq!(config.limits, Limits::default());
+    assert_eq!(Config::parse(b"  \n").unwrap(), config);
+    assert_eq!(Config::parse(b"{}").unwrap(), config);
+}
+
+#[test]
+fn full_example_parses() {
+    let config = Config::parse(
+        br#"{
+            "services": [
+                {"name": "leads", "match": {"path_prefix": "/api/v1/leads/", "methods": ["GET", "HEAD"]}},
+                {"name": "webhooks", "match": {"authority": "hooks.example.com", "path_exact": "/webhooks/ghl"}}
+            ],
+            "default_service": {"name": "passthrough"},
+            "limits": {"l1_max_entries": 500, "l1_max_bytes": 1048576, "l2_slots": 1024, "max_entry_bytes": 65536}
+        }"#,
+    )
+    .unwrap();
+    assert_eq!(config.services.len(), 2);
+    assert_eq!(config.services[1].match_.path_exact.as_deref(), Some("/webhooks/ghl"));
+    assert_eq!(config.limits.l2_slots, 1024);
+}
+
+#[test]
+fn unknown_field() {
+    assert_eq!(
+        error(r#"{"services": [{"name": "a", "match": {"path_prefix": "/"}, "ttl": 5}]}"#),
+        "services[0].ttl: unknown field `ttl`, expected one of `name`, `match`, `cache`, \
+         `dedup`, `rate_limit`, `breaker` (line 1, column 64)"
+    );
+    assert_eq!(
+        error(r#"{"limit": {}}"#),
+        "limit: unknown field `limit`, expected one of `services`, `default_service`, `limits` \
+         (line 1, column 8)"
+    );
+}
+
+#[test]
+fn wrong_type() {
+    assert_eq!(
+        error(r#"{"services": [{"name": "a", "match": {"path_prefix": 3}}]}"#),
+        "services[0].match.path_prefix: invalid type: integer `3`, expected a string \
+         (line 1, column 54)"
+    );
+    assert_eq!(
+        error(r#"{"limits": {"l2_slots": "many"}}"#),
+        "limits.l2_slots: invalid type: string \"many\", expected u64 (line 1, column 30)"
+    );
+    assert_eq!(error("[]"), "config: must be a JSON object");
+    assert_eq!(error("42"), "config: must be a JSON object");
+}
+
+#[test]
+fn not_json() {
+    assert_eq!(
+        error(r#"{"services": [}"#),
+        "services[0]: expected value (line 1, column 15)"
+    );
+    assert_eq!(error("{} {}"), "config: trailing characters: trailing characters at line 1 column 4");
+}
+
+#[test]
+fn missing_required_fields() {
+    assert_eq!(
+        error(r#"{"services": [{"match": {"path_prefix": "/"}}]}"#),
+        "services[0]: missing field `name` (line 1, column 45)"
+    );
+    assert_eq!(
+        error(r#"{"services": [{"name": "a"}]}"#),
+        "services[0]: missing field `match` (line 1, column 27)"
+    );
+}
+
+#[test]
+fn empty_service_name() {
+    assert_eq!(
+        error(r#"{"services": [{"name": "", "match": {"path_prefix": "/"}}]}"#),
+        "services[0].name: must not be empty"
+    );
+    assert_eq!(
+        error(r#"{"default_service": {"name": ""}}"#),
+        "default_service.name: must not be empty"
+    );
+}
+
+#[test]
+fn service_name_characters_and_length() {
+    assert_eq!(
+        error(r#"{"services": [{"name": "my service", "match": {"path_prefix": "/"}}]}"#),
+        "services[0].name: contains ' '; use only letters, digits, '-', '_' and '.'"
+    );
+    let long = "x".repeat(65);
+    assert_eq!(
+        error(&format!(r#"{{"services": [{{"name": "{long}", "match": {{"path_prefix": "/"}}}}]}}"#)),
+        "services[0].name: is 65 bytes long, at most 64 are allowed"
+    );
+}
+
+#[test]
+fn duplicate_names() {
+    assert_eq!(
+        error(
+            r#"{"services": [
+                {"name": "a", "match": {"path_prefix": "/a"}},
+                {"name": "b", "match": {"path_prefix": "/b"}},
+                {"name": "a", "match": {"path_prefix": "/c"}}]}"#
+        ),
+        "services[2].name: duplicate service name \"a\" (already used by services[0])"
+    );
+    assert_eq!(
+        error(r#"{"services": [{"name": "default", "match": {"path_prefix": "/"}}]}"#),
+        "default_service.name: duplicate service name \"default\" (already used by services[0])"
+    );
+}
+
+#[test]
+fn invalid_match() {
+    let cases = [
+        (r#"{"path_prefix": "api"}"#, "services[0].match.path_prefix: must start with '/'"),
+        (r#"{"path_exact": "health"}"#, "services[0].match.path_exact: must start with '/'"),
+        (
+            r#"{"path_exact": "/a?b=1"}"#,
+            "services[0].match.path_exact: must not contain '?' or '#' (the query string is not matched)",
+        ),
+        (
+            r#"{"path_prefix": "/a", "path_exact": "/a"}"#,
+            "services[0].match: path_prefix and path_exact are mutually exclusive",
+        ),
+        (
+            r#"{}"#,
+            "services[0].match: must name at least one of authority, path_prefix, path_exact, \
+             methods (unmatched traffic goes to default_service)",
+        ),
+        (
+            r#"{"authority": ""}"#,
+            "services[0].match.authority: must be a host name with an optional port",
+        ),
+        (
+            r#"{"authority": "a.example.com/x"}"#,
+            "services[0].match.authority: must be a host name with an optional port",
+        ),
+        (
+            r#"{"methods": []}"#,
+            "services[0].match.methods: must list at least one method (leave the field out to \
+             match every method)",
+        ),
+        (
+            r#"{"methods": ["GET", "post"]}"#,
+            "services[0].match.methods[1]: \"post\" is not an upper-case HTTP method",
+        ),
+    ];
+    for (matcher, expected) in cases {
+        let json = format!(r#"{{"services": [{{"name": "s", "match": {matcher}}}]}}"#);
+        assert_eq!(error(&json), expected, "for match {matcher}");
+    }
+}
+
+#[test]
+fn out_of_range_limits() {
+    let cases = [
+        (r#"{"l1_max_entries": 0}"#, "limits.l1_max_entries: 0 is out of range, must be between 1 and 1000000"),
+        (
+            r#"{"l1_max_bytes": 1024}"#,
+            "limits.l1_max_bytes: 1024 is out of range, must be between 65536 and 536870912",
+        ),
+        (r#"{"l2_slots": 2000000}"#, "limits.l2_slots: 2000000 is out of range, must be between 1 and 1048576"),
+        (
+            r#"{"max_entry_bytes": 0}"#,
+            "limits.max_entry_bytes: 0 is out of range, must be between 1 and 16777216",
+        ),
+        (
+            r#"{"l1_max_bytes": 65536, "max_entry_bytes": 65537}"#,
+            "limits.max_entry_bytes: 65537 is larger than limits.l1_max_bytes (65536)",
+        ),
+        (
+            r#"{"l2_slots": -1}"#,
+            "limits.l2_slots: invalid value: integer `-1`, expected u64 (line 1, column 26)",
+        ),
+    ];
+    for (limits, expected) in cases {
+        assert_eq!(error(&format!(r#"{{"limits": {limits}}}"#)), expected, "for limits {limits}");
+    }
+}
+
+#[test]
+fn feature_sections_not_built_yet_are_refused() {
+    assert_eq!(
+        error(r#"{"services": [{"name": "a", "match": {"path_prefix": "/"}, "cache": {}}]}"#),
+        "services[0].cache: this feature is not available in this build yet; remove the section"
+    );
+    assert_eq!(
+        error(r#"{"default_service": {"breaker": {}}}"#),
+        "default_service.breaker: this feature is not available in this build yet; remove the section"
+    );
+}
+
+#[test]
+fn too_many_services() {
+    let services: Vec<String> = (0..257)
+        .map(|i| format!(r#"{{"name": "s{i}", "match": {{"path_prefix": "/{i}"}}}}"#))
+        .collect();
+    assert_eq!(
+        error(&format!(r#"{{"services": [{}]}}"#, services.join(","))),
+        "services: 257 services given, at most 256 are allowed"
+    );
+}
+
+#[test]
+fn first_matching_service_wins_and_unmatched_goes_to_default() {
+    let registry = Config::parse_registry(
+        br#"{"services": [
+            {"name": "leads-get", "match": {"path_prefix": "/api/v1/leads/", "methods": ["GET"]}},
+            {"name": "api", "match": {"path_prefix": "/api/"}},
+            {"name": "hooks", "match": {"authority": "hooks.example.com"}}
+        ], "default_service": {"name": "other"}}"#,
+    )
+    .unwrap();
+    let name = |authority, path, method| {
+        registry
+            .match_request(&RequestAttributes { authority, path, method })
+            .name
+            .clone()
+    };
+    assert_eq!(name("x", "/api/v1/leads/7", "GET"), "leads-get");
+    assert_eq!(name("x", "/api/v1/leads/7", "DELETE"), "api");
+    assert_eq!(name("hooks.example.com:443", "/webhooks/ghl", "POST"), "hooks");
+    assert_eq!(name("x", "/", "GET"), "other");
+    assert_eq!(name("", "", ""), "other");
+}
