@@ -1,5 +1,12 @@
 //! Every way a configuration is refused, with the exact message an operator reads in Envoy's log.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use edge_filter::policy::{Config, Limits, RequestAttributes};
 
 fn error(json: &str) -> String {
@@ -33,7 +40,10 @@ fn full_example_parses() {
     )
     .unwrap();
     assert_eq!(config.services.len(), 2);
-    assert_eq!(config.services[1].match_.path_exact.as_deref(), Some("/webhooks/ghl"));
+    assert_eq!(
+        config.services[1].match_.path_exact.as_deref(),
+        Some("/webhooks/ghl")
+    );
     assert_eq!(config.limits.l2_slots, 1024);
 }
 
@@ -72,7 +82,10 @@ fn not_json() {
         error(r#"{"services": [}"#),
         "services[0]: expected value (line 1, column 15)"
     );
-    assert_eq!(error("{} {}"), "config: trailing characters: trailing characters at line 1 column 4");
+    assert_eq!(
+        error("{} {}"),
+        "config: trailing characters: trailing characters at line 1 column 4"
+    );
 }
 
 #[test]
@@ -107,7 +120,9 @@ fn service_name_characters_and_length() {
     );
     let long = "x".repeat(65);
     assert_eq!(
-        error(&format!(r#"{{"services": [{{"name": "{long}", "match": {{"path_prefix": "/"}}}}]}}"#)),
+        error(&format!(
+            r#"{{"services": [{{"name": "{long}", "match": {{"path_prefix": "/"}}}}]}}"#
+        )),
         "services[0].name: is 65 bytes long, at most 64 are allowed"
     );
 }
@@ -174,12 +189,18 @@ fn invalid_match() {
 #[test]
 fn out_of_range_limits() {
     let cases = [
-        (r#"{"l1_max_entries": 0}"#, "limits.l1_max_entries: 0 is out of range, must be between 1 and 1000000"),
+        (
+            r#"{"l1_max_entries": 0}"#,
+            "limits.l1_max_entries: 0 is out of range, must be between 1 and 1000000",
+        ),
         (
             r#"{"l1_max_bytes": 1024}"#,
             "limits.l1_max_bytes: 1024 is out of range, must be between 65536 and 536870912",
         ),
-        (r#"{"l2_slots": 2000000}"#, "limits.l2_slots: 2000000 is out of range, must be between 1 and 1048576"),
+        (
+            r#"{"l2_slots": 2000000}"#,
+            "limits.l2_slots: 2000000 is out of range, must be between 1 and 1048576",
+        ),
         (
             r#"{"max_entry_bytes": 0}"#,
             "limits.max_entry_bytes: 0 is out of range, must be between 1 and 16777216",
@@ -194,7 +215,11 @@ fn out_of_range_limits() {
         ),
     ];
     for (limits, expected) in cases {
-        assert_eq!(error(&format!(r#"{{"limits": {limits}}}"#)), expected, "for limits {limits}");
+        assert_eq!(
+            error(&format!(r#"{{"limits": {limits}}}"#)),
+            expected,
+            "for limits {limits}"
+        );
     }
 }
 
@@ -233,13 +258,20 @@ fn first_matching_service_wins_and_unmatched_goes_to_default() {
     .unwrap();
     let name = |authority, path, method| {
         registry
-            .match_request(&RequestAttributes { authority, path, method })
+            .match_request(&RequestAttributes {
+                authority,
+                path,
+                method,
+            })
             .name
             .clone()
     };
     assert_eq!(name("x", "/api/v1/leads/7", "GET"), "leads-get");
     assert_eq!(name("x", "/api/v1/leads/7", "DELETE"), "api");
-    assert_eq!(name("hooks.example.com:443", "/webhooks/ghl", "POST"), "hooks");
+    assert_eq!(
+        name("hooks.example.com:443", "/webhooks/ghl", "POST"),
+        "hooks"
+    );
     assert_eq!(name("x", "/", "GET"), "other");
     assert_eq!(name("", "", ""), "other");
 }

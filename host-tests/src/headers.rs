@@ -29,7 +29,8 @@ impl HeaderMap {
     }
 
     pub fn add(&mut self, name: &str, value: &str) {
-        self.pairs.push((name.to_ascii_lowercase(), value.to_string()));
+        self.pairs
+            .push((name.to_ascii_lowercase(), value.to_string()));
     }
 
     pub fn replace(&mut self, name: &str, value: &str) {

@@ -197,7 +197,11 @@ impl Host {
         let started = (|| {
             slot.call("_initialize", 0, &[])?;
             slot.call("_start", 0, &[])?;
-            slot.call("proxy_on_context_create", ROOT_CONTEXT_ID, &[ROOT_CONTEXT_ID as i32, 0])?;
+            slot.call(
+                "proxy_on_context_create",
+                ROOT_CONTEXT_ID,
+                &[ROOT_CONTEXT_ID as i32, 0],
+            )?;
             for (function, size) in [
                 ("proxy_on_vm_start", vm_config_len),
                 ("proxy_on_configure", plugin_config.len() as i32),
@@ -370,7 +374,11 @@ impl Host {
             let Some(event) = self.world.borrow_mut().pop_due(now) else {
                 return Ok(());
             };
-            if self.vms.get(event.vm).is_none_or(|slot| slot.dead.is_some()) {
+            if self
+                .vms
+                .get(event.vm)
+                .is_none_or(|slot| slot.dead.is_some())
+            {
                 continue;
             }
             match event.kind {
@@ -414,7 +422,14 @@ impl Host {
     }
 
     fn drive_all(&mut self, vm: usize) -> Result<(), GuestTrap> {
-        let contexts: Vec<u32> = self.slot(VmId(vm)).store.data().streams.keys().copied().collect();
+        let contexts: Vec<u32> = self
+            .slot(VmId(vm))
+            .store
+            .data()
+            .streams
+            .keys()
+            .copied()
+            .collect();
         for context_id in contexts {
             self.drive(vm, context_id)?;
         }
@@ -486,7 +501,10 @@ impl Host {
         let (function, args) = if !flow.headers_called {
             flow.headers_called = true;
             let eos = flow.end_of_stream_after_headers();
-            (headers_fn, vec![c, flow.headers.len() as i32, i32::from(eos)])
+            (
+                headers_fn,
+                vec![c, flow.headers.len() as i32, i32::from(eos)],
+            )
         } else if let Some(chunk) = flow.chunks.pop_front() {
             flow.buffer.extend_from_slice(&chunk);
             let eos = flow.chunks.is_empty() && flow.trailers.is_none();
@@ -554,10 +572,12 @@ impl Host {
         let (reply, details, flags) = match reply.failure {
             None => (reply, "via_upstream", 0),
             Some(Failure::Reset) => (
-                Reply::status(503).header("content-type", "text/plain").body(
-                    "upstream connect error or disconnect/reset before headers. \
+                Reply::status(503)
+                    .header("content-type", "text/plain")
+                    .body(
+                        "upstream connect error or disconnect/reset before headers. \
                      reset reason: connection termination",
-                ),
+                    ),
                 "upstream_reset_before_response_started{connection_termination}",
                 FLAG_UPSTREAM_CONNECTION_TERMINATION,
             ),

@@ -132,18 +132,22 @@ fn property_key(path: &[u8]) -> String {
 }
 
 pub(crate) fn define(linker: &mut Linker<VmState>) -> Result<()> {
-    linker.func_wrap("env", "proxy_log", |mut c: Ctx<'_>, level: i32, ptr: i32, len: i32| {
-        let message = read_string(&mut c, ptr, len)?;
-        let state = c.data_mut();
-        if state.echo_logs {
-            eprintln!("[vm{} {}] {message}", state.index, level_name(level));
-        }
-        state.logs.push(LogLine {
-            level: level_name(level),
-            message,
-        });
-        ok()
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_log",
+        |mut c: Ctx<'_>, level: i32, ptr: i32, len: i32| {
+            let message = read_string(&mut c, ptr, len)?;
+            let state = c.data_mut();
+            if state.echo_logs {
+                eprintln!("[vm{} {}] {message}", state.index, level_name(level));
+            }
+            state.logs.push(LogLine {
+                level: level_name(level),
+                message,
+            });
+            ok()
+        },
+    )?;
     linker.func_wrap("env", "proxy_get_log_level", |mut c: Ctx<'_>, ret: i32| {
         write_u32(&mut c, ret, 2)?; // info, Envoy's default component level
         ok()
@@ -176,16 +180,20 @@ pub(crate) fn define(linker: &mut Linker<VmState>) -> Result<()> {
     define_streams(linker)?;
     define_http_call(linker)?;
     define_metrics(linker)?;
-    linker.func_wrap("env", "proxy_set_effective_context", |mut c: Ctx<'_>, id: i32| {
-        let state = c.data_mut();
-        let id = id as u32;
-        if id == state.root_context_id || state.streams.contains_key(&id) {
-            state.effective_context = id;
-            ok()
-        } else {
-            status(Status::BadArgument)
-        }
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_effective_context",
+        |mut c: Ctx<'_>, id: i32| {
+            let state = c.data_mut();
+            let id = id as u32;
+            if id == state.root_context_id || state.streams.contains_key(&id) {
+                state.effective_context = id;
+                ok()
+            } else {
+                status(Status::BadArgument)
+            }
+        },
+    )?;
     linker.func_wrap("env", "proxy_done", |_c: Ctx<'_>| ok())?;
     define_grpc(linker)?;
     linker.func_wrap(
@@ -392,12 +400,12 @@ fn define_shared_data(linker: &mut Linker<VmState>) -> Result<()> {
             let key = read_string(&mut c, kp, ks)?;
             let value = read(&mut c, vp, vs)?;
             let state = c.data();
-            let written = state.world.borrow_mut().shared_data.set(
-                &state.vm_id,
-                &key,
-                &value,
-                cas as u32,
-            );
+            let written =
+                state
+                    .world
+                    .borrow_mut()
+                    .shared_data
+                    .set(&state.vm_id, &key, &value, cas as u32);
             match written {
                 Ok(()) => ok(),
                 Err(_) => status(Status::CasMismatch),
@@ -484,17 +492,21 @@ fn define_queues(linker: &mut Linker<VmState>) -> Result<()> {
 }
 
 fn define_streams(linker: &mut Linker<VmState>) -> Result<()> {
-    linker.func_wrap("env", "proxy_continue_stream", |mut c: Ctx<'_>, kind: i32| {
-        let Some(stream) = c.data_mut().stream_mut() else {
-            return status(Status::NotFound);
-        };
-        match kind {
-            stream_type::REQUEST => stream.request.release(),
-            stream_type::RESPONSE => stream.response.release(),
-            _ => return status(Status::BadArgument),
-        }
-        ok()
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_continue_stream",
+        |mut c: Ctx<'_>, kind: i32| {
+            let Some(stream) = c.data_mut().stream_mut() else {
+                return status(Status::NotFound);
+            };
+            match kind {
+                stream_type::REQUEST => stream.request.release(),
+                stream_type::RESPONSE => stream.response.release(),
+                _ => return status(Status::BadArgument),
+            }
+            ok()
+        },
+    )?;
     linker.func_wrap("env", "proxy_close_stream", |mut c: Ctx<'_>, _kind: i32| {
         let Some(stream) = c.data_mut().stream_mut() else {
             return status(Status::NotFound);
@@ -577,13 +589,12 @@ fn define_http_call(linker: &mut Linker<VmState>) -> Result<()> {
                 at_ns,
             });
             let timeout = Duration::from_millis(timeout_ms as u32 as u64);
-            let (after, reply) = if reply.failure == Some(crate::Failure::Timeout)
-                || reply.delay > timeout
-            {
-                (timeout, Reply::timeout())
-            } else {
-                (reply.delay, reply)
-            };
+            let (after, reply) =
+                if reply.failure == Some(crate::Failure::Timeout) || reply.delay > timeout {
+                    (timeout, Reply::timeout())
+                } else {
+                    (reply.delay, reply)
+                };
             let context_id = state.effective_context;
             world.schedule(
                 after,

@@ -55,7 +55,9 @@ impl Request {
     }
 
     pub fn trailer(mut self, name: &str, value: &str) -> Self {
-        self.trailers.get_or_insert_with(HeaderMap::default).add(name, value);
+        self.trailers
+            .get_or_insert_with(HeaderMap::default)
+            .add(name, value);
         self
     }
 }
@@ -152,7 +154,9 @@ impl Reply {
     }
 
     pub fn trailer(mut self, name: &str, value: &str) -> Self {
-        self.trailers.get_or_insert_with(HeaderMap::default).add(name, value);
+        self.trailers
+            .get_or_insert_with(HeaderMap::default)
+            .add(name, value);
         self
     }
 

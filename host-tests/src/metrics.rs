@@ -1,4 +1,3 @@
-
 use crate::abi::MetricType;
 
 /// One stat as Envoy's stats store keeps it: shared by every VM that defines the same name.

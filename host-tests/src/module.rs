@@ -40,7 +40,9 @@ pub(crate) fn engine() -> &'static Engine {
 pub(crate) fn cached_module(path: PathBuf) -> Module {
     static MODULES: OnceLock<std::sync::Mutex<Vec<(PathBuf, Module)>>> = OnceLock::new();
     let modules = MODULES.get_or_init(Default::default);
-    let mut modules = modules.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut modules = modules
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some((_, module)) = modules.iter().find(|(p, _)| *p == path) {
         return module.clone();
     }

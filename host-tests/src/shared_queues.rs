@@ -44,7 +44,9 @@ impl SharedQueues {
     }
 
     pub fn resolve(&self, vm_id: &str, name: &str) -> Option<u32> {
-        self.ids.get(&(vm_id.to_string(), name.to_string())).copied()
+        self.ids
+            .get(&(vm_id.to_string(), name.to_string()))
+            .copied()
     }
 
     /// Appends and returns whom to notify; `None` for an unknown id.
@@ -56,6 +58,8 @@ impl SharedQueues {
 
     /// `None` for an unknown id, `Some(None)` when empty.
     pub fn dequeue(&mut self, id: u32) -> Option<Option<Vec<u8>>> {
-        self.queues.get_mut(&id).map(|queue| queue.items.pop_front())
+        self.queues
+            .get_mut(&id)
+            .map(|queue| queue.items.pop_front())
     }
 }

@@ -44,7 +44,10 @@ impl std::error::Error for GuestTrap {}
 #[derive(Debug, Clone)]
 pub enum StartError {
     /// `proxy_on_vm_start` or `proxy_on_configure` returned false: Envoy refuses the plugin.
-    Rejected { function: String, log: Vec<LogLine> },
+    Rejected {
+        function: String,
+        log: Vec<LogLine>,
+    },
     Trap(GuestTrap),
 }
 

@@ -22,11 +22,17 @@ fn request_passes_through_and_origin_sees_the_service() {
             .header("cache-control", "max-age=60")
     });
     let vm = host.start_vm(CONFIG).unwrap();
-    let response = host.request(vm, Request::get("/api/v1/leads/7?full=1").header("x-custom", "kept"));
+    let response = host.request(
+        vm,
+        Request::get("/api/v1/leads/7?full=1").header("x-custom", "kept"),
+    );
 
     assert_eq!(response.status, 200);
     assert_eq!(response.body_text(), r#"{"id": 7}"#);
-    assert_eq!(response.header("cache-control").as_deref(), Some("max-age=60"));
+    assert_eq!(
+        response.header("cache-control").as_deref(),
+        Some("max-age=60")
+    );
     assert!(!response.local_reply);
     let calls = host.origin_calls();
     assert_eq!(calls.len(), 1);
@@ -44,7 +50,10 @@ fn services_match_in_order_with_default_for_the_rest() {
         (Request::new("DELETE", "/api/v1/leads/1"), "passthrough"),
         (Request::post("/webhooks/ghl", "{}"), "webhooks"),
         (Request::get("/webhooks/ghl/extra"), "passthrough"),
-        (Request::get("/anything").authority("ADMIN.example.com:10000"), "admin"),
+        (
+            Request::get("/anything").authority("ADMIN.example.com:10000"),
+            "admin",
+        ),
         (Request::get("/"), "passthrough"),
     ];
     for (index, (request, expected)) in cases.into_iter().enumerate() {
@@ -76,11 +85,19 @@ fn bodies_and_errors_pass_untouched() {
     });
     let vm = host.start_vm(CONFIG).unwrap();
     let body: Vec<Vec<u8>> = vec![b"{\"event\":".to_vec(), b"\"created\"}".to_vec()];
-    let response = host.request(vm, Request::new("POST", "/webhooks/ghl").chunks(body).trailer("x-sum", "1"));
+    let response = host.request(
+        vm,
+        Request::new("POST", "/webhooks/ghl")
+            .chunks(body)
+            .trailer("x-sum", "1"),
+    );
     assert_eq!(response.status, 502);
     assert_eq!(response.body_text(), "{\"event\":\"created\"}");
     assert_eq!(response.header("x-origin").as_deref(), Some("yes"));
-    assert_eq!(host.origin_calls()[0].trailers.get("x-sum").as_deref(), Some("1"));
+    assert_eq!(
+        host.origin_calls()[0].trailers.get("x-sum").as_deref(),
+        Some("1")
+    );
 }
 
 #[test]
@@ -88,8 +105,13 @@ fn empty_configuration_passes_everything_as_default() {
     let mut host = Host::new();
     let vm = host.start_vm("").unwrap();
     assert_eq!(host.request(vm, Request::get("/x")).status, 200);
-    assert_eq!(host.origin_calls()[0].header("x-edge-service").as_deref(), Some("default"));
-    assert!(host.log_text(vm).contains("edge: configured 0 service(s), default service \"default\""));
+    assert_eq!(
+        host.origin_calls()[0].header("x-edge-service").as_deref(),
+        Some("default")
+    );
+    assert!(host
+        .log_text(vm)
+        .contains("configured 0 service(s), default service \"default\""));
 }
 
 #[test]
@@ -109,7 +131,7 @@ fn invalid_configuration_is_refused_with_the_field_path() {
     assert_eq!(errors.len(), 1, "one error line: {}", err.log_text());
     assert_eq!(
         errors[0].message,
-        "edge: configuration rejected: services[2].match.path_prefix: must start with '/'"
+        "configuration rejected: services[2].match.path_prefix: must start with '/'"
     );
 }
 
@@ -119,7 +141,9 @@ fn garbage_configuration_is_refused_not_a_crash() {
     for bad in ["{", "\u{0}\u{1}", "{\"services\": 5}", "[1,2]"] {
         match host.start_vm(bad) {
             Err(StartError::Rejected { log, .. }) => {
-                assert!(log.iter().any(|l| l.message.starts_with("edge: configuration rejected: ")))
+                assert!(log
+                    .iter()
+                    .any(|l| l.message.starts_with("configuration rejected: ")))
             }
             Err(StartError::Trap(trap)) => panic!("config {bad:?} trapped the filter: {trap}"),
             Ok(_) => panic!("config {bad:?} was accepted"),

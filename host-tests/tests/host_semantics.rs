@@ -27,11 +27,19 @@ fn shared_data_cas_semantics() {
     assert_eq!(read.body_text(), "one");
     let cas1: u32 = read.header("x-cas").unwrap().parse().unwrap();
     // The current cas is accepted, and the write gets a new cas.
-    assert_eq!(host.request(vm, probe(&format!("shared-set:k:two:{cas1}"))).status, 200);
+    assert_eq!(
+        host.request(vm, probe(&format!("shared-set:k:two:{cas1}")))
+            .status,
+        200
+    );
     let cas2: u32 = host.shared_get("k").unwrap().1;
     assert_ne!(cas1, cas2);
     // A stale cas is refused and the value stays.
-    assert_eq!(host.request(vm, probe(&format!("shared-set:k:three:{cas1}"))).status, 409);
+    assert_eq!(
+        host.request(vm, probe(&format!("shared-set:k:three:{cas1}")))
+            .status,
+        409
+    );
     assert_eq!(host.shared_get("k").unwrap().0, b"two");
     // cas 0 overwrites whatever is there.
     assert_eq!(host.request(vm, probe("shared-set:k:four:0")).status, 200);
@@ -42,8 +50,18 @@ fn shared_data_cas_semantics() {
 fn two_vms_racing_on_one_key_one_wins() {
     let (mut host, vms) = probe_host(2, "");
     host.shared_set("counter", b"0", 0).unwrap();
-    let cas_a: u32 = host.request(vms[0], probe("shared-get:counter")).header("x-cas").unwrap().parse().unwrap();
-    let cas_b: u32 = host.request(vms[1], probe("shared-get:counter")).header("x-cas").unwrap().parse().unwrap();
+    let cas_a: u32 = host
+        .request(vms[0], probe("shared-get:counter"))
+        .header("x-cas")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let cas_b: u32 = host
+        .request(vms[1], probe("shared-get:counter"))
+        .header("x-cas")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_eq!(cas_a, cas_b, "both VMs read the same version");
     let first = host.request(vms[0], probe(&format!("shared-set:counter:a:{cas_a}")));
     let second = host.request(vms[1], probe(&format!("shared-set:counter:b:{cas_b}")));
@@ -67,11 +85,17 @@ fn queue_wakes_the_registering_vm() {
     let owner = host.start_vm("queue=work").unwrap();
     let sender = host.start_vm("").unwrap();
     let reply = host.request(sender, probe("enqueue:edge:work:hello"));
-    assert_eq!((reply.status, reply.body_text().as_str()), (200, "enqueued 1"));
+    assert_eq!(
+        (reply.status, reply.body_text().as_str()),
+        (200, "enqueued 1")
+    );
     assert!(host.log_text(owner).contains("probe: dequeued hello"));
     assert!(!host.log_text(sender).contains("dequeued"));
     assert_eq!(host.metric("probe.dequeued").unwrap().value, 1);
-    assert_eq!(host.request(sender, probe("enqueue:edge:nothing:x")).status, 404);
+    assert_eq!(
+        host.request(sender, probe("enqueue:edge:nothing:x")).status,
+        404
+    );
 }
 
 #[test]
@@ -100,7 +124,10 @@ fn metrics_are_shared_by_name_and_histograms_are_write_only() {
     host.request(vms[1], probe("metric:9:300"));
     assert_eq!(host.metric("probe.requests").unwrap().value, 2);
     assert_eq!(host.metric("probe.gauge").unwrap().value, 9);
-    assert_eq!(host.metric("probe.latency").unwrap().samples, vec![250, 300]);
+    assert_eq!(
+        host.metric("probe.latency").unwrap().samples,
+        vec![250, 300]
+    );
 }
 
 #[test]
@@ -130,7 +157,10 @@ fn http_call_timeout_reports_a_failed_call() {
     host.origin(|_| Reply::ok("late").delay_ms(500));
     let start = host.now_ns();
     let response = host.request(vm, probe("call:100"));
-    assert_eq!((response.status, response.body_text().as_str()), (502, "call failed"));
+    assert_eq!(
+        (response.status, response.body_text().as_str()),
+        (502, "call failed")
+    );
     assert_eq!(host.now_ns() - start, 100_000_000);
 }
 
@@ -150,9 +180,14 @@ fn upstream_reset_and_timeout_look_like_envoy() {
     assert_eq!(host.now_ns() - start, 150_000_000);
     let reset = host.request(vm, Request::get("/reset"));
     assert_eq!(reset.status, 503);
-    assert!(reset.body_text().contains("reset reason: connection termination"));
+    assert!(reset
+        .body_text()
+        .contains("reset reason: connection termination"));
     let timeout = host.request(vm, Request::get("/slow"));
-    assert_eq!((timeout.status, timeout.body_text().as_str()), (504, "upstream request timeout"));
+    assert_eq!(
+        (timeout.status, timeout.body_text().as_str()),
+        (504, "upstream request timeout")
+    );
     // The filter saw every response, the failures included.
     for response in [ok, reset, timeout] {
         assert_eq!(response.header("x-probe-response").as_deref(), Some("seen"));
@@ -199,16 +234,25 @@ fn guest_panic_is_reported_with_its_message_and_log() {
     let (mut host, vms) = probe_host(1, "");
     let trap = host.try_request(vms[0], probe("panic")).unwrap_err();
     assert_eq!(trap.function, "proxy_on_request_headers");
-    assert!(trap.panic_message().unwrap().contains("probe asked to panic"));
+    assert!(trap
+        .panic_message()
+        .unwrap()
+        .contains("probe asked to panic"));
     let text = trap.to_string();
-    assert!(text.starts_with("guest panicked in proxy_on_request_headers"), "{text}");
-    assert!(text.contains("probe: configured"), "the guest's earlier log is included: {text}");
+    assert!(
+        text.starts_with("guest panicked in proxy_on_request_headers"),
+        "{text}"
+    );
+    assert!(
+        text.contains("probe: configured"),
+        "the guest's earlier log is included: {text}"
+    );
     // The VM is dead, as in Envoy: every later request on it fails too.
     assert!(host.trap(vms[0]).is_some());
     assert!(host.try_request(vms[0], Request::get("/")).is_err());
     // The scenario API fails the test with the same report.
-    let failure = catch_unwind(AssertUnwindSafe(|| host.request(vms[0], Request::get("/"))))
-        .unwrap_err();
+    let failure =
+        catch_unwind(AssertUnwindSafe(|| host.request(vms[0], Request::get("/")))).unwrap_err();
     let message = failure.downcast_ref::<String>().unwrap();
     assert!(message.contains("probe asked to panic"), "{message}");
 }
@@ -222,7 +266,9 @@ fn rejected_configuration_keeps_the_log() {
         Ok(_) => panic!("expected a rejection"),
     }
     let err = host.start_vm("reject=1").unwrap_err();
-    assert!(err.log_text().contains("[error] probe: configuration rejected on purpose"));
+    assert!(err
+        .log_text()
+        .contains("[error] probe: configuration rejected on purpose"));
 }
 
 #[test]
@@ -239,9 +285,13 @@ fn unknown_import_fails_loudly() {
 
 #[test]
 fn missing_module_fails_loudly() {
-    let failure = catch_unwind(|| Host::from_file("/nonexistent/filter.wasm").now_ns()).unwrap_err();
+    let failure =
+        catch_unwind(|| Host::from_file("/nonexistent/filter.wasm").now_ns()).unwrap_err();
     let message = failure.downcast_ref::<String>().unwrap();
-    assert!(message.contains("cannot read the wasm module /nonexistent/filter.wasm"), "{message}");
+    assert!(
+        message.contains("cannot read the wasm module /nonexistent/filter.wasm"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -255,7 +305,9 @@ fn trap_without_panic_hook_is_reported_as_a_trap() {
     match host.start_vm("") {
         Err(StartError::Trap(trap)) => {
             assert_eq!(trap.function, "proxy_on_vm_start");
-            assert!(trap.to_string().starts_with("guest trapped in proxy_on_vm_start"));
+            assert!(trap
+                .to_string()
+                .starts_with("guest trapped in proxy_on_vm_start"));
         }
         other => panic!("expected a trap, got {:?}", other.map(|_| ())),
     }

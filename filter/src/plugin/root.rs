@@ -26,14 +26,14 @@ impl RootContext for EdgeRoot {
         ) {
             Ok(bytes) => bytes.unwrap_or_default(),
             Err(status) => {
-                error!("edge: configuration rejected: config: cannot be read ({status:?})");
+                error!("configuration rejected: config: cannot be read ({status:?})");
                 return false;
             }
         };
         match Config::parse_registry(&bytes) {
             Ok(registry) => {
                 info!(
-                    "edge: configured {} service(s), default service {:?}",
+                    "configured {} service(s), default service {:?}",
                     registry.service_count(),
                     registry.default_service().name
                 );
@@ -42,7 +42,7 @@ impl RootContext for EdgeRoot {
             }
             Err(err) => {
                 // Envoy refuses the plugin on `false`; one line names the field and the reason.
-                error!("edge: configuration rejected: {err}");
+                error!("configuration rejected: {err}");
                 false
             }
         }

@@ -100,8 +100,8 @@ impl Config {
             return Err(ConfigError::new("config", "must be a JSON object"));
         }
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        let config: Self = serde_path_to_error::deserialize(&mut deserializer)
-            .map_err(ConfigError::from_json)?;
+        let config: Self =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(ConfigError::from_json)?;
         deserializer
             .end()
             .map_err(|err| ConfigError::new("config", format!("trailing characters: {err}")))?;
@@ -158,7 +158,10 @@ fn validate_name(path: &str, name: &str, seen: &[(&str, String)]) -> Result<(), 
     if name.len() > MAX_SERVICE_NAME_LEN {
         return Err(ConfigError::new(
             path,
-            format!("is {} bytes long, at most {MAX_SERVICE_NAME_LEN} are allowed", name.len()),
+            format!(
+                "is {} bytes long, at most {MAX_SERVICE_NAME_LEN} are allowed",
+                name.len()
+            ),
         ));
     }
     if let Some(bad) = name
@@ -218,8 +221,7 @@ impl MatchConfig {
             }
         }
         if let Some(authority) = &self.authority {
-            if authority.is_empty() || authority.contains(|c: char| c.is_whitespace() || c == '/')
-            {
+            if authority.is_empty() || authority.contains(|c: char| c.is_whitespace() || c == '/') {
                 return Err(ConfigError::new(
                     format!("{path}.authority"),
                     "must be a host name with an optional port",

@@ -32,7 +32,11 @@ impl ConfigError {
             _ => message,
         };
         let reason = if inner.line() > 0 {
-            format!("{reason} (line {}, column {})", inner.line(), inner.column())
+            format!(
+                "{reason} (line {}, column {})",
+                inner.line(),
+                inner.column()
+            )
         } else {
             reason
         };

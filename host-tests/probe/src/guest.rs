@@ -56,7 +56,9 @@ impl RootContext for ProbeRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(ProbeHttp { action: String::new() }))
+        Some(Box::new(ProbeHttp {
+            action: String::new(),
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -83,10 +85,7 @@ impl Context for ProbeHttp {
                     .get_http_call_response_body(0, body_size)
                     .unwrap_or_default();
                 self.set_http_request_header("x-call-status", Some(&status));
-                self.set_http_request_header(
-                    "x-call-body",
-                    Some(&String::from_utf8_lossy(&body)),
-                );
+                self.set_http_request_header("x-call-body", Some(&String::from_utf8_lossy(&body)));
                 self.resume_http_request();
             }
             None => {
@@ -142,10 +141,15 @@ impl HttpContext for ProbeHttp {
                 )
             }
             "call" => {
-                let timeout = Duration::from_millis(parts.get(1).map_or(5000, |t| t.parse().unwrap()));
+                let timeout =
+                    Duration::from_millis(parts.get(1).map_or(5000, |t| t.parse().unwrap()));
                 self.dispatch_http_call(
                     "origin",
-                    vec![(":method", "GET"), (":path", "/called"), (":authority", "origin")],
+                    vec![
+                        (":method", "GET"),
+                        (":path", "/called"),
+                        (":authority", "origin"),
+                    ],
                     None,
                     vec![],
                     timeout,

@@ -1,0 +1,18 @@
+//! Starting Envoy with the edge filter: options, the rendered Envoy configuration, the Envoy
+//! process, and a tiny HTTP client for readiness checks and tests.
+
+mod envoy_process;
+mod http_client;
+mod options;
+mod paths;
+mod ports;
+mod render;
+mod stack;
+
+pub use envoy_process::EnvoyProcess;
+pub use http_client::{http_request, HttpResponse};
+pub use options::{LaunchOptions, Upstream, USAGE};
+pub use paths::{default_envoy_binary, default_plugin_config, default_wasm, workspace_root};
+pub use ports::free_port;
+pub use render::{render_envoy_config, RenderInput};
+pub use stack::Stack;

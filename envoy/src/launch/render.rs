@@ -1,0 +1,116 @@
+use std::net::SocketAddr;
+
+/// What the rendered Envoy configuration depends on.
+#[derive(Debug, Clone)]
+pub struct RenderInput<'a> {
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    pub upstream_host: &'a str,
+    pub upstream_port: u16,
+    /// Path of the `.wasm` as Envoy should open it.
+    pub wasm: &'a str,
+    /// The plugin configuration (JSON text), passed to the filter verbatim.
+    pub plugin_config: &'a str,
+}
+
+/// Renders the Envoy configuration of the demo. `envoy/envoy.yaml` is this function's output
+/// for the default options (a test keeps the two equal).
+pub fn render_envoy_config(input: &RenderInput<'_>) -> String {
+    let cluster_type = if input.upstream_host.parse::<std::net::IpAddr>().is_ok() {
+        "STATIC"
+    } else {
+        "STRICT_DNS"
+    };
+    let plugin_config: String = input
+        .plugin_config
+        .trim_end()
+        .lines()
+        .map(|line| format!("                    {line}\n"))
+        .collect();
+    format!(
+        r#"# Envoy configuration for the edge acceleration demo.
+# Rendered by `edge-launch --print-config` with its default options; the launcher renders the
+# same file with your options. Run from the repository root:
+#   envoy -c envoy/envoy.yaml --concurrency 2
+admin:
+  address:
+    socket_address: {{ address: {admin_ip}, port_value: {admin_port} }}
+static_resources:
+  listeners:
+  - name: edge
+    address:
+      socket_address: {{ address: {listen_ip}, port_value: {listen_port} }}
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: edge
+          route_config:
+            name: edge
+            virtual_hosts:
+            - name: origin
+              domains: ["*"]
+              routes:
+              - match: {{ prefix: "/" }}
+                route: {{ cluster: origin, timeout: 15s }}
+          http_filters:
+          # Decoding runs top to bottom, encoding bottom to top: the edge filter sees and
+          # stores uncompressed responses, and the compressors encode what leaves for clients.
+          - name: compressor-brotli
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor
+              compressor_library:
+                name: brotli
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.compression.brotli.compressor.v3.Brotli
+          - name: compressor-gzip
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor
+              compressor_library:
+                name: gzip
+                typed_config:
+                  "@type": type.googleapis.com/envoy.extensions.compression.gzip.compressor.v3.Gzip
+          - name: envoy.filters.http.wasm
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm
+              config:
+                name: edge
+                root_id: edge
+                # FAIL_RELOAD: if the VM ever dies, new requests get a fresh VM instead of
+                # 503s (FAIL_CLOSED) or losing rate limits and dedup (FAIL_OPEN). Shared data
+                # (L2, buckets, breakers) survives the reload.
+                failure_policy: FAIL_RELOAD
+                vm_config:
+                  vm_id: edge
+                  runtime: envoy.wasm.runtime.v8
+                  code:
+                    local:
+                      filename: {wasm:?}
+                configuration:
+                  "@type": type.googleapis.com/google.protobuf.StringValue
+                  value: |
+{plugin_config}          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: origin
+    type: {cluster_type}
+    connect_timeout: 2s
+    load_assignment:
+      cluster_name: origin
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: {{ address: {upstream_host}, port_value: {upstream_port} }}
+"#,
+        admin_ip = input.admin.ip(),
+        admin_port = input.admin.port(),
+        listen_ip = input.listen.ip(),
+        listen_port = input.listen.port(),
+        wasm = input.wasm,
+        upstream_host = input.upstream_host,
+        upstream_port = input.upstream_port,
+    )
+}

@@ -1,0 +1,108 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::envoy_process::EnvoyProcess;
+use super::options::{LaunchOptions, Upstream};
+use super::paths::workspace_root;
+use super::render::{render_envoy_config, RenderInput};
+use crate::origin::{OriginConfig, OriginHandle};
+
+/// Envoy with the edge filter in front of an origin (the demo origin unless one was given).
+/// Dropping it stops Envoy and the demo origin.
+pub struct Stack {
+    /// Declared first: Envoy stops before its origin.
+    pub envoy: EnvoyProcess,
+    pub origin: Option<OriginHandle>,
+    pub listen: SocketAddr,
+    pub admin: SocketAddr,
+    /// `HOST:PORT` of the upstream.
+    pub upstream: String,
+    pub run_dir: PathBuf,
+}
+
+/// How long Envoy may take to load the filter and open its listener.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Stack {
+    /// Starts the origin (for [`Upstream::Demo`]) and Envoy, and waits until Envoy is ready.
+    pub fn start(options: &LaunchOptions) -> Result<Self, String> {
+        let plugin_config = std::fs::read_to_string(&options.plugin_config).map_err(|err| {
+            format!(
+                "cannot read the plugin configuration {}: {err}",
+                options.plugin_config.display()
+            )
+        })?;
+        Self::start_with_plugin_config(options, &plugin_config)
+    }
+
+    /// [`Stack::start`] with the plugin configuration given as text.
+    pub fn start_with_plugin_config(
+        options: &LaunchOptions,
+        plugin_config: &str,
+    ) -> Result<Self, String> {
+        if !options.wasm.exists() {
+            return Err(format!(
+                "no filter module at {} — build it with: cargo build --release --target \
+                 wasm32-unknown-unknown -p edge-filter",
+                options.wasm.display()
+            ));
+        }
+        let (origin, host, port) = match &options.upstream {
+            Upstream::Demo => {
+                let config = OriginConfig {
+                    latency_scale: options.origin_latency_scale,
+                    ..OriginConfig::default()
+                };
+                let origin = OriginHandle::start(SocketAddr::from(([127, 0, 0, 1], 0)), config)
+                    .map_err(|err| format!("cannot start the demo origin: {err}"))?;
+                let addr = origin.addr();
+                (Some(origin), addr.ip().to_string(), addr.port())
+            }
+            Upstream::External { host, port } => (None, host.clone(), *port),
+        };
+        let run_dir = new_run_dir()?;
+        let wasm = options.wasm.canonicalize().unwrap_or(options.wasm.clone());
+        let config = render_envoy_config(&RenderInput {
+            listen: options.listen,
+            admin: options.admin,
+            upstream_host: &host,
+            upstream_port: port,
+            wasm: &wasm.to_string_lossy(),
+            plugin_config,
+        });
+        let config_path = run_dir.join("envoy.yaml");
+        std::fs::write(&config_path, config)
+            .map_err(|err| format!("cannot write {}: {err}", config_path.display()))?;
+        let mut envoy = EnvoyProcess::spawn(
+            &options.envoy,
+            &config_path,
+            options.workers,
+            &options.log_level,
+            options.admin,
+            &run_dir.join("envoy.log"),
+        )?;
+        envoy.wait_ready(READY_TIMEOUT)?;
+        Ok(Self {
+            envoy,
+            origin,
+            listen: options.listen,
+            admin: options.admin,
+            upstream: format!("{host}:{port}"),
+            run_dir,
+        })
+    }
+}
+
+/// `target/edge-runs/<pid>-<n>`: the rendered configuration and Envoy's log of one run.
+fn new_run_dir() -> Result<PathBuf, String> {
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+    let n = RUNS.fetch_add(1, Ordering::Relaxed);
+    let dir = workspace_root()
+        .join("target/edge-runs")
+        .join(format!("{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+    Ok(dir)
+}
