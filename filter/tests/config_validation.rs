@@ -56,8 +56,8 @@ fn unknown_field() {
     );
     assert_eq!(
         error(r#"{"limit": {}}"#),
-        "limit: unknown field `limit`, expected one of `services`, `default_service`, `limits` \
-         (line 1, column 8)"
+        "limit: unknown field `limit`, expected one of `services`, `default_service`, `limits`, \
+         `admin`, `upstream_cluster`, `cache_status_name`, `generation_refresh_ms` (line 1, column 8)"
     );
 }
 
@@ -226,12 +226,70 @@ fn out_of_range_limits() {
 #[test]
 fn feature_sections_not_built_yet_are_refused() {
     assert_eq!(
-        error(r#"{"services": [{"name": "a", "match": {"path_prefix": "/"}, "cache": {}}]}"#),
-        "services[0].cache: this feature is not available in this build yet; remove the section"
+        error(r#"{"services": [{"name": "a", "match": {"path_prefix": "/"}, "dedup": {}}]}"#),
+        "services[0].dedup: this feature is not available in this build yet; remove the section"
     );
     assert_eq!(
         error(r#"{"default_service": {"breaker": {}}}"#),
         "default_service.breaker: this feature is not available in this build yet; remove the section"
+    );
+}
+
+#[test]
+fn cache_section_is_validated() {
+    let cases = [
+        (r#"{"default_ttl_s": 100, "max_ttl_s": 50}"#, "services[0].cache.default_ttl_s: 100 is larger than max_ttl_s (50)"),
+        (r#"{"max_ttl_s": 0}"#, "services[0].cache.max_ttl_s: 0 is out of range, must be between 1 and 31536000 (a year)"),
+        (r#"{"key": {"query_allow": ["a"]}}"#, "services[0].cache.key.query_allow: only applies with \"query\": \"allow\""),
+        (r#"{"key": {"query": "allow"}}"#, "services[0].cache.key.query_allow: must list at least one parameter with \"query\": \"allow\" (or use \"none\")"),
+        (r#"{"key": {"query_deny": ["a=b"]}}"#, "services[0].cache.key.query_deny[0]: \"a=b\" is not a parameter name (a trailing '*' matches a prefix)"),
+        (r#"{"key": {"headers": ["Accept"]}}"#, "services[0].cache.key.headers[0]: \"Accept\" is not a lower-case header name"),
+        (r#"{"tenant": {}}"#, "services[0].cache.tenant: must name exactly one of header, query, path_segment"),
+        (r#"{"tenant": {"header": "x-a", "query": "b"}}"#, "services[0].cache.tenant: must name exactly one of header, query, path_segment"),
+        (r#"{"tenant": {"path_segment": 0}}"#, "services[0].cache.tenant.path_segment: segments count from 1"),
+        (r#"{"key": {"query": "some"}}"#, "services[0].cache.key.query: unknown variant `some`, expected one of `all`, `allow`, `none` (line 1, column 92)"),
+    ];
+    for (cache, expected) in cases {
+        let json = format!(
+            r#"{{"services": [{{"name": "s", "match": {{"path_prefix": "/"}}, "cache": {cache}}}]}}"#
+        );
+        assert_eq!(error(&json), expected, "for cache {cache}");
+    }
+    assert!(Config::parse(
+        br#"{"services": [{"name": "s", "match": {"path_prefix": "/"}, "cache": {}}]}"#
+    )
+    .is_ok());
+}
+
+#[test]
+fn global_settings_are_validated() {
+    assert_eq!(
+        error(r#"{"admin": {"token": "short"}}"#),
+        "admin.token: must be at least 16 characters without spaces"
+    );
+    assert_eq!(
+        error(r#"{"admin": {"path_prefix": "/api/"}}"#),
+        "admin.path_prefix: must start with '/' and not end with '/'"
+    );
+    assert_eq!(
+        error(r#"{"upstream_cluster": ""}"#),
+        "upstream_cluster: must not be empty"
+    );
+    assert_eq!(
+        error(r#"{"generation_refresh_ms": 5}"#),
+        "generation_refresh_ms: 5 is out of range, must be between 10 and 60000"
+    );
+    assert_eq!(
+        error(r#"{"limits": {"l1_tenant_share_percent": 0}}"#),
+        "limits.l1_tenant_share_percent: 0 is out of range, must be between 1 and 100"
+    );
+    let debug = format!(
+        "{:?}",
+        Config::parse(br#"{"admin": {"token": "0123456789abcdef-secret"}}"#).unwrap()
+    );
+    assert!(
+        !debug.contains("secret"),
+        "the admin token never shows in Debug output: {debug}"
     );
 }
 

@@ -2,11 +2,12 @@ use serde::Deserialize;
 
 use super::sections::refuse_unbuilt;
 use super::{
-    BreakerSection, CacheSection, ConfigError, DedupSection, Limits, RateLimitSection, Registry,
+    AdminConfig, BreakerSection, CacheSection, ConfigError, DedupSection, Limits, RateLimitSection,
+    Registry,
 };
 
 /// The plugin configuration as operators write it (JSON). Unknown fields are refused.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Named services, matched in order; the first match wins.
@@ -17,6 +18,44 @@ pub struct Config {
     pub default_service: DefaultServiceConfig,
     #[serde(default)]
     pub limits: Limits,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// The Envoy cluster of the origin, for requests the filter makes itself (revalidation).
+    #[serde(default = "default_upstream_cluster")]
+    pub upstream_cluster: String,
+    /// The cache's name in `Cache-Status` response headers.
+    #[serde(default = "default_cache_status_name")]
+    pub cache_status_name: String,
+    /// How often each worker re-reads purge generations from shared data; a purge made on one
+    /// worker takes effect on the others within this time.
+    #[serde(default = "default_generation_refresh_ms")]
+    pub generation_refresh_ms: u64,
+}
+
+fn default_upstream_cluster() -> String {
+    "origin".to_string()
+}
+
+fn default_cache_status_name() -> String {
+    "edge".to_string()
+}
+
+fn default_generation_refresh_ms() -> u64 {
+    250
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            services: Vec::new(),
+            default_service: DefaultServiceConfig::default(),
+            limits: Limits::default(),
+            admin: AdminConfig::default(),
+            upstream_cluster: default_upstream_cluster(),
+            cache_status_name: default_cache_status_name(),
+            generation_refresh_ms: default_generation_refresh_ms(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -130,9 +169,11 @@ impl Config {
             validate_name(&format!("{path}.name"), &service.name, &seen)?;
             seen.push((&service.name, path.clone()));
             service.match_.validate(&format!("{path}.match"))?;
+            if let Some(cache) = &service.cache {
+                cache.validate(&format!("{path}.cache"))?;
+            }
             refuse_unbuilt(
                 &path,
-                service.cache.as_ref(),
                 service.dedup.as_ref(),
                 service.rate_limit.as_ref(),
                 service.breaker.as_ref(),
@@ -140,14 +181,41 @@ impl Config {
         }
         let default = &self.default_service;
         validate_name("default_service.name", &default.name, &seen)?;
+        if let Some(cache) = &default.cache {
+            cache.validate("default_service.cache")?;
+        }
         refuse_unbuilt(
             "default_service",
-            default.cache.as_ref(),
             default.dedup.as_ref(),
             default.rate_limit.as_ref(),
             default.breaker.as_ref(),
         )?;
-        self.limits.validate()
+        self.limits.validate()?;
+        self.admin.validate()?;
+        if self.upstream_cluster.is_empty() {
+            return Err(ConfigError::new("upstream_cluster", "must not be empty"));
+        }
+        if self.cache_status_name.is_empty()
+            || !self
+                .cache_status_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(ConfigError::new(
+                "cache_status_name",
+                "must be a token of letters, digits, '-', '_' and '.'",
+            ));
+        }
+        if !(10..=60_000).contains(&self.generation_refresh_ms) {
+            return Err(ConfigError::new(
+                "generation_refresh_ms",
+                format!(
+                    "{} is out of range, must be between 10 and 60000",
+                    self.generation_refresh_ms
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -14,6 +14,8 @@ pub struct Limits {
     pub l2_slots: u64,
     /// Largest response body the filter buffers and stores.
     pub max_entry_bytes: u64,
+    /// Most of L1's entries one tenant may hold, in percent (absent: no per-tenant cap).
+    pub l1_tenant_share_percent: Option<u64>,
 }
 
 impl Default for Limits {
@@ -23,6 +25,7 @@ impl Default for Limits {
             l1_max_bytes: 64 * MIB,
             l2_slots: 65_536,
             max_entry_bytes: MIB,
+            l1_tenant_share_percent: None,
         }
     }
 }
@@ -48,6 +51,14 @@ impl Limits {
                 return Err(ConfigError::new(
                     format!("limits.{field}"),
                     format!("{value} is out of range, must be between {low} and {high}"),
+                ));
+            }
+        }
+        if let Some(share) = self.l1_tenant_share_percent {
+            if !(1..=100).contains(&share) {
+                return Err(ConfigError::new(
+                    "limits.l1_tenant_share_percent",
+                    format!("{share} is out of range, must be between 1 and 100"),
                 ));
             }
         }

@@ -1,15 +1,21 @@
 //! Host-free policy: everything that decides, nothing that talks to the host.
 
+mod admin_config;
+pub mod cache;
+mod cache_config;
 mod config;
 mod config_error;
 mod limits;
 mod matcher;
 mod registry;
 mod sections;
+pub mod shared_store;
 
+pub use admin_config::{AdminConfig, MIN_TOKEN_LEN};
+pub use cache_config::{CacheSection, KeyConfig, QueryMode, TenantConfig};
 pub use config::{Config, DefaultServiceConfig, MatchConfig, ServiceConfig};
 pub use config_error::ConfigError;
 pub use limits::Limits;
 pub use matcher::{Matcher, PathMatch, RequestAttributes};
-pub use registry::{Registry, Service};
-pub use sections::{BreakerSection, CacheSection, DedupSection, RateLimitSection};
+pub use registry::{GlobalSettings, Registry, Service};
+pub use sections::{BreakerSection, DedupSection, RateLimitSection};

@@ -1,18 +1,32 @@
-use super::{Config, Limits, Matcher, RequestAttributes};
+use super::{AdminConfig, CacheSection, Config, Limits, Matcher, RequestAttributes};
 
-/// A named service traffic is attributed to. Feature settings join it as features land.
+/// A named service traffic is attributed to, with its feature settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Service {
     pub name: String,
+    /// Position in the registry (the default service comes after the named ones); used as the
+    /// service's purge-generation slot.
+    pub index: usize,
+    pub cache: Option<CacheSection>,
+}
+
+/// Settings that are not per service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalSettings {
+    pub limits: Limits,
+    pub admin: AdminConfig,
+    pub upstream_cluster: String,
+    pub cache_status_name: String,
+    pub generation_refresh_ms: u64,
 }
 
 /// The validated configuration in the form the request path uses: services in match order,
-/// the default service, and the global limits.
+/// the default service, and the global settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registry {
     services: Vec<(Matcher, Service)>,
     default: Service,
-    limits: Limits,
+    settings: GlobalSettings,
 }
 
 impl Registry {
@@ -21,19 +35,30 @@ impl Registry {
             services: config
                 .services
                 .iter()
-                .map(|s| {
+                .enumerate()
+                .map(|(index, s)| {
                     (
                         Matcher::new(&s.match_),
                         Service {
                             name: s.name.clone(),
+                            index,
+                            cache: s.cache.clone(),
                         },
                     )
                 })
                 .collect(),
             default: Service {
                 name: config.default_service.name.clone(),
+                index: config.services.len(),
+                cache: config.default_service.cache.clone(),
             },
-            limits: config.limits.clone(),
+            settings: GlobalSettings {
+                limits: config.limits.clone(),
+                admin: config.admin.clone(),
+                upstream_cluster: config.upstream_cluster.clone(),
+                cache_status_name: config.cache_status_name.clone(),
+                generation_refresh_ms: config.generation_refresh_ms,
+            },
         }
     }
 
@@ -45,6 +70,15 @@ impl Registry {
             .map_or(&self.default, |(_, service)| service)
     }
 
+    /// A service (or the default service) by name.
+    pub fn service_named(&self, name: &str) -> Option<&Service> {
+        self.services
+            .iter()
+            .map(|(_, service)| service)
+            .chain(std::iter::once(&self.default))
+            .find(|service| service.name == name)
+    }
+
     pub fn service_count(&self) -> usize {
         self.services.len()
     }
@@ -54,6 +88,15 @@ impl Registry {
     }
 
     pub fn limits(&self) -> &Limits {
-        &self.limits
+        &self.settings.limits
+    }
+
+    pub fn settings(&self) -> &GlobalSettings {
+        &self.settings
+    }
+
+    /// Whether any service caches (the filter then keeps L1 and watches purge generations).
+    pub fn caches(&self) -> bool {
+        self.default.cache.is_some() || self.services.iter().any(|(_, s)| s.cache.is_some())
     }
 }

@@ -3,11 +3,6 @@
 
 use serde::Deserialize;
 
-/// Edge caching (L1 per worker, L2 in shared data).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CacheSection {}
-
 /// Webhook deduplication / idempotency.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,13 +21,11 @@ pub struct BreakerSection {}
 /// Refuses feature sections whose feature this build does not have yet.
 pub(crate) fn refuse_unbuilt(
     path: &str,
-    cache: Option<&CacheSection>,
     dedup: Option<&DedupSection>,
     rate_limit: Option<&RateLimitSection>,
     breaker: Option<&BreakerSection>,
 ) -> Result<(), crate::policy::ConfigError> {
     let present = [
-        ("cache", cache.is_some()),
         ("dedup", dedup.is_some()),
         ("rate_limit", rate_limit.is_some()),
         ("breaker", breaker.is_some()),

@@ -1,0 +1,807 @@
+//! The stored cache entry and its versioned binary codec.
+//!
+//! # Byte layout (format version 1)
+//!
+//! All integers are little-endian. `str` = `u32` length + UTF-8 bytes.
+//!
+//! ```text
+//! offset  size  field
+//! 0       1     version (= ENTRY_FORMAT_VERSION)
+//! 1       1     flags: bit0 = body is LZ4-compressed; other bits must be 0
+//! 2       4     raw_body_len    (u32, uncompressed body length)
+//! 6       4     stored_body_len (u32, bytes of the body section at the end)
+//! 10      4     key_len (u32)
+//! 14      k     key (UTF-8)
+//! ..      2     status (u16)
+//! ..      8     request_time (u64)
+//! ..      8     response_time (u64)
+//! ..      8     freshness_lifetime (u64)
+//! ..      4     hits (u32)
+//! ..      1     presence bits: bit0 date, bit1 age_header,
+//!               bit2 stale_while_revalidate, bit3 stale_if_error,
+//!               bit4 last_modified, bit5 etag, bit6 must_revalidate;
+//!               bit7 must be 0
+//! ..      8*    one u64 per present numeric option, in bit order (0..=4)
+//! ..            etag: str (only when bit5 set)
+//! ..      4     header count (u32, <= MAX_HEADERS), then per header: name str, value str
+//! ..      4     vary count (u32, <= MAX_HEADERS), then per item: name str, value str
+//! ..      4     generation count (u32, <= MAX_GENERATIONS), then u32 each
+//! ..      s     body section (exactly stored_body_len bytes, must end the buffer):
+//!               raw body, or (flag bit0) the lz4_flex block format with its
+//!               u32 LE size prefix (`compress_prepend_size`), whose prefix
+//!               must equal raw_body_len
+//! ```
+//!
+//! The fixed 14-byte prefix makes [`Entry::stored_body_len`] O(1) and
+//! [`Entry::decode_key`] O(key length).
+
+/// Version byte written first in every encoded entry.
+pub const ENTRY_FORMAT_VERSION: u8 = 1;
+
+/// Bodies strictly larger than this many bytes are LZ4-compressed (when that
+/// actually saves bytes).
+pub const LZ4_THRESHOLD: usize = 1024;
+
+/// Largest (decompressed) body `decode` accepts.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Largest header (and Vary item) count `decode` accepts.
+pub const MAX_HEADERS: usize = 1024;
+
+/// Largest purge-generation count `decode` accepts.
+pub const MAX_GENERATIONS: usize = 16;
+
+const FLAG_LZ4: u8 = 0b0000_0001;
+const FIXED_PREFIX: usize = 14;
+
+const HAS_DATE: u8 = 1 << 0;
+const HAS_AGE: u8 = 1 << 1;
+const HAS_SWR: u8 = 1 << 2;
+const HAS_SIE: u8 = 1 << 3;
+const HAS_LAST_MODIFIED: u8 = 1 << 4;
+const HAS_ETAG: u8 = 1 << 5;
+const MUST_REVALIDATE: u8 = 1 << 6;
+const PRESENCE_RESERVED: u8 = 1 << 7;
+
+/// LZ4's best possible ratio is about 255:1; anything claiming more is
+/// corrupt. Checked before allocating the output buffer so a tiny corrupt
+/// slot cannot make us allocate 64 MiB.
+const LZ4_MAX_RATIO: usize = 256;
+
+/// A stored response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Full cache key; checked on read (L2 slots are shared by hash).
+    pub key: String,
+    pub status: u16,
+    /// Stored response headers (hop-by-hop ones already removed).
+    pub headers: Vec<(String, String)>,
+    /// Uncompressed body.
+    pub body: Vec<u8>,
+    /// Unix seconds.
+    pub request_time: u64,
+    /// Unix seconds (stored-at).
+    pub response_time: u64,
+    pub date: Option<u64>,
+    pub age_header: Option<u64>,
+    /// Seconds.
+    pub freshness_lifetime: u64,
+    pub must_revalidate: bool,
+    pub stale_while_revalidate: Option<u64>,
+    pub stale_if_error: Option<u64>,
+    pub etag: Option<String>,
+    pub last_modified: Option<u64>,
+    /// (request header name, its value at store time) for the response's Vary list.
+    pub vary: Vec<(String, String)>,
+    /// Purge generations the entry was stored under (≤ 16 values).
+    pub generations: Vec<u32>,
+    /// Hit counter (informational).
+    pub hits: u32,
+}
+
+/// Why an encoded entry could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Zero-length input.
+    Empty,
+    /// The version byte is not one this build understands.
+    UnknownVersion(u8),
+    /// A length field points past the end of the input.
+    Truncated,
+    /// Structurally inconsistent (bad flags, bad UTF-8, absurd lengths,
+    /// trailing bytes, LZ4 failure, ...).
+    Corrupt,
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Empty => f.write_str("empty cache entry"),
+            DecodeError::UnknownVersion(v) => write!(f, "unknown cache entry format version {v}"),
+            DecodeError::Truncated => f.write_str("truncated cache entry"),
+            DecodeError::Corrupt => f.write_str("corrupt cache entry"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Saturating length → u32 (an over-long field yields an encoding that
+/// `decode` rejects rather than a panic).
+fn len_u32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_u32(out, len_u32(s.len()));
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_pairs(out: &mut Vec<u8>, pairs: &[(String, String)]) {
+    put_u32(out, len_u32(pairs.len()));
+    for (n, v) in pairs {
+        put_str(out, n);
+        put_str(out, v);
+    }
+}
+
+/// Bounds-checked forward reader.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8], pos: usize) -> Self {
+        Reader { buf, pos }
+    }
+
+    fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).ok_or(DecodeError::Corrupt)?;
+        let s = self.buf.get(self.pos..end).ok_or(DecodeError::Truncated)?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let s = self.take(N)?;
+        <[u8; N]>::try_from(s).map_err(|_| DecodeError::Truncated)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(u8::from_le_bytes(self.array::<1>()?))
+    }
+
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array::<2>()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array::<4>()?))
+    }
+
+    fn len(&mut self) -> Result<usize, DecodeError> {
+        usize::try_from(self.u32()?).map_err(|_| DecodeError::Corrupt)
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array::<8>()?))
+    }
+
+    fn str(&mut self) -> Result<&'a str, DecodeError> {
+        let n = self.len()?;
+        let bytes = self.take(n)?;
+        std::str::from_utf8(bytes).map_err(|_| DecodeError::Corrupt)
+    }
+
+    /// A count field, bounded by `max` and by what the remaining input could
+    /// possibly hold (`min_item` bytes per item) so we never pre-allocate
+    /// absurd capacities.
+    fn count(&mut self, max: usize, min_item: usize) -> Result<usize, DecodeError> {
+        let n = self.len()?;
+        if n > max {
+            return Err(DecodeError::Corrupt);
+        }
+        if n.saturating_mul(min_item) > self.remaining() {
+            return Err(DecodeError::Truncated);
+        }
+        Ok(n)
+    }
+
+    fn pairs(&mut self) -> Result<Vec<(String, String)>, DecodeError> {
+        let n = self.count(MAX_HEADERS, 8)?;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = self.str()?.to_owned();
+            let value = self.str()?.to_owned();
+            out.push((name, value));
+        }
+        Ok(out)
+    }
+}
+
+/// Parsed fixed prefix: (flags, raw_body_len, stored_body_len, key).
+struct Prefix<'a> {
+    flags: u8,
+    raw_len: usize,
+    stored_len: usize,
+    key: &'a str,
+    end: usize,
+}
+
+fn check_version(bytes: &[u8]) -> Result<(), DecodeError> {
+    match bytes.first() {
+        None => Err(DecodeError::Empty),
+        Some(&ENTRY_FORMAT_VERSION) => Ok(()),
+        Some(&v) => Err(DecodeError::UnknownVersion(v)),
+    }
+}
+
+fn read_prefix(bytes: &[u8]) -> Result<Prefix<'_>, DecodeError> {
+    check_version(bytes)?;
+    let mut r = Reader::new(bytes, 1);
+    let flags = r.u8()?;
+    if flags & !FLAG_LZ4 != 0 {
+        return Err(DecodeError::Corrupt);
+    }
+    let raw_len = r.len()?;
+    let stored_len = r.len()?;
+    if raw_len > MAX_BODY_BYTES {
+        return Err(DecodeError::Corrupt);
+    }
+    let key = r.str()?;
+    Ok(Prefix {
+        flags,
+        raw_len,
+        stored_len,
+        key,
+        end: r.pos,
+    })
+}
+
+fn decode_body(p: &Prefix<'_>, stored: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    if p.flags & FLAG_LZ4 == 0 {
+        if p.raw_len != stored.len() {
+            return Err(DecodeError::Corrupt);
+        }
+        return Ok(stored.to_vec());
+    }
+    let mut r = Reader::new(stored, 0);
+    let declared = r.len().map_err(|_| DecodeError::Corrupt)?;
+    if declared != p.raw_len {
+        return Err(DecodeError::Corrupt);
+    }
+    let block = stored.get(r.pos..).ok_or(DecodeError::Corrupt)?;
+    if p.raw_len > block.len().saturating_mul(LZ4_MAX_RATIO).saturating_add(64) {
+        return Err(DecodeError::Corrupt);
+    }
+    let mut out = vec![0u8; p.raw_len];
+    let n = lz4_flex::block::decompress_into(block, &mut out).map_err(|_| DecodeError::Corrupt)?;
+    if n != p.raw_len {
+        return Err(DecodeError::Corrupt);
+    }
+    Ok(out)
+}
+
+impl Entry {
+    /// Serializes the entry (layout in the module docs). The body is
+    /// LZ4-compressed when longer than [`LZ4_THRESHOLD`] and compression
+    /// actually makes it smaller. Never panics; an entry exceeding the decode
+    /// bounds (> 64 MiB body, > 1024 headers, > 16 generations) encodes to
+    /// bytes that `decode` rejects.
+    pub fn encode(&self) -> Vec<u8> {
+        let compressed = if self.body.len() > LZ4_THRESHOLD {
+            let c = lz4_flex::block::compress_prepend_size(&self.body);
+            (c.len() < self.body.len()).then_some(c)
+        } else {
+            None
+        };
+        let (flags, stored): (u8, &[u8]) = match &compressed {
+            Some(c) => (FLAG_LZ4, c),
+            None => (0, &self.body),
+        };
+
+        let mut out = Vec::with_capacity(
+            FIXED_PREFIX
+                .saturating_add(self.key.len())
+                .saturating_add(64)
+                .saturating_add(stored.len())
+                .saturating_add(self.headers_len()),
+        );
+        out.push(ENTRY_FORMAT_VERSION);
+        out.push(flags);
+        put_u32(&mut out, len_u32(self.body.len()));
+        put_u32(&mut out, len_u32(stored.len()));
+        put_str(&mut out, &self.key);
+        out.extend_from_slice(&self.status.to_le_bytes());
+        put_u64(&mut out, self.request_time);
+        put_u64(&mut out, self.response_time);
+        put_u64(&mut out, self.freshness_lifetime);
+        put_u32(&mut out, self.hits);
+
+        let opts = [
+            (HAS_DATE, self.date),
+            (HAS_AGE, self.age_header),
+            (HAS_SWR, self.stale_while_revalidate),
+            (HAS_SIE, self.stale_if_error),
+            (HAS_LAST_MODIFIED, self.last_modified),
+        ];
+        let mut presence = 0u8;
+        for (bit, v) in &opts {
+            if v.is_some() {
+                presence |= bit;
+            }
+        }
+        if self.etag.is_some() {
+            presence |= HAS_ETAG;
+        }
+        if self.must_revalidate {
+            presence |= MUST_REVALIDATE;
+        }
+        out.push(presence);
+        for (_, v) in &opts {
+            if let Some(v) = v {
+                put_u64(&mut out, *v);
+            }
+        }
+        if let Some(etag) = &self.etag {
+            put_str(&mut out, etag);
+        }
+        put_pairs(&mut out, &self.headers);
+        put_pairs(&mut out, &self.vary);
+        put_u32(&mut out, len_u32(self.generations.len()));
+        for g in &self.generations {
+            put_u32(&mut out, *g);
+        }
+        out.extend_from_slice(stored);
+        out
+    }
+
+    /// Parses an encoding produced by [`Entry::encode`]. Never panics; any
+    /// inconsistency (including trailing bytes) is an error.
+    pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
+        let p = read_prefix(bytes)?;
+        let mut r = Reader::new(bytes, p.end);
+        let status = r.u16()?;
+        let request_time = r.u64()?;
+        let response_time = r.u64()?;
+        let freshness_lifetime = r.u64()?;
+        let hits = r.u32()?;
+        let presence = r.u8()?;
+        if presence & PRESENCE_RESERVED != 0 {
+            return Err(DecodeError::Corrupt);
+        }
+        let mut opt = |bit: u8| -> Result<Option<u64>, DecodeError> {
+            if presence & bit != 0 {
+                r.u64().map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let date = opt(HAS_DATE)?;
+        let age_header = opt(HAS_AGE)?;
+        let stale_while_revalidate = opt(HAS_SWR)?;
+        let stale_if_error = opt(HAS_SIE)?;
+        let last_modified = opt(HAS_LAST_MODIFIED)?;
+        let etag = if presence & HAS_ETAG != 0 {
+            Some(r.str()?.to_owned())
+        } else {
+            None
+        };
+        let headers = r.pairs()?;
+        let vary = r.pairs()?;
+        let gen_count = r.count(MAX_GENERATIONS, 4)?;
+        let mut generations = Vec::with_capacity(gen_count);
+        for _ in 0..gen_count {
+            generations.push(r.u32()?);
+        }
+        let stored = r.take(p.stored_len)?;
+        if r.remaining() != 0 {
+            return Err(DecodeError::Corrupt);
+        }
+        let body = decode_body(&p, stored)?;
+        Ok(Entry {
+            key: p.key.to_owned(),
+            status,
+            headers,
+            body,
+            request_time,
+            response_time,
+            date,
+            age_header,
+            freshness_lifetime,
+            must_revalidate: presence & MUST_REVALIDATE != 0,
+            stale_while_revalidate,
+            stale_if_error,
+            etag,
+            last_modified,
+            vary,
+            generations,
+            hits,
+        })
+    }
+
+    /// Reads only the version, flags and key: a cheap check that an L2 slot
+    /// holds the wanted key before a full [`Entry::decode`]. `Ok` here does
+    /// not guarantee the rest decodes.
+    pub fn decode_key(bytes: &[u8]) -> Result<&str, DecodeError> {
+        read_prefix(bytes).map(|p| p.key)
+    }
+
+    /// `(stored, raw)` body lengths from the fixed prefix, O(1): `stored` is
+    /// the body section size (including the 4-byte LZ4 size prefix when
+    /// compressed), `raw` the uncompressed length. `None` for anything not a
+    /// plausible current-version encoding.
+    pub fn stored_body_len(bytes: &[u8]) -> Option<(usize, usize)> {
+        check_version(bytes).ok()?;
+        let mut r = Reader::new(bytes, 1);
+        let flags = r.u8().ok()?;
+        if flags & !FLAG_LZ4 != 0 {
+            return None;
+        }
+        let raw = r.len().ok()?;
+        let stored = r.len().ok()?;
+        Some((stored, raw))
+    }
+
+    fn headers_len(&self) -> usize {
+        self.headers
+            .iter()
+            .chain(self.vary.iter())
+            .fold(0usize, |acc, (n, v)| {
+                acc.saturating_add(n.len())
+                    .saturating_add(v.len())
+                    .saturating_add(8)
+            })
+    }
+
+    /// Approximate in-memory footprint: the struct itself, key, etag, body,
+    /// every header/vary name and value plus their `(String, String)` slot,
+    /// and the generations. Used for L1 byte accounting.
+    pub fn size_bytes(&self) -> usize {
+        let pair_slot = std::mem::size_of::<(String, String)>();
+        let pairs = self
+            .headers
+            .iter()
+            .chain(self.vary.iter())
+            .fold(0usize, |acc, (n, v)| {
+                acc.saturating_add(pair_slot)
+                    .saturating_add(n.len())
+                    .saturating_add(v.len())
+            });
+        std::mem::size_of::<Entry>()
+            .saturating_add(self.key.len())
+            .saturating_add(self.etag.as_ref().map_or(0, String::len))
+            .saturating_add(self.body.len())
+            .saturating_add(pairs)
+            .saturating_add(
+                self.generations
+                    .len()
+                    .saturating_mul(std::mem::size_of::<u32>()),
+            )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_body(target: usize) -> Vec<u8> {
+        let mut s = String::from("{\"items\":[");
+        let mut i = 0u32;
+        while s.len() < target {
+            if i > 0 {
+                s.push(',');
+            }
+            s.push_str(&format!(
+                "{{\"id\":{i},\"sku\":\"SKU-{:06}\",\"name\":\"Product number {i}\",\
+                 \"price\":{}.{:02},\"currency\":\"EUR\",\"in_stock\":{},\
+                 \"tags\":[\"catalog\",\"edge\"],\"rating\":{}.{}}}",
+                i.wrapping_mul(7919) % 1_000_000,
+                (i * 37) % 500,
+                (i * 13) % 100,
+                !i.is_multiple_of(3),
+                i % 5,
+                (i * 7) % 10,
+            ));
+            i += 1;
+        }
+        s.push_str("]}");
+        s.into_bytes()
+    }
+
+    /// xorshift noise: incompressible.
+    fn noise(len: usize) -> Vec<u8> {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn sample(body: Vec<u8>) -> Entry {
+        Entry {
+            key: "GET|example.com|/api/items?page=1".into(),
+            status: 200,
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("cache-control".into(), "max-age=60".into()),
+            ],
+            body,
+            request_time: 1_700_000_000,
+            response_time: 1_700_000_001,
+            date: Some(1_700_000_000),
+            age_header: None,
+            freshness_lifetime: 60,
+            must_revalidate: true,
+            stale_while_revalidate: Some(30),
+            stale_if_error: None,
+            etag: Some("\"abc123\"".into()),
+            last_modified: Some(1_690_000_000),
+            vary: vec![("accept-encoding".into(), "gzip".into())],
+            generations: vec![1, 7, 42],
+            hits: 3,
+        }
+    }
+
+    #[test]
+    fn round_trip_small_uncompressed() {
+        let e = sample(b"hello".to_vec());
+        let bytes = e.encode();
+        assert_eq!(bytes[0], ENTRY_FORMAT_VERSION);
+        assert_eq!(bytes[1] & FLAG_LZ4, 0);
+        assert_eq!(Entry::decode(&bytes), Ok(e.clone()));
+        assert_eq!(Entry::stored_body_len(&bytes), Some((5, 5)));
+    }
+
+    #[test]
+    fn round_trip_all_options_absent_and_empty() {
+        let e = Entry {
+            key: String::new(),
+            status: 0,
+            headers: vec![],
+            body: vec![],
+            request_time: 0,
+            response_time: u64::MAX,
+            date: None,
+            age_header: Some(0),
+            freshness_lifetime: 0,
+            must_revalidate: false,
+            stale_while_revalidate: None,
+            stale_if_error: Some(u64::MAX),
+            etag: Some(String::new()),
+            last_modified: None,
+            vary: vec![("x".into(), String::new())],
+            generations: vec![],
+            hits: u32::MAX,
+        };
+        assert_eq!(Entry::decode(&e.encode()), Ok(e));
+    }
+
+    #[test]
+    fn round_trip_compressed_json() {
+        for size in [1_100, 4_000, 7_000, 20_000] {
+            let e = sample(json_body(size));
+            let bytes = e.encode();
+            assert_eq!(bytes[1] & FLAG_LZ4, FLAG_LZ4, "size {size} should compress");
+            let (stored, raw) = Entry::stored_body_len(&bytes).unwrap();
+            assert_eq!(raw, e.body.len());
+            assert!(stored < raw);
+            assert_eq!(Entry::decode(&bytes), Ok(e));
+        }
+    }
+
+    #[test]
+    fn threshold_boundary_is_not_compressed() {
+        let e = sample(vec![b'a'; LZ4_THRESHOLD]);
+        let bytes = e.encode();
+        assert_eq!(bytes[1] & FLAG_LZ4, 0);
+        assert_eq!(Entry::decode(&bytes), Ok(e));
+        let e = sample(vec![b'a'; LZ4_THRESHOLD + 1]);
+        let bytes = e.encode();
+        assert_eq!(bytes[1] & FLAG_LZ4, FLAG_LZ4);
+        assert_eq!(Entry::decode(&bytes), Ok(e));
+    }
+
+    #[test]
+    fn incompressible_body_stored_raw() {
+        let e = sample(noise(8_000));
+        let bytes = e.encode();
+        assert_eq!(bytes[1] & FLAG_LZ4, 0);
+        assert_eq!(Entry::stored_body_len(&bytes), Some((8_000, 8_000)));
+        assert_eq!(Entry::decode(&bytes), Ok(e));
+    }
+
+    #[test]
+    fn highly_compressible_body_within_ratio_guard() {
+        let e = sample(vec![0u8; 4 * 1024 * 1024]);
+        let bytes = e.encode();
+        let (stored, raw) = Entry::stored_body_len(&bytes).unwrap();
+        assert!(
+            raw <= (stored - 4) * LZ4_MAX_RATIO + 64,
+            "stored {stored} raw {raw}"
+        );
+        assert_eq!(Entry::decode(&bytes), Ok(e));
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        for body in [b"small body".to_vec(), json_body(3_000), noise(1_500)] {
+            let bytes = sample(body).encode();
+            for n in 0..bytes.len() {
+                let r = Entry::decode(&bytes[..n]);
+                assert!(r.is_err(), "prefix of len {n} decoded");
+                if n == 0 {
+                    assert_eq!(r, Err(DecodeError::Empty));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_corrupt() {
+        let mut bytes = sample(b"x".to_vec()).encode();
+        bytes.push(0);
+        assert_eq!(Entry::decode(&bytes), Err(DecodeError::Corrupt));
+    }
+
+    #[test]
+    fn byte_flips_never_panic() {
+        for body in [b"tiny".to_vec(), json_body(1_500)] {
+            let bytes = sample(body).encode();
+            for i in 0..bytes.len() {
+                for mask in [0x01u8, 0x80, 0xFF] {
+                    let mut b = bytes.clone();
+                    b[i] ^= mask;
+                    let _ = Entry::decode(&b);
+                    let _ = Entry::decode_key(&b);
+                    let _ = Entry::stored_body_len(&b);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn absurd_lengths_rejected() {
+        let bytes = sample(b"abc".to_vec()).encode();
+        // raw body length > 64 MiB.
+        let mut b = bytes.clone();
+        b[2..6].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(Entry::decode(&b), Err(DecodeError::Corrupt));
+        // key length past the end.
+        let mut b = bytes.clone();
+        b[10..14].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(Entry::decode(&b), Err(DecodeError::Truncated));
+        assert_eq!(Entry::decode_key(&b), Err(DecodeError::Truncated));
+        // too many headers.
+        let mut e = sample(vec![]);
+        e.headers = (0..=MAX_HEADERS)
+            .map(|i| (format!("h{i}"), String::new()))
+            .collect();
+        assert_eq!(Entry::decode(&e.encode()), Err(DecodeError::Corrupt));
+        e.headers.pop();
+        assert!(Entry::decode(&e.encode()).is_ok());
+        // too many generations.
+        let mut e = sample(vec![]);
+        e.generations = (0..=MAX_GENERATIONS as u32).collect();
+        assert_eq!(Entry::decode(&e.encode()), Err(DecodeError::Corrupt));
+        // unknown flag bits.
+        let mut b = bytes;
+        b[1] |= 0x80;
+        assert_eq!(Entry::decode(&b), Err(DecodeError::Corrupt));
+        assert_eq!(Entry::stored_body_len(&b), None);
+    }
+
+    #[test]
+    fn corrupt_lz4_payload_is_error() {
+        let bytes = sample(json_body(4_000)).encode();
+        let (stored, _) = Entry::stored_body_len(&bytes).unwrap();
+        let body_start = bytes.len() - stored;
+        // Claimed size prefix no longer matches raw_len.
+        let mut b = bytes.clone();
+        b[body_start] ^= 1;
+        assert_eq!(Entry::decode(&b), Err(DecodeError::Corrupt));
+        // Garbage block.
+        let mut b = bytes.clone();
+        for x in &mut b[body_start + 4..] {
+            *x = 0xFF;
+        }
+        assert_eq!(Entry::decode(&b), Err(DecodeError::Corrupt));
+    }
+
+    #[test]
+    fn version_and_empty() {
+        assert_eq!(Entry::decode(&[]), Err(DecodeError::Empty));
+        assert_eq!(Entry::decode_key(&[]), Err(DecodeError::Empty));
+        assert_eq!(Entry::stored_body_len(&[]), None);
+        let mut bytes = sample(b"abc".to_vec()).encode();
+        bytes[0] = 2;
+        assert_eq!(Entry::decode(&bytes), Err(DecodeError::UnknownVersion(2)));
+        assert_eq!(
+            Entry::decode_key(&bytes),
+            Err(DecodeError::UnknownVersion(2))
+        );
+        assert_eq!(Entry::stored_body_len(&bytes), None);
+        assert_eq!(Entry::decode(&[0]), Err(DecodeError::UnknownVersion(0)));
+        assert_eq!(
+            Entry::decode(&[ENTRY_FORMAT_VERSION]),
+            Err(DecodeError::Truncated)
+        );
+    }
+
+    #[test]
+    fn decode_key_consistent() {
+        for body in [vec![], json_body(5_000), noise(2_000)] {
+            let e = sample(body);
+            let bytes = e.encode();
+            assert_eq!(Entry::decode_key(&bytes), Ok(e.key.as_str()));
+            assert_eq!(
+                Entry::decode(&bytes).unwrap().key,
+                Entry::decode_key(&bytes).unwrap()
+            );
+            // decode_key only needs the prefix.
+            let key_end = FIXED_PREFIX + e.key.len();
+            assert_eq!(Entry::decode_key(&bytes[..key_end]), Ok(e.key.as_str()));
+            assert_eq!(
+                Entry::decode_key(&bytes[..key_end - 1]),
+                Err(DecodeError::Truncated)
+            );
+        }
+        let mut e = sample(vec![]);
+        e.key = "clé/ünïcode".into();
+        assert_eq!(Entry::decode_key(&e.encode()), Ok("clé/ünïcode"));
+        // Invalid UTF-8 in the key.
+        let mut b = e.encode();
+        b[FIXED_PREFIX] = 0xFF;
+        assert_eq!(Entry::decode_key(&b), Err(DecodeError::Corrupt));
+    }
+
+    #[test]
+    fn size_accounting_sane() {
+        let small = sample(vec![]);
+        let base = small.size_bytes();
+        assert!(base >= std::mem::size_of::<Entry>() + small.key.len());
+        let big = sample(vec![0u8; 10_000]);
+        assert_eq!(big.size_bytes(), base + 10_000);
+        let mut more = small.clone();
+        more.headers.push(("x-a".into(), "bcd".into()));
+        assert_eq!(
+            more.size_bytes(),
+            base + 6 + std::mem::size_of::<(String, String)>()
+        );
+        // Encoding of an uncompressed entry is in the same ballpark.
+        assert!(big.encode().len() <= big.size_bytes());
+    }
+
+    #[test]
+    fn print_compression_ratio_realistic_json() {
+        let body = json_body(7 * 1024);
+        let e = sample(body);
+        let bytes = e.encode();
+        let (stored, raw) = Entry::stored_body_len(&bytes).unwrap();
+        println!(
+            "LZ4 on ~7 KB JSON: raw {raw} B -> stored {stored} B (ratio {:.2}x, {:.1}% of raw); \
+             full entry encoding {} B",
+            raw as f64 / stored as f64,
+            100.0 * stored as f64 / raw as f64,
+            bytes.len()
+        );
+        assert!(stored < raw);
+    }
+}

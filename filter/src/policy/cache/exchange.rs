@@ -1,0 +1,541 @@
+//! From HTTP messages to cache decisions: facts from headers, whether a stored entry may answer
+//! a request, the headers a hit carries, and the entry a response becomes.
+
+use super::cache_control::CacheControl;
+use super::entry::Entry;
+use super::freshness::{
+    conditional_matches, current_age, is_fresh, request_directs, RequestDirective, RequestFacts,
+    ResponseFacts, Storable, Timing, Vary,
+};
+use super::generations::{Generations, MAX_TAGS_PER_ENTRY};
+use super::http_date::parse_http_date;
+
+pub type Headers = [(String, String)];
+
+/// The first value of a header (names compare case-insensitively).
+pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Every value of a header joined with ", " (for list headers such as Cache-Control).
+pub fn header_joined(headers: &Headers, name: &str) -> Option<String> {
+    let values: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    (!values.is_empty()).then(|| values.join(", "))
+}
+
+fn has_pragma_no_cache(headers: &Headers) -> bool {
+    header_joined(headers, "pragma").is_some_and(|p| {
+        p.split(',')
+            .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
+    })
+}
+
+pub fn request_facts(method: &str, headers: &Headers) -> RequestFacts {
+    RequestFacts {
+        method: method.to_string(),
+        cache_control: CacheControl::parse(
+            &header_joined(headers, "cache-control").unwrap_or_default(),
+        ),
+        pragma_no_cache: has_pragma_no_cache(headers),
+        has_authorization: header(headers, "authorization").is_some(),
+    }
+}
+
+pub fn response_facts(status: u16, headers: &Headers) -> ResponseFacts {
+    ResponseFacts {
+        status,
+        cache_control: CacheControl::parse(
+            &header_joined(headers, "cache-control").unwrap_or_default(),
+        ),
+        date: header(headers, "date").and_then(parse_http_date),
+        expires: header(headers, "expires").map(parse_http_date),
+        last_modified: header(headers, "last-modified").and_then(parse_http_date),
+        age: header(headers, "age").and_then(|a| a.trim().parse().ok()),
+        has_set_cookie: header(headers, "set-cookie").is_some(),
+        vary: Vary::parse(header_joined(headers, "vary").as_deref()),
+        etag: header(headers, "etag").map(str::to_string),
+        pragma_no_cache: has_pragma_no_cache(headers),
+    }
+}
+
+/// Why a stored entry did not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MissKind {
+    /// A purge or an unsafe request invalidated it.
+    Purged,
+    /// It was stored for other values of the headers its response varies on.
+    VaryMismatch,
+}
+
+/// What a stored entry can do for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HitDecision {
+    /// Answer from the entry (with 304 when the request's conditionals match).
+    Serve {
+        age: u64,
+        not_modified: bool,
+    },
+    /// Ask the origin whether the entry is still good (stale, or the request asks so).
+    Revalidate,
+    Miss(MissKind),
+}
+
+/// Whether `entry` may answer a request with these headers at `now` (RFC 9111 §4).
+pub fn evaluate_hit(
+    entry: &Entry,
+    request_headers: &Headers,
+    request: &RequestFacts,
+    generations: &Generations,
+    now: u64,
+) -> HitDecision {
+    if !generations.is_current(&entry.generations) {
+        return HitDecision::Miss(MissKind::Purged);
+    }
+    let vary_matches = entry
+        .vary
+        .iter()
+        .all(|(name, stored)| header_joined(request_headers, name).unwrap_or_default() == *stored);
+    if !vary_matches {
+        return HitDecision::Miss(MissKind::VaryMismatch);
+    }
+    let age = current_age(&timing(entry), now);
+    let directive = request_directs(
+        &request.cache_control,
+        request.pragma_no_cache,
+        entry.freshness_lifetime,
+        age,
+    );
+    if directive != RequestDirective::Normal || !is_fresh(entry.freshness_lifetime, age) {
+        return HitDecision::Revalidate;
+    }
+    let not_modified = conditional_matches(
+        header(request_headers, "if-none-match"),
+        header(request_headers, "if-modified-since").and_then(parse_http_date),
+        entry.etag.as_deref(),
+        entry.last_modified,
+    );
+    HitDecision::Serve { age, not_modified }
+}
+
+pub fn timing(entry: &Entry) -> Timing {
+    Timing {
+        request_time: entry.request_time,
+        response_time: entry.response_time,
+        date: entry.date,
+        age_header: entry.age_header,
+    }
+}
+
+/// Seconds of freshness left (negative when stale), for `Cache-Status: ttl=`.
+pub fn ttl_left(entry: &Entry, age: u64) -> i64 {
+    let lifetime = i64::try_from(entry.freshness_lifetime).unwrap_or(i64::MAX);
+    let age = i64::try_from(age).unwrap_or(i64::MAX);
+    lifetime.saturating_sub(age)
+}
+
+/// Headers that describe one connection, never a stored response (RFC 9110 §7.6.1), plus those
+/// the cache recomputes or must never replay.
+const NOT_STORED: [&str; 14] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "content-length",
+    "age",
+    "set-cookie",
+    "cache-status",
+    "x-envoy-upstream-service-time",
+];
+
+/// The response headers worth storing.
+pub fn stored_headers(headers: &Headers) -> Vec<(String, String)> {
+    let connection_listed: Vec<String> = header_joined(headers, "connection")
+        .map(|v| {
+            v.split(',')
+                .map(|n| n.trim().to_ascii_lowercase())
+                .collect()
+        })
+        .unwrap_or_default();
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.to_ascii_lowercase();
+            !name.starts_with(':')
+                && !NOT_STORED.contains(&name.as_str())
+                && !connection_listed.contains(&name)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Headers of a response served from `entry`.
+pub fn hit_headers(entry: &Entry, age: u64, cache_status: &str) -> Vec<(String, String)> {
+    let mut headers = entry.headers.clone();
+    headers.push(("age".to_string(), age.to_string()));
+    headers.push(("cache-status".to_string(), cache_status.to_string()));
+    headers
+}
+
+/// Headers of a 304 served from `entry` (RFC 9110 §15.4.5).
+pub fn not_modified_headers(entry: &Entry, age: u64, cache_status: &str) -> Vec<(String, String)> {
+    const KEPT: [&str; 6] = [
+        "cache-control",
+        "content-location",
+        "date",
+        "etag",
+        "expires",
+        "vary",
+    ];
+    let mut headers: Vec<(String, String)> = entry
+        .headers
+        .iter()
+        .filter(|(n, _)| KEPT.iter().any(|k| n.eq_ignore_ascii_case(k)))
+        .cloned()
+        .collect();
+    headers.push(("age".to_string(), age.to_string()));
+    headers.push(("cache-status".to_string(), cache_status.to_string()));
+    headers
+}
+
+/// An RFC 9211 `Cache-Status` member.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheStatus<'a> {
+    pub hit: bool,
+    /// `uri-miss`, `vary-miss`, `miss`, `stale`, `request`, `bypass`.
+    pub fwd: Option<&'static str>,
+    pub fwd_status: Option<u16>,
+    pub stored: bool,
+    pub ttl: Option<i64>,
+    /// Only when the service has `debug` on.
+    pub key: Option<&'a str>,
+}
+
+impl CacheStatus<'_> {
+    pub fn render(&self, cache_name: &str) -> String {
+        let mut out = cache_name.to_string();
+        if self.hit {
+            out.push_str("; hit");
+        }
+        if let Some(fwd) = self.fwd {
+            out.push_str("; fwd=");
+            out.push_str(fwd);
+        }
+        if let Some(status) = self.fwd_status {
+            out.push_str(&format!("; fwd-status={status}"));
+        }
+        if self.stored {
+            out.push_str("; stored");
+        }
+        if let Some(ttl) = self.ttl {
+            out.push_str(&format!("; ttl={ttl}"));
+        }
+        if let Some(key) = self.key {
+            // An sf-string: printable ASCII, with `"` and `\` escaped.
+            let printable: String = key
+                .chars()
+                .map(|c| if c == '\n' { '|' } else { c })
+                .filter(|c| (' '..='~').contains(c))
+                .flat_map(|c| match c {
+                    '"' | '\\' => vec!['\\', c],
+                    _ => vec![c],
+                })
+                .collect();
+            out.push_str(&format!("; key=\"{printable}\""));
+        }
+        out
+    }
+}
+
+/// Tags from the configured tag header (comma or space separated), at most
+/// [`MAX_TAGS_PER_ENTRY`].
+pub fn tags(headers: &Headers, tag_header: &str) -> Vec<String> {
+    header_joined(headers, tag_header)
+        .map(|value| {
+            value
+                .split([',', ' '])
+                .filter(|t| !t.is_empty())
+                .take(MAX_TAGS_PER_ENTRY)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Everything about one exchange an entry is built from.
+pub struct Stored<'a> {
+    pub key: &'a str,
+    pub status: u16,
+    pub response_headers: &'a Headers,
+    pub request_headers: &'a Headers,
+    pub body: Vec<u8>,
+    pub request_time: u64,
+    pub response_time: u64,
+    pub generations: Vec<u32>,
+}
+
+/// The entry a storable response becomes; `None` when `storable` says no.
+pub fn build_entry(
+    stored: Stored<'_>,
+    facts: &ResponseFacts,
+    storable: &Storable,
+) -> Option<Entry> {
+    let Storable::Yes {
+        freshness_lifetime,
+        must_revalidate,
+        stale_while_revalidate,
+        stale_if_error,
+    } = *storable
+    else {
+        return None;
+    };
+    let vary = match &facts.vary {
+        Vary::Headers(names) => names
+            .iter()
+            .map(|name| {
+                let value = header_joined(stored.request_headers, name).unwrap_or_default();
+                (name.clone(), value)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    Some(Entry {
+        key: stored.key.to_string(),
+        status: stored.status,
+        headers: stored_headers(stored.response_headers),
+        body: stored.body,
+        request_time: stored.request_time,
+        response_time: stored.response_time,
+        date: facts.date,
+        age_header: facts.age,
+        freshness_lifetime,
+        must_revalidate,
+        stale_while_revalidate,
+        stale_if_error,
+        etag: facts.etag.clone(),
+        last_modified: facts.last_modified,
+        vary,
+        generations: stored.generations,
+        hits: 0,
+    })
+}
+
+/// The entry after a `304` from the origin: new timing and freshness, headers updated with the
+/// ones the 304 carries (RFC 9111 §4.3.4).
+pub fn refresh_entry(
+    entry: &Entry,
+    not_modified_headers: &Headers,
+    facts: &ResponseFacts,
+    storable: &Storable,
+    request_time: u64,
+    response_time: u64,
+) -> Option<Entry> {
+    let mut headers = entry.headers.clone();
+    for (name, value) in stored_headers(not_modified_headers) {
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        headers.push((name, value));
+    }
+    let Storable::Yes {
+        freshness_lifetime,
+        must_revalidate,
+        stale_while_revalidate,
+        stale_if_error,
+    } = *storable
+    else {
+        return None;
+    };
+    Some(Entry {
+        headers,
+        request_time,
+        response_time,
+        date: facts.date,
+        age_header: facts.age,
+        freshness_lifetime,
+        must_revalidate,
+        stale_while_revalidate,
+        stale_if_error,
+        etag: facts.etag.clone().or_else(|| entry.etag.clone()),
+        last_modified: facts.last_modified.or(entry.last_modified),
+        ..entry.clone()
+    })
+}
+
+/// Until when an entry is worth keeping: its freshness, its stale windows, and — when it has
+/// validators — one more lifetime (at least a minute) in which it can be revalidated cheaply.
+pub fn keep_until(entry: &Entry) -> u64 {
+    let stale_window = entry
+        .stale_while_revalidate
+        .unwrap_or(0)
+        .max(entry.stale_if_error.unwrap_or(0));
+    let revalidation = if entry.etag.is_some() || entry.last_modified.is_some() {
+        entry.freshness_lifetime.max(60)
+    } else {
+        0
+    };
+    entry
+        .response_time
+        .saturating_add(entry.freshness_lifetime)
+        .saturating_add(stale_window.max(revalidation))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn entry() -> Entry {
+        Entry {
+            key: "k".into(),
+            status: 200,
+            headers: h(&[("content-type", "application/json"), ("etag", "\"v1\"")]),
+            body: b"{}".to_vec(),
+            request_time: 1000,
+            response_time: 1000,
+            date: Some(1000),
+            age_header: None,
+            freshness_lifetime: 60,
+            must_revalidate: false,
+            stale_while_revalidate: None,
+            stale_if_error: None,
+            etag: Some("\"v1\"".into()),
+            last_modified: None,
+            vary: vec![("accept-language".into(), "en".into())],
+            generations: Generations::default().stamp(&[]),
+            hits: 0,
+        }
+    }
+
+    #[test]
+    fn fresh_entry_serves_and_conditionals_get_304() {
+        let gens = Generations::default();
+        let req = h(&[("accept-language", "en")]);
+        let facts = request_facts("GET", &req);
+        assert_eq!(
+            evaluate_hit(&entry(), &req, &facts, &gens, 1010),
+            HitDecision::Serve {
+                age: 10,
+                not_modified: false
+            }
+        );
+        let conditional = h(&[("accept-language", "en"), ("if-none-match", "W/\"v1\"")]);
+        assert_eq!(
+            evaluate_hit(
+                &entry(),
+                &conditional,
+                &request_facts("GET", &conditional),
+                &gens,
+                1010
+            ),
+            HitDecision::Serve {
+                age: 10,
+                not_modified: true
+            }
+        );
+    }
+
+    #[test]
+    fn stale_vary_mismatch_and_no_cache() {
+        let gens = Generations::default();
+        let req = h(&[("accept-language", "en")]);
+        assert_eq!(
+            evaluate_hit(&entry(), &req, &request_facts("GET", &req), &gens, 1060),
+            HitDecision::Revalidate
+        );
+        let de = h(&[("accept-language", "de")]);
+        assert_eq!(
+            evaluate_hit(&entry(), &de, &request_facts("GET", &de), &gens, 1010),
+            HitDecision::Miss(MissKind::VaryMismatch)
+        );
+        let no_cache = h(&[("accept-language", "en"), ("cache-control", "no-cache")]);
+        assert_eq!(
+            evaluate_hit(
+                &entry(),
+                &no_cache,
+                &request_facts("GET", &no_cache),
+                &gens,
+                1010
+            ),
+            HitDecision::Revalidate
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_and_cookies_are_not_stored() {
+        let stored = stored_headers(&h(&[
+            (":status", "200"),
+            ("connection", "x-private"),
+            ("x-private", "1"),
+            ("transfer-encoding", "chunked"),
+            ("set-cookie", "a=b"),
+            ("content-type", "text/plain"),
+        ]));
+        assert_eq!(stored, h(&[("content-type", "text/plain")]));
+    }
+
+    #[test]
+    fn cache_status_renders_rfc9211() {
+        let status = CacheStatus {
+            hit: true,
+            ttl: Some(42),
+            ..CacheStatus::default()
+        };
+        assert_eq!(status.render("edge"), "edge; hit; ttl=42");
+        let status = CacheStatus {
+            fwd: Some("uri-miss"),
+            stored: true,
+            key: Some("v1\na\"b"),
+            ..CacheStatus::default()
+        };
+        assert_eq!(
+            status.render("edge"),
+            "edge; fwd=uri-miss; stored; key=\"v1|a\\\"b\""
+        );
+    }
+
+    #[test]
+    fn refresh_updates_headers_and_timing() {
+        let facts = response_facts(
+            304,
+            &h(&[("cache-control", "max-age=120"), ("etag", "\"v1\"")]),
+        );
+        let storable = Storable::Yes {
+            freshness_lifetime: 120,
+            must_revalidate: false,
+            stale_while_revalidate: None,
+            stale_if_error: None,
+        };
+        let refreshed = refresh_entry(
+            &entry(),
+            &h(&[("cache-control", "max-age=120")]),
+            &facts,
+            &storable,
+            2000,
+            2000,
+        )
+        .unwrap();
+        assert_eq!(refreshed.freshness_lifetime, 120);
+        assert_eq!(refreshed.response_time, 2000);
+        assert_eq!(
+            header(&refreshed.headers, "cache-control"),
+            Some("max-age=120")
+        );
+        assert_eq!(refreshed.body, b"{}");
+    }
+}

@@ -1,0 +1,171 @@
+//! Purge without delete: generation counters in one shared-data value. An entry records the
+//! counters of its service, tenant, URL and tags when it is stored, and is valid only while
+//! they are unchanged; a purge bumps one counter, so purging a whole tenant or tag is O(1).
+//!
+//! Tenants, URLs and tags hash into fixed slot ranges (the key space is one key, whatever the
+//! traffic); two names sharing a slot are purged together — more misses, never a stale hit.
+
+/// The one shared-data key holding every generation counter.
+pub const GENERATIONS_KEY: &str = "edge:gen";
+const FORMAT_VERSION: u8 = 1;
+
+const SERVICE_SLOTS: usize = 256;
+const TENANT_SLOTS: usize = 1024;
+const TAG_SLOTS: usize = 1024;
+const URL_SLOTS: usize = 4096;
+const TOTAL_SLOTS: usize = SERVICE_SLOTS + TENANT_SLOTS + TAG_SLOTS + URL_SLOTS;
+
+/// Most tags one entry records (further tags are ignored for purging).
+pub const MAX_TAGS_PER_ENTRY: usize = 5;
+
+/// What a purge (or an entry) refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dimension<'a> {
+    /// A service by its index in the registry (the default service is index `services.len()`).
+    Service(usize),
+    Tenant(&'a str),
+    Tag(&'a str),
+    Url(&'a str),
+}
+
+impl Dimension<'_> {
+    fn slot(&self) -> usize {
+        match self {
+            Dimension::Service(index) => index % SERVICE_SLOTS,
+            Dimension::Tenant(name) => SERVICE_SLOTS + bucket(name, TENANT_SLOTS),
+            Dimension::Tag(name) => SERVICE_SLOTS + TENANT_SLOTS + bucket(name, TAG_SLOTS),
+            Dimension::Url(url) => {
+                SERVICE_SLOTS + TENANT_SLOTS + TAG_SLOTS + bucket(url, URL_SLOTS)
+            }
+        }
+    }
+}
+
+/// FNV-1a, 64 bit: stable across workers and builds.
+pub fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn bucket(text: &str, slots: usize) -> usize {
+    (fnv1a(text) % slots as u64) as usize
+}
+
+/// A worker's copy of the generation counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generations {
+    counters: Vec<u32>,
+}
+
+impl Default for Generations {
+    fn default() -> Self {
+        Self {
+            counters: vec![0; TOTAL_SLOTS],
+        }
+    }
+}
+
+impl Generations {
+    /// Decodes the shared value; a missing, corrupt or unknown-version value reads as all zero.
+    pub fn decode(bytes: Option<&[u8]>) -> Self {
+        let Some(bytes) = bytes else {
+            return Self::default();
+        };
+        let Some((&FORMAT_VERSION, rest)) = bytes.split_first() else {
+            return Self::default();
+        };
+        if rest.len() != TOTAL_SLOTS * 4 {
+            return Self::default();
+        }
+        Self {
+            counters: rest
+                .chunks_exact(4)
+                .map(|c| <[u8; 4]>::try_from(c).map_or(0, u32::from_le_bytes))
+                .collect(),
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + self.counters.len() * 4);
+        out.push(FORMAT_VERSION);
+        for counter in &self.counters {
+            out.extend_from_slice(&counter.to_le_bytes());
+        }
+        out
+    }
+
+    fn current(&self, slot: usize) -> u32 {
+        self.counters.get(slot).copied().unwrap_or(0)
+    }
+
+    /// Invalidates everything stored under `dimension`.
+    pub fn bump(&mut self, dimension: Dimension<'_>) {
+        if let Some(counter) = self.counters.get_mut(dimension.slot()) {
+            *counter = counter.wrapping_add(1);
+        }
+    }
+
+    /// The (slot, counter) pairs an entry stored now records, flattened for the entry codec.
+    pub fn stamp(&self, dimensions: &[Dimension<'_>]) -> Vec<u32> {
+        dimensions
+            .iter()
+            .flat_map(|d| {
+                let slot = d.slot();
+                [slot as u32, self.current(slot)]
+            })
+            .collect()
+    }
+
+    /// Whether every counter an entry recorded is still current.
+    pub fn is_current(&self, stamp: &[u32]) -> bool {
+        stamp.len().is_multiple_of(2)
+            && stamp.chunks_exact(2).all(|pair| match pair {
+                [slot, counter] => self.current(*slot as usize) == *counter,
+                _ => false,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bump_invalidates_only_entries_stamped_with_that_dimension() {
+        let mut generations = Generations::default();
+        let a = generations.stamp(&[
+            Dimension::Service(0),
+            Dimension::Tenant("t1"),
+            Dimension::Url("u1"),
+        ]);
+        let b = generations.stamp(&[
+            Dimension::Service(0),
+            Dimension::Tenant("t2"),
+            Dimension::Url("u2"),
+        ]);
+        generations.bump(Dimension::Tenant("t1"));
+        assert!(!generations.is_current(&a));
+        assert!(generations.is_current(&b));
+        generations.bump(Dimension::Service(0));
+        assert!(!generations.is_current(&b));
+    }
+
+    #[test]
+    fn round_trip_and_corrupt_values_read_as_zero() {
+        let mut generations = Generations::default();
+        generations.bump(Dimension::Tag("product-7"));
+        let bytes = generations.encode();
+        assert_eq!(Generations::decode(Some(&bytes)), generations);
+        assert_eq!(
+            Generations::decode(Some(&bytes[..10])),
+            Generations::default()
+        );
+        assert_eq!(
+            Generations::decode(Some(&[9, 1, 2])),
+            Generations::default()
+        );
+        assert_eq!(Generations::decode(None), Generations::default());
+        assert!(!Generations::default().is_current(&[1]));
+    }
+}

@@ -1,0 +1,12 @@
+//! Edge caching policy: what may be stored, for how long, under which key, in which tier.
+
+pub mod cache_control;
+pub mod entry;
+pub mod exchange;
+pub mod freshness;
+pub mod generations;
+pub mod http_date;
+pub mod key;
+pub mod l1;
+pub mod l2;
+pub mod purge_request;

@@ -1,0 +1,225 @@
+//! The per-service `cache` section.
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// Edge caching for one service (L1 per worker, L2 in shared data).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// Freshness lifetime for responses that carry none (no max-age, s-maxage or Expires).
+    #[serde(default)]
+    pub default_ttl_s: Option<u64>,
+    /// Heuristic freshness (10% of the time since Last-Modified) when no explicit lifetime and
+    /// no `default_ttl_s` is given.
+    #[serde(default = "yes")]
+    pub heuristic: bool,
+    /// Upper bound on any freshness lifetime.
+    #[serde(default = "default_max_ttl_s")]
+    pub max_ttl_s: u64,
+    /// Store responses with `Set-Cookie` (off, like Varnish and nginx).
+    #[serde(default)]
+    pub store_set_cookie: bool,
+    #[serde(default)]
+    pub key: KeyConfig,
+    /// Where the tenant id comes from; each tenant's keys get their own namespace.
+    #[serde(default)]
+    pub tenant: Option<TenantConfig>,
+    /// Response header listing purge tags (space or comma separated).
+    #[serde(default = "default_tag_header")]
+    pub tag_header: String,
+    /// Adds the cache key to `Cache-Status` (never turn on where keys are sensitive).
+    #[serde(default)]
+    pub debug: bool,
+}
+
+/// How the query string enters the cache key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryMode {
+    /// Every parameter (minus `query_deny`), sorted.
+    #[default]
+    All,
+    /// Only the parameters in `query_allow`, sorted.
+    Allow,
+    /// The query string is ignored.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    #[serde(default)]
+    pub query: QueryMode,
+    /// Parameters kept with `query: "allow"`; a trailing `*` matches a prefix.
+    #[serde(default)]
+    pub query_allow: Vec<String>,
+    /// Parameters dropped with `query: "all"`; a trailing `*` matches a prefix.
+    #[serde(default = "default_query_deny")]
+    pub query_deny: Vec<String>,
+    /// Request headers whose values become part of the key (lower-case names).
+    #[serde(default)]
+    pub headers: Vec<String>,
+}
+
+impl Default for KeyConfig {
+    fn default() -> Self {
+        Self {
+            query: QueryMode::All,
+            query_allow: Vec::new(),
+            query_deny: default_query_deny(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// Exactly one source of the tenant id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    #[serde(default)]
+    pub header: Option<String>,
+    #[serde(default)]
+    pub query: Option<String>,
+    /// 1-based path segment (`/api/v1/{tenant}/...` is segment 3).
+    #[serde(default)]
+    pub path_segment: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_max_ttl_s() -> u64 {
+    86_400
+}
+
+fn default_tag_header() -> String {
+    "cache-tag".to_string()
+}
+
+fn default_query_deny() -> Vec<String> {
+    ["utm_*", "fbclid", "gclid"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Longest header name or parameter name accepted in key settings.
+const MAX_NAME_LEN: usize = 128;
+
+impl CacheSection {
+    pub(crate) fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        if let Some(ttl) = self.default_ttl_s {
+            if ttl > self.max_ttl_s {
+                return Err(ConfigError::new(
+                    format!("{path}.default_ttl_s"),
+                    format!("{ttl} is larger than max_ttl_s ({})", self.max_ttl_s),
+                ));
+            }
+        }
+        if self.max_ttl_s == 0 || self.max_ttl_s > 31_536_000 {
+            return Err(ConfigError::new(
+                format!("{path}.max_ttl_s"),
+                format!(
+                    "{} is out of range, must be between 1 and 31536000 (a year)",
+                    self.max_ttl_s
+                ),
+            ));
+        }
+        validate_header_name(&format!("{path}.tag_header"), &self.tag_header)?;
+        self.key.validate(&format!("{path}.key"))?;
+        if let Some(tenant) = &self.tenant {
+            tenant.validate(&format!("{path}.tenant"))?;
+        }
+        Ok(())
+    }
+}
+
+impl KeyConfig {
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        if self.query != QueryMode::Allow && !self.query_allow.is_empty() {
+            return Err(ConfigError::new(
+                format!("{path}.query_allow"),
+                "only applies with \"query\": \"allow\"",
+            ));
+        }
+        if self.query == QueryMode::Allow && self.query_allow.is_empty() {
+            return Err(ConfigError::new(
+                format!("{path}.query_allow"),
+                "must list at least one parameter with \"query\": \"allow\" (or use \"none\")",
+            ));
+        }
+        for (field, names) in [
+            ("query_allow", &self.query_allow),
+            ("query_deny", &self.query_deny),
+        ] {
+            for (index, name) in names.iter().enumerate() {
+                let bare = name.strip_suffix('*').unwrap_or(name);
+                if bare.is_empty() || name.len() > MAX_NAME_LEN || bare.contains(['&', '=', '*']) {
+                    return Err(ConfigError::new(
+                        format!("{path}.{field}[{index}]"),
+                        format!(
+                            "{name:?} is not a parameter name (a trailing '*' matches a prefix)"
+                        ),
+                    ));
+                }
+            }
+        }
+        for (index, name) in self.headers.iter().enumerate() {
+            validate_header_name(&format!("{path}.headers[{index}]"), name)?;
+        }
+        Ok(())
+    }
+}
+
+impl TenantConfig {
+    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+        let given = [
+            self.header.is_some(),
+            self.query.is_some(),
+            self.path_segment.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(ConfigError::new(
+                path,
+                "must name exactly one of header, query, path_segment",
+            ));
+        }
+        if let Some(header) = &self.header {
+            validate_header_name(&format!("{path}.header"), header)?;
+        }
+        if let Some(query) = &self.query {
+            if query.is_empty() || query.len() > MAX_NAME_LEN || query.contains(['&', '=']) {
+                return Err(ConfigError::new(
+                    format!("{path}.query"),
+                    format!("{query:?} is not a parameter name"),
+                ));
+            }
+        }
+        if self.path_segment == Some(0) {
+            return Err(ConfigError::new(
+                format!("{path}.path_segment"),
+                "segments count from 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn validate_header_name(path: &str, name: &str) -> Result<(), ConfigError> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            path,
+            format!("{name:?} is not a lower-case header name"),
+        ))
+    }
+}
