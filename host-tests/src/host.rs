@@ -594,6 +594,10 @@ impl Host {
         for (name, value) in reply.headers.pairs() {
             headers.add(name, value);
         }
+        // Like an HTTP/1.1 origin: a body sent in one piece has a length; a chunked one has not.
+        if reply.chunk_size.is_none() && headers.get("content-length").is_none() {
+            headers.add("content-length", &reply.body.len().to_string());
+        }
         stream.response = Flow::new(headers, reply.body_chunks(), reply.trailers.clone());
         stream.phase = Phase::Response;
         let properties = &mut stream.properties;
@@ -672,6 +676,11 @@ impl Host {
             .borrow_mut()
             .shared_data
             .set(&self.vm_id, key, value, cas)
+    }
+
+    /// How many times any VM read shared data so far.
+    pub fn shared_data_reads(&self) -> u64 {
+        self.world.borrow().shared_reads
     }
 
     pub fn shared_keys(&self) -> Vec<String> {

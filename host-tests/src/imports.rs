@@ -380,7 +380,8 @@ fn define_shared_data(linker: &mut Linker<VmState>) -> Result<()> {
             let key = read_string(&mut c, kp, ks)?;
             let found = {
                 let state = c.data();
-                let world = state.world.borrow();
+                let mut world = state.world.borrow_mut();
+                world.shared_reads += 1;
                 world.shared_data.get(&state.vm_id, &key)
             };
             match found {

@@ -44,6 +44,8 @@ pub(crate) struct World {
     pub clusters: BTreeSet<String>,
     /// The route timeout for streams' upstream requests.
     pub route_timeout: Duration,
+    /// `proxy_get_shared_data` calls so far (tests prove hot paths stay off shared data).
+    pub shared_reads: u64,
 }
 
 /// 2027-01-15T08:00:00Z, so wall-clock code sees a plausible date.
@@ -64,6 +66,7 @@ impl World {
             next_seq: 0,
             clusters: ["origin".to_string()].into_iter().collect(),
             route_timeout: Duration::from_secs(15),
+            shared_reads: 0,
         }
     }
 

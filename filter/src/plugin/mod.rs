@@ -1,7 +1,11 @@
 //! proxy-wasm glue: reads what the host gives, asks the policy, acts. No decisions here.
 
+mod admin;
+mod host;
 mod http;
+mod metrics;
 mod root;
+mod worker;
 
 use proxy_wasm::types::LogLevel;
 

@@ -1,4 +1,6 @@
+use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use log::{error, info};
 use proxy_wasm::hostcalls;
@@ -6,13 +8,14 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
 use super::http::EdgeHttp;
+use super::worker::Worker;
 use crate::policy::Config;
-use crate::policy::Registry;
 
-/// One per plugin per worker: owns the parsed configuration and creates the stream contexts.
+/// One per plugin per worker: owns the parsed configuration and the worker's cache state, and
+/// creates the stream contexts.
 #[derive(Default)]
 pub struct EdgeRoot {
-    registry: Option<Rc<Registry>>,
+    worker: Option<Rc<RefCell<Worker>>>,
 }
 
 impl Context for EdgeRoot {}
@@ -30,26 +33,38 @@ impl RootContext for EdgeRoot {
                 return false;
             }
         };
-        match Config::parse_registry(&bytes) {
-            Ok(registry) => {
-                info!(
-                    "configured {} service(s), default service {:?}",
-                    registry.service_count(),
-                    registry.default_service().name
-                );
-                self.registry = Some(Rc::new(registry));
-                true
-            }
+        let registry = match Config::parse_registry(&bytes) {
+            Ok(registry) => Rc::new(registry),
             Err(err) => {
                 // Envoy refuses the plugin on `false`; one line names the field and the reason.
                 error!("configuration rejected: {err}");
-                false
+                return false;
             }
+        };
+        info!(
+            "configured {} service(s), default service {:?}",
+            registry.service_count(),
+            registry.default_service().name
+        );
+        let mut worker = Worker::new(Rc::clone(&registry));
+        if registry.caches() {
+            worker.ensure_generations();
+            // Purges made on other workers reach this one on the next tick.
+            let period = Duration::from_millis(registry.settings().generation_refresh_ms);
+            let _ = hostcalls::set_tick_period(period);
+        }
+        self.worker = Some(Rc::new(RefCell::new(worker)));
+        true
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(worker) = &self.worker {
+            worker.borrow_mut().refresh_generations();
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(EdgeHttp::new(self.registry.clone())))
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(EdgeHttp::new(context_id, self.worker.clone())))
     }
 
     fn get_type(&self) -> Option<ContextType> {

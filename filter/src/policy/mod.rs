@@ -16,6 +16,6 @@ pub use cache_config::{CacheSection, KeyConfig, QueryMode, TenantConfig};
 pub use config::{Config, DefaultServiceConfig, MatchConfig, ServiceConfig};
 pub use config_error::ConfigError;
 pub use limits::Limits;
-pub use matcher::{Matcher, PathMatch, RequestAttributes};
+pub use matcher::{path_without_query, Matcher, PathMatch, RequestAttributes};
 pub use registry::{GlobalSettings, Registry, Service};
 pub use sections::{BreakerSection, DedupSection, RateLimitSection};

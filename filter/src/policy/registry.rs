@@ -70,6 +70,14 @@ impl Registry {
             .map_or(&self.default, |(_, service)| service)
     }
 
+    /// A service (or the default service) by its index.
+    pub fn service_at(&self, index: usize) -> Option<&Service> {
+        match self.services.get(index) {
+            Some((_, service)) => Some(service),
+            None => (index == self.default.index).then_some(&self.default),
+        }
+    }
+
     /// A service (or the default service) by name.
     pub fn service_named(&self, name: &str) -> Option<&Service> {
         self.services

@@ -180,6 +180,33 @@ pub fn stored_headers(headers: &Headers) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Origin response headers relayed to the client in a reply the filter sends itself (after a
+/// revalidation): framing headers go, everything else — `Set-Cookie` included — stays.
+pub fn relayed_headers(headers: &Headers) -> Vec<(String, String)> {
+    const FRAMING: [&str; 5] = [
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "upgrade",
+    ];
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            !name.starts_with(':') && !FRAMING.iter().any(|f| name.eq_ignore_ascii_case(f))
+        })
+        .cloned()
+        .collect()
+}
+
+/// Appends this cache's member to an existing `Cache-Status` list (RFC 9211 §2).
+pub fn append_cache_status(existing: Option<&str>, member: &str) -> String {
+    match existing {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {member}"),
+        _ => member.to_string(),
+    }
+}
+
 /// Headers of a response served from `entry`.
 pub fn hit_headers(entry: &Entry, age: u64, cache_status: &str) -> Vec<(String, String)> {
     let mut headers = entry.headers.clone();
@@ -331,8 +358,19 @@ pub fn build_entry(
     })
 }
 
+/// Stored headers updated with those a `304` carries (RFC 9111 §3.2).
+pub fn merge_headers(stored: &Headers, update: &Headers) -> Vec<(String, String)> {
+    let mut headers = stored.to_vec();
+    for (name, value) in stored_headers(update) {
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        headers.push((name, value));
+    }
+    headers
+}
+
 /// The entry after a `304` from the origin: new timing and freshness, headers updated with the
-/// ones the 304 carries (RFC 9111 §4.3.4).
+/// ones the 304 carries (RFC 9111 §4.3.4). `facts` and `storable` describe the merged headers
+/// with the stored status (a 304 itself is never storable).
 pub fn refresh_entry(
     entry: &Entry,
     not_modified_headers: &Headers,
@@ -341,11 +379,7 @@ pub fn refresh_entry(
     request_time: u64,
     response_time: u64,
 ) -> Option<Entry> {
-    let mut headers = entry.headers.clone();
-    for (name, value) in stored_headers(not_modified_headers) {
-        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
-        headers.push((name, value));
-    }
+    let headers = merge_headers(&entry.headers, not_modified_headers);
     let Storable::Yes {
         freshness_lifetime,
         must_revalidate,

@@ -36,6 +36,34 @@ pub const MAX_TENANT_LEN: usize = 128;
 /// Longest value of a key header; longer values bypass the cache.
 pub const MAX_KEY_HEADER_LEN: usize = 256;
 
+/// Request headers that classic cache-poisoning attacks use to change what an origin answers
+/// without changing the URL. They are removed from cacheable requests unless the service
+/// makes them part of its key.
+pub const UNKEYED_POISONING_HEADERS: [&str; 9] = [
+    "x-forwarded-host",
+    "x-forwarded-scheme",
+    "x-forwarded-server",
+    "x-forwarded-port",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-host",
+    "x-http-method-override",
+    "x-original-host",
+];
+
+/// The poisoning headers a cacheable request carries that its service does not key on.
+pub fn unkeyed_headers_present<'a>(
+    section: &'a CacheSection,
+    request_headers: &'a [(String, String)],
+) -> impl Iterator<Item = &'static str> + 'a {
+    UNKEYED_POISONING_HEADERS.into_iter().filter(move |name| {
+        !section.key.headers.iter().any(|k| k == name)
+            && request_headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(name))
+    })
+}
+
 /// The key for a request, or why the request bypasses the cache.
 pub fn cache_key(section: &CacheSection, input: &KeyInput<'_>) -> Result<CacheKey, &'static str> {
     if input.path.len() > MAX_PATH_LEN {

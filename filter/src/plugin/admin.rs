@@ -1,0 +1,114 @@
+//! Management requests answered by the filter itself: `PURGE <url>` and
+//! `POST <admin prefix>/cache/purge`. Both need the admin token; the token is never logged.
+
+use serde_json::json;
+
+use super::worker::Worker;
+use crate::policy::cache::exchange::{header, Headers};
+use crate::policy::cache::generations::Dimension;
+use crate::policy::cache::key::{cache_key, KeyInput};
+use crate::policy::cache::purge_request::{parse_purge_request, split_url, PurgeTarget};
+use crate::policy::{Registry, RequestAttributes};
+
+/// A JSON reply: status and body.
+pub type Reply = (u16, String);
+
+fn error(status: u16, message: &str) -> Reply {
+    (status, json!({ "error": message }).to_string())
+}
+
+/// The token a management request presents: `x-edge-admin-token`, or `Authorization: Bearer`.
+pub fn presented_token(headers: &Headers) -> Option<&str> {
+    header(headers, "x-edge-admin-token").or_else(|| {
+        header(headers, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::trim))
+    })
+}
+
+/// Refuses a management request without the right token.
+pub fn authorize(registry: &Registry, headers: &Headers) -> Result<(), Reply> {
+    if registry.settings().admin.accepts(presented_token(headers)) {
+        Ok(())
+    } else {
+        Err(error(403, "a valid admin token is required"))
+    }
+}
+
+/// The cache URL (what URL purges and invalidations name) of a request URL, if its service
+/// caches.
+pub fn cache_url(registry: &Registry, scheme: &str, authority: &str, path: &str) -> Option<String> {
+    let service = registry.match_request(&RequestAttributes {
+        authority,
+        path,
+        method: "GET",
+    });
+    let section = service.cache.as_ref()?;
+    let no_headers = |_: &str| None;
+    cache_key(
+        section,
+        &KeyInput {
+            service: &service.name,
+            scheme,
+            authority,
+            path,
+            header: &no_headers,
+        },
+    )
+    .ok()
+    .map(|key| key.url)
+}
+
+fn purged(worker: &mut Worker, dimension: Dimension<'_>, what: serde_json::Value) -> Reply {
+    if worker.purge(dimension) {
+        worker.metrics.inc(super::metrics::Stat::Purge);
+        (200, json!({ "purged": what }).to_string())
+    } else {
+        error(503, "other workers kept purging at the same moment; retry")
+    }
+}
+
+/// `PURGE <path>`: invalidates one URL (all its tenants and variants).
+pub fn purge_url(worker: &mut Worker, scheme: &str, authority: &str, path: &str) -> Reply {
+    let registry = std::rc::Rc::clone(&worker.registry);
+    match cache_url(&registry, scheme, authority, path) {
+        Some(url) => purged(worker, Dimension::Url(&url), json!({ "url": url })),
+        None => error(404, "no caching service serves this URL"),
+    }
+}
+
+/// `POST <prefix>/cache/purge` with `{"tenant"|"service"|"tag"|"url": ...}`.
+pub fn purge_request(worker: &mut Worker, body: &[u8]) -> Reply {
+    let target = match parse_purge_request(body) {
+        Ok(target) => target,
+        Err(reason) => return error(400, &reason),
+    };
+    let registry = std::rc::Rc::clone(&worker.registry);
+    match target {
+        PurgeTarget::Tenant(tenant) => purged(
+            worker,
+            Dimension::Tenant(&tenant),
+            json!({ "tenant": tenant }),
+        ),
+        PurgeTarget::Tag(tag) => purged(worker, Dimension::Tag(&tag), json!({ "tag": tag })),
+        PurgeTarget::Service(name) => match registry.service_named(&name) {
+            Some(service) => purged(
+                worker,
+                Dimension::Service(service.index),
+                json!({ "service": name }),
+            ),
+            None => error(400, &format!("unknown service {name:?}")),
+        },
+        PurgeTarget::Url(url) => {
+            let Some((scheme, authority, path)) = split_url(&url) else {
+                return error(400, "url must be absolute: http(s)://host/path");
+            };
+            match cache_url(&registry, scheme, authority, path) {
+                Some(cache_url) => purged(
+                    worker,
+                    Dimension::Url(&cache_url),
+                    json!({ "url": cache_url }),
+                ),
+                None => error(404, "no caching service serves this URL"),
+            }
+        }
+    }
+}
