@@ -505,6 +505,10 @@ impl Host {
                 headers_fn,
                 vec![c, flow.headers.len() as i32, i32::from(eos)],
             )
+        } else if !flow.headers_released {
+            // Envoy turns a paused `on_*_headers` into StopAllIteration: no body or trailers
+            // reach the filter until it continues (proxy-wasm-cpp-host).
+            return Ok(false);
         } else if let Some(chunk) = flow.chunks.pop_front() {
             flow.buffer.extend_from_slice(&chunk);
             let eos = flow.chunks.is_empty() && flow.trailers.is_none();

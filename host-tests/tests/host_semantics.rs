@@ -312,3 +312,27 @@ fn trap_without_panic_hook_is_reported_as_a_trap() {
         other => panic!("expected a trap, got {:?}", other.map(|_| ())),
     }
 }
+
+#[test]
+fn paused_headers_hold_the_body_back_until_continue() {
+    // Envoy turns a paused on_request_headers into StopAllIteration: the filter sees no body
+    // until it continues the stream.
+    let mut host = Host::probe();
+    let vm = host.start_vm("").unwrap();
+    host.origin(|request| match request.path().as_str() {
+        "/called" => Reply::ok("pong").delay_ms(50),
+        _ => Reply::ok("origin"),
+    });
+    let request = Request::new("POST", "/upload")
+        .header("x-probe", "call")
+        .chunks([b"ab".to_vec(), b"cd".to_vec()]);
+    let stream = host.send(vm, request);
+    assert!(
+        host.metric("probe.body_calls").is_none(),
+        "no body callback while paused"
+    );
+    let response = host.wait(stream);
+    assert_eq!(response.status, 200);
+    assert_eq!(host.metric("probe.body_calls").unwrap().value, 2);
+    assert_eq!(host.origin_calls()[1].body, b"abcd");
+}

@@ -67,6 +67,9 @@ static_resources:
           - name: compressor-gzip
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor
+              # The last compressor in decode order hides Accept-Encoding from the origin, so
+              # the origin answers uncompressed and one stored entry serves every client.
+              remove_accept_encoding_header: true
               compressor_library:
                 name: gzip
                 typed_config:
@@ -90,7 +93,14 @@ static_resources:
                 configuration:
                   "@type": type.googleapis.com/google.protobuf.StringValue
                   value: |
-{plugin_config}          - name: envoy.filters.http.router
+{plugin_config}          # Holds each request until its body is complete, so the edge filter can answer
+          # from the body (purge API, later webhook dedup) before anything reaches the origin:
+          # Envoy gives no body to a filter that paused the headers.
+          - name: envoy.filters.http.buffer
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer
+              max_request_bytes: 1048576
+          - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:

@@ -170,8 +170,14 @@ impl EdgeHttp {
                 self.reply_json((400, r#"{"error":"a JSON body is required"}"#.to_string())),
             );
         }
+        // Envoy delivers no body to a filter that paused the headers, so the headers go on and
+        // the buffer filter after this one holds them until the body is complete; the reply is
+        // sent then, and nothing reaches the origin. The token goes no further in any case.
+        for name in ["x-edge-admin-token", "authorization"] {
+            let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+        }
         self.purge_body = true;
-        Some(Action::Pause)
+        Some(Action::Continue)
     }
 
     fn lookup(
@@ -198,20 +204,6 @@ impl EdgeHttp {
             dimensions.push(Dimension::Tenant(tenant));
         }
         let stamp = worker.generations.stamp(&dimensions);
-        let mut fwd = "uri-miss";
-        let mut found = None;
-        let before = worker.l1.stats();
-        let from_l1 = worker.l1.get(&key.primary, now);
-        worker.track_l1(before);
-        if let Some(entry) = from_l1 {
-            found = Some(((*entry).clone(), Stat::L1Hit, false));
-        } else {
-            match worker.l2_get(&key.primary) {
-                L2Read::Found(entry) => found = Some((entry, Stat::L2Hit, true)),
-                L2Read::Corrupt => worker.metrics.inc(Stat::Corrupt),
-                L2Read::Absent => {}
-            }
-        }
         let pending = |fwd| Pending {
             service_index: service.index,
             key: key.clone(),
@@ -222,12 +214,33 @@ impl EdgeHttp {
             fwd,
             head,
         };
-        if let Some((entry, tier, promote)) = found {
+        let mut fwd = "uri-miss";
+        // L1 first (no shared data on this path), then L2 — also when L1 held an entry that is
+        // purged or of another variant: another worker may have stored a current one.
+        for tier in [Stat::L1Hit, Stat::L2Hit] {
+            let entry: Rc<Entry> = if tier == Stat::L1Hit {
+                let before = worker.l1.stats();
+                let from_l1 = worker.l1.get(&key.primary, now);
+                worker.track_l1(before);
+                match from_l1 {
+                    Some(entry) => entry,
+                    None => continue,
+                }
+            } else {
+                match worker.l2_get(&key.primary) {
+                    L2Read::Found(entry) => Rc::new(entry),
+                    L2Read::Corrupt => {
+                        worker.metrics.inc(Stat::Corrupt);
+                        break;
+                    }
+                    L2Read::Absent => break,
+                }
+            };
             match evaluate_hit(&entry, request.headers, &facts, &worker.generations, now) {
                 HitDecision::Serve { age, not_modified } => {
                     worker.metrics.inc(tier);
-                    if promote {
-                        worker.insert_l1(entry.clone(), key.tenant.as_deref());
+                    if tier == Stat::L2Hit {
+                        worker.insert_l1((*entry).clone(), key.tenant.as_deref());
                     }
                     drop(worker);
                     let status = CacheStatus {
@@ -240,10 +253,12 @@ impl EdgeHttp {
                 }
                 HitDecision::Revalidate => {
                     drop(worker);
-                    return self.revalidate(entry, pending("stale"), request);
+                    return self.revalidate((*entry).clone(), pending("stale"), request);
                 }
                 HitDecision::Miss(kind) => {
-                    worker.remove_l1(&key.primary);
+                    if tier == Stat::L1Hit {
+                        worker.remove_l1(&key.primary);
+                    }
                     fwd = match kind {
                         MissKind::VaryMismatch => "vary-miss",
                         MissKind::Purged => "miss",

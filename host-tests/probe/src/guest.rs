@@ -163,6 +163,7 @@ impl HttpContext for ProbeHttp {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        hostcalls::increment_metric(counter("probe.body_calls"), 1).unwrap();
         if self.action != "upper-body" {
             return Action::Continue;
         }
