@@ -750,3 +750,30 @@ fn fuel_per_hit_is_reported() {
     println!("fuel per request: L1 hit {l1_hit}, L2 hit {l2_hit}");
     assert!(l1_hit < l2_hit, "an L1 hit does less work than an L2 hit");
 }
+
+#[test]
+fn per_tier_counters_add_up() {
+    let mut host = Host::new();
+    origin(&mut host, |_, _| None);
+    let workers = host.start_vms(2, CONFIG);
+    host.request(workers[0], get("/api/v1/leads/1")); // L1 miss, L2 miss, store
+    host.request(workers[1], get("/api/v1/leads/1")); // L1 miss, L2 hit
+    host.request(workers[1], get("/api/v1/leads/1")); // L1 hit
+    assert_eq!(metric(&host, "edge.cache.l1.miss"), 2);
+    assert_eq!(metric(&host, "edge.cache.l2.miss"), 1);
+    assert_eq!(metric(&host, "edge.cache.l2.hit"), 1);
+    assert_eq!(metric(&host, "edge.cache.l1.hit"), 1);
+    assert_eq!(
+        metric(&host, "edge.cache.l1.store"),
+        2,
+        "stored once, promoted once"
+    );
+    assert_eq!(metric(&host, "edge.cache.l2.store"), 1);
+    // Fill every slot twice over: later keys replace earlier ones' entries.
+    for i in 0..128 {
+        host.request(workers[0], get(&format!("/api/v1/leads/x{i}")));
+    }
+    assert!(metric(&host, "edge.cache.l2.eviction") > 0);
+    let raw = metric(&host, "edge.cache.l2.stored_bytes_raw");
+    assert!(raw > 0 && metric(&host, "edge.cache.l2.stored_bytes_compressed") <= raw);
+}

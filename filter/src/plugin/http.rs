@@ -218,23 +218,25 @@ impl EdgeHttp {
         // L1 first (no shared data on this path), then L2 — also when L1 held an entry that is
         // purged or of another variant: another worker may have stored a current one.
         for tier in [Stat::L1Hit, Stat::L2Hit] {
-            let entry: Rc<Entry> = if tier == Stat::L1Hit {
+            let (miss, entry) = if tier == Stat::L1Hit {
                 let before = worker.l1.stats();
                 let from_l1 = worker.l1.get(&key.primary, now);
                 worker.track_l1(before);
-                match from_l1 {
-                    Some(entry) => entry,
-                    None => continue,
-                }
+                (Stat::L1Miss, from_l1)
             } else {
-                match worker.l2_get(&key.primary) {
-                    L2Read::Found(entry) => Rc::new(entry),
+                let from_l2 = match worker.l2_get(&key.primary) {
+                    L2Read::Found(entry) => Some(Rc::new(entry)),
                     L2Read::Corrupt => {
                         worker.metrics.inc(Stat::Corrupt);
-                        break;
+                        None
                     }
-                    L2Read::Absent => break,
-                }
+                    L2Read::Absent => None,
+                };
+                (Stat::L2Miss, from_l2)
+            };
+            let Some(entry) = entry else {
+                worker.metrics.inc(miss);
+                continue;
             };
             match evaluate_hit(&entry, request.headers, &facts, &worker.generations, now) {
                 HitDecision::Serve { age, not_modified } => {
@@ -256,6 +258,7 @@ impl EdgeHttp {
                     return self.revalidate((*entry).clone(), pending("stale"), request);
                 }
                 HitDecision::Miss(kind) => {
+                    worker.metrics.inc(miss);
                     if tier == Stat::L1Hit {
                         worker.remove_l1(&key.primary);
                     }

@@ -15,6 +15,9 @@ pub enum Stat {
     StoreL1,
     StoreL2,
     L1Eviction,
+    L2Eviction,
+    L1Miss,
+    L2Miss,
     Corrupt,
     TooLarge,
     Purge,
@@ -25,7 +28,7 @@ pub enum Stat {
     L1Bytes,
 }
 
-const STATS: [(Stat, &str, MetricType); 17] = [
+const STATS: [(Stat, &str, MetricType); 20] = [
     (Stat::L1Hit, "edge.cache.l1.hit", MetricType::Counter),
     (Stat::L2Hit, "edge.cache.l2.hit", MetricType::Counter),
     (Stat::Miss, "edge.cache.miss", MetricType::Counter),
@@ -42,6 +45,13 @@ const STATS: [(Stat, &str, MetricType); 17] = [
     (Stat::Bypass, "edge.cache.bypass", MetricType::Counter),
     (Stat::StoreL1, "edge.cache.l1.store", MetricType::Counter),
     (Stat::StoreL2, "edge.cache.l2.store", MetricType::Counter),
+    (
+        Stat::L2Eviction,
+        "edge.cache.l2.eviction",
+        MetricType::Counter,
+    ),
+    (Stat::L1Miss, "edge.cache.l1.miss", MetricType::Counter),
+    (Stat::L2Miss, "edge.cache.l2.miss", MetricType::Counter),
     (
         Stat::L1Eviction,
         "edge.cache.l1.eviction",

@@ -112,9 +112,19 @@ impl Worker {
     /// Stores in L1 and L2 and counts what happened.
     pub fn store(&mut self, entry: Entry, tenant: Option<&str>) {
         let encoded = entry.encode();
+        let entry_key = entry.key.clone();
         let slot = slot_key(slot_of(&entry.key, self.registry.limits().l2_slots));
         self.insert_l1(entry, tenant);
-        let cas = HostStore.get(&slot).map_or(0, |(_, cas)| cas);
+        let cas = match HostStore.get(&slot) {
+            Some((previous, cas)) => {
+                if Entry::decode_key(&previous).is_ok_and(|k| k != entry_key) {
+                    // Another key's entry leaves L2 (slots are shared by hash).
+                    self.metrics.inc(Stat::L2Eviction);
+                }
+                cas
+            }
+            None => 0,
+        };
         match HostStore.set(&slot, &encoded, cas) {
             Ok(()) => {
                 self.metrics.inc(Stat::StoreL2);
