@@ -747,7 +747,12 @@ fn fuel_per_hit_is_reported() {
     let before = host.fuel_used(workers[1]);
     host.request(workers[1], get("/api/v1/leads/42"));
     let l1_hit = host.fuel_used(workers[1]) - before;
-    println!("fuel per request: L1 hit {l1_hit}, L2 hit {l2_hit}");
+    let before = host.fuel_used(workers[1]);
+    host.request(workers[1], get("/elsewhere"));
+    let pass_through = host.fuel_used(workers[1]) - before;
+    println!(
+        "fuel per request: L1 hit {l1_hit}, L2 hit {l2_hit}, uncached pass-through {pass_through}"
+    );
     assert!(l1_hit < l2_hit, "an L1 hit does less work than an L2 hit");
 }
 

@@ -270,16 +270,16 @@ impl CacheStatus<'_> {
         }
         if let Some(key) = self.key {
             // An sf-string: printable ASCII, with `"` and `\` escaped.
-            let printable: String = key
-                .chars()
-                .map(|c| if c == '\n' { '|' } else { c })
-                .filter(|c| (' '..='~').contains(c))
-                .flat_map(|c| match c {
-                    '"' | '\\' => vec!['\\', c],
-                    _ => vec![c],
-                })
-                .collect();
-            out.push_str(&format!("; key=\"{printable}\""));
+            out.push_str("; key=\"");
+            for c in key.chars().map(|c| if c == '\n' { '|' } else { c }) {
+                if c == '"' || c == '\\' {
+                    out.push('\\');
+                }
+                if (' '..='~').contains(&c) {
+                    out.push(c);
+                }
+            }
+            out.push('"');
         }
         out
     }
