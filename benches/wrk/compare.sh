@@ -79,21 +79,11 @@ if ! cargo build --release --target wasm32-unknown-unknown -p edge-filter >"$OUT
     echo "compare.sh: WARNING: wasm build failed; benchmarking the existing module from $(date -r "$WASM" '+%F %T')" >&2
 fi
 
-# --- free ports (all bound at once so they differ) -----------------------------------------
-read -r ORIGIN_PORT ADMIN_PORT PORT_A PORT_B PORT_C < <(python3 - <<'EOF'
-import socket
-socks = []
-for _ in range(5):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(*(s.getsockname()[1] for s in socks))
-EOF
-)
-
 # --- 2. origin -----------------------------------------------------------------------------
-log "starting demo-origin on 127.0.0.1:$ORIGIN_PORT (CPU $ENVOY_CPU)"
-taskset -c "$ENVOY_CPU" "$ORIGIN_BIN" --listen "127.0.0.1:$ORIGIN_PORT" --latency-scale 0 \
+# Every port is picked by the kernel at bind time (port 0) and read back, so nothing races
+# between choosing a free port and binding it (other engineers run tests on this machine).
+log "starting demo-origin on 127.0.0.1:0 (CPU $ENVOY_CPU)"
+taskset -c "$ENVOY_CPU" "$ORIGIN_BIN" --listen "127.0.0.1:0" --latency-scale 0 \
     >"$OUT/origin.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do
@@ -102,6 +92,8 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 grep -q "demo-origin listening on" "$OUT/origin.log" || die "demo-origin did not start (see $OUT/origin.log)"
+ORIGIN_PORT="$(sed -n 's|.*demo-origin listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$OUT/origin.log" | head -1)"
+[[ -n "$ORIGIN_PORT" ]] || die "cannot read the origin's port from $OUT/origin.log"
 
 # The body (and the headers a client would see) for C, straight from the origin.
 curl -sS --fail -D "$OUT/origin-headers.txt" -o "$OUT/leads-42.body" \
@@ -114,26 +106,35 @@ BODY_BYTES="$(wc -c <"$OUT/leads-42.body")"
 
 # --- 3. envoy ------------------------------------------------------------------------------
 CONFIG="$OUT/envoy-compare.yaml"
-sed -e "s|@@ADMIN_PORT@@|$ADMIN_PORT|g" \
-    -e "s|@@PORT_A@@|$PORT_A|g" -e "s|@@PORT_B@@|$PORT_B|g" -e "s|@@PORT_C@@|$PORT_C|g" \
-    -e "s|@@ORIGIN_PORT@@|$ORIGIN_PORT|g" -e "s|@@WASM@@|$WASM|g" \
+sed -e "s|@@ORIGIN_PORT@@|$ORIGIN_PORT|g" -e "s|@@WASM@@|$WASM|g" \
     -e "s|@@BODY_FILE@@|$OUT/leads-42.body|g" \
     -e "s|@@CONTENT_TYPE@@|${CONTENT_TYPE:-application/json}|g" \
     -e "s|@@CACHE_CONTROL@@|$CACHE_CONTROL|g" -e "s|@@ETAG@@|$ETAG|g" \
     "$TEMPLATE" >"$CONFIG"
 grep -q '@@' "$CONFIG" && die "unfilled placeholder in $CONFIG"
 
-log "starting envoy (admin $ADMIN_PORT; A $PORT_A, B $PORT_B, C $PORT_C; CPU $ENVOY_CPU)"
+log "starting envoy (CPU $ENVOY_CPU)"
+rm -f "$OUT/admin.addr"
 taskset -c "$ENVOY_CPU" "$ENVOY" -c "$CONFIG" --concurrency 1 --disable-hot-restart \
-    --log-level warn >"$OUT/envoy.log" 2>&1 &
+    --admin-address-path "$OUT/admin.addr" --log-level warn >"$OUT/envoy.log" 2>&1 &
 ENVOY_PID=$!
 PIDS+=("$ENVOY_PID")
+ADMIN_PORT=""
 for _ in $(seq 200); do
-    [[ "$(curl -s "http://127.0.0.1:$ADMIN_PORT/ready" 2>/dev/null)" == LIVE* ]] && break
+    [[ -z "$ADMIN_PORT" && -s "$OUT/admin.addr" ]] && ADMIN_PORT="$(sed -n 's|.*:\([0-9]*\)$|\1|p' "$OUT/admin.addr")"
+    [[ -n "$ADMIN_PORT" && "$(curl -s "http://127.0.0.1:$ADMIN_PORT/ready" 2>/dev/null)" == LIVE* ]] && break
     kill -0 "$ENVOY_PID" 2>/dev/null || { tail -20 "$OUT/envoy.log" >&2; die "envoy exited (see $OUT/envoy.log)"; }
     sleep 0.1
 done
-[[ "$(curl -s "http://127.0.0.1:$ADMIN_PORT/ready")" == LIVE* ]] || die "envoy not ready (see $OUT/envoy.log)"
+[[ -n "$ADMIN_PORT" && "$(curl -s "http://127.0.0.1:$ADMIN_PORT/ready")" == LIVE* ]] \
+    || die "envoy not ready (see $OUT/envoy.log)"
+read -r PORT_A PORT_B PORT_C < <(curl -s "http://127.0.0.1:$ADMIN_PORT/listeners?format=json" | python3 -c '
+import json, sys
+ports = {l["name"]: l["local_address"]["socket_address"]["port_value"]
+         for l in json.load(sys.stdin)["listener_statuses"]}
+print(ports["a_wasm"], ports["b_native"], ports["c_direct"])')
+[[ -n "$PORT_C" ]] || die "cannot read listener ports from the admin API"
+log "envoy admin $ADMIN_PORT; A $PORT_A, B $PORT_B, C $PORT_C; origin $ORIGIN_PORT"
 
 # --- 4. warm-up and hit checks -------------------------------------------------------------
 declare -A PORT=([A]=$PORT_A [B]=$PORT_B [C]=$PORT_C)
@@ -187,7 +188,7 @@ echo
 echo "command:   $0 $*  (DURATION=$DURATION ROUNDS=$ROUNDS CONNECTIONS=$CONNECTIONS)"
 echo "wrk:       ${WRK_CMD[*]} http://127.0.0.1:<port>$BENCH_PATH"
 echo "envoy:     taskset -c $ENVOY_CPU $ENVOY -c $CONFIG --concurrency 1 --disable-hot-restart"
-echo "           $("$ENVOY" --version 2>/dev/null | sed 's/.*version: //')"
+echo "           version $("$ENVOY" --version 2>/dev/null | awk -F'version: ' 'NF > 1 {print $2}')"
 echo "origin:    taskset -c $ENVOY_CPU $ORIGIN_BIN --listen 127.0.0.1:$ORIGIN_PORT --latency-scale 0"
 echo "wasm:      $WASM ($WASM_NOTE)"
 echo "nproc:     $(nproc)    body: $BODY_BYTES bytes ($CONTENT_TYPE; cache-control: $CACHE_CONTROL)"
@@ -198,24 +199,29 @@ rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 names = {"A": "edge filter (wasm)", "B": "native cache filter", "C": "direct_response"}
 rounds = sorted({int(r[0]) for r in rows})
 data = {(int(r), v): (float(rps), float(p99), int(up)) for r, v, rps, p99, up in rows}
+def ratios(r):
+    return {p: data[(r, p[0])][0] / data[(r, p[2])][0] for p in ("A/B", "A/C", "B/C")}
 for r in rounds:
     print(f"\nround {r}")
     print(f"  {'':3}{'listener':22}{'req/s':>12}{'p99 ms':>10}{'origin rq':>11}")
     for v in "ABC":
         rps, p99, up = data[(r, v)]
         print(f"  {v:3}{names[v]:22}{rps:12.0f}{p99:10.3f}{up:11d}")
+    print("  req/s ratios: " + "   ".join(f"{k} {x:.3f}" for k, x in ratios(r).items()))
 med = {v: (statistics.median(data[(r, v)][0] for r in rounds),
            statistics.median(data[(r, v)][1] for r in rounds)) for v in "ABC"}
 print(f"\nmedians over {len(rounds)} rounds")
 print(f"  {'':3}{'listener':22}{'req/s':>12}{'p99 ms':>10}")
 for v in "ABC":
     print(f"  {v:3}{names[v]:22}{med[v][0]:12.0f}{med[v][1]:10.3f}")
-print("\nratios (median req/s; p99 ratio is the other way round: lower latency = higher)")
+print("\nratios: req/s of the medians | median of the per-round req/s ratios | p99 (inverted: the"
+      " other's p99 over this one's, so higher is better here too)")
 for a, b, note in (("A", "B", "target >= 0.75"), ("A", "C", ""), ("B", "C", "")):
     rr = med[a][0] / med[b][0]
+    paired = statistics.median(ratios(r)[f"{a}/{b}"] for r in rounds)
     pr = med[b][1] / med[a][1] if med[a][1] else float("nan")
-    extra = f"  [{note}: {'PASS' if rr >= 0.75 else 'FAIL'}]" if note else ""
-    print(f"  {a}/{b}: throughput {rr:.3f}   p99 {b}/{a} {pr:.3f}{extra}")
+    extra = f"   [{note}: {'PASS' if rr >= 0.75 else 'FAIL'}]" if note else ""
+    print(f"  {a}/{b}: {rr:.3f} | {paired:.3f} | p99 {b}/{a} {pr:.3f}{extra}")
 EOF
 echo
 echo "logs: $OUT"

@@ -17,7 +17,7 @@ const CONFIG: &str = r#"{
         {"name": "webhooks", "match": {"path_prefix": "/webhooks/"}}
     ],
     "admin": {"token": "test-admin-token-0123456789"},
-    "limits": {"l2_slots": 64, "max_entry_bytes": 65536, "l1_max_bytes": 1048576}
+    "limits": {"l2_slots": 64, "lease_slots": 32, "max_entry_bytes": 65536, "l1_max_bytes": 1048576}
 }"#;
 
 /// An origin that answers `/api/...` with a cacheable JSON body naming the request count, and
@@ -121,14 +121,15 @@ fn l2_key_space_is_bounded_by_the_slot_count() {
         host.request(vm, get(&format!("/api/v1/leads/{i}")));
     }
     let keys = host.shared_keys();
+    // L2 slots + lease slots + the generations and worker-id keys.
     assert!(
-        keys.len() <= 64 + 1,
-        "{} shared-data keys for 64 slots",
+        keys.len() <= 64 + 32 + 2,
+        "{} shared-data keys for 64 + 32 slots",
         keys.len()
     );
+    let known = ["edge:l2:", "edge:lease:", "edge:gen", "edge:workers"];
     assert!(
-        keys.iter()
-            .all(|k| k.starts_with("edge:l2:") || k == "edge:gen"),
+        keys.iter().all(|k| known.iter().any(|p| k.starts_with(p))),
         "{keys:?}"
     );
 }
@@ -541,7 +542,7 @@ fn purge_by_each_dimension() {
         "the purging worker sees it at once"
     );
     assert!(origin_calls.get() > 10);
-    assert!(host.shared_keys().len() <= 65);
+    assert!(host.shared_keys().len() <= 64 + 32 + 2);
 }
 
 #[test]

@@ -8,22 +8,28 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::admin;
-use super::host::{headers, now_secs};
+use super::coalescing::{resume_as_leader, settle_waiters};
+use super::host::{headers, now_millis, now_secs};
 use super::metrics::Stat;
-use super::worker::{L2Read, Worker};
+use super::refresh::{stale_defaults, store_policy, RefreshJob};
+use super::reply::{send, send_entry};
+use super::worker::{L2Read, WaitInfo, Worker};
+use crate::policy::cache::coalesce::Join;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    append_cache_status, build_entry, evaluate_hit, header, header_joined, hit_headers,
-    merge_headers, not_modified_headers, refresh_entry, relayed_headers, request_facts,
-    response_facts, tags, timing, ttl_left, CacheStatus, HitDecision, MissKind, Stored,
+    append_cache_status, build_entry, evaluate_hit, header, header_joined, is_origin_error,
+    may_serve_if_error, refresh_outcome, refresh_request_headers, relayed_headers, request_facts,
+    response_facts, tags, timing, ttl_left, CacheStatus, HitDecision, MissKind, RefreshOutcome,
+    RefreshRequest, Stored,
 };
 use crate::policy::cache::freshness::{
     conditional_matches, current_age, request_directs, storability, RequestDirective, RequestFacts,
-    Storable, StorePolicy,
+    Storable,
 };
 use crate::policy::cache::generations::Dimension;
-use crate::policy::cache::http_date::{format_http_date, parse_http_date};
+use crate::policy::cache::http_date::parse_http_date;
 use crate::policy::cache::key::{cache_key, unkeyed_headers_present, CacheKey, KeyInput};
+use crate::policy::cache::lease::Acquire;
 use crate::policy::cache::purge_request::MAX_PURGE_BODY;
 use crate::policy::{path_without_query, CacheSection, Registry, RequestAttributes, Service};
 
@@ -63,6 +69,16 @@ struct Revalidation {
     entry: Entry,
 }
 
+/// The request attributes the filter reads once per request.
+struct Request<'a> {
+    headers: &'a [(String, String)],
+    method: &'a str,
+    path: &'a str,
+    authority: &'a str,
+    scheme: &'a str,
+    service: &'a str,
+}
+
 /// One per HTTP stream.
 pub struct EdgeHttp {
     context_id: u32,
@@ -73,6 +89,8 @@ pub struct EdgeHttp {
     pending: Option<Pending>,
     capture: Option<Capture>,
     revalidation: Option<Revalidation>,
+    /// The coalescing group this stream leads or waits in.
+    group: Option<String>,
     /// Cache URLs an unsafe request invalidates when it succeeds.
     invalidate: Option<Vec<String>>,
     /// Request scheme and authority, for `Location` invalidation.
@@ -90,24 +108,15 @@ impl EdgeHttp {
             pending: None,
             capture: None,
             revalidation: None,
+            group: None,
             invalidate: None,
             origin_of_request: None,
             purge_body: false,
         }
     }
 
-    /// Answers the request from the filter.
     fn reply(&mut self, status: u16, headers: &[(String, String)], body: Option<&[u8]>) -> Action {
-        let pairs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        if hostcalls::send_http_response(u32::from(status), pairs, body).is_err() {
-            warn!(
-                "context {}: local reply refused by the host",
-                self.context_id
-            );
-        }
+        send(status, headers, body);
         self.answered = true;
         Action::Pause
     }
@@ -117,25 +126,22 @@ impl EdgeHttp {
         self.reply(status, &headers, Some(body.as_bytes()))
     }
 
-    /// Serves a stored entry (or a 304 for it).
     fn serve(
         &mut self,
         entry: &Entry,
         age: u64,
         not_modified: bool,
         head: bool,
-        status: CacheStatus<'_>,
-        name: &str,
+        status: &str,
     ) -> Action {
-        let cache_status = status.render(name);
         if not_modified {
             if let Some(worker) = &self.worker {
                 worker.borrow().metrics.inc(Stat::NotModified);
             }
-            return self.reply(304, &not_modified_headers(entry, age, &cache_status), None);
         }
-        let body = (!head).then_some(entry.body.as_slice());
-        self.reply(entry.status, &hit_headers(entry, age, &cache_status), body)
+        send_entry(entry, age, not_modified, head, status);
+        self.answered = true;
+        Action::Pause
     }
 
     fn on_management(
@@ -215,6 +221,7 @@ impl EdgeHttp {
             head,
         };
         let mut fwd = "uri-miss";
+        let mut stale = None;
         // L1 first (no shared data on this path), then L2 — also when L1 held an entry that is
         // purged or of another variant: another worker may have stored a current one.
         for tier in [Stat::L1Hit, Stat::L2Hit] {
@@ -244,18 +251,65 @@ impl EdgeHttp {
                     if tier == Stat::L2Hit {
                         worker.insert_l1((*entry).clone(), key.tenant.as_deref());
                     }
+                    let hits = worker.l1.record_hit(&key.primary);
+                    if let Some(ahead) = &section.refresh_ahead {
+                        let left = entry.freshness_lifetime.saturating_sub(age);
+                        let threshold = entry
+                            .freshness_lifetime
+                            .saturating_mul(ahead.before_expiry_percent)
+                            / 100;
+                        if hits >= ahead.min_hits && left <= threshold {
+                            let job = self.refresh_job(
+                                service,
+                                section,
+                                &key,
+                                request,
+                                &facts,
+                                Rc::clone(&entry),
+                            );
+                            worker.queue_refresh(job);
+                        }
+                    }
                     drop(worker);
                     let status = CacheStatus {
                         hit: true,
                         ttl: Some(ttl_left(&entry, age)),
                         key: section.debug.then_some(key.primary.as_str()),
                         ..CacheStatus::default()
-                    };
-                    return self.serve(&entry, age, not_modified, head, status, &name);
+                    }
+                    .render(&name);
+                    return self.serve(&entry, age, not_modified, head, &status);
+                }
+                HitDecision::ServeStale { age, not_modified } => {
+                    worker.metrics.inc(tier);
+                    worker.metrics.inc(Stat::StaleServed);
+                    if tier == Stat::L2Hit {
+                        worker.insert_l1((*entry).clone(), key.tenant.as_deref());
+                    }
+                    let job = self.refresh_job(
+                        service,
+                        section,
+                        &key,
+                        request,
+                        &facts,
+                        Rc::clone(&entry),
+                    );
+                    worker.queue_refresh(job);
+                    drop(worker);
+                    let status = CacheStatus {
+                        hit: true,
+                        ttl: Some(ttl_left(&entry, age)),
+                        key: section.debug.then_some(key.primary.as_str()),
+                        detail: Some("stale-while-revalidate"),
+                        ..CacheStatus::default()
+                    }
+                    .render(&name);
+                    return self.serve(&entry, age, not_modified, head, &status);
                 }
                 HitDecision::Revalidate => {
-                    drop(worker);
-                    return self.revalidate((*entry).clone(), pending("stale"), request);
+                    stale = Some(entry);
+                    fwd = "stale";
+                    break;
                 }
                 HitDecision::Miss(kind) => {
                     worker.metrics.inc(miss);
@@ -269,56 +323,110 @@ impl EdgeHttp {
                 }
             }
         }
-        worker.metrics.inc(Stat::Miss);
-        self.pending = Some(pending(fwd));
-        Action::Continue
+        // Going to the origin: one request per key, across workers, when the service coalesces.
+        if section.coalesce {
+            let wait = WaitInfo {
+                head,
+                request_headers: request.headers.to_vec(),
+                request: facts.clone(),
+                debug: section.debug,
+                lease_ms: section.lease_ms,
+            };
+            let now_ms = now_millis();
+            match worker
+                .coalescer
+                .join(&key.primary, self.context_id, now_ms, wait)
+            {
+                Join::Wait => {
+                    self.group = Some(key.primary.clone());
+                    self.pending = Some(pending(fwd));
+                    return Action::Pause;
+                }
+                Join::Lead => {
+                    self.group = Some(key.primary.clone());
+                    if let Acquire::HeldElsewhere { .. } =
+                        worker.acquire_lease(&key.primary, now_ms, section.lease_ms)
+                    {
+                        let wait = WaitInfo {
+                            head,
+                            request_headers: request.headers.to_vec(),
+                            request: facts.clone(),
+                            debug: section.debug,
+                            lease_ms: section.lease_ms,
+                        };
+                        if worker
+                            .coalescer
+                            .wait_remote(&key.primary, self.context_id, now_ms, wait)
+                            == Join::Wait
+                        {
+                            self.pending = Some(pending(fwd));
+                            return Action::Pause;
+                        }
+                        self.group = None;
+                    }
+                }
+                Join::Full => {}
+            }
+        }
+        match stale {
+            Some(entry) => {
+                drop(worker);
+                self.revalidate((*entry).clone(), pending("stale"), section, request)
+            }
+            None => {
+                worker.metrics.inc(Stat::Miss);
+                self.pending = Some(pending(fwd));
+                Action::Continue
+            }
+        }
+    }
+
+    fn refresh_job(
+        &self,
+        service: &Service,
+        section: &CacheSection,
+        key: &CacheKey,
+        request: &Request<'_>,
+        facts: &RequestFacts,
+        entry: Rc<Entry>,
+    ) -> RefreshJob {
+        let unkeyed: Vec<&str> = unkeyed_headers_present(section, request.headers).collect();
+        RefreshJob {
+            key: key.clone(),
+            service_index: service.index,
+            call_headers: refresh_request_headers(
+                request.headers,
+                &unkeyed,
+                (SERVICE_HEADER, &service.name),
+                Some(&entry),
+            ),
+            request_headers: request.headers.to_vec(),
+            request: facts.clone(),
+            entry,
+            lease_ms: section.lease_ms,
+            request_time: 0,
+        }
     }
 
     /// Asks the origin whether a stale entry still holds, with the entry's validators.
-    fn revalidate(&mut self, entry: Entry, pending: Pending, request: &Request<'_>) -> Action {
+    fn revalidate(
+        &mut self,
+        entry: Entry,
+        pending: Pending,
+        section: &CacheSection,
+        request: &Request<'_>,
+    ) -> Action {
         let Some(worker) = &self.worker else {
             return Action::Continue;
         };
         let cluster = worker.borrow().registry.settings().upstream_cluster.clone();
-        const DROPPED: [&str; 8] = [
-            "connection",
-            "keep-alive",
-            "transfer-encoding",
-            "content-length",
-            "upgrade",
-            "te",
-            "if-none-match",
-            "if-modified-since",
-        ];
-        let section = self.worker.as_ref().and_then(|w| {
-            w.borrow()
-                .registry
-                .service_at(pending.service_index)
-                .and_then(|s| s.cache.clone())
-        });
-        let unkeyed: Vec<&str> = section
-            .as_ref()
-            .map(|s| unkeyed_headers_present(s, request.headers).collect())
-            .unwrap_or_default();
-        let mut call: Vec<(String, String)> = request
-            .headers
-            .iter()
-            .filter(|(n, _)| !DROPPED.iter().any(|d| n.eq_ignore_ascii_case(d)) && n != ":method")
-            .filter(|(n, _)| !n.eq_ignore_ascii_case(SERVICE_HEADER))
-            .filter(|(n, _)| !unkeyed.iter().any(|u| n.eq_ignore_ascii_case(u)))
-            .cloned()
-            .collect();
-        call.push((":method".to_string(), "GET".to_string()));
-        call.push((SERVICE_HEADER.to_string(), request.service.to_string()));
-        if let Some(etag) = &entry.etag {
-            call.push(("if-none-match".to_string(), etag.clone()));
-        }
-        if let Some(last_modified) = entry.last_modified {
-            call.push((
-                "if-modified-since".to_string(),
-                format_http_date(last_modified),
-            ));
-        }
+        let unkeyed: Vec<&str> = unkeyed_headers_present(section, request.headers).collect();
+        let call = refresh_request_headers(
+            request.headers,
+            &unkeyed,
+            (SERVICE_HEADER, request.service),
+            Some(&entry),
+        );
         let pairs: Vec<(&str, &str)> = call.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         match hostcalls::dispatch_http_call(&cluster, pairs, None, vec![], REVALIDATION_TIMEOUT) {
             Ok(_) => {
@@ -326,7 +434,6 @@ impl EdgeHttp {
                 Action::Pause
             }
             Err(status) => {
-                // A wrong cluster name: every stale hit would log this, so only once per worker.
                 warn!(
                     "revalidation via cluster {cluster:?} refused ({status:?}); forwarding instead"
                 );
@@ -336,12 +443,23 @@ impl EdgeHttp {
         }
     }
 
+    /// This stream led a coalescing group and is done: answer or release its waiters.
+    fn settle_group(&mut self, entry: Option<&Entry>) {
+        let (Some(key), Some(worker_rc)) = (self.group.take(), self.worker.clone()) else {
+            return;
+        };
+        let mut worker = worker_rc.borrow_mut();
+        if worker.coalescer.is_leader(&key, self.context_id) {
+            settle_waiters(&mut worker, &key, entry, self.context_id, now_secs());
+        }
+        worker.release_lease(&key);
+    }
+
     fn finish_capture(&mut self) {
         let (Some(capture), Some(worker_rc)) = (self.capture.take(), self.worker.clone()) else {
             return;
         };
-        let mut worker = worker_rc.borrow_mut();
-        let registry = Rc::clone(&worker.registry);
+        let registry = Rc::clone(&worker_rc.borrow().registry);
         let Some(section) = registry
             .service_at(capture.pending.service_index)
             .and_then(|s| s.cache.as_ref())
@@ -353,7 +471,7 @@ impl EdgeHttp {
         let tag_dimensions: Vec<Dimension<'_>> =
             entry_tags.iter().map(|t| Dimension::Tag(t)).collect();
         let mut stamp = capture.pending.stamp.clone();
-        stamp.extend(worker.generations.stamp(&tag_dimensions));
+        stamp.extend(worker_rc.borrow().generations.stamp(&tag_dimensions));
         let entry = build_entry(
             Stored {
                 key: &capture.pending.key.primary,
@@ -367,10 +485,14 @@ impl EdgeHttp {
             },
             &facts,
             &capture.storable,
-        );
-        if let Some(entry) = entry {
-            worker.store(entry, capture.pending.key.tenant.as_deref());
+        )
+        .map(|entry| stale_defaults(section).apply(entry));
+        if let Some(entry) = &entry {
+            worker_rc
+                .borrow_mut()
+                .store(entry.clone(), capture.pending.key.tenant.as_deref());
         }
+        self.settle_group(entry.as_ref());
     }
 
     fn invalidate_after_success(&mut self, status: u16) {
@@ -401,6 +523,141 @@ impl EdgeHttp {
             }
         }
     }
+
+    /// The origin answered (or failed) the revalidation this stream sent.
+    fn on_revalidated(&mut self, revalidation: Revalidation, body_size: usize) {
+        let Some(worker_rc) = self.worker.clone() else {
+            return;
+        };
+        let registry = Rc::clone(&worker_rc.borrow().registry);
+        let Some(section) = registry
+            .service_at(revalidation.pending.service_index)
+            .and_then(|s| s.cache.as_ref())
+        else {
+            let _ = hostcalls::resume_http_request();
+            return;
+        };
+        let name = registry.settings().cache_status_name.clone();
+        let response = headers(MapType::HttpCallResponseHeaders);
+        let status = header(&response, ":status").and_then(|s| s.parse::<u16>().ok());
+        let now = now_secs();
+        let pending = &revalidation.pending;
+        let old = &revalidation.entry;
+        let age = current_age(&timing(old), now);
+        // The origin failed: a stale entry within its stale-if-error window stands in.
+        if status.is_none_or(is_origin_error) && may_serve_if_error(old, age) {
+            worker_rc.borrow().metrics.inc(Stat::StaleIfError);
+            let cache_status = CacheStatus {
+                fwd: Some("stale"),
+                fwd_status: status,
+                ttl: Some(ttl_left(old, age)),
+                detail: Some("stale-if-error"),
+                key: section.debug.then_some(pending.key.primary.as_str()),
+                ..CacheStatus::default()
+            }
+            .render(&name);
+            self.serve(
+                old,
+                age,
+                client_not_modified(&pending.request_headers, old),
+                pending.head,
+                &cache_status,
+            );
+            self.settle_group(Some(old));
+            return;
+        }
+        let Some(status) = status else {
+            // Unreachable, and the entry may not stand in: the client's own request goes to the
+            // origin (and gets Envoy's 503/504 if it is down).
+            self.settle_group(None);
+            self.pending = Some(revalidation.pending);
+            let _ = hostcalls::resume_http_request();
+            return;
+        };
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let refresh = RefreshRequest {
+            old,
+            request: &pending.request,
+            request_headers: &pending.request_headers,
+            policy: &store_policy(section),
+            defaults: stale_defaults(section),
+            request_time: pending.request_time,
+            now,
+            max_body: usize::try_from(registry.limits().max_entry_bytes).unwrap_or(usize::MAX),
+        };
+        let outcome = refresh_outcome(&refresh, status, &response, body.clone());
+        if status == 304 {
+            worker_rc.borrow().metrics.inc(Stat::Revalidated);
+        }
+        let (entry, stored) = match outcome {
+            RefreshOutcome::Refreshed(entry) | RefreshOutcome::Replaced(entry) => {
+                worker_rc
+                    .borrow_mut()
+                    .store(entry.clone(), pending.key.tenant.as_deref());
+                (Some(entry), true)
+            }
+            // A 304 whose headers forbid storing: the stored body is still the valid answer.
+            RefreshOutcome::NotStored if status == 304 => {
+                worker_rc.borrow_mut().remove_l1(&pending.key.primary);
+                (Some(old.clone()), false)
+            }
+            RefreshOutcome::NotStored => (None, false),
+        };
+        match &entry {
+            Some(entry) => {
+                let age = current_age(&timing(entry), now);
+                let cache_status = CacheStatus {
+                    fwd: Some("stale"),
+                    fwd_status: Some(status),
+                    stored,
+                    ttl: Some(ttl_left(entry, age)),
+                    key: section.debug.then_some(pending.key.primary.as_str()),
+                    ..CacheStatus::default()
+                }
+                .render(&name);
+                self.serve(
+                    entry,
+                    age,
+                    client_not_modified(&pending.request_headers, entry),
+                    pending.head,
+                    &cache_status,
+                );
+            }
+            None => {
+                // Relay the origin's answer as it is.
+                let member = CacheStatus {
+                    fwd: Some("stale"),
+                    fwd_status: Some(status),
+                    key: section.debug.then_some(pending.key.primary.as_str()),
+                    ..CacheStatus::default()
+                }
+                .render(&name);
+                let mut relayed = relayed_headers(&response);
+                let existing = header_joined(&relayed, "cache-status");
+                relayed.retain(|(n, _)| !n.eq_ignore_ascii_case("cache-status"));
+                relayed.push((
+                    "cache-status".to_string(),
+                    append_cache_status(existing.as_deref(), &member),
+                ));
+                let head = pending.head;
+                self.reply(status, &relayed, (!head).then_some(body.as_slice()));
+            }
+        }
+        self.settle_group(entry.as_ref());
+    }
+}
+
+/// Whether a request's own conditionals match `entry` (then it gets a 304).
+fn client_not_modified(request_headers: &[(String, String)], entry: &Entry) -> bool {
+    conditional_matches(
+        header(request_headers, "if-none-match"),
+        header(request_headers, "if-modified-since").and_then(parse_http_date),
+        entry.etag.as_deref(),
+        entry.last_modified,
+    )
 }
 
 /// `Location`/`Content-Location` as a path, when it points at the request's own origin.
@@ -416,25 +673,6 @@ fn same_origin_path(value: &str, scheme: &str, authority: &str) -> Option<String
     path.starts_with('/').then(|| path.to_string())
 }
 
-/// The request attributes the filter reads once per request.
-struct Request<'a> {
-    headers: &'a [(String, String)],
-    method: &'a str,
-    path: &'a str,
-    authority: &'a str,
-    scheme: &'a str,
-    service: &'a str,
-}
-
-fn store_policy(section: &CacheSection) -> StorePolicy {
-    StorePolicy {
-        default_ttl: section.default_ttl_s,
-        heuristic: section.heuristic,
-        max_ttl: section.max_ttl_s,
-        store_set_cookie: section.store_set_cookie,
-    }
-}
-
 impl Context for EdgeHttp {
     fn on_http_call_response(
         &mut self,
@@ -443,117 +681,26 @@ impl Context for EdgeHttp {
         body_size: usize,
         _trailers: usize,
     ) {
-        let (Some(revalidation), Some(worker_rc)) = (self.revalidation.take(), self.worker.clone())
-        else {
-            return;
+        if let Some(revalidation) = self.revalidation.take() {
+            self.on_revalidated(revalidation, body_size);
+        }
+    }
+
+    fn on_done(&mut self) -> bool {
+        let Some(worker_rc) = self.worker.clone() else {
+            return true;
         };
-        let response = headers(MapType::HttpCallResponseHeaders);
-        let Some(status) = header(&response, ":status").and_then(|s| s.parse::<u16>().ok()) else {
-            // The origin could not be reached by our request: let the client's go instead.
-            self.pending = Some(revalidation.pending);
-            let _ = hostcalls::resume_http_request();
-            return;
-        };
-        let now = now_secs();
-        let registry = Rc::clone(&worker_rc.borrow().registry);
-        let Some(section) = registry
-            .service_at(revalidation.pending.service_index)
-            .and_then(|s| s.cache.as_ref())
-        else {
-            let _ = hostcalls::resume_http_request();
-            return;
-        };
-        let name = registry.settings().cache_status_name.clone();
-        let pending = &revalidation.pending;
-        if status == 304 {
-            let merged = merge_headers(&revalidation.entry.headers, &response);
-            let facts = response_facts(revalidation.entry.status, &merged);
-            let storable = storability(&pending.request, &facts, &store_policy(section), now);
-            let refreshed = refresh_entry(
-                &revalidation.entry,
-                &response,
-                &facts,
-                &storable,
-                pending.request_time,
-                now,
-            );
-            let stored = refreshed.is_some();
-            let entry = refreshed.unwrap_or(revalidation.entry.clone());
-            {
-                let mut worker = worker_rc.borrow_mut();
-                worker.metrics.inc(Stat::Revalidated);
-                if stored {
-                    worker.store(entry.clone(), pending.key.tenant.as_deref());
-                } else {
-                    worker.remove_l1(&pending.key.primary);
-                }
+        let mut worker = worker_rc.borrow_mut();
+        worker.answered.remove(&self.context_id);
+        // A leader that ends without settling its group (client gone, stream reset): the oldest
+        // waiter takes over and goes to the origin itself.
+        if let Some(key) = worker.coalescer.leave(self.context_id) {
+            match worker.coalescer.promote(&key) {
+                Some(next) => resume_as_leader(next.context_id, self.context_id),
+                None => worker.release_lease(&key),
             }
-            let age = current_age(&timing(&entry), now);
-            let not_modified = conditional_matches(
-                header(&pending.request_headers, "if-none-match"),
-                header(&pending.request_headers, "if-modified-since").and_then(parse_http_date),
-                entry.etag.as_deref(),
-                entry.last_modified,
-            );
-            let status = CacheStatus {
-                fwd: Some("stale"),
-                fwd_status: Some(304),
-                stored,
-                ttl: Some(ttl_left(&entry, age)),
-                key: section.debug.then_some(pending.key.primary.as_str()),
-                ..CacheStatus::default()
-            };
-            self.serve(&entry, age, not_modified, pending.head, status, &name);
-            return;
         }
-        let facts = response_facts(status, &response);
-        let storable = storability(&pending.request, &facts, &store_policy(section), now);
-        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let limit = usize::try_from(registry.limits().max_entry_bytes).unwrap_or(usize::MAX);
-        let entry = if body.len() <= limit {
-            build_entry(
-                Stored {
-                    key: &pending.key.primary,
-                    status,
-                    response_headers: &response,
-                    request_headers: &pending.request_headers,
-                    body: body.clone(),
-                    request_time: pending.request_time,
-                    response_time: now,
-                    generations: pending.stamp.clone(),
-                },
-                &facts,
-                &storable,
-            )
-        } else {
-            None
-        };
-        let stored = entry.is_some();
-        if let Some(entry) = entry {
-            worker_rc
-                .borrow_mut()
-                .store(entry, pending.key.tenant.as_deref());
-        }
-        let member = CacheStatus {
-            fwd: Some("stale"),
-            fwd_status: Some(status),
-            stored,
-            key: section.debug.then_some(pending.key.primary.as_str()),
-            ..CacheStatus::default()
-        }
-        .render(&name);
-        let mut relayed = relayed_headers(&response);
-        let existing = header_joined(&relayed, "cache-status");
-        relayed.retain(|(n, _)| !n.eq_ignore_ascii_case("cache-status"));
-        relayed.push((
-            "cache-status".to_string(),
-            append_cache_status(existing.as_deref(), &member),
-        ));
-        let head = pending.head;
-        self.reply(status, &relayed, (!head).then_some(body.as_slice()));
+        true
     }
 }
 
@@ -652,7 +799,12 @@ impl HttpContext for EdgeHttp {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        if self.answered {
+        let Some(worker_rc) = self.worker.clone() else {
+            return Action::Continue;
+        };
+        if self.answered || worker_rc.borrow_mut().answered.remove(&self.context_id) {
+            // Our own reply (or one another stream sent for us): nothing to store or tag.
+            self.pending = None;
             return Action::Continue;
         }
         let response = headers(MapType::HttpResponseHeaders);
@@ -660,7 +812,7 @@ impl HttpContext for EdgeHttp {
             .and_then(|s| s.parse::<u16>().ok())
             .unwrap_or(0);
         self.invalidate_after_success(status);
-        let (Some(pending), Some(worker_rc)) = (self.pending.take(), self.worker.clone()) else {
+        let Some(pending) = self.pending.take() else {
             return Action::Continue;
         };
         let registry = Rc::clone(&worker_rc.borrow().registry);
@@ -709,6 +861,9 @@ impl HttpContext for EdgeHttp {
             if end_of_stream {
                 self.finish_capture();
             }
+        } else {
+            // Nothing will be stored: whoever waits for this key goes to the origin itself.
+            self.settle_group(None);
         }
         Action::Continue
     }
@@ -728,6 +883,7 @@ impl HttpContext for EdgeHttp {
                 if let Some(worker) = &self.worker {
                     worker.borrow().metrics.inc(Stat::TooLarge);
                 }
+                self.settle_group(None);
                 return Action::Continue;
             }
             capture.body.extend_from_slice(&chunk);

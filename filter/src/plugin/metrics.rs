@@ -26,9 +26,25 @@ pub enum Stat {
     StoredBytesCompressed,
     L1Entries,
     L1Bytes,
+    Collapsed,
+    StaleServed,
+    StaleIfError,
+    Refresh,
 }
 
-const STATS: [(Stat, &str, MetricType); 20] = [
+const STATS: [(Stat, &str, MetricType); 24] = [
+    (Stat::Collapsed, "edge.cache.collapsed", MetricType::Counter),
+    (
+        Stat::StaleServed,
+        "edge.cache.stale_while_revalidate",
+        MetricType::Counter,
+    ),
+    (
+        Stat::StaleIfError,
+        "edge.cache.stale_if_error",
+        MetricType::Counter,
+    ),
+    (Stat::Refresh, "edge.cache.refresh", MetricType::Counter),
     (Stat::L1Hit, "edge.cache.l1.hit", MetricType::Counter),
     (Stat::L2Hit, "edge.cache.l2.hit", MetricType::Counter),
     (Stat::Miss, "edge.cache.miss", MetricType::Counter),

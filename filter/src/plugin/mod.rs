@@ -1,9 +1,12 @@
 //! proxy-wasm glue: reads what the host gives, asks the policy, acts. No decisions here.
 
 mod admin;
+mod coalescing;
 mod host;
 mod http;
 mod metrics;
+mod refresh;
+mod reply;
 mod root;
 mod worker;
 
@@ -11,5 +14,5 @@ use proxy_wasm::types::LogLevel;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_context_id| Box::new(root::EdgeRoot::default()));
+    proxy_wasm::set_root_context(|context_id| Box::new(root::EdgeRoot::new(context_id)));
 }}

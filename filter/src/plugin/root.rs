@@ -7,18 +7,48 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
+use super::coalescing::{resume_as_leader, settle_waiters};
+use super::host::{now_millis, now_secs};
 use super::http::EdgeHttp;
-use super::worker::Worker;
+use super::refresh::{complete_refresh, start_refreshes};
+use super::worker::{L2Read, Worker};
+use crate::policy::cache::exchange::{evaluate_hit, HitDecision};
+use crate::policy::cache::lease::Acquire;
 use crate::policy::Config;
+
+/// How often the root context looks after background work: requests waiting for a leader on
+/// another worker (they are answered within this time of its store), background refreshes.
+const TICK: Duration = Duration::from_millis(20);
 
 /// One per plugin per worker: owns the parsed configuration and the worker's cache state, and
 /// creates the stream contexts.
-#[derive(Default)]
 pub struct EdgeRoot {
+    context_id: u32,
     worker: Option<Rc<RefCell<Worker>>>,
 }
 
-impl Context for EdgeRoot {}
+impl EdgeRoot {
+    pub fn new(context_id: u32) -> Self {
+        Self {
+            context_id,
+            worker: None,
+        }
+    }
+}
+
+impl Context for EdgeRoot {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        if let Some(worker) = &self.worker {
+            complete_refresh(&mut worker.borrow_mut(), token, body_size);
+        }
+    }
+}
 
 impl RootContext for EdgeRoot {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
@@ -47,20 +77,30 @@ impl RootContext for EdgeRoot {
             registry.default_service().name
         );
         let mut worker = Worker::new(Rc::clone(&registry));
+        worker.root_context_id = self.context_id;
         if registry.caches() {
+            worker.take_owner_id();
             worker.ensure_generations();
-            // Purges made on other workers reach this one on the next tick.
-            let period = Duration::from_millis(registry.settings().generation_refresh_ms);
-            let _ = hostcalls::set_tick_period(period);
+            worker.last_generation_refresh_ms = now_millis();
+            let _ = hostcalls::set_tick_period(TICK);
         }
         self.worker = Some(Rc::new(RefCell::new(worker)));
         true
     }
 
     fn on_tick(&mut self) {
-        if let Some(worker) = &self.worker {
-            worker.borrow_mut().refresh_generations();
+        let Some(worker_rc) = &self.worker else {
+            return;
+        };
+        let mut worker = worker_rc.borrow_mut();
+        let now_ms = now_millis();
+        let refresh_every = worker.registry.settings().generation_refresh_ms;
+        if now_ms.saturating_sub(worker.last_generation_refresh_ms) >= refresh_every {
+            worker.refresh_generations();
+            worker.last_generation_refresh_ms = now_ms;
         }
+        poll_remote_leaders(&mut worker, self.context_id, now_ms);
+        start_refreshes(&mut worker, now_ms);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -69,5 +109,55 @@ impl RootContext for EdgeRoot {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
+    }
+}
+
+/// Requests waiting for a key another worker fetches: answered from L2 once it is there; when
+/// that worker's lease is gone without an entry, one of them takes the lease and fetches.
+fn poll_remote_leaders(worker: &mut Worker, root: u32, now_ms: u64) {
+    let keys = worker.coalescer.remote_keys();
+    if keys.is_empty() {
+        return;
+    }
+    let now = now_secs();
+    for key in keys {
+        if let L2Read::Found(entry) = worker.l2_get(&key) {
+            let fresh = match worker.coalescer.first_waiter(&key) {
+                Some(waiter) => matches!(
+                    evaluate_hit(
+                        &entry,
+                        &waiter.request_headers,
+                        &waiter.request,
+                        &worker.generations,
+                        now
+                    ),
+                    HitDecision::Serve { .. } | HitDecision::ServeStale { .. }
+                ),
+                None => false,
+            };
+            if fresh {
+                worker.insert_l1(entry.clone(), None);
+                settle_waiters(worker, &key, Some(&entry), root, now);
+                continue;
+            }
+        }
+        if worker.lease_held(&key, now_ms) {
+            continue;
+        }
+        let lease_ms = worker
+            .coalescer
+            .first_waiter(&key)
+            .map_or(5000, |w| w.lease_ms);
+        match worker.acquire_lease(&key, now_ms, lease_ms) {
+            Acquire::Acquired => {
+                if let Some(next) = worker.coalescer.promote(&key) {
+                    resume_as_leader(next.context_id, root);
+                } else {
+                    worker.release_lease(&key);
+                }
+            }
+            Acquire::HeldElsewhere { .. } => {}
+            Acquire::Collision => settle_waiters(worker, &key, None, root, now),
+        }
     }
 }

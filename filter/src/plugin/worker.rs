@@ -5,14 +5,29 @@ use log::warn;
 
 use super::host::HostStore;
 use super::metrics::{Metrics, Stat};
+use super::refresh::RefreshJob;
+use crate::policy::cache::coalesce::Coalescer;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::keep_until;
+use crate::policy::cache::freshness::RequestFacts;
+use crate::policy::cache::generations::fnv1a;
 use crate::policy::cache::generations::{Dimension, Generations, GENERATIONS_KEY};
 use crate::policy::cache::l1::L1Cache;
 use crate::policy::cache::l2::{slot_key, slot_of};
-use crate::policy::shared_store::{update, SharedStore};
+use crate::policy::cache::lease::{self, lease_key, Acquire};
+use crate::policy::shared_store::{update, SharedStore, UpdateError};
 use crate::policy::Registry;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
+
+/// What answering a request that waits for another one needs.
+pub struct WaitInfo {
+    pub head: bool,
+    pub request_headers: Vec<(String, String)>,
+    pub request: RequestFacts,
+    pub debug: bool,
+    pub lease_ms: u64,
+}
 
 /// How often a purge retries when other workers purge at the same moment.
 const PURGE_ATTEMPTS: u32 = 16;
@@ -25,6 +40,19 @@ pub struct Worker {
     pub metrics: Metrics,
     /// Logged once: an L2 write the host refused.
     l2_write_warned: bool,
+    /// Requests waiting for another request's response, per key.
+    pub coalescer: Coalescer<WaitInfo>,
+    /// Streams another context answered (their own response callbacks must stand back).
+    pub answered: HashSet<u32>,
+    /// Leases this worker holds, by cache key.
+    leases: HashMap<String, String>,
+    /// This worker's identity in leases.
+    pub owner: u64,
+    /// Background refreshes waiting for the next tick, and those in flight by call token.
+    pub refresh_queue: VecDeque<RefreshJob>,
+    pub refresh_inflight: HashMap<u32, RefreshJob>,
+    pub root_context_id: u32,
+    pub last_generation_refresh_ms: u64,
 }
 
 /// What an L2 slot held for a key.
@@ -38,7 +66,7 @@ pub enum L2Read {
 
 impl Worker {
     pub fn new(registry: Rc<Registry>) -> Self {
-        let limits = registry.limits();
+        let limits = registry.limits().clone();
         let mut l1 = L1Cache::new(
             usize::try_from(limits.l1_max_entries).unwrap_or(usize::MAX),
             usize::try_from(limits.l1_max_bytes).unwrap_or(usize::MAX),
@@ -51,7 +79,91 @@ impl Worker {
             generations_cas: None,
             metrics: Metrics::define(),
             l2_write_warned: false,
+            coalescer: Coalescer::new(
+                usize::try_from(limits.max_waiting_requests).unwrap_or(usize::MAX),
+            ),
+            answered: HashSet::new(),
+            leases: HashMap::new(),
+            owner: 0,
+            refresh_queue: VecDeque::new(),
+            refresh_inflight: HashMap::new(),
+            root_context_id: 0,
+            last_generation_refresh_ms: 0,
         }
+    }
+
+    /// A number no other worker of this Envoy uses, from a shared counter.
+    pub fn take_owner_id(&mut self) {
+        let counter = update(&HostStore, "edge:workers", 16, |current| {
+            let next = current
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_le_bytes)
+                .wrapping_add(1);
+            Ok::<_, ()>((next, next.to_le_bytes().to_vec()))
+        });
+        self.owner = counter.unwrap_or_else(|_| u64::from(self.root_context_id) << 32 | 1);
+    }
+
+    fn lease_slots(&self) -> u64 {
+        self.registry.limits().lease_slots
+    }
+
+    /// Tries to become the one worker fetching `key`.
+    pub fn acquire_lease(&mut self, key: &str, now_ms: u64, ttl_ms: u64) -> Acquire {
+        let slot = lease_key(key, self.lease_slots());
+        let (owner, hash) = (self.owner, fnv1a(key));
+        let taken = update(&HostStore, &slot, 4, |current| {
+            match lease::acquire(current, hash, owner, now_ms, ttl_ms) {
+                (outcome, Some(write)) => Ok((outcome, write)),
+                (outcome, None) => Err(outcome),
+            }
+        });
+        match taken {
+            Ok(outcome) => {
+                self.leases.insert(key.to_string(), slot);
+                outcome
+            }
+            Err(UpdateError::Refused(outcome)) => outcome,
+            // Contended or refused by the host: fetch without a lease.
+            Err(_) => Acquire::Collision,
+        }
+    }
+
+    /// Gives back this worker's lease on `key`, if it holds one.
+    pub fn release_lease(&mut self, key: &str) {
+        let Some(slot) = self.leases.remove(key) else {
+            return;
+        };
+        let (owner, hash) = (self.owner, fnv1a(key));
+        let _ = update(&HostStore, &slot, 4, |current| {
+            lease::release(current, hash, owner)
+                .map(|write| ((), write))
+                .ok_or(())
+        });
+    }
+
+    /// Whether any worker still holds a lease on `key`.
+    pub fn lease_held(&self, key: &str, now_ms: u64) -> bool {
+        let slot = lease_key(key, self.lease_slots());
+        let current = HostStore.get(&slot);
+        lease::is_held(
+            current.as_ref().map(|(b, _)| b.as_slice()),
+            fnv1a(key),
+            now_ms,
+        )
+    }
+
+    /// Queues a background refresh (deduplicated by key, bounded).
+    pub fn queue_refresh(&mut self, job: RefreshJob) {
+        let limit = usize::try_from(self.registry.limits().refresh_queue).unwrap_or(usize::MAX);
+        let queued = |j: &RefreshJob| j.key.primary == job.key.primary;
+        if self.refresh_queue.len() >= limit
+            || self.refresh_queue.iter().any(queued)
+            || self.refresh_inflight.values().any(queued)
+        {
+            return;
+        }
+        self.refresh_queue.push_back(job);
     }
 
     /// Creates the generations value if no worker has yet (a write to a missing key ignores

@@ -32,6 +32,40 @@ pub struct CacheSection {
     /// Adds the cache key to `Cache-Status` (never turn on where keys are sensitive).
     #[serde(default)]
     pub debug: bool,
+    /// Stale-while-revalidate window for responses that set none (RFC 5861).
+    #[serde(default)]
+    pub stale_while_revalidate_s: Option<u64>,
+    /// Stale-if-error window for responses that set none (RFC 5861).
+    #[serde(default)]
+    pub stale_if_error_s: Option<u64>,
+    /// Concurrent misses for one key become one origin request, across workers.
+    #[serde(default = "yes")]
+    pub coalesce: bool,
+    /// How long one worker may fetch a key for the others before they stop waiting.
+    #[serde(default = "default_lease_ms")]
+    pub lease_ms: u64,
+    /// Refresh hot entries in the background shortly before they expire.
+    #[serde(default)]
+    pub refresh_ahead: Option<RefreshAhead>,
+}
+
+/// Predictive refresh of hot entries.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshAhead {
+    /// Hits (on one worker, since the entry was stored) that make an entry hot.
+    pub min_hits: u32,
+    /// Refresh once less than this share of the lifetime is left.
+    #[serde(default = "default_before_expiry_percent")]
+    pub before_expiry_percent: u64,
+}
+
+fn default_lease_ms() -> u64 {
+    5000
+}
+
+fn default_before_expiry_percent() -> u64 {
+    10
 }
 
 /// How the query string enters the cache key.
@@ -129,6 +163,43 @@ impl CacheSection {
             ));
         }
         validate_header_name(&format!("{path}.tag_header"), &self.tag_header)?;
+        for (field, window) in [
+            ("stale_while_revalidate_s", self.stale_while_revalidate_s),
+            ("stale_if_error_s", self.stale_if_error_s),
+        ] {
+            if window.is_some_and(|w| w > 31_536_000) {
+                return Err(ConfigError::new(
+                    format!("{path}.{field}"),
+                    "is out of range, must be at most 31536000 (a year)",
+                ));
+            }
+        }
+        if !(100..=60_000).contains(&self.lease_ms) {
+            return Err(ConfigError::new(
+                format!("{path}.lease_ms"),
+                format!(
+                    "{} is out of range, must be between 100 and 60000",
+                    self.lease_ms
+                ),
+            ));
+        }
+        if let Some(refresh) = &self.refresh_ahead {
+            if refresh.min_hits == 0 {
+                return Err(ConfigError::new(
+                    format!("{path}.refresh_ahead.min_hits"),
+                    "must be at least 1",
+                ));
+            }
+            if !(1..=90).contains(&refresh.before_expiry_percent) {
+                return Err(ConfigError::new(
+                    format!("{path}.refresh_ahead.before_expiry_percent"),
+                    format!(
+                        "{} is out of range, must be between 1 and 90",
+                        refresh.before_expiry_percent
+                    ),
+                ));
+            }
+        }
         self.key.validate(&format!("{path}.key"))?;
         if let Some(tenant) = &self.tenant {
             tenant.validate(&format!("{path}.tenant"))?;

@@ -16,6 +16,14 @@ pub struct Limits {
     pub max_entry_bytes: u64,
     /// Most of L1's entries one tenant may hold, in percent (absent: no per-tenant cap).
     pub l1_tenant_share_percent: Option<u64>,
+    /// Requests one worker may hold waiting for another request's response (coalescing).
+    pub max_waiting_requests: u64,
+    /// Lease slots in shared data (cross-worker coalescing and background refresh).
+    pub lease_slots: u64,
+    /// Background refreshes (stale-while-revalidate, refresh-ahead) one worker queues at most,
+    /// and starts per tick.
+    pub refresh_queue: u64,
+    pub refreshes_per_tick: u64,
 }
 
 impl Default for Limits {
@@ -26,6 +34,10 @@ impl Default for Limits {
             l2_slots: 65_536,
             max_entry_bytes: MIB,
             l1_tenant_share_percent: None,
+            max_waiting_requests: 10_000,
+            lease_slots: 4096,
+            refresh_queue: 1024,
+            refreshes_per_tick: 8,
         }
     }
 }
@@ -36,8 +48,17 @@ const MIB: u64 = 1024 * KIB;
 impl Limits {
     /// (field, value, lowest, highest). A VM has at most 1 GiB of memory; shared data lives in
     /// Envoy's heap and can never shrink, so its slot count is capped too.
-    fn ranges(&self) -> [(&'static str, u64, u64, u64); 4] {
+    fn ranges(&self) -> [(&'static str, u64, u64, u64); 8] {
         [
+            (
+                "max_waiting_requests",
+                self.max_waiting_requests,
+                1,
+                1_000_000,
+            ),
+            ("lease_slots", self.lease_slots, 1, 1_048_576),
+            ("refresh_queue", self.refresh_queue, 1, 100_000),
+            ("refreshes_per_tick", self.refreshes_per_tick, 1, 1000),
             ("l1_max_entries", self.l1_max_entries, 1, 1_000_000),
             ("l1_max_bytes", self.l1_max_bytes, 64 * KIB, 512 * MIB),
             ("l2_slots", self.l2_slots, 1, 1_048_576),

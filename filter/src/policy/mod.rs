@@ -12,7 +12,7 @@ mod sections;
 pub mod shared_store;
 
 pub use admin_config::{AdminConfig, MIN_TOKEN_LEN};
-pub use cache_config::{CacheSection, KeyConfig, QueryMode, TenantConfig};
+pub use cache_config::{CacheSection, KeyConfig, QueryMode, RefreshAhead, TenantConfig};
 pub use config::{Config, DefaultServiceConfig, MatchConfig, ServiceConfig};
 pub use config_error::ConfigError;
 pub use limits::Limits;

@@ -82,6 +82,12 @@ pub enum HitDecision {
         age: u64,
         not_modified: bool,
     },
+    /// Stale, but within its stale-while-revalidate window: answer now, refresh in the
+    /// background.
+    ServeStale {
+        age: u64,
+        not_modified: bool,
+    },
     /// Ask the origin whether the entry is still good (stale, or the request asks so).
     Revalidate,
     Miss(MissKind),
@@ -112,7 +118,7 @@ pub fn evaluate_hit(
         entry.freshness_lifetime,
         age,
     );
-    if directive != RequestDirective::Normal || !is_fresh(entry.freshness_lifetime, age) {
+    if directive != RequestDirective::Normal {
         return HitDecision::Revalidate;
     }
     let not_modified = conditional_matches(
@@ -121,7 +127,25 @@ pub fn evaluate_hit(
         entry.etag.as_deref(),
         entry.last_modified,
     );
-    HitDecision::Serve { age, not_modified }
+    if is_fresh(entry.freshness_lifetime, age) {
+        return HitDecision::Serve { age, not_modified };
+    }
+    if within_stale_window(entry, age, entry.stale_while_revalidate) {
+        return HitDecision::ServeStale { age, not_modified };
+    }
+    HitDecision::Revalidate
+}
+
+/// Whether a stale entry may still be served within `window` seconds of staleness (RFC 5861);
+/// `must-revalidate`, `proxy-revalidate`, `s-maxage` and `no-cache` forbid it (RFC 9111 §4.2.4).
+pub fn within_stale_window(entry: &Entry, age: u64, window: Option<u64>) -> bool {
+    let staleness = age.saturating_sub(entry.freshness_lifetime);
+    !entry.must_revalidate && window.is_some_and(|window| staleness <= window)
+}
+
+/// Whether the entry may answer instead of an origin failure (stale-if-error).
+pub fn may_serve_if_error(entry: &Entry, age: u64) -> bool {
+    is_fresh(entry.freshness_lifetime, age) || within_stale_window(entry, age, entry.stale_if_error)
 }
 
 pub fn timing(entry: &Entry) -> Timing {
@@ -244,7 +268,11 @@ pub struct CacheStatus<'a> {
     pub fwd: Option<&'static str>,
     pub fwd_status: Option<u16>,
     pub stored: bool,
+    /// Answered from another request's response (coalescing).
+    pub collapsed: bool,
     pub ttl: Option<i64>,
+    /// Why a stale entry answered (`stale-while-revalidate`, `stale-if-error`).
+    pub detail: Option<&'static str>,
     /// Only when the service has `debug` on.
     pub key: Option<&'a str>,
 }
@@ -265,8 +293,15 @@ impl CacheStatus<'_> {
         if self.stored {
             out.push_str("; stored");
         }
+        if self.collapsed {
+            out.push_str("; collapsed");
+        }
         if let Some(ttl) = self.ttl {
             out.push_str(&format!("; ttl={ttl}"));
+        }
+        if let Some(detail) = self.detail {
+            out.push_str("; detail=");
+            out.push_str(detail);
         }
         if let Some(key) = self.key {
             // An sf-string: printable ASCII, with `"` and `\` escaped.
@@ -310,6 +345,22 @@ pub struct Stored<'a> {
     pub request_time: u64,
     pub response_time: u64,
     pub generations: Vec<u32>,
+}
+
+/// Stale windows an entry gets when its response names none (per-service defaults).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StaleDefaults {
+    pub stale_while_revalidate: Option<u64>,
+    pub stale_if_error: Option<u64>,
+}
+
+impl StaleDefaults {
+    /// Fills the windows the response did not set.
+    pub fn apply(&self, mut entry: Entry) -> Entry {
+        entry.stale_while_revalidate = entry.stale_while_revalidate.or(self.stale_while_revalidate);
+        entry.stale_if_error = entry.stale_if_error.or(self.stale_if_error);
+        entry
+    }
 }
 
 /// The entry a storable response becomes; `None` when `storable` says no.
@@ -423,6 +474,126 @@ pub fn keep_until(entry: &Entry) -> u64 {
         .saturating_add(stale_window.max(revalidation))
 }
 
+/// Headers of a request the filter sends the origin itself (revalidation, background refresh):
+/// the client's request minus framing, conditionals and unkeyed poisoning headers, as a GET,
+/// with the stored validators.
+pub fn refresh_request_headers(
+    request_headers: &Headers,
+    unkeyed: &[&str],
+    service_header: (&str, &str),
+    validators: Option<&Entry>,
+) -> Vec<(String, String)> {
+    const DROPPED: [&str; 9] = [
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "upgrade",
+        "te",
+        "if-none-match",
+        "if-modified-since",
+        ":method",
+    ];
+    let mut headers: Vec<(String, String)> = request_headers
+        .iter()
+        .filter(|(n, _)| {
+            !DROPPED.iter().any(|d| n.eq_ignore_ascii_case(d))
+                && !unkeyed.iter().any(|u| n.eq_ignore_ascii_case(u))
+                && !n.eq_ignore_ascii_case(service_header.0)
+        })
+        .cloned()
+        .collect();
+    headers.push((":method".to_string(), "GET".to_string()));
+    headers.push((service_header.0.to_string(), service_header.1.to_string()));
+    if let Some(entry) = validators {
+        if let Some(etag) = &entry.etag {
+            headers.push(("if-none-match".to_string(), etag.clone()));
+        }
+        if let Some(last_modified) = entry.last_modified {
+            headers.push((
+                "if-modified-since".to_string(),
+                super::http_date::format_http_date(last_modified),
+            ));
+        }
+    }
+    headers
+}
+
+/// What the origin's answer to a refresh means for the stored entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// `304`: the stored entry holds, with new freshness.
+    Refreshed(Entry),
+    /// A new storable response replaces it.
+    Replaced(Entry),
+    /// Nothing to store (an error, `no-store`, too large, …).
+    NotStored,
+}
+
+/// Everything about a refresh exchange besides the origin's answer.
+pub struct RefreshRequest<'a> {
+    pub old: &'a Entry,
+    pub request: &'a RequestFacts,
+    pub request_headers: &'a Headers,
+    pub policy: &'a super::freshness::StorePolicy,
+    pub defaults: StaleDefaults,
+    pub request_time: u64,
+    pub now: u64,
+    pub max_body: usize,
+}
+
+/// The entry a refresh answer leaves in the cache.
+pub fn refresh_outcome(
+    refresh: &RefreshRequest<'_>,
+    status: u16,
+    headers: &Headers,
+    body: Vec<u8>,
+) -> RefreshOutcome {
+    let old = refresh.old;
+    if status == 304 {
+        let merged = merge_headers(&old.headers, headers);
+        let facts = response_facts(old.status, &merged);
+        let storable =
+            super::freshness::storability(refresh.request, &facts, refresh.policy, refresh.now);
+        return match refresh_entry(
+            old,
+            headers,
+            &facts,
+            &storable,
+            refresh.request_time,
+            refresh.now,
+        ) {
+            Some(entry) => RefreshOutcome::Refreshed(refresh.defaults.apply(entry)),
+            None => RefreshOutcome::NotStored,
+        };
+    }
+    if body.len() > refresh.max_body {
+        return RefreshOutcome::NotStored;
+    }
+    let facts = response_facts(status, headers);
+    let storable =
+        super::freshness::storability(refresh.request, &facts, refresh.policy, refresh.now);
+    let stored = Stored {
+        key: &old.key,
+        status,
+        response_headers: headers,
+        request_headers: refresh.request_headers,
+        body,
+        request_time: refresh.request_time,
+        response_time: refresh.now,
+        generations: old.generations.clone(),
+    };
+    match build_entry(stored, &facts, &storable) {
+        Some(entry) => RefreshOutcome::Replaced(refresh.defaults.apply(entry)),
+        None => RefreshOutcome::NotStored,
+    }
+}
+
+/// Origin statuses a stale entry may stand in for (stale-if-error, RFC 5861).
+pub fn is_origin_error(status: u16) -> bool {
+    matches!(status, 500 | 502 | 503 | 504)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,6 +679,42 @@ mod tests {
             ),
             HitDecision::Revalidate
         );
+    }
+
+    #[test]
+    fn stale_windows() {
+        let gens = Generations::default();
+        let req = h(&[("accept-language", "en")]);
+        let facts = request_facts("GET", &req);
+        let mut e = entry();
+        e.stale_while_revalidate = Some(30);
+        e.stale_if_error = Some(300);
+        assert_eq!(
+            evaluate_hit(&e, &req, &facts, &gens, 1070),
+            HitDecision::ServeStale {
+                age: 70,
+                not_modified: false
+            }
+        );
+        assert_eq!(
+            evaluate_hit(&e, &req, &facts, &gens, 1091),
+            HitDecision::Revalidate,
+            "past the window"
+        );
+        assert!(may_serve_if_error(&e, 350));
+        assert!(!may_serve_if_error(&e, 361));
+        e.must_revalidate = true;
+        assert_eq!(
+            evaluate_hit(&e, &req, &facts, &gens, 1070),
+            HitDecision::Revalidate,
+            "must-revalidate forbids stale"
+        );
+        assert!(!may_serve_if_error(&e, 100));
+        let defaults = StaleDefaults {
+            stale_while_revalidate: Some(5),
+            stale_if_error: None,
+        };
+        assert_eq!(defaults.apply(entry()).stale_while_revalidate, Some(5));
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct L1Stats {
 
 struct Slot {
     entry: Rc<Entry>,
+    /// Hits since the entry was (re)stored: hot entries get refreshed before they expire.
+    hits: u32,
     size: usize,
     tenant: Option<String>,
     expires_at: u64,
@@ -99,6 +101,17 @@ impl L1Cache {
         self.lru.get(key).map(|slot| Rc::clone(&slot.entry))
     }
 
+    /// Counts a hit on `key` and returns the hits since it was stored (0 if absent).
+    pub fn record_hit(&mut self, key: &str) -> u32 {
+        match self.lru.peek_mut(key) {
+            Some(slot) => {
+                slot.hits = slot.hits.saturating_add(1);
+                slot.hits
+            }
+            None => 0,
+        }
+    }
+
     /// Inserts or replaces `entry` (keyed by `entry.key`). `expires_at` is
     /// the unix time after which the entry is useless even as stale.
     /// `tenant` is used for the share cap. When the tenant is at its cap, its
@@ -144,6 +157,7 @@ impl L1Cache {
         self.lru.put(
             key,
             Slot {
+                hits: 0,
                 entry: Rc::new(entry),
                 size,
                 tenant,

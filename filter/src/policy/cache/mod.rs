@@ -1,6 +1,7 @@
 //! Edge caching policy: what may be stored, for how long, under which key, in which tier.
 
 pub mod cache_control;
+pub mod coalesce;
 pub mod entry;
 pub mod exchange;
 pub mod freshness;
@@ -9,4 +10,5 @@ pub mod http_date;
 pub mod key;
 pub mod l1;
 pub mod l2;
+pub mod lease;
 pub mod purge_request;

@@ -1,0 +1,74 @@
+//! Answering the requests that waited for another request's response, from whichever context
+//! has the response (the leader's stream, or the root context polling L2 for a leader on
+//! another worker).
+
+use proxy_wasm::hostcalls;
+
+use super::metrics::Stat;
+use super::reply::send_entry;
+use super::worker::Worker;
+use crate::policy::cache::entry::Entry;
+use crate::policy::cache::exchange::{header, header_joined, timing, ttl_left, CacheStatus};
+use crate::policy::cache::freshness::{conditional_matches, current_age};
+use crate::policy::cache::http_date::parse_http_date;
+
+/// Answers the requests waiting for `key` from `entry`, or releases them to the origin when
+/// there is none (or it is another variant). `current` is the calling context, restored after.
+pub fn settle_waiters(
+    worker: &mut Worker,
+    key: &str,
+    entry: Option<&Entry>,
+    current: u32,
+    now: u64,
+) {
+    let waiters = worker.coalescer.finish(key);
+    if waiters.is_empty() {
+        return;
+    }
+    let name = worker.registry.settings().cache_status_name.clone();
+    for waiter in waiters {
+        if hostcalls::set_effective_context(waiter.context_id).is_err() {
+            continue; // The stream is gone.
+        }
+        let request = &waiter.data;
+        let usable = entry.filter(|e| {
+            e.vary.iter().all(|(name, stored)| {
+                header_joined(&request.request_headers, name).unwrap_or_default() == *stored
+            })
+        });
+        match usable {
+            Some(entry) => {
+                let age = current_age(&timing(entry), now);
+                let not_modified = conditional_matches(
+                    header(&request.request_headers, "if-none-match"),
+                    header(&request.request_headers, "if-modified-since").and_then(parse_http_date),
+                    entry.etag.as_deref(),
+                    entry.last_modified,
+                );
+                let status = CacheStatus {
+                    hit: true,
+                    collapsed: true,
+                    ttl: Some(ttl_left(entry, age)),
+                    key: request.debug.then_some(entry.key.as_str()),
+                    ..CacheStatus::default()
+                }
+                .render(&name);
+                send_entry(entry, age, not_modified, request.head, &status);
+                worker.answered.insert(waiter.context_id);
+                worker.metrics.inc(Stat::Collapsed);
+            }
+            None => {
+                let _ = hostcalls::resume_http_request();
+            }
+        }
+    }
+    let _ = hostcalls::set_effective_context(current);
+}
+
+/// Lets a waiting request go to the origin as the group's new leader.
+pub fn resume_as_leader(context_id: u32, current: u32) {
+    if hostcalls::set_effective_context(context_id).is_ok() {
+        let _ = hostcalls::resume_http_request();
+    }
+    let _ = hostcalls::set_effective_context(current);
+}

@@ -1,0 +1,28 @@
+//! Local replies: the filter answering a request itself, from a stored entry or with JSON.
+
+use log::warn;
+use proxy_wasm::hostcalls;
+
+use crate::policy::cache::entry::Entry;
+use crate::policy::cache::exchange::{hit_headers, not_modified_headers};
+
+/// Sends a reply on the current effective context.
+pub fn send(status: u16, headers: &[(String, String)], body: Option<&[u8]>) {
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    if hostcalls::send_http_response(u32::from(status), pairs, body).is_err() {
+        warn!("a local reply was refused by the host");
+    }
+}
+
+/// Answers from a stored entry (a 304 when the request's conditionals match it).
+pub fn send_entry(entry: &Entry, age: u64, not_modified: bool, head: bool, cache_status: &str) {
+    if not_modified {
+        send(304, &not_modified_headers(entry, age, cache_status), None);
+    } else {
+        let body = (!head).then_some(entry.body.as_slice());
+        send(entry.status, &hit_headers(entry, age, cache_status), body);
+    }
+}

@@ -1,0 +1,142 @@
+//! Cross-worker leases in shared data: one worker fetches a key at a time. A lease names the
+//! key (by hash), its owner and when it expires, so a dead owner never blocks anyone for long.
+//! Leases live in a fixed number of slots (the key space stays bounded).
+
+use super::generations::fnv1a;
+
+pub const LEASE_KEY_PREFIX: &str = "edge:lease:";
+const FORMAT_VERSION: u8 = 1;
+
+/// The shared-data key of the lease slot for a cache key.
+pub fn lease_key(key: &str, slots: u64) -> String {
+    // Shifted so a key's lease slot does not follow its L2 slot.
+    let slot = (fnv1a(key) >> 17) % slots.max(1);
+    format!("{LEASE_KEY_PREFIX}{slot}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub key_hash: u64,
+    pub owner: u64,
+    pub expires_at_ms: u64,
+}
+
+impl Lease {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(25);
+        out.push(FORMAT_VERSION);
+        out.extend_from_slice(&self.key_hash.to_le_bytes());
+        out.extend_from_slice(&self.owner.to_le_bytes());
+        out.extend_from_slice(&self.expires_at_ms.to_le_bytes());
+        out
+    }
+
+    /// A missing, corrupt or unknown-version value reads as no lease.
+    pub fn decode(bytes: Option<&[u8]>) -> Option<Self> {
+        let bytes = bytes?;
+        let (&FORMAT_VERSION, rest) = bytes.split_first()? else {
+            return None;
+        };
+        let word = |i: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(
+                rest.get(i * 8..i * 8 + 8)?.try_into().ok()?,
+            ))
+        };
+        (rest.len() == 24).then_some(())?;
+        Some(Self {
+            key_hash: word(0)?,
+            owner: word(1)?,
+            expires_at_ms: word(2)?,
+        })
+    }
+}
+
+/// What trying to take a lease found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acquire {
+    /// Ours now: fetch the key.
+    Acquired,
+    /// Another worker fetches this key until then: wait for it.
+    HeldElsewhere { expires_at_ms: u64 },
+    /// The slot is busy with another key: fetch without a lease (no cross-worker coalescing).
+    Collision,
+}
+
+/// The lease change for taking `key_hash` (the pure function the CAS helper applies).
+pub fn acquire(
+    current: Option<&[u8]>,
+    key_hash: u64,
+    owner: u64,
+    now_ms: u64,
+    ttl_ms: u64,
+) -> (Acquire, Option<Vec<u8>>) {
+    let ours = Lease {
+        key_hash,
+        owner,
+        expires_at_ms: now_ms.saturating_add(ttl_ms),
+    };
+    match Lease::decode(current) {
+        Some(lease)
+            if lease.expires_at_ms > now_ms
+                && lease.key_hash == key_hash
+                && lease.owner != owner =>
+        {
+            (
+                Acquire::HeldElsewhere {
+                    expires_at_ms: lease.expires_at_ms,
+                },
+                None,
+            )
+        }
+        Some(lease) if lease.expires_at_ms > now_ms && lease.key_hash != key_hash => {
+            (Acquire::Collision, None)
+        }
+        _ => (Acquire::Acquired, Some(ours.encode())),
+    }
+}
+
+/// The lease change for giving `key_hash` back: only the owner's own lease is cleared.
+pub fn release(current: Option<&[u8]>, key_hash: u64, owner: u64) -> Option<Vec<u8>> {
+    let lease = Lease::decode(current)?;
+    (lease.key_hash == key_hash && lease.owner == owner).then(|| {
+        Lease {
+            expires_at_ms: 0,
+            ..lease
+        }
+        .encode()
+    })
+}
+
+/// Whether a lease on `key_hash` is still held by someone at `now_ms`.
+pub fn is_held(current: Option<&[u8]>, key_hash: u64, now_ms: u64) -> bool {
+    Lease::decode(current).is_some_and(|l| l.key_hash == key_hash && l.expires_at_ms > now_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_owner_at_a_time_until_expiry() {
+        let (a, written) = acquire(None, 7, 1, 1000, 5000);
+        assert_eq!(a, Acquire::Acquired);
+        let held = written.unwrap();
+        assert_eq!(
+            acquire(Some(&held), 7, 2, 2000, 5000).0,
+            Acquire::HeldElsewhere {
+                expires_at_ms: 6000
+            }
+        );
+        assert_eq!(acquire(Some(&held), 8, 2, 2000, 5000).0, Acquire::Collision);
+        assert_eq!(
+            acquire(Some(&held), 7, 2, 6000, 5000).0,
+            Acquire::Acquired,
+            "expired"
+        );
+        assert!(is_held(Some(&held), 7, 5999));
+        let released = release(Some(&held), 7, 1).unwrap();
+        assert!(!is_held(Some(&released), 7, 2000));
+        assert_eq!(release(Some(&held), 7, 2), None, "only the owner releases");
+        assert_eq!(Lease::decode(Some(&[9, 9])), None);
+    }
+}

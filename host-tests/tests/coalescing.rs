@@ -1,0 +1,271 @@
+//! The worst moments: a popular key missing or expiring under load, and the origin failing.
+//! Coalescing inside and across workers, stale-while-revalidate, stale-if-error, refresh-ahead.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use proxy_wasm_host::{Host, Reply, Request, Response, UpstreamRequest};
+
+const CONFIG: &str = r#"{
+    "services": [
+        {"name": "hot", "match": {"path_prefix": "/hot/"}, "cache": {"lease_ms": 5000}},
+        {"name": "ahead", "match": {"path_prefix": "/ahead/"},
+         "cache": {"refresh_ahead": {"min_hits": 3, "before_expiry_percent": 20}}},
+        {"name": "plain", "match": {"path_prefix": "/plain/"}, "cache": {"coalesce": false}}
+    ],
+    "limits": {"l2_slots": 256, "lease_slots": 64}
+}"#;
+
+/// An origin whose answers `respond` picks, counting the requests it gets.
+fn origin(host: &mut Host, respond: impl Fn(&UpstreamRequest, u32) -> Reply + 'static) -> Rc<Cell<u32>> {
+    let count = Rc::new(Cell::new(0));
+    let seen = Rc::clone(&count);
+    host.origin(move |request| {
+        seen.set(seen.get() + 1);
+        respond(request, seen.get())
+    });
+    count
+}
+
+fn cacheable(n: u32) -> Reply {
+    Reply::ok(format!("version {n}"))
+        .header("cache-control", "public, max-age=60")
+        .header("etag", &format!("\"v{n}\""))
+}
+
+fn status_of(response: &Response) -> String {
+    response.header("cache-status").unwrap_or_default()
+}
+
+fn metric(host: &Host, name: &str) -> u64 {
+    host.metric(name).map_or(0, |m| m.value)
+}
+
+#[test]
+fn concurrent_misses_on_one_worker_make_one_origin_request() {
+    let mut host = Host::new();
+    let calls = origin(&mut host, |_, n| cacheable(n).delay_ms(150));
+    let vm = host.start_vm(CONFIG).unwrap();
+    let streams: Vec<_> = (0..10).map(|_| host.send(vm, Request::get("/hot/a"))).collect();
+    host.advance(Duration::from_millis(150));
+    let responses: Vec<Response> = streams.iter().map(|s| host.response(*s).expect("answered")).collect();
+    assert_eq!(calls.get(), 1);
+    assert!(responses.iter().all(|r| r.status == 200 && r.body_text() == "version 1"));
+    let collapsed = responses.iter().filter(|r| status_of(r).contains("collapsed")).count();
+    assert_eq!(collapsed, 9, "{:?}", responses.iter().map(status_of).collect::<Vec<_>>());
+    assert_eq!(metric(&host, "edge.cache.collapsed"), 9);
+}
+
+#[test]
+fn concurrent_misses_across_four_workers_make_one_origin_request() {
+    let mut host = Host::new();
+    let calls = origin(&mut host, |_, n| cacheable(n).delay_ms(150));
+    let workers = host.start_vms(4, CONFIG);
+    let streams: Vec<_> = (0..20)
+        .map(|i| host.send(workers[i % 4], Request::get("/hot/b")))
+        .collect();
+    host.advance(Duration::from_millis(150));
+    // Workers other than the leader's find the entry in L2 on their next tick.
+    host.advance(Duration::from_millis(25));
+    for stream in &streams {
+        let response = host.response(*stream).expect("every request answered");
+        assert_eq!(response.body_text(), "version 1");
+    }
+    assert_eq!(calls.get(), 1);
+    assert_eq!(metric(&host, "edge.cache.collapsed"), 19);
+}
+
+#[test]
+fn a_response_that_cannot_be_stored_releases_the_waiters() {
+    let mut host = Host::new();
+    let calls = origin(&mut host, |_, n| {
+        Reply::ok(format!("private {n}")).header("cache-control", "no-store").delay_ms(100)
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    let streams: Vec<_> = (0..5).map(|_| host.send(vm, Request::get("/hot/c"))).collect();
+    host.advance(Duration::from_millis(100));
+    assert_eq!(calls.get(), 5, "the leader, then every released waiter, went to the origin");
+    host.advance(Duration::from_millis(100));
+    for stream in streams {
+        let response = host.response(stream).expect("never left hanging");
+        assert_eq!(response.status, 200);
+        assert!(!status_of(&response).contains("collapsed"));
+    }
+}
+
+#[test]
+fn a_dead_leader_on_another_worker_is_replaced_when_its_lease_expires() {
+    let mut host = Host::new();
+    // The first request hangs for 8 s (longer than the 5 s lease); later ones are quick.
+    let calls = origin(&mut host, |_, n| if n == 1 { cacheable(n).delay_ms(8_000) } else { cacheable(n).delay_ms(50) });
+    let workers = host.start_vms(2, CONFIG);
+    let leader = host.send(workers[0], Request::get("/hot/d"));
+    let waiters: Vec<_> = (0..3).map(|_| host.send(workers[1], Request::get("/hot/d"))).collect();
+    host.advance(Duration::from_millis(4_900));
+    assert_eq!(calls.get(), 1, "waiting while the lease holds");
+    host.advance(Duration::from_millis(200));
+    assert_eq!(calls.get(), 2, "a waiter took the lease over");
+    host.advance(Duration::from_millis(100));
+    for waiter in &waiters {
+        assert_eq!(host.response(*waiter).expect("answered").body_text(), "version 2");
+    }
+    host.advance(Duration::from_secs(3));
+    assert_eq!(host.response(leader).unwrap().body_text(), "version 1");
+    assert_eq!(calls.get(), 2);
+}
+
+#[test]
+fn without_coalescing_every_miss_goes_to_the_origin() {
+    let mut host = Host::new();
+    let calls = origin(&mut host, |_, n| cacheable(n).delay_ms(100));
+    let vm = host.start_vm(CONFIG).unwrap();
+    for _ in 0..4 {
+        host.send(vm, Request::get("/plain/x"));
+    }
+    host.advance(Duration::from_millis(100));
+    assert_eq!(calls.get(), 4);
+}
+
+#[test]
+fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
+    let mut host = Host::new();
+    let calls = origin(&mut host, |request, n| {
+        if request.header("if-none-match").is_some() {
+            return Reply::status(304)
+                .header("cache-control", "max-age=1, stale-while-revalidate=5")
+                .delay_ms(200);
+        }
+        Reply::ok(format!("version {n}"))
+            .header("cache-control", "max-age=1, stale-while-revalidate=5")
+            .header("etag", "\"v1\"")
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    host.request(vm, Request::get("/hot/swr"));
+    host.advance(Duration::from_secs(3));
+    let start = host.now_ns();
+    let stale = host.send(vm, Request::get("/hot/swr"));
+    let response = host.response(stale).expect("answered without waiting for the origin");
+    assert_eq!(host.now_ns(), start);
+    assert_eq!(response.body_text(), "version 1");
+    assert!(status_of(&response).contains("detail=stale-while-revalidate"), "{}", status_of(&response));
+    host.advance(Duration::from_millis(300));
+    assert_eq!(calls.get(), 2, "one background refresh");
+    let refresh = &host.origin_calls()[1];
+    assert_eq!(refresh.cluster.as_deref(), Some("origin"));
+    assert_eq!(refresh.header("if-none-match").as_deref(), Some("\"v1\""));
+    let fresh = host.request(vm, Request::get("/hot/swr"));
+    assert!(status_of(&fresh).starts_with("edge; hit; ttl="), "{}", status_of(&fresh));
+    assert!(!status_of(&fresh).contains("stale"));
+    assert_eq!(metric(&host, "edge.cache.refresh"), 1);
+}
+
+#[test]
+fn stale_while_revalidate_is_not_used_past_its_window_or_with_must_revalidate() {
+    let mut host = Host::new();
+    let calls = origin(&mut host, |request, n| {
+        let cache_control = if request.path().contains("strict") {
+            "max-age=1, stale-while-revalidate=5, must-revalidate"
+        } else {
+            "max-age=1, stale-while-revalidate=5"
+        };
+        Reply::ok(format!("version {n}")).header("cache-control", cache_control)
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    host.request(vm, Request::get("/hot/window"));
+    host.request(vm, Request::get("/hot/strict"));
+    host.advance(Duration::from_secs(10));
+    assert_eq!(host.request(vm, Request::get("/hot/window")).body_text(), "version 3");
+    host.advance(Duration::from_secs(2));
+    assert_eq!(host.request(vm, Request::get("/hot/strict")).body_text(), "version 4");
+    assert_eq!(calls.get(), 4);
+}
+
+fn stale_if_error_case(failure: Reply) -> (Response, Host) {
+    let mut host = Host::new();
+    let failing = Rc::new(Cell::new(false));
+    let fail = Rc::clone(&failing);
+    host.origin(move |_| {
+        if fail.get() {
+            return failure.clone();
+        }
+        Reply::ok("good version")
+            .header("cache-control", "max-age=1, stale-if-error=60")
+            .header("etag", "\"v1\"")
+    });
+    host.set_route_timeout(Duration::from_secs(2));
+    let vm = host.start_vm(CONFIG).unwrap();
+    host.request(vm, Request::get("/hot/sie"));
+    host.advance(Duration::from_secs(5));
+    failing.set(true);
+    let response = host.request(vm, Request::get("/hot/sie"));
+    (response, host)
+}
+
+#[test]
+fn stale_if_error_stands_in_for_every_failure_kind() {
+    for (name, failure) in [
+        ("500", Reply::status(500)),
+        ("503", Reply::status(503).body("down")),
+        ("reset", Reply::reset()),
+        ("timeout", Reply::timeout()),
+    ] {
+        let (response, host) = stale_if_error_case(failure);
+        assert_eq!(response.status, 200, "{name}");
+        assert_eq!(response.body_text(), "good version", "{name}");
+        let status = status_of(&response);
+        assert!(status.contains("fwd=stale") && status.contains("detail=stale-if-error"), "{name}: {status}");
+        assert_eq!(response.header("warning"), None);
+        assert_eq!(metric(&host, "edge.cache.stale_if_error"), 1, "{name}");
+    }
+}
+
+#[test]
+fn stale_if_error_is_not_used_with_must_revalidate_or_past_its_window() {
+    let mut host = Host::new();
+    let failing = Rc::new(Cell::new(false));
+    let fail = Rc::clone(&failing);
+    host.origin(move |request| {
+        if fail.get() {
+            return Reply::status(503).body("origin down");
+        }
+        let cache_control = if request.path().contains("strict") {
+            "max-age=1, stale-if-error=60, must-revalidate"
+        } else {
+            "max-age=1, stale-if-error=10"
+        };
+        Reply::ok("good").header("cache-control", cache_control).header("etag", "\"v\"")
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    host.request(vm, Request::get("/hot/strict"));
+    host.request(vm, Request::get("/hot/short"));
+    host.advance(Duration::from_secs(5));
+    failing.set(true);
+    let strict = host.request(vm, Request::get("/hot/strict"));
+    assert_eq!((strict.status, strict.body_text().as_str()), (503, "origin down"));
+    host.advance(Duration::from_secs(10));
+    let late = host.request(vm, Request::get("/hot/short"));
+    assert_eq!(late.status, 503, "11 s stale is past a 10 s window");
+}
+
+#[test]
+fn refresh_ahead_keeps_a_hot_key_fresh_across_expiry() {
+    let mut host = Host::new();
+    let calls = origin(&mut host, |_, n| {
+        Reply::ok(format!("version {n}")).header("cache-control", "public, max-age=10").header("etag", &format!("\"v{n}\""))
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    host.request(vm, Request::get("/ahead/k"));
+    // A hot key: hit every second for 35 s (three lifetimes).
+    let mut misses = 0;
+    for _ in 0..35 {
+        host.advance(Duration::from_secs(1));
+        let response = host.request(vm, Request::get("/ahead/k"));
+        if !status_of(&response).contains("hit") || status_of(&response).contains("stale") {
+            misses += 1;
+        }
+    }
+    assert_eq!(misses, 0, "refreshed before it expired every time");
+    assert!(calls.get() >= 4, "refreshed about once per lifetime: {}", calls.get());
+    assert!(calls.get() <= 6, "not on every hit: {}", calls.get());
+}
