@@ -421,25 +421,41 @@ impl Host {
         }
     }
 
+    /// Drives every stream of a VM until none moves: a callback on one stream may answer or
+    /// resume another (through `proxy_set_effective_context`).
     fn drive_all(&mut self, vm: usize) -> Result<(), GuestTrap> {
-        let contexts: Vec<u32> = self
-            .slot(VmId(vm))
-            .store
-            .data()
-            .streams
-            .keys()
-            .copied()
-            .collect();
-        for context_id in contexts {
-            self.drive(vm, context_id)?;
+        loop {
+            let contexts: Vec<u32> = self
+                .slot(VmId(vm))
+                .store
+                .data()
+                .streams
+                .keys()
+                .copied()
+                .collect();
+            let mut moved = false;
+            for context_id in contexts {
+                moved |= self.drive_one(vm, context_id)?;
+            }
+            if !moved {
+                return Ok(());
+            }
         }
-        Ok(())
+    }
+
+    /// Runs a stream's callbacks, then any other stream they woke.
+    fn drive(&mut self, vm: usize, context_id: u32) -> Result<(), GuestTrap> {
+        self.drive_one(vm, context_id)?;
+        self.drive_all(vm)
     }
 
     /// Runs a stream's callbacks until it waits for something (the filter, the origin) or ends.
-    fn drive(&mut self, vm: usize, context_id: u32) -> Result<(), GuestTrap> {
-        while self.step(vm, context_id)? {}
-        Ok(())
+    fn drive_one(&mut self, vm: usize, context_id: u32) -> Result<bool, GuestTrap> {
+        let mut moved = false;
+        while self.step(vm, context_id)? {
+            moved = true;
+        }
+        Ok(moved)
     }
 
     fn step(&mut self, vm: usize, ctx: u32) -> Result<bool, GuestTrap> {

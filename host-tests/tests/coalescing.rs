@@ -18,7 +18,10 @@ const CONFIG: &str = r#"{
 }"#;
 
 /// An origin whose answers `respond` picks, counting the requests it gets.
-fn origin(host: &mut Host, respond: impl Fn(&UpstreamRequest, u32) -> Reply + 'static) -> Rc<Cell<u32>> {
+fn origin(
+    host: &mut Host,
+    respond: impl Fn(&UpstreamRequest, u32) -> Reply + 'static,
+) -> Rc<Cell<u32>> {
     let count = Rc::new(Cell::new(0));
     let seen = Rc::clone(&count);
     host.origin(move |request| {
@@ -47,13 +50,28 @@ fn concurrent_misses_on_one_worker_make_one_origin_request() {
     let mut host = Host::new();
     let calls = origin(&mut host, |_, n| cacheable(n).delay_ms(150));
     let vm = host.start_vm(CONFIG).unwrap();
-    let streams: Vec<_> = (0..10).map(|_| host.send(vm, Request::get("/hot/a"))).collect();
+    let streams: Vec<_> = (0..10)
+        .map(|_| host.send(vm, Request::get("/hot/a")))
+        .collect();
     host.advance(Duration::from_millis(150));
-    let responses: Vec<Response> = streams.iter().map(|s| host.response(*s).expect("answered")).collect();
+    let responses: Vec<Response> = streams
+        .iter()
+        .map(|s| host.response(*s).expect("answered"))
+        .collect();
     assert_eq!(calls.get(), 1);
-    assert!(responses.iter().all(|r| r.status == 200 && r.body_text() == "version 1"));
-    let collapsed = responses.iter().filter(|r| status_of(r).contains("collapsed")).count();
-    assert_eq!(collapsed, 9, "{:?}", responses.iter().map(status_of).collect::<Vec<_>>());
+    assert!(responses
+        .iter()
+        .all(|r| r.status == 200 && r.body_text() == "version 1"));
+    let collapsed = responses
+        .iter()
+        .filter(|r| status_of(r).contains("collapsed"))
+        .count();
+    assert_eq!(
+        collapsed,
+        9,
+        "{:?}",
+        responses.iter().map(status_of).collect::<Vec<_>>()
+    );
     assert_eq!(metric(&host, "edge.cache.collapsed"), 9);
 }
 
@@ -80,12 +98,20 @@ fn concurrent_misses_across_four_workers_make_one_origin_request() {
 fn a_response_that_cannot_be_stored_releases_the_waiters() {
     let mut host = Host::new();
     let calls = origin(&mut host, |_, n| {
-        Reply::ok(format!("private {n}")).header("cache-control", "no-store").delay_ms(100)
+        Reply::ok(format!("private {n}"))
+            .header("cache-control", "no-store")
+            .delay_ms(100)
     });
     let vm = host.start_vm(CONFIG).unwrap();
-    let streams: Vec<_> = (0..5).map(|_| host.send(vm, Request::get("/hot/c"))).collect();
+    let streams: Vec<_> = (0..5)
+        .map(|_| host.send(vm, Request::get("/hot/c")))
+        .collect();
     host.advance(Duration::from_millis(100));
-    assert_eq!(calls.get(), 5, "the leader, then every released waiter, went to the origin");
+    assert_eq!(
+        calls.get(),
+        5,
+        "the leader, then every released waiter, went to the origin"
+    );
     host.advance(Duration::from_millis(100));
     for stream in streams {
         let response = host.response(stream).expect("never left hanging");
@@ -98,17 +124,28 @@ fn a_response_that_cannot_be_stored_releases_the_waiters() {
 fn a_dead_leader_on_another_worker_is_replaced_when_its_lease_expires() {
     let mut host = Host::new();
     // The first request hangs for 8 s (longer than the 5 s lease); later ones are quick.
-    let calls = origin(&mut host, |_, n| if n == 1 { cacheable(n).delay_ms(8_000) } else { cacheable(n).delay_ms(50) });
+    let calls = origin(&mut host, |_, n| {
+        if n == 1 {
+            cacheable(n).delay_ms(8_000)
+        } else {
+            cacheable(n).delay_ms(50)
+        }
+    });
     let workers = host.start_vms(2, CONFIG);
     let leader = host.send(workers[0], Request::get("/hot/d"));
-    let waiters: Vec<_> = (0..3).map(|_| host.send(workers[1], Request::get("/hot/d"))).collect();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| host.send(workers[1], Request::get("/hot/d")))
+        .collect();
     host.advance(Duration::from_millis(4_900));
     assert_eq!(calls.get(), 1, "waiting while the lease holds");
     host.advance(Duration::from_millis(200));
     assert_eq!(calls.get(), 2, "a waiter took the lease over");
     host.advance(Duration::from_millis(100));
     for waiter in &waiters {
-        assert_eq!(host.response(*waiter).expect("answered").body_text(), "version 2");
+        assert_eq!(
+            host.response(*waiter).expect("answered").body_text(),
+            "version 2"
+        );
     }
     host.advance(Duration::from_secs(3));
     assert_eq!(host.response(leader).unwrap().body_text(), "version 1");
@@ -145,17 +182,27 @@ fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
     host.advance(Duration::from_secs(3));
     let start = host.now_ns();
     let stale = host.send(vm, Request::get("/hot/swr"));
-    let response = host.response(stale).expect("answered without waiting for the origin");
+    let response = host
+        .response(stale)
+        .expect("answered without waiting for the origin");
     assert_eq!(host.now_ns(), start);
     assert_eq!(response.body_text(), "version 1");
-    assert!(status_of(&response).contains("detail=stale-while-revalidate"), "{}", status_of(&response));
+    assert!(
+        status_of(&response).contains("detail=stale-while-revalidate"),
+        "{}",
+        status_of(&response)
+    );
     host.advance(Duration::from_millis(300));
     assert_eq!(calls.get(), 2, "one background refresh");
     let refresh = &host.origin_calls()[1];
     assert_eq!(refresh.cluster.as_deref(), Some("origin"));
     assert_eq!(refresh.header("if-none-match").as_deref(), Some("\"v1\""));
     let fresh = host.request(vm, Request::get("/hot/swr"));
-    assert!(status_of(&fresh).starts_with("edge; hit; ttl="), "{}", status_of(&fresh));
+    assert!(
+        status_of(&fresh).starts_with("edge; hit; ttl="),
+        "{}",
+        status_of(&fresh)
+    );
     assert!(!status_of(&fresh).contains("stale"));
     assert_eq!(metric(&host, "edge.cache.refresh"), 1);
 }
@@ -175,9 +222,15 @@ fn stale_while_revalidate_is_not_used_past_its_window_or_with_must_revalidate() 
     host.request(vm, Request::get("/hot/window"));
     host.request(vm, Request::get("/hot/strict"));
     host.advance(Duration::from_secs(10));
-    assert_eq!(host.request(vm, Request::get("/hot/window")).body_text(), "version 3");
+    assert_eq!(
+        host.request(vm, Request::get("/hot/window")).body_text(),
+        "version 3"
+    );
     host.advance(Duration::from_secs(2));
-    assert_eq!(host.request(vm, Request::get("/hot/strict")).body_text(), "version 4");
+    assert_eq!(
+        host.request(vm, Request::get("/hot/strict")).body_text(),
+        "version 4"
+    );
     assert_eq!(calls.get(), 4);
 }
 
@@ -214,7 +267,10 @@ fn stale_if_error_stands_in_for_every_failure_kind() {
         assert_eq!(response.status, 200, "{name}");
         assert_eq!(response.body_text(), "good version", "{name}");
         let status = status_of(&response);
-        assert!(status.contains("fwd=stale") && status.contains("detail=stale-if-error"), "{name}: {status}");
+        assert!(
+            status.contains("fwd=stale") && status.contains("detail=stale-if-error"),
+            "{name}: {status}"
+        );
         assert_eq!(response.header("warning"), None);
         assert_eq!(metric(&host, "edge.cache.stale_if_error"), 1, "{name}");
     }
@@ -234,7 +290,9 @@ fn stale_if_error_is_not_used_with_must_revalidate_or_past_its_window() {
         } else {
             "max-age=1, stale-if-error=10"
         };
-        Reply::ok("good").header("cache-control", cache_control).header("etag", "\"v\"")
+        Reply::ok("good")
+            .header("cache-control", cache_control)
+            .header("etag", "\"v\"")
     });
     let vm = host.start_vm(CONFIG).unwrap();
     host.request(vm, Request::get("/hot/strict"));
@@ -242,7 +300,10 @@ fn stale_if_error_is_not_used_with_must_revalidate_or_past_its_window() {
     host.advance(Duration::from_secs(5));
     failing.set(true);
     let strict = host.request(vm, Request::get("/hot/strict"));
-    assert_eq!((strict.status, strict.body_text().as_str()), (503, "origin down"));
+    assert_eq!(
+        (strict.status, strict.body_text().as_str()),
+        (503, "origin down")
+    );
     host.advance(Duration::from_secs(10));
     let late = host.request(vm, Request::get("/hot/short"));
     assert_eq!(late.status, 503, "11 s stale is past a 10 s window");
@@ -252,7 +313,9 @@ fn stale_if_error_is_not_used_with_must_revalidate_or_past_its_window() {
 fn refresh_ahead_keeps_a_hot_key_fresh_across_expiry() {
     let mut host = Host::new();
     let calls = origin(&mut host, |_, n| {
-        Reply::ok(format!("version {n}")).header("cache-control", "public, max-age=10").header("etag", &format!("\"v{n}\""))
+        Reply::ok(format!("version {n}"))
+            .header("cache-control", "public, max-age=10")
+            .header("etag", &format!("\"v{n}\""))
     });
     let vm = host.start_vm(CONFIG).unwrap();
     host.request(vm, Request::get("/ahead/k"));
@@ -266,6 +329,10 @@ fn refresh_ahead_keeps_a_hot_key_fresh_across_expiry() {
         }
     }
     assert_eq!(misses, 0, "refreshed before it expired every time");
-    assert!(calls.get() >= 4, "refreshed about once per lifetime: {}", calls.get());
+    assert!(
+        calls.get() >= 4,
+        "refreshed about once per lifetime: {}",
+        calls.get()
+    );
     assert!(calls.get() <= 6, "not on every hit: {}", calls.get());
 }
