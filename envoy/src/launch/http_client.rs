@@ -48,9 +48,49 @@ pub fn http_request(
     request.push_str("\r\n");
     stream.write_all(request.as_bytes())?;
     stream.write_all(body)?;
+    // Read until the response is complete by its own framing (Content-Length or chunked), not
+    // until the server closes: Envoy may hold a closing connection open for a grace period.
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        if response_complete(&raw, method == "HEAD") {
+            break;
+        }
+        let read = stream.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        raw.extend_from_slice(buffer.get(..read).unwrap_or_default());
+    }
     parse_response(&raw)
+}
+
+/// Whether `raw` holds a whole response (headers plus the body its framing announces).
+fn response_complete(raw: &[u8], head: bool) -> bool {
+    let Some(head_end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head_text = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    let body = &raw[head_end + 4..];
+    let status_has_no_body = head_text
+        .split(' ')
+        .nth(1)
+        .is_some_and(|code| code.starts_with('1') || code == "204" || code == "304");
+    if head || status_has_no_body {
+        return true;
+    }
+    for line in head_text.split("\r\n") {
+        if let Some(length) = line.strip_prefix("content-length:") {
+            return length
+                .trim()
+                .parse::<usize>()
+                .is_ok_and(|length| body.len() >= length);
+        }
+        if line.starts_with("transfer-encoding:") && line.contains("chunked") {
+            return body.ends_with(b"0\r\n\r\n");
+        }
+    }
+    false
 }
 
 fn invalid(reason: &str) -> std::io::Error {

@@ -20,6 +20,14 @@ pub fn headers(map: MapType) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
+/// Wall-clock nanoseconds.
+pub fn now_nanos() -> u64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// Wall-clock milliseconds (leases are compared across workers, so they use the shared clock).
 pub fn now_millis() -> u64 {
     hostcalls::get_current_time()

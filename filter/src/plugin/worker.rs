@@ -92,7 +92,7 @@ impl Worker {
         }
     }
 
-    /// A number no other worker of this Envoy uses, from a shared counter.
+    /// A number no other worker of this Envoy uses, from a shared counter and the clock.
     pub fn take_owner_id(&mut self) {
         let counter = update(&HostStore, "edge:workers", 16, |current| {
             let next = current
@@ -101,7 +101,11 @@ impl Worker {
                 .wrapping_add(1);
             Ok::<_, ()>((next, next.to_le_bytes().to_vec()))
         });
-        self.owner = counter.unwrap_or_else(|_| u64::from(self.root_context_id) << 32 | 1);
+        // Workers configure at the same moment, and a write to a missing key ignores CAS: two
+        // could read the same count. The clock (nanoseconds, read on each worker's own thread)
+        // tells them apart.
+        let nanos = super::host::now_nanos();
+        self.owner = counter.unwrap_or(0).rotate_left(40) ^ nanos ^ fnv1a(&nanos.to_string());
     }
 
     fn lease_slots(&self) -> u64 {
