@@ -336,3 +336,81 @@ fn refresh_ahead_keeps_a_hot_key_fresh_across_expiry() {
     );
     assert!(calls.get() <= 6, "not on every hit: {}", calls.get());
 }
+
+const TOKEN: &str = "warm-admin-token-0123456789";
+
+fn warm_host() -> (Host, proxy_wasm_host::VmId, Rc<Cell<u32>>) {
+    let mut host = Host::new();
+    let calls = origin(&mut host, |request, n| match request.path().as_str() {
+        "/hot/private" => Reply::ok("p").header("cache-control", "no-store"),
+        "/hot/broken" => Reply::status(503),
+        path => Reply::ok(format!("{path} #{n}"))
+            .header("cache-control", "public, max-age=60")
+            .delay_ms(30),
+    });
+    let config = CONFIG.replace(
+        r#""limits""#,
+        &format!(r#""admin": {{"token": "{TOKEN}"}}, "limits""#),
+    );
+    let vm = host.start_vm(&config).unwrap();
+    (host, vm, calls)
+}
+
+fn warm(host: &mut Host, vm: proxy_wasm_host::VmId, body: &str, token: &str) -> Response {
+    host.request(
+        vm,
+        Request::post("/api/v1/performance/cache/warm", body.as_bytes().to_vec())
+            .header("x-edge-admin-token", token),
+    )
+}
+
+#[test]
+fn warming_fetches_at_bounded_concurrency_and_stores() {
+    let (mut host, vm, calls) = warm_host();
+    let paths: Vec<String> = (0..20).map(|i| format!("\"/hot/w{i}\"")).collect();
+    let body = format!(
+        r#"{{"paths": [{}, "/hot/private", "/hot/broken"]}}"#,
+        paths.join(",")
+    );
+    let start = host.now_ns();
+    let response = warm(&mut host, vm, &body, TOKEN);
+    assert_eq!(response.status, 200, "{}", response.body_text());
+    assert_eq!(
+        response.body_text(),
+        r#"{"failed":1,"skipped":1,"stored":20}"#
+    );
+    // 22 fetches of 30 ms, 8 at a time: 3 rounds.
+    assert_eq!(host.now_ns() - start, 90_000_000);
+    assert_eq!(calls.get(), 22);
+    assert!(host
+        .origin_calls()
+        .iter()
+        .all(|c| c.cluster.as_deref() == Some("origin")));
+    let hit = host.request(vm, Request::get("/hot/w7"));
+    assert!(status_of(&hit).contains("hit"));
+    assert_eq!(calls.get(), 22);
+}
+
+#[test]
+fn bad_warm_requests_fetch_nothing() {
+    let (mut host, vm, calls) = warm_host();
+    for (body, token, status) in [
+        (r#"{"paths": ["/hot/a"]}"#, "wrong-token-wrong-token", 403),
+        ("not json", TOKEN, 400),
+        (r#"{"paths": ["hot/a"]}"#, TOKEN, 400),
+        (r#"{"paths": ["/hot/a", "/elsewhere"]}"#, TOKEN, 400),
+        (r#"{"paths": []}"#, TOKEN, 400),
+    ] {
+        let response = warm(&mut host, vm, body, token);
+        assert_eq!(response.status, status, "{body}: {}", response.body_text());
+    }
+    let many: Vec<String> = (0..101).map(|i| format!("\"/hot/{i}\"")).collect();
+    let response = warm(
+        &mut host,
+        vm,
+        &format!(r#"{{"paths": [{}]}}"#, many.join(",")),
+        TOKEN,
+    );
+    assert_eq!(response.status, 400);
+    assert_eq!(calls.get(), 0);
+}

@@ -13,7 +13,7 @@ use crate::policy::{Registry, RequestAttributes};
 /// A JSON reply: status and body.
 pub type Reply = (u16, String);
 
-fn error(status: u16, message: &str) -> Reply {
+pub fn error(status: u16, message: &str) -> Reply {
     (status, json!({ "error": message }).to_string())
 }
 

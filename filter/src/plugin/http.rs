@@ -31,6 +31,7 @@ use crate::policy::cache::http_date::parse_http_date;
 use crate::policy::cache::key::{cache_key, unkeyed_headers_present, CacheKey, KeyInput};
 use crate::policy::cache::lease::Acquire;
 use crate::policy::cache::purge_request::MAX_PURGE_BODY;
+use crate::policy::cache::warm::{plan_warm, WarmTarget, WARM_CONCURRENCY};
 use crate::policy::{path_without_query, CacheSection, Registry, RequestAttributes, Service};
 
 /// Names the matched service on the upstream request (a client-sent value is replaced).
@@ -95,8 +96,26 @@ pub struct EdgeHttp {
     invalidate: Option<Vec<String>>,
     /// Request scheme and authority, for `Location` invalidation.
     origin_of_request: Option<(String, String)>,
-    /// Body of a purge API request being collected.
-    purge_body: bool,
+    /// A management request whose body is being collected.
+    admin_body: Option<AdminBody>,
+    /// A cache-warming run in progress.
+    warm: Option<WarmRun>,
+}
+
+/// Which management endpoint a body is for.
+enum AdminBody {
+    Purge,
+    Warm { scheme: String, authority: String },
+}
+
+/// Fetches of one warm request: queued, in flight (by call token), and their outcomes.
+#[derive(Default)]
+struct WarmRun {
+    queued: std::collections::VecDeque<WarmTarget>,
+    in_flight: std::collections::HashMap<u32, WarmTarget>,
+    stored: u32,
+    skipped: u32,
+    failed: u32,
 }
 
 impl EdgeHttp {
@@ -111,7 +130,8 @@ impl EdgeHttp {
             group: None,
             invalidate: None,
             origin_of_request: None,
-            purge_body: false,
+            admin_body: None,
+            warm: None,
         }
     }
 
@@ -151,11 +171,17 @@ impl EdgeHttp {
         request: &Request<'_>,
         end_of_stream: bool,
     ) -> Option<Action> {
-        let purge_path = format!("{}/cache/purge", registry.settings().admin.path_prefix);
-        let is_purge_api = path_without_query(request.path) == purge_path;
-        if request.method != "PURGE" && !is_purge_api {
-            return None;
-        }
+        let prefix = &registry.settings().admin.path_prefix;
+        let endpoint = path_without_query(request.path).strip_prefix(prefix.as_str());
+        let kind = match endpoint {
+            Some("/cache/purge") => AdminBody::Purge,
+            Some("/cache/warm") => AdminBody::Warm {
+                scheme: request.scheme.to_string(),
+                authority: request.authority.to_string(),
+            },
+            _ if request.method == "PURGE" => AdminBody::Purge,
+            _ => return None,
+        };
         if let Err(refusal) = admin::authorize(registry, request.headers) {
             return Some(self.reply_json(refusal));
         }
@@ -182,7 +208,7 @@ impl EdgeHttp {
         for name in ["x-edge-admin-token", "authorization"] {
             let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
         }
-        self.purge_body = true;
+        self.admin_body = Some(kind);
         Some(Action::Continue)
     }
 
@@ -524,6 +550,121 @@ impl EdgeHttp {
         }
     }
 
+    /// Starts queued warm fetches up to the concurrency bound; replies once all are done.
+    fn continue_warm(&mut self) -> Action {
+        let Some(worker_rc) = self.worker.clone() else {
+            return Action::Continue;
+        };
+        let cluster = worker_rc
+            .borrow()
+            .registry
+            .settings()
+            .upstream_cluster
+            .clone();
+        let Some(warm) = &mut self.warm else {
+            return Action::Continue;
+        };
+        while warm.in_flight.len() < WARM_CONCURRENCY {
+            let Some(target) = warm.queued.pop_front() else {
+                break;
+            };
+            let pairs: Vec<(&str, &str)> = target
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            match hostcalls::dispatch_http_call(&cluster, pairs, None, vec![], REVALIDATION_TIMEOUT)
+            {
+                Ok(token) => {
+                    warm.in_flight.insert(token, target);
+                }
+                Err(_) => warm.failed += 1,
+            }
+        }
+        if warm.in_flight.is_empty() && warm.queued.is_empty() {
+            let body = serde_json::json!({
+                "stored": warm.stored,
+                "skipped": warm.skipped,
+                "failed": warm.failed,
+            })
+            .to_string();
+            self.warm = None;
+            return self.reply_json((200, body));
+        }
+        Action::Pause
+    }
+
+    /// A warm fetch came back: store it if it may be stored, count it, go on.
+    fn on_warmed(&mut self, token: u32, body_size: usize) {
+        let (Some(worker_rc), Some(warm)) = (self.worker.clone(), self.warm.as_mut()) else {
+            return;
+        };
+        let Some(target) = warm.in_flight.remove(&token) else {
+            return;
+        };
+        let response = headers(MapType::HttpCallResponseHeaders);
+        let status = header(&response, ":status").and_then(|s| s.parse::<u16>().ok());
+        let registry = Rc::clone(&worker_rc.borrow().registry);
+        let section = registry
+            .service_at(target.service_index)
+            .and_then(|s| s.cache.as_ref());
+        match (status, section) {
+            (Some(status), Some(section)) if status < 500 => {
+                let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let now = now_secs();
+                let request = request_facts("GET", &target.headers);
+                let facts = response_facts(status, &response);
+                let storable = storability(&request, &facts, &store_policy(section), now);
+                let limit =
+                    usize::try_from(registry.limits().max_entry_bytes).unwrap_or(usize::MAX);
+                let mut worker = worker_rc.borrow_mut();
+                let mut dimensions = vec![
+                    Dimension::Service(target.service_index),
+                    Dimension::Url(&target.key.url),
+                ];
+                if let Some(tenant) = &target.key.tenant {
+                    dimensions.push(Dimension::Tenant(tenant));
+                }
+                let entry_tags = tags(&response, &section.tag_header);
+                dimensions.extend(entry_tags.iter().map(|t| Dimension::Tag(t)));
+                let stamp = worker.generations.stamp(&dimensions);
+                let entry = (body.len() <= limit)
+                    .then(|| {
+                        build_entry(
+                            Stored {
+                                key: &target.key.primary,
+                                status,
+                                response_headers: &response,
+                                request_headers: &target.headers,
+                                body,
+                                request_time: now,
+                                response_time: now,
+                                generations: stamp,
+                            },
+                            &facts,
+                            &storable,
+                        )
+                    })
+                    .flatten();
+                match entry {
+                    Some(entry) => {
+                        worker.store(
+                            stale_defaults(section).apply(entry),
+                            target.key.tenant.as_deref(),
+                        );
+                        warm.stored += 1;
+                    }
+                    None => warm.skipped += 1,
+                }
+            }
+            _ => warm.failed += 1,
+        }
+        self.continue_warm();
+    }
+
     /// The origin answered (or failed) the revalidation this stream sent.
     fn on_revalidated(&mut self, revalidation: Revalidation, body_size: usize) {
         let Some(worker_rc) = self.worker.clone() else {
@@ -676,12 +817,14 @@ fn same_origin_path(value: &str, scheme: &str, authority: &str) -> Option<String
 impl Context for EdgeHttp {
     fn on_http_call_response(
         &mut self,
-        _token: u32,
+        token: u32,
         _headers: usize,
         body_size: usize,
         _trailers: usize,
     ) {
-        if let Some(revalidation) = self.revalidation.take() {
+        if self.warm.is_some() {
+            self.on_warmed(token, body_size);
+        } else if let Some(revalidation) = self.revalidation.take() {
             self.on_revalidated(revalidation, body_size);
         }
     }
@@ -773,29 +916,45 @@ impl HttpContext for EdgeHttp {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if !self.purge_body {
+        if self.admin_body.is_none() {
             return Action::Continue;
         }
         if body_size > MAX_PURGE_BODY {
-            self.purge_body = false;
+            self.admin_body = None;
             return self.reply_json((
                 413,
-                r#"{"error":"purge request body too large"}"#.to_string(),
+                r#"{"error":"management request body too large"}"#.to_string(),
             ));
         }
         if !end_of_stream {
             return Action::Pause;
         }
-        self.purge_body = false;
+        let (Some(kind), Some(worker_rc)) = (self.admin_body.take(), self.worker.clone()) else {
+            return Action::Continue;
+        };
         let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size)
             .ok()
             .flatten()
             .unwrap_or_default();
-        let Some(worker_rc) = self.worker.clone() else {
-            return Action::Continue;
-        };
-        let reply = admin::purge_request(&mut worker_rc.borrow_mut(), &body);
-        self.reply_json(reply)
+        match kind {
+            AdminBody::Purge => {
+                let reply = admin::purge_request(&mut worker_rc.borrow_mut(), &body);
+                self.reply_json(reply)
+            }
+            AdminBody::Warm { scheme, authority } => {
+                let registry = Rc::clone(&worker_rc.borrow().registry);
+                match plan_warm(&registry, &scheme, &authority, &body) {
+                    Err(reason) => self.reply_json(admin::error(400, &reason)),
+                    Ok(targets) => {
+                        self.warm = Some(WarmRun {
+                            queued: targets.into(),
+                            ..WarmRun::default()
+                        });
+                        self.continue_warm()
+                    }
+                }
+            }
+        }
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {

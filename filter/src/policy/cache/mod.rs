@@ -12,3 +12,4 @@ pub mod l1;
 pub mod l2;
 pub mod lease;
 pub mod purge_request;
+pub mod warm;
