@@ -414,3 +414,78 @@ fn bad_warm_requests_fetch_nothing() {
     assert_eq!(response.status, 400);
     assert_eq!(calls.get(), 0);
 }
+
+#[test]
+fn local_waiters_stop_waiting_for_a_slow_leader() {
+    let mut host = Host::new();
+    let calls = origin(&mut host, |_, n| {
+        if n == 1 {
+            cacheable(n).delay_ms(12_000)
+        } else {
+            cacheable(n)
+        }
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    let _leader = host.send(vm, Request::get("/hot/slow"));
+    let waiter = host.send(vm, Request::get("/hot/slow"));
+    host.advance(Duration::from_millis(9_900));
+    assert!(
+        host.response(waiter).is_none(),
+        "still waiting within twice the lease"
+    );
+    host.advance(Duration::from_millis(200));
+    let response = host
+        .response(waiter)
+        .expect("released after twice the lease time");
+    assert_eq!(response.body_text(), "version 2");
+    assert_eq!(calls.get(), 2);
+}
+
+#[test]
+fn a_waiter_asking_for_revalidation_is_not_served_a_collapsed_copy() {
+    let mut host = Host::new();
+    let calls = origin(&mut host, |_, n| cacheable(n).delay_ms(100));
+    let vm = host.start_vm(CONFIG).unwrap();
+    let leader = host.send(vm, Request::get("/hot/nc"));
+    let strict = host.send(
+        vm,
+        Request::get("/hot/nc").header("cache-control", "max-age=0"),
+    );
+    host.advance(Duration::from_millis(250));
+    assert_eq!(host.response(leader).unwrap().body_text(), "version 1");
+    let strict = host.response(strict).expect("answered");
+    assert!(
+        !status_of(&strict).contains("collapsed"),
+        "{}",
+        status_of(&strict)
+    );
+    assert_eq!(calls.get(), 2);
+}
+
+#[test]
+fn a_response_fetched_across_a_purge_is_not_stored() {
+    let mut host = Host::new();
+    origin(&mut host, |_, n| {
+        cacheable(n).header("cache-tag", "product-7").delay_ms(100)
+    });
+    let config = CONFIG.replace(
+        r#""limits""#,
+        &format!(r#""admin": {{"token": "{TOKEN}"}}, "limits""#),
+    );
+    let vm = host.start_vm(&config).unwrap();
+    let in_flight = host.send(vm, Request::get("/hot/tagged"));
+    let purge = Request::post(
+        "/api/v1/performance/cache/purge",
+        br#"{"tag": "product-7"}"#.to_vec(),
+    )
+    .header("x-edge-admin-token", TOKEN);
+    assert_eq!(host.request(vm, purge).status, 200);
+    host.advance(Duration::from_millis(150));
+    assert_eq!(host.response(in_flight).unwrap().body_text(), "version 1");
+    let next = host.request(vm, Request::get("/hot/tagged"));
+    assert_eq!(
+        next.body_text(),
+        "version 2",
+        "the pre-purge response was not kept"
+    );
+}

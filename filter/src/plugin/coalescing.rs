@@ -8,16 +8,30 @@ use super::metrics::Stat;
 use super::reply::send_entry;
 use super::worker::Worker;
 use crate::policy::cache::entry::Entry;
-use crate::policy::cache::exchange::{header, header_joined, timing, ttl_left, CacheStatus};
+use crate::policy::cache::exchange::{
+    evaluate_hit, header, may_serve_if_error, timing, ttl_left, CacheStatus, HitDecision,
+};
 use crate::policy::cache::freshness::{conditional_matches, current_age};
 use crate::policy::cache::http_date::parse_http_date;
 
-/// Answers the requests waiting for `key` from `entry`, or releases them to the origin when
-/// there is none (or it is another variant). `current` is the calling context, restored after.
+/// What the leader ended with.
+#[derive(Clone, Copy)]
+pub enum Outcome<'a> {
+    /// A stored (or validated) entry: each waiter gets it if it may (its own directives, its
+    /// variant).
+    Entry(&'a Entry),
+    /// The origin failed and the stale entry stands in (stale-if-error).
+    StaleIfError(&'a Entry),
+    /// Nothing to answer from: every waiter goes to the origin itself.
+    Release,
+}
+
+/// Answers the requests waiting for `key`, or releases them to the origin. `current` is the
+/// calling context, restored afterwards.
 pub fn settle_waiters(
     worker: &mut Worker,
     key: &str,
-    entry: Option<&Entry>,
+    outcome: Outcome<'_>,
     current: u32,
     now: u64,
 ) {
@@ -31,13 +45,28 @@ pub fn settle_waiters(
             continue; // The stream is gone.
         }
         let request = &waiter.data;
-        let usable = entry.filter(|e| {
-            e.vary.iter().all(|(name, stored)| {
-                header_joined(&request.request_headers, name).unwrap_or_default() == *stored
-            })
-        });
-        match usable {
-            Some(entry) => {
+        let answer = match outcome {
+            Outcome::Entry(entry) => {
+                match evaluate_hit(
+                    entry,
+                    &request.request_headers,
+                    &request.request,
+                    &worker.generations,
+                    now,
+                ) {
+                    HitDecision::Serve { .. } => Some((entry, None)),
+                    HitDecision::ServeStale { .. } => Some((entry, Some("stale-while-revalidate"))),
+                    HitDecision::Revalidate | HitDecision::Miss(_) => None,
+                }
+            }
+            Outcome::StaleIfError(entry) => {
+                let age = current_age(&timing(entry), now);
+                may_serve_if_error(entry, age).then_some((entry, Some("stale-if-error")))
+            }
+            Outcome::Release => None,
+        };
+        match answer {
+            Some((entry, detail)) => {
                 let age = current_age(&timing(entry), now);
                 let not_modified = conditional_matches(
                     header(&request.request_headers, "if-none-match"),
@@ -49,6 +78,7 @@ pub fn settle_waiters(
                     hit: true,
                     collapsed: true,
                     ttl: Some(ttl_left(entry, age)),
+                    detail,
                     key: request.debug.then_some(entry.key.as_str()),
                     ..CacheStatus::default()
                 }

@@ -8,12 +8,12 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::admin;
-use super::coalescing::{resume_as_leader, settle_waiters};
+use super::coalescing::{resume_as_leader, settle_waiters, Outcome};
 use super::host::{headers, now_millis, now_secs};
 use super::metrics::Stat;
 use super::refresh::{stale_defaults, store_policy, RefreshJob};
 use super::reply::{send, send_entry};
-use super::worker::{L2Read, WaitInfo, Worker};
+use super::worker::{L2Read, WaitInfo, Worker, MAX_CAPTURE_BYTES};
 use crate::policy::cache::coalesce::Join;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
@@ -46,8 +46,9 @@ struct Pending {
     request_headers: Vec<(String, String)>,
     request: RequestFacts,
     request_time: u64,
-    /// Purge generations of service, tenant and URL when the request arrived.
-    stamp: Vec<u32>,
+    /// The purge epoch when the request arrived: a response fetched across a purge is not
+    /// stored.
+    epoch: u32,
     /// Why the cache forwarded the request (`Cache-Status: fwd=`).
     fwd: &'static str,
     head: bool,
@@ -111,6 +112,8 @@ enum AdminBody {
 /// Fetches of one warm request: queued, in flight (by call token), and their outcomes.
 #[derive(Default)]
 struct WarmRun {
+    /// The purge epoch when the run started: fetches that cross a purge are not stored.
+    epoch: u32,
     queued: std::collections::VecDeque<WarmTarget>,
     in_flight: std::collections::HashMap<u32, WarmTarget>,
     stored: u32,
@@ -231,18 +234,14 @@ impl EdgeHttp {
             return Action::Continue;
         }
         let name = worker.registry.settings().cache_status_name.clone();
-        let mut dimensions = vec![Dimension::Service(service.index), Dimension::Url(&key.url)];
-        if let Some(tenant) = &key.tenant {
-            dimensions.push(Dimension::Tenant(tenant));
-        }
-        let stamp = worker.generations.stamp(&dimensions);
+        let epoch = worker.generations.epoch();
         let pending = |fwd| Pending {
             service_index: service.index,
             key: key.clone(),
             request_headers: request.headers.to_vec(),
             request: facts.clone(),
             request_time: now,
-            stamp: stamp.clone(),
+            epoch,
             fwd,
             head,
         };
@@ -333,9 +332,11 @@ impl EdgeHttp {
                     return self.serve(&entry, age, not_modified, head, &status);
                 }
                 HitDecision::Revalidate => {
-                    stale = Some(entry);
+                    // Another worker may already have stored a fresh copy in L2.
+                    if stale.is_none() {
+                        stale = Some(entry);
+                    }
                     fwd = "stale";
-                    break;
                 }
                 HitDecision::Miss(kind) => {
                     worker.metrics.inc(miss);
@@ -350,7 +351,7 @@ impl EdgeHttp {
             }
         }
         // Going to the origin: one request per key, across workers, when the service coalesces.
-        if section.coalesce {
+        if section.coalesce && !head {
             let wait = WaitInfo {
                 head,
                 request_headers: request.headers.to_vec(),
@@ -407,6 +408,56 @@ impl EdgeHttp {
         }
     }
 
+    /// Caching for a request to `service`: lookup for GET and HEAD, invalidation for unsafe
+    /// methods.
+    fn route(
+        &mut self,
+        worker_rc: &Rc<RefCell<Worker>>,
+        service: &Service,
+        request: &Request<'_>,
+    ) -> Action {
+        let request_headers = request.headers;
+        let (method, path, authority, scheme) = (
+            request.method,
+            request.path,
+            request.authority,
+            request.scheme,
+        );
+        let Some(section) = &service.cache else {
+            return Action::Continue;
+        };
+        let lookup_header = |name: &str| header_joined(request_headers, name);
+        let key = cache_key(
+            section,
+            &KeyInput {
+                service: &service.name,
+                scheme,
+                authority,
+                path,
+                header: &lookup_header,
+            },
+        );
+        match (method, key) {
+            ("GET" | "HEAD", Ok(key)) => {
+                // What the origin answers a cacheable request may only depend on what is keyed.
+                for name in unkeyed_headers_present(section, request_headers) {
+                    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+                }
+                self.lookup(worker_rc, service, section, key, request)
+            }
+            ("POST" | "PUT" | "PATCH" | "DELETE", Ok(key)) => {
+                self.invalidate = Some(vec![key.url]);
+                self.origin_of_request = Some((scheme.to_string(), authority.to_string()));
+                Action::Continue
+            }
+            (_, Err(_)) => {
+                worker_rc.borrow().metrics.inc(Stat::Bypass);
+                Action::Continue
+            }
+            _ => Action::Continue,
+        }
+    }
+
     fn refresh_job(
         &self,
         service: &Service,
@@ -431,6 +482,7 @@ impl EdgeHttp {
             entry,
             lease_ms: section.lease_ms,
             request_time: 0,
+            epoch: 0,
         }
     }
 
@@ -470,15 +522,15 @@ impl EdgeHttp {
     }
 
     /// This stream led a coalescing group and is done: answer or release its waiters.
-    fn settle_group(&mut self, entry: Option<&Entry>) {
+    fn settle_group(&mut self, outcome: Outcome<'_>) {
         let (Some(key), Some(worker_rc)) = (self.group.take(), self.worker.clone()) else {
             return;
         };
         let mut worker = worker_rc.borrow_mut();
         if worker.coalescer.is_leader(&key, self.context_id) {
-            settle_waiters(&mut worker, &key, entry, self.context_id, now_secs());
+            settle_waiters(&mut worker, &key, outcome, self.context_id, now_secs());
+            worker.release_lease(&key);
         }
-        worker.release_lease(&key);
     }
 
     fn finish_capture(&mut self) {
@@ -492,12 +544,22 @@ impl EdgeHttp {
         else {
             return;
         };
+        {
+            let mut worker = worker_rc.borrow_mut();
+            worker.capture_bytes = worker.capture_bytes.saturating_sub(capture.body.len());
+        }
+        if worker_rc.borrow().generations.epoch() != capture.pending.epoch {
+            // A purge happened while this response was on its way: it may be what was purged.
+            self.settle_group(Outcome::Release);
+            return;
+        }
         let facts = response_facts(capture.status, &capture.response_headers);
         let entry_tags = tags(&capture.response_headers, &section.tag_header);
-        let tag_dimensions: Vec<Dimension<'_>> =
-            entry_tags.iter().map(|t| Dimension::Tag(t)).collect();
-        let mut stamp = capture.pending.stamp.clone();
-        stamp.extend(worker_rc.borrow().generations.stamp(&tag_dimensions));
+        let stamp = worker_rc.borrow().stamp_for(
+            capture.pending.service_index,
+            &capture.pending.key,
+            &entry_tags,
+        );
         let entry = build_entry(
             Stored {
                 key: &capture.pending.key.primary,
@@ -518,7 +580,7 @@ impl EdgeHttp {
                 .borrow_mut()
                 .store(entry.clone(), capture.pending.key.tenant.as_deref());
         }
-        self.settle_group(entry.as_ref());
+        self.settle_group(entry.as_ref().map_or(Outcome::Release, Outcome::Entry));
     }
 
     fn invalidate_after_success(&mut self, status: u16) {
@@ -621,17 +683,10 @@ impl EdgeHttp {
                 let limit =
                     usize::try_from(registry.limits().max_entry_bytes).unwrap_or(usize::MAX);
                 let mut worker = worker_rc.borrow_mut();
-                let mut dimensions = vec![
-                    Dimension::Service(target.service_index),
-                    Dimension::Url(&target.key.url),
-                ];
-                if let Some(tenant) = &target.key.tenant {
-                    dimensions.push(Dimension::Tenant(tenant));
-                }
                 let entry_tags = tags(&response, &section.tag_header);
-                dimensions.extend(entry_tags.iter().map(|t| Dimension::Tag(t)));
-                let stamp = worker.generations.stamp(&dimensions);
-                let entry = (body.len() <= limit)
+                let stamp = worker.stamp_for(target.service_index, &target.key, &entry_tags);
+                let unpurged = worker.generations.epoch() == warm.epoch;
+                let entry = (body.len() <= limit && unpurged)
                     .then(|| {
                         build_entry(
                             Stored {
@@ -704,13 +759,13 @@ impl EdgeHttp {
                 pending.head,
                 &cache_status,
             );
-            self.settle_group(Some(old));
+            self.settle_group(Outcome::StaleIfError(old));
             return;
         }
         let Some(status) = status else {
             // Unreachable, and the entry may not stand in: the client's own request goes to the
             // origin (and gets Envoy's 503/504 if it is down).
-            self.settle_group(None);
+            self.settle_group(Outcome::Release);
             self.pending = Some(revalidation.pending);
             let _ = hostcalls::resume_http_request();
             return;
@@ -728,13 +783,19 @@ impl EdgeHttp {
             request_time: pending.request_time,
             now,
             max_body: usize::try_from(registry.limits().max_entry_bytes).unwrap_or(usize::MAX),
+            generations: worker_rc.borrow().stamp_for(
+                pending.service_index,
+                &pending.key,
+                &tags(&response, &section.tag_header),
+            ),
         };
+        let unpurged = worker_rc.borrow().generations.epoch() == pending.epoch;
         let outcome = refresh_outcome(&refresh, status, &response, body.clone());
         if status == 304 {
             worker_rc.borrow().metrics.inc(Stat::Revalidated);
         }
         let (entry, stored) = match outcome {
-            RefreshOutcome::Refreshed(entry) | RefreshOutcome::Replaced(entry) => {
+            RefreshOutcome::Refreshed(entry) | RefreshOutcome::Replaced(entry) if unpurged => {
                 worker_rc
                     .borrow_mut()
                     .store(entry.clone(), pending.key.tenant.as_deref());
@@ -744,6 +805,10 @@ impl EdgeHttp {
             RefreshOutcome::NotStored if status == 304 => {
                 worker_rc.borrow_mut().remove_l1(&pending.key.primary);
                 (Some(old.clone()), false)
+            }
+            // Fetched across a purge: answer with it, but do not keep it.
+            RefreshOutcome::Refreshed(entry) | RefreshOutcome::Replaced(entry) => {
+                (Some(entry), false)
             }
             RefreshOutcome::NotStored => (None, false),
         };
@@ -787,7 +852,7 @@ impl EdgeHttp {
                 self.reply(status, &relayed, (!head).then_some(body.as_slice()));
             }
         }
-        self.settle_group(entry.as_ref());
+        self.settle_group(entry.as_ref().map_or(Outcome::Release, Outcome::Entry));
     }
 }
 
@@ -835,6 +900,12 @@ impl Context for EdgeHttp {
         };
         let mut worker = worker_rc.borrow_mut();
         worker.answered.remove(&self.context_id);
+        if let Some(capture) = self.capture.take() {
+            worker.capture_bytes = worker.capture_bytes.saturating_sub(capture.body.len());
+        }
+        if self.group.is_none() {
+            return true;
+        }
         // A leader that ends without settling its group (client gone, stream reset): the oldest
         // waiter takes over and goes to the origin itself.
         if let Some(key) = worker.coalescer.leave(self.context_id) {
@@ -874,45 +945,26 @@ impl HttpContext for EdgeHttp {
         if let Some(action) = self.on_management(&worker_rc, &registry, &request, end_of_stream) {
             return action;
         }
-        // Failing to tag is not worth failing the request: the request still goes through.
-        let _ = hostcalls::set_map_value(
-            MapType::HttpRequestHeaders,
-            SERVICE_HEADER,
-            Some(&service.name),
-        );
-        let Some(section) = &service.cache else {
-            return Action::Continue;
-        };
-        let lookup_header = |name: &str| header_joined(&request_headers, name);
-        let key = cache_key(
-            section,
-            &KeyInput {
-                service: &service.name,
-                scheme,
-                authority,
-                path,
-                header: &lookup_header,
-            },
-        );
-        match (method, key) {
-            ("GET" | "HEAD", Ok(key)) => {
-                // What the origin answers a cacheable request may only depend on what is keyed.
-                for name in unkeyed_headers_present(section, &request_headers) {
-                    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
-                }
-                self.lookup(&worker_rc, service, section, key, &request)
-            }
-            ("POST" | "PUT" | "PATCH" | "DELETE", Ok(key)) => {
-                self.invalidate = Some(vec![key.url]);
-                self.origin_of_request = Some((scheme.to_string(), authority.to_string()));
-                Action::Continue
-            }
-            (_, Err(_)) => {
-                worker_rc.borrow().metrics.inc(Stat::Bypass);
-                Action::Continue
-            }
-            _ => Action::Continue,
+        let action = self.route(&worker_rc, service, &request);
+        if !self.answered {
+            // Failing to tag is not worth failing the request: the request still goes through.
+            let _ = hostcalls::set_map_value(
+                MapType::HttpRequestHeaders,
+                SERVICE_HEADER,
+                Some(&service.name),
+            );
         }
+        action
+    }
+
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.admin_body.take().is_some() {
+            return self.reply_json((
+                400,
+                r#"{"error":"management requests take no trailers"}"#.to_string(),
+            ));
+        }
+        Action::Continue
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -946,7 +998,9 @@ impl HttpContext for EdgeHttp {
                 match plan_warm(&registry, &scheme, &authority, &body) {
                     Err(reason) => self.reply_json(admin::error(400, &reason)),
                     Ok(targets) => {
+                        let epoch = worker_rc.borrow().generations.epoch();
                         self.warm = Some(WarmRun {
+                            epoch,
                             queued: targets.into(),
                             ..WarmRun::default()
                         });
@@ -1022,7 +1076,7 @@ impl HttpContext for EdgeHttp {
             }
         } else {
             // Nothing will be stored: whoever waits for this key goes to the origin itself.
-            self.settle_group(None);
+            self.settle_group(Outcome::Release);
         }
         Action::Continue
     }
@@ -1037,12 +1091,24 @@ impl HttpContext for EdgeHttp {
                 .ok()
                 .flatten()
                 .unwrap_or_default();
-            if capture.body.len().saturating_add(chunk.len()) > capture.limit {
-                self.capture = None;
-                if let Some(worker) = &self.worker {
-                    worker.borrow().metrics.inc(Stat::TooLarge);
+            let worker_rc = self.worker.clone();
+            let within_budget = worker_rc.as_ref().is_some_and(|w| {
+                let mut worker = w.borrow_mut();
+                let fits = worker.capture_bytes.saturating_add(chunk.len()) <= MAX_CAPTURE_BYTES;
+                if fits {
+                    worker.capture_bytes += chunk.len();
                 }
-                self.settle_group(None);
+                fits
+            });
+            if !within_budget || capture.body.len().saturating_add(chunk.len()) > capture.limit {
+                let held = capture.body.len() + if within_budget { chunk.len() } else { 0 };
+                self.capture = None;
+                if let Some(worker) = &worker_rc {
+                    let mut worker = worker.borrow_mut();
+                    worker.capture_bytes = worker.capture_bytes.saturating_sub(held);
+                    worker.metrics.inc(Stat::TooLarge);
+                }
+                self.settle_group(Outcome::Release);
                 return Action::Continue;
             }
             capture.body.extend_from_slice(&chunk);

@@ -13,7 +13,7 @@ use super::metrics::Stat;
 use super::worker::Worker;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    header, refresh_outcome, RefreshOutcome, RefreshRequest, StaleDefaults,
+    header, refresh_outcome, tags, RefreshOutcome, RefreshRequest, StaleDefaults,
 };
 use crate::policy::cache::freshness::{RequestFacts, StorePolicy};
 use crate::policy::cache::key::CacheKey;
@@ -34,6 +34,8 @@ pub struct RefreshJob {
     pub entry: Rc<Entry>,
     pub lease_ms: u64,
     pub request_time: u64,
+    /// The purge epoch when the refresh started: a refresh that crosses a purge stores nothing.
+    pub epoch: u32,
 }
 
 pub fn store_policy(section: &CacheSection) -> StorePolicy {
@@ -66,6 +68,7 @@ pub fn start_refreshes(worker: &mut Worker, now_ms: u64) {
             continue; // Another worker is refreshing (or fetching) this key.
         }
         job.request_time = now_secs();
+        job.epoch = worker.generations.epoch();
         let pairs: Vec<(&str, &str)> = job
             .call_headers
             .iter()
@@ -105,13 +108,20 @@ pub fn complete_refresh(worker: &mut Worker, token: u32, body_size: usize) {
             request_time: job.request_time,
             now: now_secs(),
             max_body: usize::try_from(registry.limits().max_entry_bytes).unwrap_or(usize::MAX),
+            generations: worker.stamp_for(
+                job.service_index,
+                &job.key,
+                &tags(&response, &section.tag_header),
+            ),
         };
         match refresh_outcome(&refresh, status, &response, body) {
-            RefreshOutcome::Refreshed(entry) | RefreshOutcome::Replaced(entry) => {
+            RefreshOutcome::Refreshed(entry) | RefreshOutcome::Replaced(entry)
+                if worker.generations.epoch() == job.epoch =>
+            {
                 worker.store(entry, job.key.tenant.as_deref());
                 worker.metrics.inc(Stat::Refresh);
             }
-            RefreshOutcome::NotStored => {}
+            _ => {}
         }
     }
     worker.release_lease(&job.key.primary);

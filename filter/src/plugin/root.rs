@@ -7,12 +7,11 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
-use super::coalescing::{resume_as_leader, settle_waiters};
+use super::coalescing::{resume_as_leader, settle_waiters, Outcome};
 use super::host::{now_millis, now_secs};
 use super::http::EdgeHttp;
 use super::refresh::{complete_refresh, start_refreshes};
 use super::worker::{L2Read, Worker};
-use crate::policy::cache::exchange::{evaluate_hit, HitDecision};
 use crate::policy::cache::lease::Acquire;
 use crate::policy::Config;
 
@@ -112,36 +111,25 @@ impl RootContext for EdgeRoot {
     }
 }
 
-/// Requests waiting for a key another worker fetches: answered from L2 once it is there; when
-/// that worker's lease is gone without an entry, one of them takes the lease and fetches.
+/// Requests waiting for a key another worker fetches: while its lease holds they wait; once it
+/// is released (or expired) they are answered from L2, or one of them takes the lease and
+/// fetches. Requests that waited twice their lease time go to the origin themselves (a slow
+/// local leader, a lease that is never released).
 fn poll_remote_leaders(worker: &mut Worker, root: u32, now_ms: u64) {
-    let keys = worker.coalescer.remote_keys();
-    if keys.is_empty() {
-        return;
-    }
     let now = now_secs();
-    for key in keys {
-        if let L2Read::Found(entry) = worker.l2_get(&key) {
-            let fresh = match worker.coalescer.first_waiter(&key) {
-                Some(waiter) => matches!(
-                    evaluate_hit(
-                        &entry,
-                        &waiter.request_headers,
-                        &waiter.request,
-                        &worker.generations,
-                        now
-                    ),
-                    HitDecision::Serve { .. } | HitDecision::ServeStale { .. }
-                ),
-                None => false,
-            };
-            if fresh {
-                worker.insert_l1(entry.clone(), None);
-                settle_waiters(worker, &key, Some(&entry), root, now);
-                continue;
-            }
-        }
+    // Twice the lease: a remote leader's expired lease is taken over first (see below).
+    for key in worker
+        .coalescer
+        .overdue(now_ms, |w| w.lease_ms.saturating_mul(2))
+    {
+        settle_waiters(worker, &key, Outcome::Release, root, now);
+    }
+    for key in worker.coalescer.remote_keys() {
         if worker.lease_held(&key, now_ms) {
+            continue;
+        }
+        if let L2Read::Found(entry) = worker.l2_get(&key) {
+            settle_waiters(worker, &key, Outcome::Entry(&entry), root, now);
             continue;
         }
         let lease_ms = worker
@@ -149,15 +137,12 @@ fn poll_remote_leaders(worker: &mut Worker, root: u32, now_ms: u64) {
             .first_waiter(&key)
             .map_or(5000, |w| w.lease_ms);
         match worker.acquire_lease(&key, now_ms, lease_ms) {
-            Acquire::Acquired => {
-                if let Some(next) = worker.coalescer.promote(&key) {
-                    resume_as_leader(next.context_id, root);
-                } else {
-                    worker.release_lease(&key);
-                }
-            }
+            Acquire::Acquired => match worker.coalescer.promote(&key) {
+                Some(next) => resume_as_leader(next.context_id, root),
+                None => worker.release_lease(&key),
+            },
             Acquire::HeldElsewhere { .. } => {}
-            Acquire::Collision => settle_waiters(worker, &key, None, root, now),
+            Acquire::Collision => settle_waiters(worker, &key, Outcome::Release, root, now),
         }
     }
 }

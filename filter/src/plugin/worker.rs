@@ -6,6 +6,10 @@ use log::warn;
 use super::host::HostStore;
 use super::metrics::{Metrics, Stat};
 use super::refresh::RefreshJob;
+
+/// Most response bytes one worker copies at once to store (all streams together); beyond it,
+/// responses pass through uncached. Keeps a burst of large misses from exhausting the VM.
+pub const MAX_CAPTURE_BYTES: usize = 64 * 1024 * 1024;
 use crate::policy::cache::coalesce::Coalescer;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::keep_until;
@@ -44,8 +48,11 @@ pub struct Worker {
     pub coalescer: Coalescer<WaitInfo>,
     /// Streams another context answered (their own response callbacks must stand back).
     pub answered: HashSet<u32>,
-    /// Leases this worker holds, by cache key.
-    leases: HashMap<String, String>,
+    /// Leases this worker holds, by cache key: the slot and how many fetches share it (a
+    /// leader and a background refresh of the same key).
+    leases: HashMap<String, (String, u32)>,
+    /// Response bytes all streams of this worker are copying to store right now.
+    pub capture_bytes: usize,
     /// This worker's identity in leases.
     pub owner: u64,
     /// Background refreshes waiting for the next tick, and those in flight by call token.
@@ -84,6 +91,7 @@ impl Worker {
             ),
             answered: HashSet::new(),
             leases: HashMap::new(),
+            capture_bytes: 0,
             owner: 0,
             refresh_queue: VecDeque::new(),
             refresh_inflight: HashMap::new(),
@@ -124,7 +132,8 @@ impl Worker {
         });
         match taken {
             Ok(outcome) => {
-                self.leases.insert(key.to_string(), slot);
+                let holders = self.leases.entry(key.to_string()).or_insert((slot, 0));
+                holders.1 += 1;
                 outcome
             }
             Err(UpdateError::Refused(outcome)) => outcome,
@@ -135,9 +144,13 @@ impl Worker {
 
     /// Gives back this worker's lease on `key`, if it holds one.
     pub fn release_lease(&mut self, key: &str) {
-        let Some(slot) = self.leases.remove(key) else {
+        let Some((slot, holders)) = self.leases.remove(key) else {
             return;
         };
+        if holders > 1 {
+            self.leases.insert(key.to_string(), (slot, holders - 1));
+            return;
+        }
         let (owner, hash) = (self.owner, fnv1a(key));
         let _ = update(&HostStore, &slot, 4, |current| {
             lease::release(current, hash, owner)
@@ -155,6 +168,22 @@ impl Worker {
             fnv1a(key),
             now_ms,
         )
+    }
+
+    /// The purge generations an entry stored now records: its service, URL, tenant and tags.
+    pub fn stamp_for(
+        &self,
+        service_index: usize,
+        key: &crate::policy::cache::key::CacheKey,
+        tags: &[String],
+    ) -> Vec<u32> {
+        use crate::policy::cache::generations::Dimension;
+        let mut dimensions = vec![Dimension::Service(service_index), Dimension::Url(&key.url)];
+        if let Some(tenant) = &key.tenant {
+            dimensions.push(Dimension::Tenant(tenant));
+        }
+        dimensions.extend(tags.iter().map(|t| Dimension::Tag(t)));
+        self.generations.stamp(&dimensions)
     }
 
     /// Queues a background refresh (deduplicated by key, bounded).

@@ -166,6 +166,19 @@ impl<T> Coalescer<T> {
             .min()
     }
 
+    /// Keys whose oldest waiter has waited longer than its own timeout.
+    pub fn overdue(&self, now_ms: u64, timeout_ms: impl Fn(&T) -> u64) -> Vec<String> {
+        self.groups
+            .iter()
+            .filter(|(_, g)| {
+                g.waiters
+                    .iter()
+                    .any(|w| now_ms.saturating_sub(w.since_ms) > timeout_ms(&w.data))
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     pub fn waiting(&self) -> usize {
         self.waiting
     }

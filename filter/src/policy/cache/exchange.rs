@@ -540,6 +540,8 @@ pub struct RefreshRequest<'a> {
     pub request_time: u64,
     pub now: u64,
     pub max_body: usize,
+    /// Purge generations a replacing response is stored under (its own tags included).
+    pub generations: Vec<u32>,
 }
 
 /// The entry a refresh answer leaves in the cache.
@@ -581,7 +583,7 @@ pub fn refresh_outcome(
         body,
         request_time: refresh.request_time,
         response_time: refresh.now,
-        generations: old.generations.clone(),
+        generations: refresh.generations.clone(),
     };
     match build_entry(stored, &facts, &storable) {
         Some(entry) => RefreshOutcome::Replaced(refresh.defaults.apply(entry)),

@@ -7,7 +7,7 @@
 
 /// The one shared-data key holding every generation counter.
 pub const GENERATIONS_KEY: &str = "edge:gen";
-const FORMAT_VERSION: u8 = 1;
+const FORMAT_VERSION: u8 = 2;
 
 const SERVICE_SLOTS: usize = 256;
 const TENANT_SLOTS: usize = 1024;
@@ -56,12 +56,16 @@ fn bucket(text: &str, slots: usize) -> usize {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Generations {
     counters: Vec<u32>,
+    /// Bumped by every purge: a response fetched across a purge is not stored (its tags were
+    /// unknown when the purge happened, so its stamp could not tell).
+    epoch: u32,
 }
 
 impl Default for Generations {
     fn default() -> Self {
         Self {
             counters: vec![0; TOTAL_SLOTS],
+            epoch: 0,
         }
     }
 }
@@ -75,20 +79,23 @@ impl Generations {
         let Some((&FORMAT_VERSION, rest)) = bytes.split_first() else {
             return Self::default();
         };
-        if rest.len() != TOTAL_SLOTS * 4 {
+        if rest.len() != (TOTAL_SLOTS + 1) * 4 {
             return Self::default();
         }
+        let mut words = rest
+            .chunks_exact(4)
+            .map(|c| <[u8; 4]>::try_from(c).map_or(0, u32::from_le_bytes));
+        let epoch = words.next().unwrap_or(0);
         Self {
-            counters: rest
-                .chunks_exact(4)
-                .map(|c| <[u8; 4]>::try_from(c).map_or(0, u32::from_le_bytes))
-                .collect(),
+            counters: words.collect(),
+            epoch,
         }
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + self.counters.len() * 4);
+        let mut out = Vec::with_capacity(1 + (self.counters.len() + 1) * 4);
         out.push(FORMAT_VERSION);
+        out.extend_from_slice(&self.epoch.to_le_bytes());
         for counter in &self.counters {
             out.extend_from_slice(&counter.to_le_bytes());
         }
@@ -100,7 +107,13 @@ impl Generations {
     }
 
     /// Invalidates everything stored under `dimension`.
+    /// Changes with every purge.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
     pub fn bump(&mut self, dimension: Dimension<'_>) {
+        self.epoch = self.epoch.wrapping_add(1);
         if let Some(counter) = self.counters.get_mut(dimension.slot()) {
             *counter = counter.wrapping_add(1);
         }
