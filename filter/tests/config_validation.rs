@@ -226,8 +226,8 @@ fn out_of_range_limits() {
 #[test]
 fn feature_sections_not_built_yet_are_refused() {
     assert_eq!(
-        error(r#"{"services": [{"name": "a", "match": {"path_prefix": "/"}, "dedup": {}}]}"#),
-        "services[0].dedup: this feature is not available in this build yet; remove the section"
+        error(r#"{"services": [{"name": "a", "match": {"path_prefix": "/"}, "rate_limit": {}}]}"#),
+        "services[0].rate_limit: this feature is not available in this build yet; remove the section"
     );
     assert_eq!(
         error(r#"{"default_service": {"breaker": {}}}"#),
@@ -257,6 +257,27 @@ fn cache_section_is_validated() {
     }
     assert!(Config::parse(
         br#"{"services": [{"name": "s", "match": {"path_prefix": "/"}, "cache": {}}]}"#
+    )
+    .is_ok());
+}
+
+#[test]
+fn dedup_section_is_validated() {
+    let cases = [
+        (r#"{"identity": []}"#, "services[0].dedup.identity: must name at least one source"),
+        (r#"{"identity": ["Webhook-Id"]}"#, "services[0].dedup.identity[0]: \"Webhook-Id\" is neither \"body\" nor a lower-case header name"),
+        (r#"{"retention_s": 0}"#, "services[0].dedup.retention_s: 0 is out of range, must be between 1 and 2592000"),
+        (r#"{"replay_statuses": [99]}"#, "services[0].dedup.replay_statuses[0]: 99 is not a final HTTP status"),
+        (r#"{"in_flight": "maybe"}"#, "services[0].dedup.in_flight: unknown variant `maybe`, expected `wait` or `conflict` (line 1, column 89)"),
+    ];
+    for (dedup, expected) in cases {
+        let json = format!(
+            r#"{{"services": [{{"name": "s", "match": {{"path_prefix": "/"}}, "dedup": {dedup}}}]}}"#
+        );
+        assert_eq!(error(&json), expected, "for dedup {dedup}");
+    }
+    assert!(Config::parse(
+        br#"{"services": [{"name": "s", "match": {"path_prefix": "/"}, "dedup": {}}]}"#
     )
     .is_ok());
 }

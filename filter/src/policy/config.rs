@@ -172,21 +172,21 @@ impl Config {
             if let Some(cache) = &service.cache {
                 cache.validate(&format!("{path}.cache"))?;
             }
-            refuse_unbuilt(
-                &path,
-                service.dedup.as_ref(),
-                service.rate_limit.as_ref(),
-                service.breaker.as_ref(),
-            )?;
+            if let Some(dedup) = &service.dedup {
+                dedup.validate(&format!("{path}.dedup"))?;
+            }
+            refuse_unbuilt(&path, service.rate_limit.as_ref(), service.breaker.as_ref())?;
         }
         let default = &self.default_service;
         validate_name("default_service.name", &default.name, &seen)?;
         if let Some(cache) = &default.cache {
             cache.validate("default_service.cache")?;
         }
+        if let Some(dedup) = &default.dedup {
+            dedup.validate("default_service.dedup")?;
+        }
         refuse_unbuilt(
             "default_service",
-            default.dedup.as_ref(),
             default.rate_limit.as_ref(),
             default.breaker.as_ref(),
         )?;

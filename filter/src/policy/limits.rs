@@ -24,6 +24,8 @@ pub struct Limits {
     /// and starts per tick.
     pub refresh_queue: u64,
     pub refreshes_per_tick: u64,
+    /// Webhook-dedup record slots in shared data.
+    pub dedup_slots: u64,
 }
 
 impl Default for Limits {
@@ -38,6 +40,7 @@ impl Default for Limits {
             lease_slots: 4096,
             refresh_queue: 1024,
             refreshes_per_tick: 8,
+            dedup_slots: 65_536,
         }
     }
 }
@@ -48,8 +51,9 @@ const MIB: u64 = 1024 * KIB;
 impl Limits {
     /// (field, value, lowest, highest). A VM has at most 1 GiB of memory; shared data lives in
     /// Envoy's heap and can never shrink, so its slot count is capped too.
-    fn ranges(&self) -> [(&'static str, u64, u64, u64); 8] {
+    fn ranges(&self) -> [(&'static str, u64, u64, u64); 9] {
         [
+            ("dedup_slots", self.dedup_slots, 1, 1_048_576),
             (
                 "max_waiting_requests",
                 self.max_waiting_requests,

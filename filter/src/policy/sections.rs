@@ -3,11 +3,6 @@
 
 use serde::Deserialize;
 
-/// Webhook deduplication / idempotency.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DedupSection {}
-
 /// Per-tenant token-bucket rate limiting.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,12 +16,10 @@ pub struct BreakerSection {}
 /// Refuses feature sections whose feature this build does not have yet.
 pub(crate) fn refuse_unbuilt(
     path: &str,
-    dedup: Option<&DedupSection>,
     rate_limit: Option<&RateLimitSection>,
     breaker: Option<&BreakerSection>,
 ) -> Result<(), crate::policy::ConfigError> {
     let present = [
-        ("dedup", dedup.is_some()),
         ("rate_limit", rate_limit.is_some()),
         ("breaker", breaker.is_some()),
     ];

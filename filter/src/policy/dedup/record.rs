@@ -1,0 +1,336 @@
+//! A delivery's record in shared data, in a bounded slot table (`edge:dedup:<slot>`), and the
+//! pure transitions the CAS helper applies: claim, complete, release.
+
+use crate::policy::cache::generations::fnv1a;
+
+pub const DEDUP_KEY_PREFIX: &str = "edge:dedup:";
+const FORMAT_VERSION: u8 = 1;
+/// Bodies larger than this are stored LZ4-compressed.
+const LZ4_THRESHOLD: usize = 1024;
+const MAX_HEADERS: usize = 128;
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// The shared-data key of the slot for an identity.
+pub fn dedup_key(id: &str, slots: u64) -> String {
+    format!("{DEDUP_KEY_PREFIX}{}", fnv1a(id) % slots.max(1))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// The first attempt is at the origin.
+    InFlight { owner: u64, expires_at_ms: u64 },
+    /// Its result, replayed to duplicates until `expires_at_ms`.
+    Completed {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        /// The result was larger than the replay limit: duplicates get status and headers.
+        body_omitted: bool,
+        expires_at_ms: u64,
+    },
+    /// The attempt failed: the next one goes to the origin.
+    Released,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub id: String,
+    pub body_digest: [u8; 32],
+    pub state: State,
+}
+
+/// What a request with an identity does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First (or retried after a failure): go to the origin; the record now says in flight.
+    Forward,
+    /// A duplicate of a completed delivery: replay this.
+    Replay(Record),
+    /// A duplicate of one in flight until then.
+    InFlight { expires_at_ms: u64 },
+    /// The same identity with another body.
+    Mismatch,
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, tail) = (self.bytes.get(..n)?, self.bytes.get(n..)?);
+        self.bytes = tail;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1)?.first().copied()
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn string(&mut self) -> Option<String> {
+        let len = self.u32()? as usize;
+        String::from_utf8(self.take(len)?.to_vec()).ok()
+    }
+}
+
+impl Record {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![FORMAT_VERSION];
+        let kind = match self.state {
+            State::InFlight { .. } => 1,
+            State::Completed { .. } => 2,
+            State::Released => 3,
+        };
+        out.push(kind);
+        put_str(&mut out, &self.id);
+        out.extend_from_slice(&self.body_digest);
+        match &self.state {
+            State::InFlight {
+                owner,
+                expires_at_ms,
+            } => {
+                out.extend_from_slice(&owner.to_le_bytes());
+                out.extend_from_slice(&expires_at_ms.to_le_bytes());
+            }
+            State::Completed {
+                status,
+                headers,
+                body,
+                body_omitted,
+                expires_at_ms,
+            } => {
+                out.extend_from_slice(&status.to_le_bytes());
+                out.extend_from_slice(&expires_at_ms.to_le_bytes());
+                let compressed =
+                    (body.len() > LZ4_THRESHOLD).then(|| lz4_flex::compress_prepend_size(body));
+                out.push(u8::from(compressed.is_some()) | (u8::from(*body_omitted) << 1));
+                out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
+                for (name, value) in headers {
+                    put_str(&mut out, name);
+                    put_str(&mut out, value);
+                }
+                let stored = compressed.as_deref().unwrap_or(body);
+                out.extend_from_slice(&(stored.len() as u32).to_le_bytes());
+                out.extend_from_slice(stored);
+            }
+            State::Released => {}
+        }
+        out
+    }
+
+    /// A missing, corrupt or unknown-version value reads as no record.
+    pub fn decode(bytes: Option<&[u8]>) -> Option<Self> {
+        let mut r = Reader { bytes: bytes? };
+        if r.u8()? != FORMAT_VERSION {
+            return None;
+        }
+        let kind = r.u8()?;
+        let id = r.string()?;
+        let body_digest: [u8; 32] = r.take(32)?.try_into().ok()?;
+        let state = match kind {
+            1 => State::InFlight {
+                owner: r.u64()?,
+                expires_at_ms: r.u64()?,
+            },
+            2 => {
+                let status = r.u16()?;
+                let expires_at_ms = r.u64()?;
+                let flags = r.u8()?;
+                let count = r.u32()? as usize;
+                if count > MAX_HEADERS {
+                    return None;
+                }
+                let mut headers = Vec::with_capacity(count);
+                for _ in 0..count {
+                    headers.push((r.string()?, r.string()?));
+                }
+                let stored_len = r.u32()? as usize;
+                let stored = r.take(stored_len)?;
+                let body = if flags & 1 == 1 {
+                    let claimed = u32::from_le_bytes(stored.get(..4)?.try_into().ok()?) as usize;
+                    if claimed > MAX_BODY || claimed > stored_len.saturating_mul(256) {
+                        return None;
+                    }
+                    lz4_flex::decompress_size_prepended(stored).ok()?
+                } else {
+                    stored.to_vec()
+                };
+                State::Completed {
+                    status,
+                    headers,
+                    body,
+                    body_omitted: flags & 2 == 2,
+                    expires_at_ms,
+                }
+            }
+            3 => State::Released,
+            _ => return None,
+        };
+        r.bytes.is_empty().then_some(Self {
+            id,
+            body_digest,
+            state,
+        })
+    }
+}
+
+/// The claim a request with `id` and `digest` makes on the slot's current value.
+pub fn claim(
+    current: Option<&[u8]>,
+    id: &str,
+    digest: [u8; 32],
+    owner: u64,
+    now_ms: u64,
+    in_flight_timeout_ms: u64,
+) -> (Claim, Option<Vec<u8>>) {
+    let ours = Record {
+        id: id.to_string(),
+        body_digest: digest,
+        state: State::InFlight {
+            owner,
+            expires_at_ms: now_ms.saturating_add(in_flight_timeout_ms),
+        },
+    };
+    let forward = (Claim::Forward, Some(ours.encode()));
+    let Some(record) = Record::decode(current) else {
+        return forward;
+    };
+    // Another identity in this slot: a full table replaces, it never refuses a new delivery.
+    if record.id != id {
+        return forward;
+    }
+    let live = match &record.state {
+        State::InFlight { expires_at_ms, .. } | State::Completed { expires_at_ms, .. } => {
+            *expires_at_ms > now_ms
+        }
+        State::Released => false,
+    };
+    if !live {
+        return forward;
+    }
+    if record.body_digest != digest {
+        return (Claim::Mismatch, None);
+    }
+    match record.state {
+        State::InFlight { expires_at_ms, .. } => (Claim::InFlight { expires_at_ms }, None),
+        _ => (Claim::Replay(record), None),
+    }
+}
+
+/// The result of our attempt, if the slot still holds our in-flight record.
+pub fn complete(current: Option<&[u8]>, id: &str, owner: u64, result: State) -> Option<Vec<u8>> {
+    let record = Record::decode(current)?;
+    match record.state {
+        State::InFlight { owner: holder, .. } if record.id == id && holder == owner => Some(
+            Record {
+                state: result,
+                ..record
+            }
+            .encode(),
+        ),
+        _ => None,
+    }
+}
+
+/// Gives up our in-flight record (the attempt failed), so a retry goes to the origin.
+pub fn release(current: Option<&[u8]>, id: &str, owner: u64) -> Option<Vec<u8>> {
+    complete(current, id, owner, State::Released)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D1: [u8; 32] = [1; 32];
+    const D2: [u8; 32] = [2; 32];
+
+    fn completed(now: u64) -> State {
+        State::Completed {
+            status: 202,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: b"{\"ok\":true}".repeat(200),
+            body_omitted: false,
+            expires_at_ms: now + 86_400_000,
+        }
+    }
+
+    #[test]
+    fn first_forwards_duplicates_wait_then_replay() {
+        let (c, in_flight) = claim(None, "webhook-id:1", D1, 7, 1000, 30_000);
+        assert_eq!(c, Claim::Forward);
+        let in_flight = in_flight.unwrap();
+        assert_eq!(
+            claim(Some(&in_flight), "webhook-id:1", D1, 8, 2000, 30_000).0,
+            Claim::InFlight {
+                expires_at_ms: 31_000
+            }
+        );
+        assert_eq!(
+            claim(Some(&in_flight), "webhook-id:1", D2, 8, 2000, 30_000).0,
+            Claim::Mismatch
+        );
+        assert_eq!(
+            claim(Some(&in_flight), "webhook-id:1", D1, 8, 31_000, 30_000).0,
+            Claim::Forward,
+            "expired"
+        );
+        assert_eq!(
+            complete(Some(&in_flight), "webhook-id:1", 8, completed(0)),
+            None,
+            "only the owner completes"
+        );
+        let done = complete(Some(&in_flight), "webhook-id:1", 7, completed(3000)).unwrap();
+        match claim(Some(&done), "webhook-id:1", D1, 9, 4000, 30_000).0 {
+            Claim::Replay(record) => {
+                assert!(matches!(record.state, State::Completed { status: 202, .. }))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            claim(Some(&done), "webhook-id:1", D2, 9, 4000, 30_000).0,
+            Claim::Mismatch
+        );
+    }
+
+    #[test]
+    fn released_and_colliding_records_let_the_request_through() {
+        let (_, in_flight) = claim(None, "a", D1, 7, 0, 30_000);
+        let released = release(in_flight.as_deref(), "a", 7).unwrap();
+        assert_eq!(
+            claim(Some(&released), "a", D1, 8, 10, 30_000).0,
+            Claim::Forward
+        );
+        assert_eq!(
+            claim(in_flight.as_deref(), "b", D2, 8, 10, 30_000).0,
+            Claim::Forward
+        );
+    }
+
+    #[test]
+    fn codec_round_trip_and_garbage() {
+        let record = Record {
+            id: "x".into(),
+            body_digest: D1,
+            state: completed(5),
+        };
+        let bytes = record.encode();
+        assert!(bytes.len() < 1000, "compressed: {}", bytes.len());
+        assert_eq!(Record::decode(Some(&bytes)), Some(record));
+        for cut in 0..bytes.len() {
+            assert_eq!(Record::decode(Some(&bytes[..cut])), None);
+        }
+        assert_eq!(Record::decode(Some(&[9, 9, 9])), None);
+    }
+}
