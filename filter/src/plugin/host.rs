@@ -44,6 +44,11 @@ pub fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// One shared-data value and its CAS token.
+pub fn shared_get(key: &str) -> Option<(Vec<u8>, u32)> {
+    HostStore.get(key)
+}
+
 /// Envoy shared data behind the policy's [`SharedStore`].
 pub struct HostStore;
 

@@ -9,6 +9,7 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::admin;
 use super::coalescing::{resume_as_leader, settle_waiters, Outcome};
+use super::dedup::{claim, conflict_headers, finish, replay, DedupWaiter};
 use super::host::{headers, now_millis, now_secs};
 use super::metrics::Stat;
 use super::refresh::{stale_defaults, store_policy, RefreshJob};
@@ -32,7 +33,11 @@ use crate::policy::cache::key::{cache_key, unkeyed_headers_present, CacheKey, Ke
 use crate::policy::cache::lease::Acquire;
 use crate::policy::cache::purge_request::MAX_PURGE_BODY;
 use crate::policy::cache::warm::{plan_warm, WarmTarget, WARM_CONCURRENCY};
-use crate::policy::{path_without_query, CacheSection, Registry, RequestAttributes, Service};
+use crate::policy::dedup::identity::identify;
+use crate::policy::dedup::record::{dedup_key, Claim, State as DedupState};
+use crate::policy::{
+    path_without_query, CacheSection, InFlightMode, Registry, RequestAttributes, Service,
+};
 
 /// Names the matched service on the upstream request (a client-sent value is replaced).
 pub const SERVICE_HEADER: &str = "x-edge-service";
@@ -101,6 +106,34 @@ pub struct EdgeHttp {
     admin_body: Option<AdminBody>,
     /// A cache-warming run in progress.
     warm: Option<WarmRun>,
+    /// Webhook deduplication of this request.
+    dedup: Option<DedupPhase>,
+}
+
+/// Where a deduplicated request stands.
+enum DedupPhase {
+    /// Its body is being collected (the identity may need it; its digest always does).
+    Collecting {
+        service_index: usize,
+        method: String,
+        path: String,
+        headers: Vec<(String, String)>,
+    },
+    /// It is the first attempt: its result completes the record.
+    Owner { key: String, id: String, service_index: usize },
+    /// A duplicate waiting for the first attempt (the tick answers or releases it).
+    Waiting { key: String, id: String, service_index: usize },
+    /// Its 2xx result is being copied into the record.
+    Recording {
+        key: String,
+        id: String,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+        omitted: bool,
+        limit: usize,
+        retention_ms: u64,
+    },
 }
 
 /// Which management endpoint a body is for.
@@ -135,6 +168,7 @@ impl EdgeHttp {
             origin_of_request: None,
             admin_body: None,
             warm: None,
+            dedup: None,
         }
     }
 
@@ -456,6 +490,127 @@ impl EdgeHttp {
             }
             _ => Action::Continue,
         }
+    }
+
+    /// The whole request is here: first attempt, duplicate, or another body under a used id.
+    fn decide_dedup(&mut self, body: &[u8]) -> Action {
+        let (Some(DedupPhase::Collecting { service_index, method, path, headers }), Some(worker_rc)) =
+            (self.dedup.take(), self.worker.clone())
+        else {
+            return Action::Continue;
+        };
+        let registry = Rc::clone(&worker_rc.borrow().registry);
+        let Some(section) = registry.service_at(service_index).and_then(|s| s.dedup.as_ref()) else {
+            return Action::Continue;
+        };
+        // No identity: the request passes untouched.
+        let Some(identity) = identify(section, &method, &path, &headers, body) else {
+            return Action::Continue;
+        };
+        let key = dedup_key(&identity.id, registry.limits().dedup_slots);
+        let now_ms = now_millis();
+        let mut worker = worker_rc.borrow_mut();
+        match claim(&worker, &key, &identity.id, identity.body_digest, now_ms, section.in_flight_timeout_ms) {
+            Claim::Forward => {
+                worker.metrics.inc(Stat::DedupForwarded);
+                self.dedup = Some(DedupPhase::Owner { key, id: identity.id, service_index });
+                Action::Continue
+            }
+            Claim::Replay(record) => {
+                worker.metrics.inc(Stat::DedupReplayed);
+                drop(worker);
+                replay(&record);
+                self.answered = true;
+                Action::Pause
+            }
+            Claim::Mismatch => {
+                worker.metrics.inc(Stat::DedupMismatch);
+                drop(worker);
+                self.reply_json((
+                    422,
+                    r#"{"error":"this identity was already used with a different body"}"#.to_string(),
+                ))
+            }
+            Claim::InFlight { .. } => {
+                let limit = usize::try_from(registry.limits().max_waiting_requests).unwrap_or(usize::MAX);
+                if section.in_flight == InFlightMode::Conflict || worker.dedup_waiters.len() >= limit {
+                    worker.metrics.inc(Stat::DedupConflict);
+                    drop(worker);
+                    send(409, &conflict_headers(section.retry_after_s), Some(br#"{"error":"the first delivery is still in progress"}"#));
+                    self.answered = true;
+                    return Action::Pause;
+                }
+                worker.metrics.inc(Stat::DedupWaited);
+                worker.dedup_waiters.push(DedupWaiter {
+                    context_id: self.context_id,
+                    key: key.clone(),
+                    id: identity.id.clone(),
+                    digest: identity.body_digest,
+                    since_ms: now_ms,
+                    timeout_ms: section.in_flight_timeout_ms,
+                });
+                self.dedup = Some(DedupPhase::Waiting { key, id: identity.id, service_index });
+                Action::Pause
+            }
+        }
+    }
+
+    /// The origin answered a first attempt: keep a replayable result, or release the record.
+    fn on_dedup_response(&mut self, status: u16, response: &[(String, String)], end_of_stream: bool) {
+        let (Some(phase), Some(worker_rc)) = (self.dedup.take(), self.worker.clone()) else {
+            return;
+        };
+        let (key, id, service_index) = match phase {
+            DedupPhase::Owner { key, id, service_index } => (key, id, service_index),
+            DedupPhase::Waiting { key, id, service_index } => {
+                // Only a waiter the tick let through owns the record now.
+                if !worker_rc.borrow_mut().dedup_taken_over.remove(&self.context_id) {
+                    return;
+                }
+                (key, id, service_index)
+            }
+            other => {
+                self.dedup = Some(other);
+                return;
+            }
+        };
+        let registry = Rc::clone(&worker_rc.borrow().registry);
+        let Some(section) = registry.service_at(service_index).and_then(|s| s.dedup.as_ref()) else {
+            return;
+        };
+        if !section.replays(status) {
+            finish(&worker_rc.borrow(), &key, &id, DedupState::Released);
+            return;
+        }
+        self.dedup = Some(DedupPhase::Recording {
+            key,
+            id,
+            status,
+            headers: relayed_headers(response),
+            body: Vec::new(),
+            omitted: false,
+            limit: usize::try_from(section.max_response_bytes).unwrap_or(usize::MAX),
+            retention_ms: section.retention_s.saturating_mul(1000),
+        });
+        if end_of_stream {
+            self.finish_dedup();
+        }
+    }
+
+    fn finish_dedup(&mut self) {
+        let (Some(DedupPhase::Recording { key, id, status, headers, body, omitted, retention_ms, .. }), Some(worker_rc)) =
+            (self.dedup.take(), self.worker.clone())
+        else {
+            return;
+        };
+        let result = DedupState::Completed {
+            status,
+            headers,
+            body: if omitted { Vec::new() } else { body },
+            body_omitted: omitted,
+            expires_at_ms: now_millis().saturating_add(retention_ms),
+        };
+        finish(&worker_rc.borrow(), &key, &id, result);
     }
 
     fn refresh_job(
@@ -903,6 +1058,20 @@ impl Context for EdgeHttp {
         if let Some(capture) = self.capture.take() {
             worker.capture_bytes = worker.capture_bytes.saturating_sub(capture.body.len());
         }
+        match self.dedup.take() {
+            // The first attempt ended without a result (client gone, stream reset): a retry
+            // must reach the origin again.
+            Some(DedupPhase::Owner { key, id, .. }) | Some(DedupPhase::Recording { key, id, .. }) => {
+                finish(&worker, &key, &id, DedupState::Released);
+            }
+            Some(DedupPhase::Waiting { key, id, .. }) => {
+                worker.dedup_waiters.retain(|w| w.context_id != self.context_id);
+                if worker.dedup_taken_over.remove(&self.context_id) {
+                    finish(&worker, &key, &id, DedupState::Released);
+                }
+            }
+            _ => {}
+        }
         if self.group.is_none() {
             return true;
         }
@@ -945,7 +1114,18 @@ impl HttpContext for EdgeHttp {
         if let Some(action) = self.on_management(&worker_rc, &registry, &request, end_of_stream) {
             return action;
         }
-        let action = self.route(&worker_rc, service, &request);
+        let mut action = self.route(&worker_rc, service, &request);
+        if service.dedup.is_some() && !matches!(method, "GET" | "HEAD") && !self.answered {
+            self.dedup = Some(DedupPhase::Collecting {
+                service_index: service.index,
+                method: method.to_string(),
+                path: path.to_string(),
+                headers: request_headers.clone(),
+            });
+            if end_of_stream {
+                action = self.decide_dedup(&[]);
+            }
+        }
         if !self.answered {
             // Failing to tag is not worth failing the request: the request still goes through.
             let _ = hostcalls::set_map_value(
@@ -968,6 +1148,17 @@ impl HttpContext for EdgeHttp {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if matches!(self.dedup, Some(DedupPhase::Collecting { .. })) {
+            // The buffer filter after this one holds the request; nothing reached the origin.
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            return self.decide_dedup(&body);
+        }
         if self.admin_body.is_none() {
             return Action::Continue;
         }
@@ -1018,6 +1209,7 @@ impl HttpContext for EdgeHttp {
         if self.answered || worker_rc.borrow_mut().answered.remove(&self.context_id) {
             // Our own reply (or one another stream sent for us): nothing to store or tag.
             self.pending = None;
+            self.dedup = None;
             return Action::Continue;
         }
         let response = headers(MapType::HttpResponseHeaders);
@@ -1025,6 +1217,9 @@ impl HttpContext for EdgeHttp {
             .and_then(|s| s.parse::<u16>().ok())
             .unwrap_or(0);
         self.invalidate_after_success(status);
+        if self.dedup.is_some() {
+            self.on_dedup_response(status, &response, end_of_stream);
+        }
         let Some(pending) = self.pending.take() else {
             return Action::Continue;
         };
@@ -1082,6 +1277,24 @@ impl HttpContext for EdgeHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if let Some(DedupPhase::Recording { body, omitted, limit, .. }) = &mut self.dedup {
+            if body_size > 0 && !*omitted {
+                let chunk = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                if body.len().saturating_add(chunk.len()) > *limit {
+                    // Too large to replay whole: duplicates get the status and headers only.
+                    *omitted = true;
+                    body.clear();
+                } else {
+                    body.extend_from_slice(&chunk);
+                }
+            }
+            if end_of_stream {
+                self.finish_dedup();
+            }
+        }
         let Some(capture) = &mut self.capture else {
             return Action::Continue;
         };
@@ -1120,6 +1333,7 @@ impl HttpContext for EdgeHttp {
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        self.finish_dedup();
         self.finish_capture();
         Action::Continue
     }

@@ -2,6 +2,7 @@
 
 mod admin;
 mod coalescing;
+mod dedup;
 mod host;
 mod http;
 mod metrics;

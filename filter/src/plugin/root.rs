@@ -77,7 +77,7 @@ impl RootContext for EdgeRoot {
         );
         let mut worker = Worker::new(Rc::clone(&registry));
         worker.root_context_id = self.context_id;
-        if registry.caches() {
+        if registry.caches() || registry.deduplicates() {
             worker.take_owner_id();
             worker.ensure_generations();
             worker.last_generation_refresh_ms = now_millis();
@@ -100,6 +100,7 @@ impl RootContext for EdgeRoot {
         }
         poll_remote_leaders(&mut worker, self.context_id, now_ms);
         start_refreshes(&mut worker, now_ms);
+        super::dedup::poll_waiters(&mut worker, self.context_id, now_ms);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

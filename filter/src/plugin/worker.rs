@@ -59,6 +59,10 @@ pub struct Worker {
     pub refresh_queue: VecDeque<RefreshJob>,
     pub refresh_inflight: HashMap<u32, RefreshJob>,
     pub root_context_id: u32,
+    /// Duplicates waiting for a first attempt's result (bounded by `max_waiting_requests`).
+    pub dedup_waiters: Vec<super::dedup::DedupWaiter>,
+    /// Waiters the tick let through as the new first attempt.
+    pub dedup_taken_over: HashSet<u32>,
     pub last_generation_refresh_ms: u64,
 }
 
@@ -96,6 +100,8 @@ impl Worker {
             refresh_queue: VecDeque::new(),
             refresh_inflight: HashMap::new(),
             root_context_id: 0,
+            dedup_waiters: Vec::new(),
+            dedup_taken_over: HashSet::new(),
             last_generation_refresh_ms: 0,
         }
     }

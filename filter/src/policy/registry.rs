@@ -1,4 +1,4 @@
-use super::{AdminConfig, CacheSection, Config, Limits, Matcher, RequestAttributes};
+use super::{AdminConfig, CacheSection, Config, DedupSection, Limits, Matcher, RequestAttributes};
 
 /// A named service traffic is attributed to, with its feature settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -8,6 +8,7 @@ pub struct Service {
     /// service's purge-generation slot.
     pub index: usize,
     pub cache: Option<CacheSection>,
+    pub dedup: Option<DedupSection>,
 }
 
 /// Settings that are not per service.
@@ -43,6 +44,7 @@ impl Registry {
                             name: s.name.clone(),
                             index,
                             cache: s.cache.clone(),
+                            dedup: s.dedup.clone(),
                         },
                     )
                 })
@@ -51,6 +53,7 @@ impl Registry {
                 name: config.default_service.name.clone(),
                 index: config.services.len(),
                 cache: config.default_service.cache.clone(),
+                dedup: config.default_service.dedup.clone(),
             },
             settings: GlobalSettings {
                 limits: config.limits.clone(),
@@ -104,6 +107,11 @@ impl Registry {
     }
 
     /// Whether any service caches (the filter then keeps L1 and watches purge generations).
+    /// Whether any service deduplicates (the filter then polls for waiting duplicates).
+    pub fn deduplicates(&self) -> bool {
+        self.default.dedup.is_some() || self.services.iter().any(|(_, s)| s.dedup.is_some())
+    }
+
     pub fn caches(&self) -> bool {
         self.default.cache.is_some() || self.services.iter().any(|(_, s)| s.cache.is_some())
     }

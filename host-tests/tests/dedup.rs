@@ -1,0 +1,201 @@
+//! Webhook deduplication: every unique delivery reaches the origin exactly once; duplicates get
+//! the first attempt's result.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use proxy_wasm_host::{Host, Reply, Request, Response, UpstreamRequest, VmId};
+
+const CONFIG: &str = r#"{
+    "services": [
+        {"name": "hooks", "match": {"path_prefix": "/webhooks/"}, "dedup": {"in_flight_timeout_ms": 2000}},
+        {"name": "strict", "match": {"path_prefix": "/strict/"}, "dedup": {"in_flight": "conflict", "retry_after_s": 3}},
+        {"name": "ids", "match": {"path_prefix": "/ids/"}, "dedup": {"identity": ["webhook-id"]}}
+    ]
+}"#;
+
+/// Origin that counts deliveries per id (webhook-id header or body) and answers with `respond`.
+fn origin(host: &mut Host, respond: impl Fn(&UpstreamRequest) -> Reply + 'static) -> Rc<RefCell<BTreeMap<String, u32>>> {
+    let counts = Rc::new(RefCell::new(BTreeMap::new()));
+    let seen = Rc::clone(&counts);
+    host.origin(move |request| {
+        let id = request
+            .header("webhook-id")
+            .unwrap_or_else(|| String::from_utf8_lossy(&request.body).into_owned());
+        *seen.borrow_mut().entry(id).or_insert(0) += 1;
+        respond(request)
+    });
+    counts
+}
+
+fn accepted(request: &UpstreamRequest) -> Reply {
+    Reply::status(202)
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"received":"{}"}}"#, request.header("webhook-id").unwrap_or_default()))
+}
+
+fn delivery(path: &str, id: &str, body: &str) -> Request {
+    Request::post(path, body.as_bytes().to_vec()).header("webhook-id", id)
+}
+
+fn total(counts: &Rc<RefCell<BTreeMap<String, u32>>>) -> u32 {
+    counts.borrow().values().sum()
+}
+
+fn setup() -> (Host, Vec<VmId>, Rc<RefCell<BTreeMap<String, u32>>>) {
+    let mut host = Host::new();
+    let counts = origin(&mut host, accepted);
+    let vms = host.start_vms(2, CONFIG);
+    (host, vms, counts)
+}
+
+fn replayed(response: &Response) -> bool {
+    response.header("x-edge-dedup").as_deref() == Some("replayed")
+}
+
+#[test]
+fn sequential_duplicate_is_replayed() {
+    let (mut host, vms, counts) = setup();
+    let first = host.request(vms[0], delivery("/webhooks/ghl", "msg_1", r#"{"type":"contact.created"}"#));
+    assert_eq!(first.status, 202);
+    assert!(!replayed(&first));
+    for vm in [vms[0], vms[1], vms[0]] {
+        let duplicate = host.request(vm, delivery("/webhooks/ghl", "msg_1", r#"{"type":"contact.created"}"#));
+        assert_eq!(duplicate.status, 202);
+        assert_eq!(duplicate.body, first.body);
+        assert!(replayed(&duplicate));
+        assert_eq!(duplicate.header("content-type").as_deref(), Some("application/json"));
+    }
+    assert_eq!(counts.borrow().get("msg_1"), Some(&1));
+    assert_eq!(host.metric("edge.dedup.replayed").unwrap().value, 3);
+}
+
+#[test]
+fn concurrent_duplicate_on_another_worker_waits_then_is_replayed() {
+    let mut host = Host::new();
+    let counts = origin(&mut host, |request| accepted(request).delay_ms(400));
+    let vms = host.start_vms(2, CONFIG);
+    let first = host.send(vms[0], delivery("/webhooks/ghl", "msg_2", "{}"));
+    host.advance(Duration::from_millis(100));
+    let duplicate = host.send(vms[1], delivery("/webhooks/ghl", "msg_2", "{}"));
+    let same_worker = host.send(vms[0], delivery("/webhooks/ghl", "msg_2", "{}"));
+    host.advance(Duration::from_millis(290));
+    assert!(host.response(duplicate).is_none(), "waiting for the first attempt");
+    host.advance(Duration::from_millis(40));
+    assert_eq!(host.response(first).unwrap().status, 202);
+    for waiter in [duplicate, same_worker] {
+        let response = host.response(waiter).expect("replayed once the first completed");
+        assert_eq!(response.status, 202);
+        assert!(replayed(&response));
+    }
+    assert_eq!(counts.borrow().get("msg_2"), Some(&1));
+}
+
+#[test]
+fn conflict_mode_answers_409_with_retry_after() {
+    let mut host = Host::new();
+    let counts = origin(&mut host, |request| accepted(request).delay_ms(300));
+    let vm = host.start_vm(CONFIG).unwrap();
+    let first = host.send(vm, delivery("/strict/x", "msg_3", "{}"));
+    let duplicate = host.send(vm, delivery("/strict/x", "msg_3", "{}"));
+    let response = host.response(duplicate).expect("answered at once");
+    assert_eq!(response.status, 409);
+    assert_eq!(response.header("retry-after").as_deref(), Some("3"));
+    host.advance(Duration::from_millis(300));
+    assert_eq!(host.response(first).unwrap().status, 202);
+    assert_eq!(counts.borrow().get("msg_3"), Some(&1));
+}
+
+#[test]
+fn same_id_with_another_body_gets_422_and_the_origin_is_not_called() {
+    let (mut host, vms, counts) = setup();
+    host.request(vms[0], delivery("/webhooks/ghl", "msg_4", r#"{"amount":1}"#));
+    let forged = host.request(vms[1], delivery("/webhooks/ghl", "msg_4", r#"{"amount":1000}"#));
+    assert_eq!(forged.status, 422);
+    assert!(forged.body_text().contains("different body"));
+    assert_eq!(total(&counts), 1);
+}
+
+#[test]
+fn origin_failure_releases_the_record_so_a_retry_goes_through() {
+    let mut host = Host::new();
+    let attempts = Rc::new(RefCell::new(0));
+    let seen = Rc::clone(&attempts);
+    let counts = origin(&mut host, move |request| {
+        *seen.borrow_mut() += 1;
+        match *seen.borrow() {
+            1 => Reply::status(503).body("busy"),
+            2 => Reply::reset(),
+            _ => accepted(request),
+        }
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    assert_eq!(host.request(vm, delivery("/webhooks/ghl", "msg_5", "{}")).status, 503);
+    assert_eq!(host.request(vm, delivery("/webhooks/ghl", "msg_5", "{}")).status, 503, "reset");
+    assert_eq!(host.request(vm, delivery("/webhooks/ghl", "msg_5", "{}")).status, 202);
+    assert!(replayed(&host.request(vm, delivery("/webhooks/ghl", "msg_5", "{}"))));
+    assert_eq!(counts.borrow().get("msg_5"), Some(&3));
+    assert_eq!(host.metric("edge.dedup.released").unwrap().value, 2);
+}
+
+#[test]
+fn an_attempt_that_never_completes_expires() {
+    let mut host = Host::new();
+    let counts = origin(&mut host, |request| {
+        if request.header("x-attempt").as_deref() == Some("1") {
+            accepted(request).delay_ms(10_000)
+        } else {
+            accepted(request)
+        }
+    });
+    let vms = host.start_vms(2, CONFIG);
+    let _stuck = host.send(vms[0], delivery("/webhooks/ghl", "msg_6", "{}").header("x-attempt", "1"));
+    host.advance(Duration::from_millis(2_100));
+    let retry = host.request(vms[1], delivery("/webhooks/ghl", "msg_6", "{}"));
+    assert_eq!(retry.status, 202);
+    assert!(!replayed(&retry), "the retry went to the origin");
+    assert_eq!(counts.borrow().get("msg_6"), Some(&2));
+}
+
+#[test]
+fn a_full_table_replaces_and_never_loses_a_unique_delivery() {
+    let mut host = Host::new();
+    let counts = origin(&mut host, accepted);
+    let vm = host.start_vm(&CONFIG.replace(r#"]
+}"#, r#"], "limits": {"dedup_slots": 4}}"#)).unwrap();
+    for i in 0..50 {
+        let response = host.request(vm, delivery("/webhooks/ghl", &format!("u{i}"), "{}"));
+        assert_eq!(response.status, 202);
+        assert!(!replayed(&response), "delivery u{i} was taken for another");
+    }
+    assert_eq!(counts.borrow().len(), 50);
+    assert!(counts.borrow().values().all(|c| *c == 1));
+    assert!(host.shared_keys().iter().filter(|k| k.starts_with("edge:dedup:")).count() <= 4);
+    // The latest delivery still has its record.
+    assert!(replayed(&host.request(vm, delivery("/webhooks/ghl", "u49", "{}"))));
+}
+
+#[test]
+fn body_identity_survives_chunking() {
+    let (mut host, vms, counts) = setup();
+    let body = br#"{"event":"appointment.booked","id":77}"#.to_vec();
+    let whole = Request::post("/webhooks/ghl", body.clone());
+    let chunked = Request::new("POST", "/webhooks/ghl").chunks(body.chunks(7).map(<[u8]>::to_vec));
+    assert_eq!(host.request(vms[0], whole).status, 202);
+    let duplicate = host.request(vms[1], chunked);
+    assert!(replayed(&duplicate));
+    assert_eq!(total(&counts), 1);
+    assert_eq!(host.origin_calls()[0].body, body, "the origin got the body whole");
+}
+
+#[test]
+fn no_identity_passes_untouched() {
+    let (mut host, vms, counts) = setup();
+    host.request(vms[0], Request::post("/ids/x", "same"));
+    let second = host.request(vms[0], Request::post("/ids/x", "same"));
+    assert!(!replayed(&second));
+    assert_eq!(total(&counts), 2);
+    assert_eq!(host.origin_calls()[1].body, b"same");
+}
