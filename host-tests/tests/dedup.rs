@@ -16,8 +16,11 @@ const CONFIG: &str = r#"{
     ]
 }"#;
 
+/// Deliveries the origin processed, per id.
+type Deliveries = Rc<RefCell<BTreeMap<String, u32>>>;
+
 /// Origin that counts deliveries per id (webhook-id header or body) and answers with `respond`.
-fn origin(host: &mut Host, respond: impl Fn(&UpstreamRequest) -> Reply + 'static) -> Rc<RefCell<BTreeMap<String, u32>>> {
+fn origin(host: &mut Host, respond: impl Fn(&UpstreamRequest) -> Reply + 'static) -> Deliveries {
     let counts = Rc::new(RefCell::new(BTreeMap::new()));
     let seen = Rc::clone(&counts);
     host.origin(move |request| {
@@ -33,18 +36,21 @@ fn origin(host: &mut Host, respond: impl Fn(&UpstreamRequest) -> Reply + 'static
 fn accepted(request: &UpstreamRequest) -> Reply {
     Reply::status(202)
         .header("content-type", "application/json")
-        .body(format!(r#"{{"received":"{}"}}"#, request.header("webhook-id").unwrap_or_default()))
+        .body(format!(
+            r#"{{"received":"{}"}}"#,
+            request.header("webhook-id").unwrap_or_default()
+        ))
 }
 
 fn delivery(path: &str, id: &str, body: &str) -> Request {
     Request::post(path, body.as_bytes().to_vec()).header("webhook-id", id)
 }
 
-fn total(counts: &Rc<RefCell<BTreeMap<String, u32>>>) -> u32 {
+fn total(counts: &Deliveries) -> u32 {
     counts.borrow().values().sum()
 }
 
-fn setup() -> (Host, Vec<VmId>, Rc<RefCell<BTreeMap<String, u32>>>) {
+fn setup() -> (Host, Vec<VmId>, Deliveries) {
     let mut host = Host::new();
     let counts = origin(&mut host, accepted);
     let vms = host.start_vms(2, CONFIG);
@@ -58,15 +64,24 @@ fn replayed(response: &Response) -> bool {
 #[test]
 fn sequential_duplicate_is_replayed() {
     let (mut host, vms, counts) = setup();
-    let first = host.request(vms[0], delivery("/webhooks/ghl", "msg_1", r#"{"type":"contact.created"}"#));
+    let first = host.request(
+        vms[0],
+        delivery("/webhooks/ghl", "msg_1", r#"{"type":"contact.created"}"#),
+    );
     assert_eq!(first.status, 202);
     assert!(!replayed(&first));
     for vm in [vms[0], vms[1], vms[0]] {
-        let duplicate = host.request(vm, delivery("/webhooks/ghl", "msg_1", r#"{"type":"contact.created"}"#));
+        let duplicate = host.request(
+            vm,
+            delivery("/webhooks/ghl", "msg_1", r#"{"type":"contact.created"}"#),
+        );
         assert_eq!(duplicate.status, 202);
         assert_eq!(duplicate.body, first.body);
         assert!(replayed(&duplicate));
-        assert_eq!(duplicate.header("content-type").as_deref(), Some("application/json"));
+        assert_eq!(
+            duplicate.header("content-type").as_deref(),
+            Some("application/json")
+        );
     }
     assert_eq!(counts.borrow().get("msg_1"), Some(&1));
     assert_eq!(host.metric("edge.dedup.replayed").unwrap().value, 3);
@@ -82,11 +97,16 @@ fn concurrent_duplicate_on_another_worker_waits_then_is_replayed() {
     let duplicate = host.send(vms[1], delivery("/webhooks/ghl", "msg_2", "{}"));
     let same_worker = host.send(vms[0], delivery("/webhooks/ghl", "msg_2", "{}"));
     host.advance(Duration::from_millis(290));
-    assert!(host.response(duplicate).is_none(), "waiting for the first attempt");
+    assert!(
+        host.response(duplicate).is_none(),
+        "waiting for the first attempt"
+    );
     host.advance(Duration::from_millis(40));
     assert_eq!(host.response(first).unwrap().status, 202);
     for waiter in [duplicate, same_worker] {
-        let response = host.response(waiter).expect("replayed once the first completed");
+        let response = host
+            .response(waiter)
+            .expect("replayed once the first completed");
         assert_eq!(response.status, 202);
         assert!(replayed(&response));
     }
@@ -111,8 +131,14 @@ fn conflict_mode_answers_409_with_retry_after() {
 #[test]
 fn same_id_with_another_body_gets_422_and_the_origin_is_not_called() {
     let (mut host, vms, counts) = setup();
-    host.request(vms[0], delivery("/webhooks/ghl", "msg_4", r#"{"amount":1}"#));
-    let forged = host.request(vms[1], delivery("/webhooks/ghl", "msg_4", r#"{"amount":1000}"#));
+    host.request(
+        vms[0],
+        delivery("/webhooks/ghl", "msg_4", r#"{"amount":1}"#),
+    );
+    let forged = host.request(
+        vms[1],
+        delivery("/webhooks/ghl", "msg_4", r#"{"amount":1000}"#),
+    );
     assert_eq!(forged.status, 422);
     assert!(forged.body_text().contains("different body"));
     assert_eq!(total(&counts), 1);
@@ -132,10 +158,25 @@ fn origin_failure_releases_the_record_so_a_retry_goes_through() {
         }
     });
     let vm = host.start_vm(CONFIG).unwrap();
-    assert_eq!(host.request(vm, delivery("/webhooks/ghl", "msg_5", "{}")).status, 503);
-    assert_eq!(host.request(vm, delivery("/webhooks/ghl", "msg_5", "{}")).status, 503, "reset");
-    assert_eq!(host.request(vm, delivery("/webhooks/ghl", "msg_5", "{}")).status, 202);
-    assert!(replayed(&host.request(vm, delivery("/webhooks/ghl", "msg_5", "{}"))));
+    assert_eq!(
+        host.request(vm, delivery("/webhooks/ghl", "msg_5", "{}"))
+            .status,
+        503
+    );
+    assert_eq!(
+        host.request(vm, delivery("/webhooks/ghl", "msg_5", "{}"))
+            .status,
+        503,
+        "reset"
+    );
+    assert_eq!(
+        host.request(vm, delivery("/webhooks/ghl", "msg_5", "{}"))
+            .status,
+        202
+    );
+    assert!(replayed(
+        &host.request(vm, delivery("/webhooks/ghl", "msg_5", "{}"))
+    ));
     assert_eq!(counts.borrow().get("msg_5"), Some(&3));
     assert_eq!(host.metric("edge.dedup.released").unwrap().value, 2);
 }
@@ -151,7 +192,10 @@ fn an_attempt_that_never_completes_expires() {
         }
     });
     let vms = host.start_vms(2, CONFIG);
-    let _stuck = host.send(vms[0], delivery("/webhooks/ghl", "msg_6", "{}").header("x-attempt", "1"));
+    let _stuck = host.send(
+        vms[0],
+        delivery("/webhooks/ghl", "msg_6", "{}").header("x-attempt", "1"),
+    );
     host.advance(Duration::from_millis(2_100));
     let retry = host.request(vms[1], delivery("/webhooks/ghl", "msg_6", "{}"));
     assert_eq!(retry.status, 202);
@@ -163,8 +207,13 @@ fn an_attempt_that_never_completes_expires() {
 fn a_full_table_replaces_and_never_loses_a_unique_delivery() {
     let mut host = Host::new();
     let counts = origin(&mut host, accepted);
-    let vm = host.start_vm(&CONFIG.replace(r#"]
-}"#, r#"], "limits": {"dedup_slots": 4}}"#)).unwrap();
+    let vm = host
+        .start_vm(&CONFIG.replace(
+            r#"]
+}"#,
+            r#"], "limits": {"dedup_slots": 4}}"#,
+        ))
+        .unwrap();
     for i in 0..50 {
         let response = host.request(vm, delivery("/webhooks/ghl", &format!("u{i}"), "{}"));
         assert_eq!(response.status, 202);
@@ -172,9 +221,17 @@ fn a_full_table_replaces_and_never_loses_a_unique_delivery() {
     }
     assert_eq!(counts.borrow().len(), 50);
     assert!(counts.borrow().values().all(|c| *c == 1));
-    assert!(host.shared_keys().iter().filter(|k| k.starts_with("edge:dedup:")).count() <= 4);
+    assert!(
+        host.shared_keys()
+            .iter()
+            .filter(|k| k.starts_with("edge:dedup:"))
+            .count()
+            <= 4
+    );
     // The latest delivery still has its record.
-    assert!(replayed(&host.request(vm, delivery("/webhooks/ghl", "u49", "{}"))));
+    assert!(replayed(
+        &host.request(vm, delivery("/webhooks/ghl", "u49", "{}"))
+    ));
 }
 
 #[test]
@@ -187,7 +244,11 @@ fn body_identity_survives_chunking() {
     let duplicate = host.request(vms[1], chunked);
     assert!(replayed(&duplicate));
     assert_eq!(total(&counts), 1);
-    assert_eq!(host.origin_calls()[0].body, body, "the origin got the body whole");
+    assert_eq!(
+        host.origin_calls()[0].body,
+        body,
+        "the origin got the body whole"
+    );
 }
 
 #[test]

@@ -33,6 +33,11 @@ pub async fn stats(State(st): Shared) -> Response {
     json_value(StatusCode::OK, &st.stats.to_json())
 }
 
+/// `GET /__origin/webhooks`: webhook deliveries processed, per id.
+pub async fn webhooks(State(st): Shared) -> Response {
+    json_value(StatusCode::OK, &st.deliveries.to_json())
+}
+
 /// `GET /__origin/requests`: the recent requests, oldest first.
 pub async fn requests(State(st): Shared) -> Response {
     json_value(StatusCode::OK, &json!(st.log.snapshot()))

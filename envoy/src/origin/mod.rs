@@ -5,6 +5,7 @@ mod admin;
 mod config;
 mod conn;
 mod content;
+mod deliveries;
 mod endpoint;
 mod etag;
 mod fault;

@@ -18,6 +18,7 @@ pub fn router(state: Arc<OriginState>) -> Router {
         .route("/health", get(routes::health))
         .route("/__origin/stats", get(admin::stats))
         .route("/__origin/requests", get(admin::requests))
+        .route("/__origin/webhooks", get(admin::webhooks))
         .route(
             "/__origin/faults",
             get(admin::get_faults).post(admin::set_faults),

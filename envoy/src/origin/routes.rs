@@ -65,11 +65,17 @@ pub async fn webhooks(State(st): Shared, req: Request) -> Response {
         .iter()
         .find_map(|h| parts.headers.get(*h))
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let deliveries = &st.deliveries;
     serve(&st, Endpoint::Webhooks, &parts, move || match body {
-        Ok(body) => json_value(
-            StatusCode::OK,
-            &json!({ "received": true, "id": id, "bytes": body.len() }),
-        ),
+        Ok(body) => {
+            if let Some(id) = &id {
+                deliveries.record(id);
+            }
+            json_value(
+                StatusCode::OK,
+                &json!({ "received": true, "id": id, "bytes": body.len() }),
+            )
+        }
         Err(_) => json_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             "webhook body unreadable or larger than 1 MiB",

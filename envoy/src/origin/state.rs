@@ -19,6 +19,7 @@ pub struct OriginState {
     pub stats: Stats,
     pub log: RequestLog,
     pub faults: FaultInjector,
+    pub deliveries: super::deliveries::Deliveries,
 }
 
 impl OriginState {
@@ -30,6 +31,7 @@ impl OriginState {
             stats: Stats::default(),
             log: RequestLog::default(),
             faults: FaultInjector::default(),
+            deliveries: Default::default(),
         };
         for (target, fault) in &config.faults {
             state.apply_fault(target, *fault)?;
@@ -85,6 +87,7 @@ impl OriginState {
         self.stats.clear();
         self.log.clear();
         self.faults.clear();
+        self.deliveries.clear();
     }
 }
 

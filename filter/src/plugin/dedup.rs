@@ -8,6 +8,7 @@ use super::metrics::Stat;
 use super::reply::send;
 use super::worker::Worker;
 use crate::policy::dedup::record::{self, Claim, Record, State};
+use crate::policy::shared_store::SharedStore;
 use crate::policy::shared_store::{update, UpdateError};
 
 /// Marks a replayed response.
@@ -25,8 +26,29 @@ pub struct DedupWaiter {
     pub timeout_ms: u64,
 }
 
-/// Claims a delivery's record (see [`record::claim`]).
-pub fn claim(worker: &Worker, key: &str, id: &str, digest: [u8; 32], now_ms: u64, timeout_ms: u64) -> Claim {
+/// The slot an identity's record lives in (or will): see [`record::choose_slot`].
+pub fn slot_for(worker: &Worker, id: &str, now_ms: u64) -> String {
+    let keys = record::dedup_keys(id, worker.registry.limits().dedup_slots);
+    let records: Vec<Option<Record>> = keys
+        .iter()
+        .map(|key| Record::decode(HostStore.get(key).as_ref().map(|(b, _)| b.as_slice())))
+        .collect();
+    let chosen = record::choose_slot(&records, id, now_ms);
+    keys.get(chosen)
+        .or(keys.first())
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Claims a delivery's record in `key` (see [`record::claim`]).
+pub fn claim(
+    worker: &Worker,
+    key: &str,
+    id: &str,
+    digest: [u8; 32],
+    now_ms: u64,
+    timeout_ms: u64,
+) -> Claim {
     let owner = worker.owner;
     let claimed = update(&HostStore, key, ATTEMPTS, |current| {
         match record::claim(current, id, digest, owner, now_ms, timeout_ms) {
@@ -46,7 +68,9 @@ pub fn finish(worker: &Worker, key: &str, id: &str, result: State) {
     let owner = worker.owner;
     let released = matches!(result, State::Released);
     let _ = update(&HostStore, key, ATTEMPTS, |current| {
-        record::complete(current, id, owner, result.clone()).map(|write| ((), write)).ok_or(())
+        record::complete(current, id, owner, result.clone())
+            .map(|write| ((), write))
+            .ok_or(())
     });
     if released {
         worker.metrics.inc(Stat::DedupReleased);
@@ -55,7 +79,13 @@ pub fn finish(worker: &Worker, key: &str, id: &str, result: State) {
 
 /// Answers a duplicate with the first attempt's result.
 pub fn replay(record: &Record) {
-    if let State::Completed { status, headers, body, .. } = &record.state {
+    if let State::Completed {
+        status,
+        headers,
+        body,
+        ..
+    } = &record.state
+    {
         let mut headers = headers.clone();
         headers.push((DEDUP_HEADER.to_string(), "replayed".to_string()));
         send(*status, &headers, Some(body));
@@ -72,7 +102,10 @@ pub fn poll_waiters(worker: &mut Worker, root: u32, now_ms: u64) {
     let waiters = std::mem::take(&mut worker.dedup_waiters);
     for waiter in waiters {
         let current = record::Record::decode(
-            super::host::shared_get(&waiter.key).as_ref().map(|(b, _)| b.as_slice()),
+            HostStore
+                .get(&waiter.key)
+                .as_ref()
+                .map(|(b, _)| b.as_slice()),
         );
         let in_flight = matches!(
             &current,
@@ -87,12 +120,24 @@ pub fn poll_waiters(worker: &mut Worker, root: u32, now_ms: u64) {
             continue; // The stream is gone.
         }
         if in_flight {
-            send(409, &conflict_headers(1), Some(br#"{"error":"the first delivery is still in progress"}"#));
+            send(
+                409,
+                &conflict_headers(1),
+                Some(br#"{"error":"the first delivery is still in progress"}"#),
+            );
             worker.answered.insert(waiter.context_id);
             worker.metrics.inc(Stat::DedupConflict);
             continue;
         }
-        match claim(worker, &waiter.key, &waiter.id, waiter.digest, now_ms, waiter.timeout_ms) {
+        let key = slot_for(worker, &waiter.id, now_ms);
+        match claim(
+            worker,
+            &key,
+            &waiter.id,
+            waiter.digest,
+            now_ms,
+            waiter.timeout_ms,
+        ) {
             Claim::Replay(record) => {
                 replay(&record);
                 worker.answered.insert(waiter.context_id);
@@ -100,15 +145,19 @@ pub fn poll_waiters(worker: &mut Worker, root: u32, now_ms: u64) {
             }
             Claim::Forward => {
                 // This waiter now owns the record; its own response callbacks finish it.
-                worker.dedup_taken_over.insert(waiter.context_id);
+                worker.dedup_taken_over.insert(waiter.context_id, key);
                 let _ = hostcalls::resume_http_request();
             }
             Claim::InFlight { .. } => {
-                // Another waiter (on another worker) took over first: keep waiting.
-                worker.dedup_waiters.push(waiter);
+                // Another waiter (on another worker) took over first: keep waiting on it.
+                worker.dedup_waiters.push(DedupWaiter { key, ..waiter });
             }
             Claim::Mismatch => {
-                send(422, &json_headers(), Some(br#"{"error":"this identity was used with a different body"}"#));
+                send(
+                    422,
+                    &json_headers(),
+                    Some(br#"{"error":"this identity was used with a different body"}"#),
+                );
                 worker.answered.insert(waiter.context_id);
                 worker.metrics.inc(Stat::DedupMismatch);
             }

@@ -44,18 +44,14 @@ pub fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// One shared-data value and its CAS token.
-pub fn shared_get(key: &str) -> Option<(Vec<u8>, u32)> {
-    HostStore.get(key)
-}
-
 /// Envoy shared data behind the policy's [`SharedStore`].
 pub struct HostStore;
 
 impl SharedStore for HostStore {
     fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
         match hostcalls::get_shared_data(key) {
-            Ok((Some(value), Some(cas))) => Some((value, cas)),
+            // An empty value comes back without bytes but with its cas: the key exists.
+            Ok((value, Some(cas))) => Some((value.unwrap_or_default(), cas)),
             _ => None,
         }
     }

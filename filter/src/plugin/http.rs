@@ -9,7 +9,7 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::admin;
 use super::coalescing::{resume_as_leader, settle_waiters, Outcome};
-use super::dedup::{claim, conflict_headers, finish, replay, DedupWaiter};
+use super::dedup::{claim, conflict_headers, finish, replay, slot_for, DedupWaiter};
 use super::host::{headers, now_millis, now_secs};
 use super::metrics::Stat;
 use super::refresh::{stale_defaults, store_policy, RefreshJob};
@@ -34,7 +34,7 @@ use crate::policy::cache::lease::Acquire;
 use crate::policy::cache::purge_request::MAX_PURGE_BODY;
 use crate::policy::cache::warm::{plan_warm, WarmTarget, WARM_CONCURRENCY};
 use crate::policy::dedup::identity::identify;
-use crate::policy::dedup::record::{dedup_key, Claim, State as DedupState};
+use crate::policy::dedup::record::{Claim, State as DedupState};
 use crate::policy::{
     path_without_query, CacheSection, InFlightMode, Registry, RequestAttributes, Service,
 };
@@ -120,9 +120,13 @@ enum DedupPhase {
         headers: Vec<(String, String)>,
     },
     /// It is the first attempt: its result completes the record.
-    Owner { key: String, id: String, service_index: usize },
+    Owner {
+        key: String,
+        id: String,
+        service_index: usize,
+    },
     /// A duplicate waiting for the first attempt (the tick answers or releases it).
-    Waiting { key: String, id: String, service_index: usize },
+    Waiting { id: String, service_index: usize },
     /// Its 2xx result is being copied into the record.
     Recording {
         key: String,
@@ -494,26 +498,47 @@ impl EdgeHttp {
 
     /// The whole request is here: first attempt, duplicate, or another body under a used id.
     fn decide_dedup(&mut self, body: &[u8]) -> Action {
-        let (Some(DedupPhase::Collecting { service_index, method, path, headers }), Some(worker_rc)) =
-            (self.dedup.take(), self.worker.clone())
+        let (
+            Some(DedupPhase::Collecting {
+                service_index,
+                method,
+                path,
+                headers,
+            }),
+            Some(worker_rc),
+        ) = (self.dedup.take(), self.worker.clone())
         else {
             return Action::Continue;
         };
         let registry = Rc::clone(&worker_rc.borrow().registry);
-        let Some(section) = registry.service_at(service_index).and_then(|s| s.dedup.as_ref()) else {
+        let Some(section) = registry
+            .service_at(service_index)
+            .and_then(|s| s.dedup.as_ref())
+        else {
             return Action::Continue;
         };
         // No identity: the request passes untouched.
         let Some(identity) = identify(section, &method, &path, &headers, body) else {
             return Action::Continue;
         };
-        let key = dedup_key(&identity.id, registry.limits().dedup_slots);
         let now_ms = now_millis();
         let mut worker = worker_rc.borrow_mut();
-        match claim(&worker, &key, &identity.id, identity.body_digest, now_ms, section.in_flight_timeout_ms) {
+        let key = slot_for(&worker, &identity.id, now_ms);
+        match claim(
+            &worker,
+            &key,
+            &identity.id,
+            identity.body_digest,
+            now_ms,
+            section.in_flight_timeout_ms,
+        ) {
             Claim::Forward => {
                 worker.metrics.inc(Stat::DedupForwarded);
-                self.dedup = Some(DedupPhase::Owner { key, id: identity.id, service_index });
+                self.dedup = Some(DedupPhase::Owner {
+                    key,
+                    id: identity.id,
+                    service_index,
+                });
                 Action::Continue
             }
             Claim::Replay(record) => {
@@ -528,15 +553,23 @@ impl EdgeHttp {
                 drop(worker);
                 self.reply_json((
                     422,
-                    r#"{"error":"this identity was already used with a different body"}"#.to_string(),
+                    r#"{"error":"this identity was already used with a different body"}"#
+                        .to_string(),
                 ))
             }
             Claim::InFlight { .. } => {
-                let limit = usize::try_from(registry.limits().max_waiting_requests).unwrap_or(usize::MAX);
-                if section.in_flight == InFlightMode::Conflict || worker.dedup_waiters.len() >= limit {
+                let limit =
+                    usize::try_from(registry.limits().max_waiting_requests).unwrap_or(usize::MAX);
+                if section.in_flight == InFlightMode::Conflict
+                    || worker.dedup_waiters.len() >= limit
+                {
                     worker.metrics.inc(Stat::DedupConflict);
                     drop(worker);
-                    send(409, &conflict_headers(section.retry_after_s), Some(br#"{"error":"the first delivery is still in progress"}"#));
+                    send(
+                        409,
+                        &conflict_headers(section.retry_after_s),
+                        Some(br#"{"error":"the first delivery is still in progress"}"#),
+                    );
                     self.answered = true;
                     return Action::Pause;
                 }
@@ -549,24 +582,42 @@ impl EdgeHttp {
                     since_ms: now_ms,
                     timeout_ms: section.in_flight_timeout_ms,
                 });
-                self.dedup = Some(DedupPhase::Waiting { key, id: identity.id, service_index });
+                self.dedup = Some(DedupPhase::Waiting {
+                    id: identity.id,
+                    service_index,
+                });
                 Action::Pause
             }
         }
     }
 
     /// The origin answered a first attempt: keep a replayable result, or release the record.
-    fn on_dedup_response(&mut self, status: u16, response: &[(String, String)], end_of_stream: bool) {
+    fn on_dedup_response(
+        &mut self,
+        status: u16,
+        response: &[(String, String)],
+        end_of_stream: bool,
+    ) {
         let (Some(phase), Some(worker_rc)) = (self.dedup.take(), self.worker.clone()) else {
             return;
         };
         let (key, id, service_index) = match phase {
-            DedupPhase::Owner { key, id, service_index } => (key, id, service_index),
-            DedupPhase::Waiting { key, id, service_index } => {
-                // Only a waiter the tick let through owns the record now.
-                if !worker_rc.borrow_mut().dedup_taken_over.remove(&self.context_id) {
+            DedupPhase::Owner {
+                key,
+                id,
+                service_index,
+            } => (key, id, service_index),
+            DedupPhase::Waiting {
+                id, service_index, ..
+            } => {
+                // Only a waiter the tick let through owns the record now (in the slot it took).
+                let Some(key) = worker_rc
+                    .borrow_mut()
+                    .dedup_taken_over
+                    .remove(&self.context_id)
+                else {
                     return;
-                }
+                };
                 (key, id, service_index)
             }
             other => {
@@ -575,7 +626,10 @@ impl EdgeHttp {
             }
         };
         let registry = Rc::clone(&worker_rc.borrow().registry);
-        let Some(section) = registry.service_at(service_index).and_then(|s| s.dedup.as_ref()) else {
+        let Some(section) = registry
+            .service_at(service_index)
+            .and_then(|s| s.dedup.as_ref())
+        else {
             return;
         };
         if !section.replays(status) {
@@ -598,8 +652,19 @@ impl EdgeHttp {
     }
 
     fn finish_dedup(&mut self) {
-        let (Some(DedupPhase::Recording { key, id, status, headers, body, omitted, retention_ms, .. }), Some(worker_rc)) =
-            (self.dedup.take(), self.worker.clone())
+        let (
+            Some(DedupPhase::Recording {
+                key,
+                id,
+                status,
+                headers,
+                body,
+                omitted,
+                retention_ms,
+                ..
+            }),
+            Some(worker_rc),
+        ) = (self.dedup.take(), self.worker.clone())
         else {
             return;
         };
@@ -1061,12 +1126,15 @@ impl Context for EdgeHttp {
         match self.dedup.take() {
             // The first attempt ended without a result (client gone, stream reset): a retry
             // must reach the origin again.
-            Some(DedupPhase::Owner { key, id, .. }) | Some(DedupPhase::Recording { key, id, .. }) => {
+            Some(DedupPhase::Owner { key, id, .. })
+            | Some(DedupPhase::Recording { key, id, .. }) => {
                 finish(&worker, &key, &id, DedupState::Released);
             }
-            Some(DedupPhase::Waiting { key, id, .. }) => {
-                worker.dedup_waiters.retain(|w| w.context_id != self.context_id);
-                if worker.dedup_taken_over.remove(&self.context_id) {
+            Some(DedupPhase::Waiting { id, .. }) => {
+                worker
+                    .dedup_waiters
+                    .retain(|w| w.context_id != self.context_id);
+                if let Some(key) = worker.dedup_taken_over.remove(&self.context_id) {
                     finish(&worker, &key, &id, DedupState::Released);
                 }
             }
@@ -1277,7 +1345,13 @@ impl HttpContext for EdgeHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if let Some(DedupPhase::Recording { body, omitted, limit, .. }) = &mut self.dedup {
+        if let Some(DedupPhase::Recording {
+            body,
+            omitted,
+            limit,
+            ..
+        }) = &mut self.dedup
+        {
             if body_size > 0 && !*omitted {
                 let chunk = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
                     .ok()

@@ -39,12 +39,32 @@ pub enum Stat {
 }
 
 const STATS: [(Stat, &str, MetricType); 30] = [
-    (Stat::DedupForwarded, "edge.dedup.forwarded", MetricType::Counter),
-    (Stat::DedupReplayed, "edge.dedup.replayed", MetricType::Counter),
+    (
+        Stat::DedupForwarded,
+        "edge.dedup.forwarded",
+        MetricType::Counter,
+    ),
+    (
+        Stat::DedupReplayed,
+        "edge.dedup.replayed",
+        MetricType::Counter,
+    ),
     (Stat::DedupWaited, "edge.dedup.waited", MetricType::Counter),
-    (Stat::DedupConflict, "edge.dedup.conflict", MetricType::Counter),
-    (Stat::DedupMismatch, "edge.dedup.mismatch", MetricType::Counter),
-    (Stat::DedupReleased, "edge.dedup.released", MetricType::Counter),
+    (
+        Stat::DedupConflict,
+        "edge.dedup.conflict",
+        MetricType::Counter,
+    ),
+    (
+        Stat::DedupMismatch,
+        "edge.dedup.mismatch",
+        MetricType::Counter,
+    ),
+    (
+        Stat::DedupReleased,
+        "edge.dedup.released",
+        MetricType::Counter,
+    ),
     (Stat::Collapsed, "edge.cache.collapsed", MetricType::Counter),
     (
         Stat::StaleServed,

@@ -12,7 +12,8 @@ use super::host::{now_millis, now_secs};
 use super::http::EdgeHttp;
 use super::refresh::{complete_refresh, start_refreshes};
 use super::worker::{L2Read, Worker};
-use crate::policy::cache::lease::Acquire;
+use crate::policy::cache::lease::{Acquire, LEASE_KEY_PREFIX};
+use crate::policy::dedup::record::DEDUP_KEY_PREFIX;
 use crate::policy::Config;
 
 /// How often the root context looks after background work: requests waiting for a leader on
@@ -79,6 +80,12 @@ impl RootContext for EdgeRoot {
         worker.root_context_id = self.context_id;
         if registry.caches() || registry.deduplicates() {
             worker.take_owner_id();
+            if registry.caches() {
+                worker.precreate_slots(LEASE_KEY_PREFIX, registry.limits().lease_slots);
+            }
+            if registry.deduplicates() {
+                worker.precreate_slots(DEDUP_KEY_PREFIX, registry.limits().dedup_slots);
+            }
             worker.ensure_generations();
             worker.last_generation_refresh_ms = now_millis();
             let _ = hostcalls::set_tick_period(TICK);

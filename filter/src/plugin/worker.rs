@@ -62,7 +62,7 @@ pub struct Worker {
     /// Duplicates waiting for a first attempt's result (bounded by `max_waiting_requests`).
     pub dedup_waiters: Vec<super::dedup::DedupWaiter>,
     /// Waiters the tick let through as the new first attempt.
-    pub dedup_taken_over: HashSet<u32>,
+    pub dedup_taken_over: HashMap<u32, String>,
     pub last_generation_refresh_ms: u64,
 }
 
@@ -101,8 +101,22 @@ impl Worker {
             refresh_inflight: HashMap::new(),
             root_context_id: 0,
             dedup_waiters: Vec::new(),
-            dedup_taken_over: HashSet::new(),
+            dedup_taken_over: HashMap::new(),
             last_generation_refresh_ms: 0,
+        }
+    }
+
+    /// Writes a placeholder into every slot of a table that does not exist yet. Shared data has
+    /// no atomic create (a write to a missing key ignores CAS), so two workers could both
+    /// "create" a record; with every slot present from the start, every claim is a real CAS.
+    /// Envoy configures the plugin on the main thread before workers take traffic, so that VM
+    /// creates the table; workers then find it complete.
+    pub fn precreate_slots(&self, prefix: &str, slots: u64) {
+        for slot in 0..slots {
+            let key = format!("{prefix}{slot}");
+            if HostStore.get(&key).is_none() {
+                let _ = HostStore.set(&key, &[0], 0);
+            }
         }
     }
 

@@ -53,14 +53,14 @@ impl Limits {
     /// Envoy's heap and can never shrink, so its slot count is capped too.
     fn ranges(&self) -> [(&'static str, u64, u64, u64); 9] {
         [
-            ("dedup_slots", self.dedup_slots, 1, 1_048_576),
+            ("dedup_slots", self.dedup_slots, 1, 262_144),
             (
                 "max_waiting_requests",
                 self.max_waiting_requests,
                 1,
                 1_000_000,
             ),
-            ("lease_slots", self.lease_slots, 1, 1_048_576),
+            ("lease_slots", self.lease_slots, 1, 65_536),
             ("refresh_queue", self.refresh_queue, 1, 100_000),
             ("refreshes_per_tick", self.refreshes_per_tick, 1, 1000),
             ("l1_max_entries", self.l1_max_entries, 1, 1_000_000),

@@ -10,9 +10,47 @@ const LZ4_THRESHOLD: usize = 1024;
 const MAX_HEADERS: usize = 128;
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
-/// The shared-data key of the slot for an identity.
-pub fn dedup_key(id: &str, slots: u64) -> String {
-    format!("{DEDUP_KEY_PREFIX}{}", fnv1a(id) % slots.max(1))
+/// How many slots an identity may live in (a small set-associative table: a new identity
+/// takes a free or expired slot of its set, or the one that expires first, so two live
+/// identities rarely evict each other).
+pub const WAYS: u64 = 4;
+
+/// The shared-data keys of the slots an identity may live in.
+pub fn dedup_keys(id: &str, slots: u64) -> Vec<String> {
+    let slots = slots.max(1);
+    let base = fnv1a(id);
+    (0..WAYS.min(slots))
+        .map(|way| {
+            format!(
+                "{DEDUP_KEY_PREFIX}{}",
+                base.wrapping_add(way.wrapping_mul(0x9e37_79b9_7f4a_7c15)) % slots
+            )
+        })
+        .collect()
+}
+
+/// Which of an identity's slots to claim: the one holding it, else a free, released or expired
+/// one, else the one whose record expires first.
+pub fn choose_slot(records: &[Option<Record>], id: &str, now_ms: u64) -> usize {
+    let expires = |record: &Option<Record>| match record.as_ref().map(|r| &r.state) {
+        None | Some(State::Released) => 0,
+        Some(State::InFlight { expires_at_ms, .. })
+        | Some(State::Completed { expires_at_ms, .. }) => *expires_at_ms,
+    };
+    if let Some(own) = records
+        .iter()
+        .position(|r| r.as_ref().is_some_and(|r| r.id == id))
+    {
+        return own;
+    }
+    if let Some(free) = records.iter().position(|r| expires(r) <= now_ms) {
+        return free;
+    }
+    records
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, r)| expires(r))
+        .map_or(0, |(index, _)| index)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
