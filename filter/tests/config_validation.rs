@@ -226,8 +226,8 @@ fn out_of_range_limits() {
 #[test]
 fn feature_sections_not_built_yet_are_refused() {
     assert_eq!(
-        error(r#"{"services": [{"name": "a", "match": {"path_prefix": "/"}, "rate_limit": {}}]}"#),
-        "services[0].rate_limit: this feature is not available in this build yet; remove the section"
+        error(r#"{"services": [{"name": "a", "match": {"path_prefix": "/"}, "breaker": {}}]}"#),
+        "services[0].breaker: this feature is not available in this build yet; remove the section"
     );
     assert_eq!(
         error(r#"{"default_service": {"breaker": {}}}"#),
@@ -280,6 +280,28 @@ fn dedup_section_is_validated() {
         br#"{"services": [{"name": "s", "match": {"path_prefix": "/"}, "dedup": {}}]}"#
     )
     .is_ok());
+}
+
+#[test]
+fn rate_limit_section_is_validated() {
+    let base = r#""tenant": {"header": "x-location-id"}, "requests_per_second": 100, "burst": 20"#;
+    let cases = [
+        (r#"{"requests_per_second": 1, "burst": 1}"#.to_string(), "services[0].rate_limit: missing field `tenant` (line 1, column 111)"),
+        (format!("{{{base}, \"cost\": {{\"post\": 2}}}}"), "services[0].rate_limit.cost.post: is not an upper-case HTTP method"),
+        (r#"{"tenant": {"header": "x"}, "requests_per_second": 0, "burst": 1}"#.to_string(), "services[0].rate_limit.requests_per_second: 0 is out of range, must be above 0 and at most 1000000"),
+        (format!("{{{base}, \"overrides\": {{\"big\": {{\"requests_per_second\": 5, \"burst\": 0}}}}}}"), "services[0].rate_limit.overrides.big.burst: 0 is out of range, must be between 1 and 10000000"),
+        (format!("{{{base}, \"mode\": \"dry\"}}"), "services[0].rate_limit.mode: unknown variant `dry`, expected `enforce` or `shadow` (line 1, column 167)"),
+    ];
+    for (rate_limit, expected) in cases {
+        let json = format!(
+            r#"{{"services": [{{"name": "s", "match": {{"path_prefix": "/"}}, "rate_limit": {rate_limit}}}]}}"#
+        );
+        assert_eq!(error(&json), expected, "for rate_limit {rate_limit}");
+    }
+    let ok = format!(
+        r#"{{"services": [{{"name": "s", "match": {{"path_prefix": "/"}}, "rate_limit": {{{base}, "requests_per_second": 0.5}}}}]}}"#
+    );
+    assert!(Config::parse(ok.as_bytes()).is_err(), "duplicate field");
 }
 
 #[test]

@@ -246,7 +246,7 @@ impl KeyConfig {
 }
 
 impl TenantConfig {
-    fn validate(&self, path: &str) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self, path: &str) -> Result<(), ConfigError> {
         let given = [
             self.header.is_some(),
             self.query.is_some(),

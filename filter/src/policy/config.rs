@@ -7,7 +7,7 @@ use super::{
 };
 
 /// The plugin configuration as operators write it (JSON). Unknown fields are refused.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Named services, matched in order; the first match wins.
@@ -58,7 +58,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     pub name: String,
@@ -92,7 +92,7 @@ pub struct MatchConfig {
     pub methods: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DefaultServiceConfig {
     #[serde(default = "default_service_name")]
@@ -175,7 +175,10 @@ impl Config {
             if let Some(dedup) = &service.dedup {
                 dedup.validate(&format!("{path}.dedup"))?;
             }
-            refuse_unbuilt(&path, service.rate_limit.as_ref(), service.breaker.as_ref())?;
+            if let Some(rate_limit) = &service.rate_limit {
+                rate_limit.validate(&format!("{path}.rate_limit"))?;
+            }
+            refuse_unbuilt(&path, service.breaker.as_ref())?;
         }
         let default = &self.default_service;
         validate_name("default_service.name", &default.name, &seen)?;
@@ -185,11 +188,10 @@ impl Config {
         if let Some(dedup) = &default.dedup {
             dedup.validate("default_service.dedup")?;
         }
-        refuse_unbuilt(
-            "default_service",
-            default.rate_limit.as_ref(),
-            default.breaker.as_ref(),
-        )?;
+        if let Some(rate_limit) = &default.rate_limit {
+            rate_limit.validate("default_service.rate_limit")?;
+        }
+        refuse_unbuilt("default_service", default.breaker.as_ref())?;
         self.limits.validate()?;
         self.admin.validate()?;
         if self.upstream_cluster.is_empty() {

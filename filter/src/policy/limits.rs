@@ -26,6 +26,8 @@ pub struct Limits {
     pub refreshes_per_tick: u64,
     /// Webhook-dedup record slots in shared data.
     pub dedup_slots: u64,
+    /// Token-bucket slots in shared data (tenants share slots by hash).
+    pub rate_limit_slots: u64,
 }
 
 impl Default for Limits {
@@ -41,6 +43,7 @@ impl Default for Limits {
             refresh_queue: 1024,
             refreshes_per_tick: 8,
             dedup_slots: 65_536,
+            rate_limit_slots: 16_384,
         }
     }
 }
@@ -51,8 +54,9 @@ const MIB: u64 = 1024 * KIB;
 impl Limits {
     /// (field, value, lowest, highest). A VM has at most 1 GiB of memory; shared data lives in
     /// Envoy's heap and can never shrink, so its slot count is capped too.
-    fn ranges(&self) -> [(&'static str, u64, u64, u64); 9] {
+    fn ranges(&self) -> [(&'static str, u64, u64, u64); 10] {
         [
+            ("rate_limit_slots", self.rate_limit_slots, 1, 262_144),
             ("dedup_slots", self.dedup_slots, 1, 262_144),
             (
                 "max_waiting_requests",

@@ -1,7 +1,10 @@
-use super::{AdminConfig, CacheSection, Config, DedupSection, Limits, Matcher, RequestAttributes};
+use super::{
+    AdminConfig, CacheSection, Config, DedupSection, Limits, Matcher, RateLimitSection,
+    RequestAttributes,
+};
 
 /// A named service traffic is attributed to, with its feature settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Service {
     pub name: String,
     /// Position in the registry (the default service comes after the named ones); used as the
@@ -9,6 +12,7 @@ pub struct Service {
     pub index: usize,
     pub cache: Option<CacheSection>,
     pub dedup: Option<DedupSection>,
+    pub rate_limit: Option<RateLimitSection>,
 }
 
 /// Settings that are not per service.
@@ -23,7 +27,7 @@ pub struct GlobalSettings {
 
 /// The validated configuration in the form the request path uses: services in match order,
 /// the default service, and the global settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Registry {
     services: Vec<(Matcher, Service)>,
     default: Service,
@@ -45,6 +49,7 @@ impl Registry {
                             index,
                             cache: s.cache.clone(),
                             dedup: s.dedup.clone(),
+                            rate_limit: s.rate_limit.clone(),
                         },
                     )
                 })
@@ -54,6 +59,7 @@ impl Registry {
                 index: config.services.len(),
                 cache: config.default_service.cache.clone(),
                 dedup: config.default_service.dedup.clone(),
+                rate_limit: config.default_service.rate_limit.clone(),
             },
             settings: GlobalSettings {
                 limits: config.limits.clone(),
@@ -110,6 +116,12 @@ impl Registry {
     /// Whether any service deduplicates (the filter then polls for waiting duplicates).
     pub fn deduplicates(&self) -> bool {
         self.default.dedup.is_some() || self.services.iter().any(|(_, s)| s.dedup.is_some())
+    }
+
+    /// Whether any service rate-limits.
+    pub fn limits_rates(&self) -> bool {
+        self.default.rate_limit.is_some()
+            || self.services.iter().any(|(_, s)| s.rate_limit.is_some())
     }
 
     pub fn caches(&self) -> bool {

@@ -3,11 +3,6 @@
 
 use serde::Deserialize;
 
-/// Per-tenant token-bucket rate limiting.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RateLimitSection {}
-
 /// Adaptive circuit breaker.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -16,13 +11,9 @@ pub struct BreakerSection {}
 /// Refuses feature sections whose feature this build does not have yet.
 pub(crate) fn refuse_unbuilt(
     path: &str,
-    rate_limit: Option<&RateLimitSection>,
     breaker: Option<&BreakerSection>,
 ) -> Result<(), crate::policy::ConfigError> {
-    let present = [
-        ("rate_limit", rate_limit.is_some()),
-        ("breaker", breaker.is_some()),
-    ];
+    let present = [("breaker", breaker.is_some())];
     match present.iter().find(|(_, is_set)| *is_set) {
         Some((name, _)) => Err(crate::policy::ConfigError::new(
             format!("{path}.{name}"),
