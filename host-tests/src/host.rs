@@ -698,6 +698,12 @@ impl Host {
             .set(&self.vm_id, key, value, cas)
     }
 
+    /// Makes the next `count` conditional shared-data writes fail with CasMismatch, as if other
+    /// workers kept winning the race.
+    pub fn fail_next_cas_writes(&mut self, count: u32) {
+        self.world.borrow_mut().cas_failures = count;
+    }
+
     /// How many times any VM read shared data so far.
     pub fn shared_data_reads(&self) -> u64 {
         self.world.borrow().shared_reads

@@ -401,6 +401,13 @@ fn define_shared_data(linker: &mut Linker<VmState>) -> Result<()> {
             let key = read_string(&mut c, kp, ks)?;
             let value = read(&mut c, vp, vs)?;
             let state = c.data();
+            {
+                let mut world = state.world.borrow_mut();
+                if cas != 0 && world.cas_failures > 0 {
+                    world.cas_failures -= 1;
+                    return status(Status::CasMismatch);
+                }
+            }
             let written =
                 state
                     .world

@@ -46,6 +46,8 @@ pub(crate) struct World {
     pub route_timeout: Duration,
     /// `proxy_get_shared_data` calls so far (tests prove hot paths stay off shared data).
     pub shared_reads: u64,
+    /// Conditional shared-data writes still to refuse with CasMismatch (simulated races).
+    pub cas_failures: u32,
 }
 
 /// 2027-01-15T08:00:00Z, so wall-clock code sees a plausible date.
@@ -67,6 +69,7 @@ impl World {
             clusters: ["origin".to_string()].into_iter().collect(),
             route_timeout: Duration::from_secs(15),
             shared_reads: 0,
+            cas_failures: 0,
         }
     }
 

@@ -12,16 +12,17 @@ use super::coalescing::{resume_as_leader, settle_waiters, Outcome};
 use super::dedup::{claim, conflict_headers, finish, replay, slot_for, DedupWaiter};
 use super::host::{headers, now_millis, now_secs};
 use super::metrics::Stat;
+use super::rate_limit::{check, Verdict};
 use super::refresh::{stale_defaults, store_policy, RefreshJob};
 use super::reply::{send, send_entry};
 use super::worker::{L2Read, WaitInfo, Worker, MAX_CAPTURE_BYTES};
 use crate::policy::cache::coalesce::Join;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    append_cache_status, build_entry, evaluate_hit, header, header_joined, is_origin_error,
-    may_serve_if_error, refresh_outcome, refresh_request_headers, relayed_headers, request_facts,
-    response_facts, tags, timing, ttl_left, CacheStatus, HitDecision, MissKind, RefreshOutcome,
-    RefreshRequest, Stored,
+    append_cache_status, build_entry, evaluate_hit, header, header_joined, hit_headers,
+    is_origin_error, may_serve_if_error, refresh_outcome, refresh_request_headers, relayed_headers,
+    request_facts, response_facts, tags, timing, ttl_left, CacheStatus, HitDecision, MissKind,
+    RefreshOutcome, RefreshRequest, Stored,
 };
 use crate::policy::cache::freshness::{
     conditional_matches, current_age, request_directs, storability, RequestDirective, RequestFacts,
@@ -108,6 +109,8 @@ pub struct EdgeHttp {
     warm: Option<WarmRun>,
     /// Webhook deduplication of this request.
     dedup: Option<DedupPhase>,
+    /// `RateLimit-Policy` and `RateLimit` values for the response.
+    rate_headers: Option<(String, String)>,
 }
 
 /// Where a deduplicated request stands.
@@ -173,6 +176,7 @@ impl EdgeHttp {
             admin_body: None,
             warm: None,
             dedup: None,
+            rate_headers: None,
         }
     }
 
@@ -676,6 +680,73 @@ impl EdgeHttp {
             expires_at_ms: now_millis().saturating_add(retention_ms),
         };
         finish(&worker_rc.borrow(), &key, &id, result);
+    }
+
+    /// A rate-limited tenant's GET answered from the cache (even stale) instead of a 429.
+    fn serve_when_limited(
+        &mut self,
+        worker_rc: &Rc<RefCell<Worker>>,
+        service: &Service,
+        request: &Request<'_>,
+        limit_headers: &[(String, String)],
+    ) -> bool {
+        let Some(section) = &service.cache else {
+            return false;
+        };
+        let lookup_header = |name: &str| header_joined(request.headers, name);
+        let Ok(key) = cache_key(
+            section,
+            &KeyInput {
+                service: &service.name,
+                scheme: request.scheme,
+                authority: request.authority,
+                path: request.path,
+                header: &lookup_header,
+            },
+        ) else {
+            return false;
+        };
+        let now = now_secs();
+        let mut worker = worker_rc.borrow_mut();
+        let entry = match worker.l1.get(&key.primary, now) {
+            Some(entry) => Some(entry),
+            None => match worker.l2_get(&key.primary) {
+                L2Read::Found(entry) => Some(Rc::new(entry)),
+                _ => None,
+            },
+        };
+        let Some(entry) = entry else {
+            return false;
+        };
+        let facts = request_facts(request.method, request.headers);
+        let usable = !matches!(
+            evaluate_hit(&entry, request.headers, &facts, &worker.generations, now),
+            HitDecision::Miss(_)
+        );
+        if !usable {
+            return false;
+        }
+        worker.metrics.inc(Stat::RateDegraded);
+        let name = worker.registry.settings().cache_status_name.clone();
+        drop(worker);
+        let age = current_age(&timing(&entry), now);
+        let cache_status = CacheStatus {
+            hit: true,
+            ttl: Some(ttl_left(&entry, age)),
+            detail: Some("rate-limited"),
+            ..CacheStatus::default()
+        }
+        .render(&name);
+        let mut headers = hit_headers(&entry, age, &cache_status);
+        headers.extend(
+            limit_headers
+                .iter()
+                .filter(|(n, _)| n != "retry-after")
+                .cloned(),
+        );
+        let body = (request.method != "HEAD").then_some(entry.body.as_slice());
+        self.reply(entry.status, &headers, body);
+        true
     }
 
     fn refresh_job(
@@ -1182,6 +1253,47 @@ impl HttpContext for EdgeHttp {
         if let Some(action) = self.on_management(&worker_rc, &registry, &request, end_of_stream) {
             return action;
         }
+        if let Some(section) = &service.rate_limit {
+            let verdict = check(
+                &worker_rc.borrow(),
+                &service.name,
+                section,
+                method,
+                path,
+                &request_headers,
+                now_millis(),
+            );
+            match verdict {
+                Verdict::Admit(fields) => self.rate_headers = fields,
+                Verdict::MissingTenant => {
+                    return self.reply_json((
+                        400,
+                        r#"{"error":"this service needs a tenant id"}"#.to_string(),
+                    ));
+                }
+                Verdict::Limit {
+                    tenant,
+                    headers,
+                    retry_after_s,
+                } => {
+                    let degrade =
+                        section.serve_stale_when_limited && matches!(method, "GET" | "HEAD");
+                    if degrade && self.serve_when_limited(&worker_rc, service, &request, &headers) {
+                        return Action::Pause;
+                    }
+                    let mut headers = headers;
+                    headers.push(("content-type".to_string(), "application/json".to_string()));
+                    let body = serde_json::json!({
+                        "error": "rate limited",
+                        "service": service.name,
+                        "tenant": tenant,
+                        "retry_after_s": retry_after_s,
+                    })
+                    .to_string();
+                    return self.reply(429, &headers, Some(body.as_bytes()));
+                }
+            }
+        }
         let mut action = self.route(&worker_rc, service, &request);
         if service.dedup.is_some() && !matches!(method, "GET" | "HEAD") && !self.answered {
             self.dedup = Some(DedupPhase::Collecting {
@@ -1274,6 +1386,15 @@ impl HttpContext for EdgeHttp {
         let Some(worker_rc) = self.worker.clone() else {
             return Action::Continue;
         };
+        if let Some((policy, state)) = self.rate_headers.take() {
+            let _ = hostcalls::set_map_value(
+                MapType::HttpResponseHeaders,
+                "ratelimit-policy",
+                Some(&policy),
+            );
+            let _ =
+                hostcalls::set_map_value(MapType::HttpResponseHeaders, "ratelimit", Some(&state));
+        }
         if self.answered || worker_rc.borrow_mut().answered.remove(&self.context_id) {
             // Our own reply (or one another stream sent for us): nothing to store or tag.
             self.pending = None;

@@ -27,6 +27,11 @@ pub enum Stat {
     L1Entries,
     L1Bytes,
     Collapsed,
+    RateAdmitted,
+    RateRejected,
+    RateShadowRejected,
+    RateContention,
+    RateDegraded,
     DedupForwarded,
     DedupReplayed,
     DedupWaited,
@@ -38,7 +43,32 @@ pub enum Stat {
     Refresh,
 }
 
-const STATS: [(Stat, &str, MetricType); 30] = [
+const STATS: [(Stat, &str, MetricType); 35] = [
+    (
+        Stat::RateAdmitted,
+        "edge.ratelimit.admitted",
+        MetricType::Counter,
+    ),
+    (
+        Stat::RateRejected,
+        "edge.ratelimit.rejected",
+        MetricType::Counter,
+    ),
+    (
+        Stat::RateShadowRejected,
+        "edge.ratelimit.shadow_rejected",
+        MetricType::Counter,
+    ),
+    (
+        Stat::RateContention,
+        "edge.ratelimit.contention_exhausted",
+        MetricType::Counter,
+    ),
+    (
+        Stat::RateDegraded,
+        "edge.ratelimit.served_from_cache",
+        MetricType::Counter,
+    ),
     (
         Stat::DedupForwarded,
         "edge.dedup.forwarded",

@@ -6,6 +6,7 @@ mod dedup;
 mod host;
 mod http;
 mod metrics;
+mod rate_limit;
 mod refresh;
 mod reply;
 mod root;

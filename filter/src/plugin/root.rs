@@ -14,6 +14,7 @@ use super::refresh::{complete_refresh, start_refreshes};
 use super::worker::{L2Read, Worker};
 use crate::policy::cache::lease::{Acquire, LEASE_KEY_PREFIX};
 use crate::policy::dedup::record::DEDUP_KEY_PREFIX;
+use crate::policy::rate_limit::bucket::BUCKET_KEY_PREFIX;
 use crate::policy::Config;
 
 /// How often the root context looks after background work: requests waiting for a leader on
@@ -78,13 +79,16 @@ impl RootContext for EdgeRoot {
         );
         let mut worker = Worker::new(Rc::clone(&registry));
         worker.root_context_id = self.context_id;
-        if registry.caches() || registry.deduplicates() {
+        if registry.caches() || registry.deduplicates() || registry.limits_rates() {
             worker.take_owner_id();
             if registry.caches() {
                 worker.precreate_slots(LEASE_KEY_PREFIX, registry.limits().lease_slots);
             }
             if registry.deduplicates() {
                 worker.precreate_slots(DEDUP_KEY_PREFIX, registry.limits().dedup_slots);
+            }
+            if registry.limits_rates() {
+                worker.precreate_slots(BUCKET_KEY_PREFIX, registry.limits().rate_limit_slots);
             }
             worker.ensure_generations();
             worker.last_generation_refresh_ms = now_millis();

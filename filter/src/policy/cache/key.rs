@@ -90,7 +90,7 @@ pub fn cache_key(section: &CacheSection, input: &KeyInput<'_>) -> Result<CacheKe
     let tenant = section
         .tenant
         .as_ref()
-        .and_then(|t| tenant_of(t, path, input))
+        .and_then(|t| tenant_id(t, input.path, input.header))
         .filter(|t| t.len() <= MAX_TENANT_LEN && !t.contains(|c: char| c.is_control()));
     let mut primary = format!(
         "v1\n{}\n{}\n{url}",
@@ -171,12 +171,22 @@ fn normalise_query(section: &CacheSection, query: &str) -> String {
     params.join("&")
 }
 
-fn tenant_of(tenant: &TenantConfig, path: &str, input: &KeyInput<'_>) -> Option<String> {
-    if let Some(header) = &tenant.header {
-        return (input.header)(header).filter(|v| !v.is_empty());
+/// A request's tenant id from its header, query parameter or path segment (`full_path` may
+/// carry a query string); `None` when the request names none.
+pub fn tenant_id(
+    tenant: &TenantConfig,
+    full_path: &str,
+    header: &dyn Fn(&str) -> Option<String>,
+) -> Option<String> {
+    if let Some(name) = &tenant.header {
+        return header(name).filter(|v| !v.is_empty());
     }
+    let (path, query) = match full_path.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (full_path, None),
+    };
     if let Some(name) = &tenant.query {
-        let query = input.path.split_once('?').map(|(_, q)| q)?;
+        let query = query?;
         return query
             .split('&')
             .filter_map(|p| p.split_once('='))

@@ -1,0 +1,184 @@
+//! Per-tenant token buckets in shared data: one limit across workers, 429 with the IETF
+//! fields, overrides and costs, contention, shadow mode, serving from the cache when limited.
+
+use std::time::Duration;
+
+use proxy_wasm_host::{Host, Reply, Request, Response, VmId};
+
+const CONFIG: &str = r#"{
+    "services": [
+        {"name": "api", "match": {"path_prefix": "/api/"},
+         "rate_limit": {"tenant": {"header": "x-location-id"}, "requests_per_second": 10, "burst": 5,
+                        "overrides": {"vip": {"requests_per_second": 100, "burst": 50}},
+                        "cost": {"POST": 5}}},
+        {"name": "strict", "match": {"path_prefix": "/strict/"},
+         "rate_limit": {"tenant": {"query": "key"}, "missing_tenant": "reject", "requests_per_second": 1, "burst": 1,
+                        "on_contention": "deny"}},
+        {"name": "shadow", "match": {"path_prefix": "/shadow/"},
+         "rate_limit": {"tenant": {"header": "x-location-id"}, "requests_per_second": 1, "burst": 2, "mode": "shadow"}},
+        {"name": "cached", "match": {"path_prefix": "/cached/"}, "cache": {},
+         "rate_limit": {"tenant": {"header": "x-location-id"}, "requests_per_second": 1, "burst": 1}}
+    ],
+    "limits": {"rate_limit_slots": 256}
+}"#;
+
+fn setup(vms: usize) -> (Host, Vec<VmId>) {
+    let mut host = Host::new();
+    host.origin(|_| Reply::ok("fine").header("cache-control", "max-age=1"));
+    let vms = host.start_vms(vms, CONFIG);
+    (host, vms)
+}
+
+fn as_tenant(path: &str, tenant: &str) -> Request {
+    Request::get(path).header("x-location-id", tenant)
+}
+
+fn metric(host: &Host, name: &str) -> u64 {
+    host.metric(name).map_or(0, |m| m.value)
+}
+
+#[test]
+fn two_workers_share_one_bucket() {
+    let (mut host, vms) = setup(2);
+    let mut admitted = 0;
+    // 100 requests/s for 2 s, alternating workers, against 10/s with a burst of 5.
+    for i in 0..200 {
+        let response = host.request(vms[i % 2], as_tenant("/api/x", "loc-1"));
+        if response.status == 200 {
+            admitted += 1;
+        }
+        host.advance(Duration::from_millis(10));
+    }
+    assert!(admitted <= 10 * 2 + 5, "{admitted} admitted");
+    assert!(admitted >= 10 * 2, "{admitted} admitted");
+    // Another tenant is unaffected.
+    assert_eq!(
+        host.request(vms[0], as_tenant("/api/x", "loc-2")).status,
+        200
+    );
+}
+
+#[test]
+fn rejection_carries_retry_after_and_ratelimit_fields() {
+    let (mut host, vms) = setup(1);
+    let first: Response = host.request(vms[0], as_tenant("/api/x", "loc-3"));
+    assert_eq!(
+        first.header("ratelimit-policy").as_deref(),
+        Some("\"default\";q=5;w=1")
+    );
+    assert_eq!(
+        first.header("ratelimit").as_deref(),
+        Some("\"default\";r=4;t=1")
+    );
+    for _ in 0..4 {
+        host.request(vms[0], as_tenant("/api/x", "loc-3"));
+    }
+    let limited = host.request(vms[0], as_tenant("/api/x", "loc-3"));
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.header("retry-after").as_deref(), Some("1"));
+    assert_eq!(
+        limited.header("ratelimit").as_deref(),
+        Some("\"default\";r=0;t=1")
+    );
+    assert_eq!(
+        limited.header("content-type").as_deref(),
+        Some("application/json")
+    );
+    assert!(limited.body_text().contains(r#""tenant":"loc-3""#));
+    assert_eq!(host.origin_calls().len(), 5);
+    assert_eq!(metric(&host, "edge.ratelimit.rejected"), 1);
+}
+
+#[test]
+fn overrides_and_costs() {
+    let (mut host, vms) = setup(1);
+    let vip = (0..50)
+        .filter(|_| host.request(vms[0], as_tenant("/api/x", "vip")).status == 200)
+        .count();
+    assert_eq!(vip, 50);
+    let post = |host: &mut Host| {
+        host.request(
+            vms[0],
+            Request::post("/api/x", "{}").header("x-location-id", "poster"),
+        )
+        .status
+    };
+    assert_eq!(post(&mut host), 200, "a POST costs 5 of the burst of 5");
+    assert_eq!(post(&mut host), 429);
+}
+
+#[test]
+fn missing_tenant_is_rejected_or_anonymous() {
+    let (mut host, vms) = setup(1);
+    let response = host.request(vms[0], Request::get("/strict/x"));
+    assert_eq!(response.status, 400);
+    assert_eq!(
+        host.request(vms[0], Request::get("/strict/x?key=a")).status,
+        200
+    );
+    assert_eq!(
+        host.request(vms[0], Request::get("/api/anon")).status,
+        200,
+        "anonymous bucket"
+    );
+}
+
+#[test]
+fn contention_exhaustion_follows_on_contention() {
+    let (mut host, vms) = setup(1);
+    host.fail_next_cas_writes(8);
+    assert_eq!(
+        host.request(vms[0], as_tenant("/api/x", "loc-4")).status,
+        200,
+        "allow"
+    );
+    assert_eq!(metric(&host, "edge.ratelimit.contention_exhausted"), 1);
+    host.fail_next_cas_writes(8);
+    assert_eq!(
+        host.request(vms[0], Request::get("/strict/x?key=b")).status,
+        429,
+        "deny"
+    );
+    assert_eq!(metric(&host, "edge.ratelimit.contention_exhausted"), 2);
+    // Fewer races than attempts: the update goes through.
+    host.fail_next_cas_writes(3);
+    assert_eq!(
+        host.request(vms[0], Request::get("/strict/x?key=c")).status,
+        200
+    );
+}
+
+#[test]
+fn shadow_mode_counts_but_admits() {
+    let (mut host, vms) = setup(1);
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| host.request(vms[0], as_tenant("/shadow/x", "loc-5")).status)
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 200));
+    assert_eq!(metric(&host, "edge.ratelimit.shadow_rejected"), 4);
+}
+
+#[test]
+fn a_limited_tenant_is_served_from_the_cache() {
+    let (mut host, vms) = setup(1);
+    let first = host.request(vms[0], as_tenant("/cached/page", "loc-6"));
+    assert_eq!(first.status, 200);
+    host.advance(Duration::from_millis(500));
+    // The bucket (1/s, burst 1) is empty; the entry is fresh.
+    let degraded = host.request(vms[0], as_tenant("/cached/page", "loc-6"));
+    assert_eq!(degraded.status, 200);
+    assert!(degraded
+        .header("cache-status")
+        .unwrap()
+        .contains("detail=rate-limited"));
+    assert!(degraded.header("ratelimit").is_some());
+    host.advance(Duration::from_millis(100));
+    assert_eq!(
+        host.request(vms[0], as_tenant("/cached/other", "loc-6"))
+            .status,
+        429,
+        "nothing stored for it"
+    );
+    assert_eq!(host.origin_calls().len(), 1);
+    assert_eq!(metric(&host, "edge.ratelimit.served_from_cache"), 1);
+}
