@@ -132,6 +132,7 @@ pub fn take(
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(not(target_arch = "wasm32"))]
     use proptest::prelude::*;
 
     const LIMIT: Limit = Limit {
@@ -221,6 +222,7 @@ mod tests {
         );
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
         /// Over any window T, admitted ≤ rate × T + burst, whatever the request times (also a
