@@ -224,15 +224,23 @@ fn out_of_range_limits() {
 }
 
 #[test]
-fn feature_sections_not_built_yet_are_refused() {
-    assert_eq!(
-        error(r#"{"services": [{"name": "a", "match": {"path_prefix": "/"}, "breaker": {}}]}"#),
-        "services[0].breaker: this feature is not available in this build yet; remove the section"
-    );
-    assert_eq!(
-        error(r#"{"default_service": {"breaker": {}}}"#),
-        "default_service.breaker: this feature is not available in this build yet; remove the section"
-    );
+fn breaker_section_is_validated() {
+    let cases = [
+        (r#"{"min_failure_rate": 0.9, "max_failure_rate": 0.5}"#, "services[0].breaker.min_failure_rate: failure rates must be in (0, 1] with min_failure_rate ≤ max_failure_rate"),
+        (r#"{"open_base_ms": 5000, "open_max_ms": 1000}"#, "services[0].breaker.open_max_ms: must not be below open_base_ms"),
+        (r#"{"half_open_probes": 0}"#, "services[0].breaker.half_open_probes: 0 is out of range, must be between 1 and 1000"),
+        (r#"{"failure_statuses": [42]}"#, "services[0].breaker.failure_statuses[0]: 42 is not an HTTP status"),
+    ];
+    for (breaker, expected) in cases {
+        let json = format!(
+            r#"{{"services": [{{"name": "s", "match": {{"path_prefix": "/"}}, "breaker": {breaker}}}]}}"#
+        );
+        assert_eq!(error(&json), expected, "for breaker {breaker}");
+    }
+    assert!(Config::parse(
+        br#"{"services": [{"name": "s", "match": {"path_prefix": "/"}, "breaker": {}}]}"#
+    )
+    .is_ok());
 }
 
 #[test]

@@ -1,6 +1,5 @@
 use serde::Deserialize;
 
-use super::sections::refuse_unbuilt;
 use super::{
     AdminConfig, BreakerSection, CacheSection, ConfigError, DedupSection, Limits, RateLimitSection,
     Registry,
@@ -178,7 +177,9 @@ impl Config {
             if let Some(rate_limit) = &service.rate_limit {
                 rate_limit.validate(&format!("{path}.rate_limit"))?;
             }
-            refuse_unbuilt(&path, service.breaker.as_ref())?;
+            if let Some(breaker) = &service.breaker {
+                breaker.validate(&format!("{path}.breaker"))?;
+            }
         }
         let default = &self.default_service;
         validate_name("default_service.name", &default.name, &seen)?;
@@ -191,7 +192,9 @@ impl Config {
         if let Some(rate_limit) = &default.rate_limit {
             rate_limit.validate("default_service.rate_limit")?;
         }
-        refuse_unbuilt("default_service", default.breaker.as_ref())?;
+        if let Some(breaker) = &default.breaker {
+            breaker.validate("default_service.breaker")?;
+        }
         self.limits.validate()?;
         self.admin.validate()?;
         if self.upstream_cluster.is_empty() {

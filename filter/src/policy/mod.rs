@@ -1,6 +1,8 @@
 //! Host-free policy: everything that decides, nothing that talks to the host.
 
 mod admin_config;
+pub mod breaker;
+mod breaker_config;
 pub mod cache;
 mod cache_config;
 mod config;
@@ -12,10 +14,10 @@ mod matcher;
 pub mod rate_limit;
 mod rate_limit_config;
 mod registry;
-mod sections;
 pub mod shared_store;
 
 pub use admin_config::{AdminConfig, MIN_TOKEN_LEN};
+pub use breaker_config::BreakerSection;
 pub use cache_config::{CacheSection, KeyConfig, QueryMode, RefreshAhead, TenantConfig};
 pub use config::{Config, DefaultServiceConfig, MatchConfig, ServiceConfig};
 pub use config_error::ConfigError;
@@ -24,4 +26,3 @@ pub use limits::Limits;
 pub use matcher::{path_without_query, Matcher, PathMatch, RequestAttributes};
 pub use rate_limit_config::{MissingTenant, Mode, OnContention, RateLimitSection, TenantLimit};
 pub use registry::{GlobalSettings, Registry, Service};
-pub use sections::BreakerSection;

@@ -1,0 +1,3 @@
+//! The adaptive circuit breaker's state machine, kept in shared data per service.
+
+pub mod machine;
