@@ -8,6 +8,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::admin;
+use super::breaker;
 use super::coalescing::{resume_as_leader, settle_waiters, Outcome};
 use super::dedup::{claim, conflict_headers, finish, replay, slot_for, DedupWaiter};
 use super::host::{headers, now_millis, now_secs};
@@ -16,6 +17,7 @@ use super::rate_limit::{check, Verdict};
 use super::refresh::{stale_defaults, store_policy, RefreshJob};
 use super::reply::{send, send_entry};
 use super::worker::{L2Read, WaitInfo, Worker, MAX_CAPTURE_BYTES};
+use crate::policy::breaker::machine::Admission;
 use crate::policy::cache::coalesce::Join;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
@@ -111,6 +113,8 @@ pub struct EdgeHttp {
     dedup: Option<DedupPhase>,
     /// `RateLimit-Policy` and `RateLimit` values for the response.
     rate_headers: Option<(String, String)>,
+    /// The breaker this request passed: (service index, is a probe, start ms).
+    breaker: Option<(usize, bool, u64)>,
 }
 
 /// Where a deduplicated request stands.
@@ -177,6 +181,7 @@ impl EdgeHttp {
             warm: None,
             dedup: None,
             rate_headers: None,
+            breaker: None,
         }
     }
 
@@ -682,13 +687,17 @@ impl EdgeHttp {
         finish(&worker_rc.borrow(), &key, &id, result);
     }
 
-    /// A rate-limited tenant's GET answered from the cache (even stale) instead of a 429.
-    fn serve_when_limited(
+    /// Answers a GET from any stored entry (fresh or stale) when the origin must not be asked
+    /// (a rate-limited tenant, an open breaker). `status` gives the Cache-Status member; its
+    /// `ttl` is filled in.
+    fn serve_stored(
         &mut self,
         worker_rc: &Rc<RefCell<Worker>>,
         service: &Service,
         request: &Request<'_>,
-        limit_headers: &[(String, String)],
+        status: CacheStatus<'_>,
+        extra_headers: &[(String, String)],
+        counter: Stat,
     ) -> bool {
         let Some(section) = &service.cache else {
             return false;
@@ -726,24 +735,17 @@ impl EdgeHttp {
         if !usable {
             return false;
         }
-        worker.metrics.inc(Stat::RateDegraded);
+        worker.metrics.inc(counter);
         let name = worker.registry.settings().cache_status_name.clone();
         drop(worker);
         let age = current_age(&timing(&entry), now);
         let cache_status = CacheStatus {
-            hit: true,
             ttl: Some(ttl_left(&entry, age)),
-            detail: Some("rate-limited"),
-            ..CacheStatus::default()
+            ..status
         }
         .render(&name);
         let mut headers = hit_headers(&entry, age, &cache_status);
-        headers.extend(
-            limit_headers
-                .iter()
-                .filter(|(n, _)| n != "retry-after")
-                .cloned(),
-        );
+        headers.extend(extra_headers.iter().cloned());
         let body = (request.method != "HEAD").then_some(entry.body.as_slice());
         self.reply(entry.status, &headers, body);
         true
@@ -1278,7 +1280,26 @@ impl HttpContext for EdgeHttp {
                 } => {
                     let degrade =
                         section.serve_stale_when_limited && matches!(method, "GET" | "HEAD");
-                    if degrade && self.serve_when_limited(&worker_rc, service, &request, &headers) {
+                    let limited = CacheStatus {
+                        hit: true,
+                        detail: Some("rate-limited"),
+                        ..CacheStatus::default()
+                    };
+                    let extra: Vec<(String, String)> = headers
+                        .iter()
+                        .filter(|(n, _)| n != "retry-after")
+                        .cloned()
+                        .collect();
+                    if degrade
+                        && self.serve_stored(
+                            &worker_rc,
+                            service,
+                            &request,
+                            limited,
+                            &extra,
+                            Stat::RateDegraded,
+                        )
+                    {
                         return Action::Pause;
                     }
                     let mut headers = headers;
@@ -1291,6 +1312,46 @@ impl HttpContext for EdgeHttp {
                     })
                     .to_string();
                     return self.reply(429, &headers, Some(body.as_bytes()));
+                }
+            }
+        }
+        if service.breaker.is_some() {
+            let now_ms = now_millis();
+            let admission = breaker::check(&mut worker_rc.borrow_mut(), service.index, now_ms);
+            match admission {
+                Admission::Pass => self.breaker = Some((service.index, false, now_ms)),
+                Admission::Probe => self.breaker = Some((service.index, true, now_ms)),
+                Admission::Reject { retry_after_ms } => {
+                    worker_rc.borrow().metrics.inc(Stat::BreakerRejected);
+                    let stale = CacheStatus {
+                        fwd: Some("stale"),
+                        detail: Some("circuit-open"),
+                        ..CacheStatus::default()
+                    };
+                    if matches!(method, "GET" | "HEAD")
+                        && self.serve_stored(
+                            &worker_rc,
+                            service,
+                            &request,
+                            stale,
+                            &[],
+                            Stat::BreakerStaleServed,
+                        )
+                    {
+                        return Action::Pause;
+                    }
+                    let retry = retry_after_ms.div_ceil(1000).max(1);
+                    let headers = [
+                        ("content-type".to_string(), "application/json".to_string()),
+                        ("retry-after".to_string(), retry.to_string()),
+                    ];
+                    let body = serde_json::json!({
+                        "error": "circuit open",
+                        "service": service.name,
+                        "retry_after_s": retry,
+                    })
+                    .to_string();
+                    return self.reply(503, &headers, Some(body.as_bytes()));
                 }
             }
         }
@@ -1395,7 +1456,35 @@ impl HttpContext for EdgeHttp {
             let _ =
                 hostcalls::set_map_value(MapType::HttpResponseHeaders, "ratelimit", Some(&state));
         }
-        if self.answered || worker_rc.borrow_mut().answered.remove(&self.context_id) {
+        let answered_here =
+            self.answered || worker_rc.borrow_mut().answered.remove(&self.context_id);
+        if let Some((service_index, probe, started_ms)) = self.breaker.take() {
+            let mut worker = worker_rc.borrow_mut();
+            if answered_here {
+                // Answered without the origin: no outcome; a probe gives its permit back.
+                if probe {
+                    breaker::abandon_probe(&mut worker, service_index);
+                }
+            } else {
+                let status = headers(MapType::HttpResponseHeaders)
+                    .iter()
+                    .find(|(n, _)| n == ":status")
+                    .and_then(|(_, v)| v.parse::<u16>().ok())
+                    .unwrap_or(0);
+                let now_ms = now_millis();
+                let config = worker
+                    .registry
+                    .service_at(service_index)
+                    .and_then(|s| s.breaker.clone());
+                let failed = config.is_some_and(|c| {
+                    c.is_failure(status)
+                        || c.slow_ms
+                            .is_some_and(|slow| now_ms.saturating_sub(started_ms) > slow)
+                });
+                breaker::outcome(&mut worker, service_index, failed, probe, now_ms);
+            }
+        }
+        if answered_here {
             // Our own reply (or one another stream sent for us): nothing to store or tag.
             self.pending = None;
             self.dedup = None;

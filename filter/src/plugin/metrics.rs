@@ -27,6 +27,9 @@ pub enum Stat {
     L1Entries,
     L1Bytes,
     Collapsed,
+    BreakerTrip,
+    BreakerRejected,
+    BreakerStaleServed,
     RateAdmitted,
     RateRejected,
     RateShadowRejected,
@@ -43,7 +46,18 @@ pub enum Stat {
     Refresh,
 }
 
-const STATS: [(Stat, &str, MetricType); 35] = [
+const STATS: [(Stat, &str, MetricType); 38] = [
+    (Stat::BreakerTrip, "edge.breaker.trips", MetricType::Counter),
+    (
+        Stat::BreakerRejected,
+        "edge.breaker.rejected",
+        MetricType::Counter,
+    ),
+    (
+        Stat::BreakerStaleServed,
+        "edge.breaker.served_stale",
+        MetricType::Counter,
+    ),
     (
         Stat::RateAdmitted,
         "edge.ratelimit.admitted",

@@ -1,6 +1,7 @@
 //! proxy-wasm glue: reads what the host gives, asks the policy, acts. No decisions here.
 
 mod admin;
+mod breaker;
 mod coalescing;
 mod dedup;
 mod host;

@@ -79,7 +79,11 @@ impl RootContext for EdgeRoot {
         );
         let mut worker = Worker::new(Rc::clone(&registry));
         worker.root_context_id = self.context_id;
-        if registry.caches() || registry.deduplicates() || registry.limits_rates() {
+        if registry.caches()
+            || registry.deduplicates()
+            || registry.limits_rates()
+            || registry.breaks()
+        {
             worker.take_owner_id();
             if registry.caches() {
                 worker.precreate_slots(LEASE_KEY_PREFIX, registry.limits().lease_slots);
@@ -112,6 +116,7 @@ impl RootContext for EdgeRoot {
         poll_remote_leaders(&mut worker, self.context_id, now_ms);
         start_refreshes(&mut worker, now_ms);
         super::dedup::poll_waiters(&mut worker, self.context_id, now_ms);
+        super::breaker::flush(&mut worker, now_ms);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -59,6 +59,8 @@ pub struct Worker {
     pub refresh_queue: VecDeque<RefreshJob>,
     pub refresh_inflight: HashMap<u32, RefreshJob>,
     pub root_context_id: u32,
+    /// This worker's copy of each service's breaker (one per configured service at most).
+    pub breakers: super::breaker::Breakers,
     /// Duplicates waiting for a first attempt's result (bounded by `max_waiting_requests`).
     pub dedup_waiters: Vec<super::dedup::DedupWaiter>,
     /// Waiters the tick let through as the new first attempt.
@@ -100,6 +102,7 @@ impl Worker {
             refresh_queue: VecDeque::new(),
             refresh_inflight: HashMap::new(),
             root_context_id: 0,
+            breakers: Default::default(),
             dedup_waiters: Vec::new(),
             dedup_taken_over: HashMap::new(),
             last_generation_refresh_ms: 0,

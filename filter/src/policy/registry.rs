@@ -1,6 +1,6 @@
 use super::{
-    AdminConfig, CacheSection, Config, DedupSection, Limits, Matcher, RateLimitSection,
-    RequestAttributes,
+    AdminConfig, BreakerSection, CacheSection, Config, DedupSection, Limits, Matcher,
+    RateLimitSection, RequestAttributes,
 };
 
 /// A named service traffic is attributed to, with its feature settings.
@@ -13,6 +13,7 @@ pub struct Service {
     pub cache: Option<CacheSection>,
     pub dedup: Option<DedupSection>,
     pub rate_limit: Option<RateLimitSection>,
+    pub breaker: Option<BreakerSection>,
 }
 
 /// Settings that are not per service.
@@ -50,6 +51,7 @@ impl Registry {
                             cache: s.cache.clone(),
                             dedup: s.dedup.clone(),
                             rate_limit: s.rate_limit.clone(),
+                            breaker: s.breaker.clone(),
                         },
                     )
                 })
@@ -60,6 +62,7 @@ impl Registry {
                 cache: config.default_service.cache.clone(),
                 dedup: config.default_service.dedup.clone(),
                 rate_limit: config.default_service.rate_limit.clone(),
+                breaker: config.default_service.breaker.clone(),
             },
             settings: GlobalSettings {
                 limits: config.limits.clone(),
@@ -116,6 +119,11 @@ impl Registry {
     /// Whether any service deduplicates (the filter then polls for waiting duplicates).
     pub fn deduplicates(&self) -> bool {
         self.default.dedup.is_some() || self.services.iter().any(|(_, s)| s.dedup.is_some())
+    }
+
+    /// Whether any service has a circuit breaker.
+    pub fn breaks(&self) -> bool {
+        self.default.breaker.is_some() || self.services.iter().any(|(_, s)| s.breaker.is_some())
     }
 
     /// Whether any service rate-limits.

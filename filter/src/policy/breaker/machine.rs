@@ -328,6 +328,23 @@ pub fn probe_done(
     next
 }
 
+/// A probe that never reached the origin (answered from the cache, client gone) gives its
+/// permit back without an outcome.
+pub fn probe_abandoned(current: &Breaker) -> Breaker {
+    let mut next = current.clone();
+    if let Phase::HalfOpen {
+        in_flight,
+        successes,
+    } = current.phase
+    {
+        next.phase = Phase::HalfOpen {
+            in_flight: in_flight.saturating_sub(1),
+            successes,
+        };
+    }
+    next
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,184 @@
+//! The circuit breaker in the glue. Each worker keeps a copy of every breaker it uses, re-read
+//! from shared data at most every [`READ_CACHE_MS`]: the closed fast path touches no shared
+//! data, and a worker sees another worker's trip within that time. Outcomes are counted
+//! locally and added to the shared window on the next tick (every 20 ms); probe outcomes are
+//! written at once.
+
+use std::collections::HashMap;
+
+use super::host::HostStore;
+use super::metrics::Stat;
+use super::worker::Worker;
+use crate::policy::breaker::machine::{
+    admit, breaker_key, probe_abandoned, probe_done, record, Admission, Breaker, Outcomes, Phase,
+};
+use crate::policy::shared_store::{update, SharedStore};
+use crate::policy::BreakerSection;
+
+/// How stale a worker's copy of a breaker may get.
+pub const READ_CACHE_MS: u64 = 100;
+const ATTEMPTS: u32 = 8;
+
+/// A worker's view of one service's breaker.
+#[derive(Debug, Default)]
+pub struct BreakerView {
+    pub state: Breaker,
+    pub read_at_ms: Option<u64>,
+    pub pending: Outcomes,
+}
+
+pub type Breakers = HashMap<usize, BreakerView>;
+
+fn seed(worker: &Worker, now_ms: u64) -> u64 {
+    now_ms.rotate_left(17) ^ worker.owner
+}
+
+fn section(worker: &Worker, service_index: usize) -> Option<BreakerSection> {
+    worker
+        .registry
+        .service_at(service_index)
+        .and_then(|s| s.breaker.clone())
+}
+
+/// Whether a request to the service may go to the origin.
+pub fn check(worker: &mut Worker, service_index: usize, now_ms: u64) -> Admission {
+    let Some(config) = section(worker, service_index) else {
+        return Admission::Pass;
+    };
+    let view = worker.breakers.entry(service_index).or_default();
+    if view
+        .read_at_ms
+        .is_none_or(|at| now_ms.saturating_sub(at) >= READ_CACHE_MS)
+    {
+        view.state = Breaker::decode(
+            HostStore
+                .get(&breaker_key(service_index))
+                .as_ref()
+                .map(|(b, _)| b.as_slice()),
+        );
+        view.read_at_ms = Some(now_ms);
+    }
+    match view.state.phase {
+        Phase::Closed => return Admission::Pass,
+        Phase::Open { until_ms } if now_ms < until_ms => {
+            return Admission::Reject {
+                retry_after_ms: until_ms - now_ms,
+            };
+        }
+        _ => {}
+    }
+    // Open past its period, or half-open: probe permits are shared, so this takes one with CAS.
+    let taken = update(
+        &HostStore,
+        &breaker_key(service_index),
+        ATTEMPTS,
+        |current| {
+            let state = Breaker::decode(current);
+            match admit(&state, &config, now_ms) {
+                (admission, Some(next)) => Ok(((admission, next.clone()), next.encode())),
+                (admission, None) => Err((admission, state)),
+            }
+        },
+    );
+    let (admission, state) = match taken {
+        Ok(pair) => pair,
+        Err(crate::policy::shared_store::UpdateError::Refused(pair)) => pair,
+        Err(_) => (
+            Admission::Reject {
+                retry_after_ms: config.open_base_ms,
+            },
+            worker
+                .breakers
+                .get(&service_index)
+                .map(|v| v.state.clone())
+                .unwrap_or_default(),
+        ),
+    };
+    if let Some(view) = worker.breakers.get_mut(&service_index) {
+        view.state = state;
+        view.read_at_ms = Some(now_ms);
+    }
+    admission
+}
+
+/// Counts a response from the origin; a probe's outcome is written at once.
+pub fn outcome(worker: &mut Worker, service_index: usize, failed: bool, probe: bool, now_ms: u64) {
+    let Some(config) = section(worker, service_index) else {
+        return;
+    };
+    if probe {
+        let seed = seed(worker, now_ms);
+        let written = update(
+            &HostStore,
+            &breaker_key(service_index),
+            ATTEMPTS,
+            |current| {
+                let next = probe_done(&Breaker::decode(current), &config, !failed, now_ms, seed);
+                Ok::<_, ()>((next.clone(), next.encode()))
+            },
+        );
+        if let (Ok(state), Some(view)) = (written, worker.breakers.get_mut(&service_index)) {
+            view.state = state;
+            view.read_at_ms = Some(now_ms);
+        }
+        return;
+    }
+    let view = worker.breakers.entry(service_index).or_default();
+    if failed {
+        view.pending.failures = view.pending.failures.saturating_add(1);
+    } else {
+        view.pending.successes = view.pending.successes.saturating_add(1);
+    }
+}
+
+/// Gives back a probe permit that produced no outcome.
+pub fn abandon_probe(worker: &mut Worker, service_index: usize) {
+    let _ = update(
+        &HostStore,
+        &breaker_key(service_index),
+        ATTEMPTS,
+        |current| {
+            let next = probe_abandoned(&Breaker::decode(current));
+            Ok::<_, ()>(((), next.encode()))
+        },
+    );
+    if let Some(view) = worker.breakers.get_mut(&service_index) {
+        view.read_at_ms = None;
+    }
+}
+
+/// Adds every breaker's counted outcomes to the shared window (from the tick).
+pub fn flush(worker: &mut Worker, now_ms: u64) {
+    let pending: Vec<(usize, Outcomes)> = worker
+        .breakers
+        .iter_mut()
+        .filter(|(_, v)| v.pending != Outcomes::default())
+        .map(|(index, v)| (*index, std::mem::take(&mut v.pending)))
+        .collect();
+    for (service_index, outcomes) in pending {
+        let Some(config) = section(worker, service_index) else {
+            continue;
+        };
+        let seed = seed(worker, now_ms);
+        let written = update(
+            &HostStore,
+            &breaker_key(service_index),
+            ATTEMPTS,
+            |current| {
+                let before = Breaker::decode(current);
+                let next = record(&before, &config, outcomes, now_ms, seed);
+                let tripped = before.phase == Phase::Closed && next.phase != Phase::Closed;
+                Ok::<_, ()>(((next.clone(), tripped), next.encode()))
+            },
+        );
+        if let Ok((state, tripped)) = written {
+            if tripped {
+                worker.metrics.inc(Stat::BreakerTrip);
+            }
+            if let Some(view) = worker.breakers.get_mut(&service_index) {
+                view.state = state;
+                view.read_at_ms = Some(now_ms);
+            }
+        }
+    }
+}
