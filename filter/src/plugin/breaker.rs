@@ -76,13 +76,15 @@ pub fn check(worker: &mut Worker, service_index: usize, now_ms: u64) -> Admissio
             let state = Breaker::decode(current);
             match admit(&state, &config, now_ms) {
                 (admission, Some(next)) => Ok(((admission, next.clone()), next.encode())),
-                (admission, None) => Err((admission, state)),
+                (admission, None) => Err((admission, Box::new(state))),
             }
         },
     );
     let (admission, state) = match taken {
         Ok(pair) => pair,
-        Err(crate::policy::shared_store::UpdateError::Refused(pair)) => pair,
+        Err(crate::policy::shared_store::UpdateError::Refused((admission, state))) => {
+            (admission, *state)
+        }
         Err(_) => (
             Admission::Reject {
                 retry_after_ms: config.open_base_ms,

@@ -270,8 +270,7 @@ pub fn record(
         bucket.failures = bucket.failures.saturating_add(outcomes.failures);
     }
     let total = u64::from(outcomes.successes) + u64::from(outcomes.failures);
-    if total > 0 {
-        let rate = u64::from(outcomes.successes) * u64::from(HEALTH_MAX) / total;
+    if let Some(rate) = (u64::from(outcomes.successes) * u64::from(HEALTH_MAX)).checked_div(total) {
         // EWMA with α = 1/20 per flush.
         next.health = ((u64::from(next.health) * 19 + rate) / 20) as u32;
     }
