@@ -1,0 +1,86 @@
+//! The circuit breaker through real Envoy 1.40 with 2 workers: the origin fails every request
+//! (fault injection), the breaker opens within its volume and shields the origin, the origin
+//! heals, and after the backoff probes close the breaker again.
+//! `cargo test -p edge-envoy --test breaker -- --nocapture` prints the counts.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use edge_envoy::launch::{free_port, http_request, LaunchOptions, Stack};
+
+const CONFIG: &str = r#"{
+    "services": [
+        {"name": "coaching", "match": {"path_prefix": "/api/v1/coaching/"},
+         "breaker": {"min_requests": 20, "open_base_ms": 1000, "jitter_percent": 0,
+                     "half_open_probes": 2, "close_after_successes": 2}}
+    ]
+}"#;
+
+fn origin_count(origin: SocketAddr) -> u64 {
+    let stats = http_request(origin, "GET", "/__origin/stats", &[], b"").unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
+    stats["requests"]["coaching"].as_u64().unwrap()
+}
+
+fn fault(origin: SocketAddr, error_rate: f64) {
+    let body = format!(r#"{{"endpoint": "coaching", "error_rate": {error_rate}}}"#);
+    let response = http_request(
+        origin,
+        "POST",
+        "/__origin/faults",
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(response.status, 200);
+}
+
+#[test]
+fn breaker_opens_shields_the_origin_and_closes_after_recovery() {
+    let options = LaunchOptions {
+        listen: free_port().unwrap(),
+        admin: free_port().unwrap(),
+        workers: 2,
+        origin_latency_scale: 0.0,
+        ..LaunchOptions::default()
+    };
+    let stack =
+        Stack::start_with_plugin_config(&options, CONFIG).unwrap_or_else(|err| panic!("{err}"));
+    let origin = stack.origin.as_ref().unwrap().addr();
+    let get = || http_request(stack.listen, "GET", "/api/v1/coaching/3", &[], b"").unwrap();
+    fault(origin, 1.0);
+    let (mut from_origin, mut from_breaker) = (0, 0);
+    for _ in 0..200 {
+        let response = get();
+        assert_eq!(response.status, 503);
+        if response.text().contains("circuit open") {
+            from_breaker += 1;
+        } else {
+            from_origin += 1;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let failing_origin_requests = origin_count(origin);
+    fault(origin, 0.0);
+    let healed_at = Instant::now();
+    let mut closed_after = None;
+    while healed_at.elapsed() < Duration::from_secs(10) {
+        if get().status == 200 && get().status == 200 {
+            closed_after = Some(healed_at.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "breaker through Envoy (2 workers, min_requests 20, open 1 s): while the origin failed, \
+         200 requests -> {from_origin} reached the origin (origin counted {failing_origin_requests}), \
+         {from_breaker} answered by the open breaker; after the origin healed, closed again after {closed_after:?}"
+    );
+    assert!(
+        from_origin <= 60,
+        "the breaker opened within its volume: {from_origin} reached the origin"
+    );
+    assert!(from_breaker >= 140);
+    let closed_after = closed_after.expect("the breaker closed after the origin healed");
+    assert!(closed_after < Duration::from_secs(5), "{closed_after:?}");
+}
