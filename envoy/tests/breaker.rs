@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use edge_envoy::launch::{free_port, http_request, LaunchOptions, Stack};
+use edge_envoy::launch::{http_request, origin_requests, test_stack};
 
 const CONFIG: &str = r#"{
     "services": [
@@ -15,12 +15,6 @@ const CONFIG: &str = r#"{
                      "half_open_probes": 2, "close_after_successes": 2}}
     ]
 }"#;
-
-fn origin_count(origin: SocketAddr) -> u64 {
-    let stats = http_request(origin, "GET", "/__origin/stats", &[], b"").unwrap();
-    let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
-    stats["requests"]["coaching"].as_u64().unwrap()
-}
 
 fn fault(origin: SocketAddr, error_rate: f64) {
     let body = format!(r#"{{"endpoint": "coaching", "error_rate": {error_rate}}}"#);
@@ -37,15 +31,7 @@ fn fault(origin: SocketAddr, error_rate: f64) {
 
 #[test]
 fn breaker_opens_shields_the_origin_and_closes_after_recovery() {
-    let options = LaunchOptions {
-        listen: free_port().unwrap(),
-        admin: free_port().unwrap(),
-        workers: 2,
-        origin_latency_scale: 0.0,
-        ..LaunchOptions::default()
-    };
-    let stack =
-        Stack::start_with_plugin_config(&options, CONFIG).unwrap_or_else(|err| panic!("{err}"));
+    let stack = test_stack(Some(CONFIG), 0.0);
     let origin = stack.origin.as_ref().unwrap().addr();
     let get = || http_request(stack.listen, "GET", "/api/v1/coaching/3", &[], b"").unwrap();
     fault(origin, 1.0);
@@ -60,7 +46,7 @@ fn breaker_opens_shields_the_origin_and_closes_after_recovery() {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    let failing_origin_requests = origin_count(origin);
+    let failing_origin_requests = origin_requests(origin, "coaching");
     fault(origin, 0.0);
     let healed_at = Instant::now();
     let mut closed_after = None;

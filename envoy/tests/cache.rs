@@ -1,33 +1,15 @@
 //! Edge caching through real Envoy 1.40 with 2 workers: miss then hit with the origin's own
 //! counter as proof, purge, and a cache-poisoning attempt.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use edge_envoy::launch::{free_port, http_request, HttpResponse, LaunchOptions, Stack};
+use edge_envoy::launch::{http_request, origin_requests, test_stack, HttpResponse, Stack};
 
 const TOKEN: &str = "demo-admin-token-change-me";
-
-fn start() -> Stack {
-    let options = LaunchOptions {
-        listen: free_port().unwrap(),
-        admin: free_port().unwrap(),
-        workers: 2,
-        origin_latency_scale: 0.0,
-        ..LaunchOptions::default()
-    };
-    Stack::start(&options).unwrap_or_else(|err| panic!("{err}"))
-}
 
 fn get(stack: &Stack, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
     http_request(stack.listen, "GET", path, headers, b"")
         .unwrap_or_else(|err| panic!("GET {path}: {err}"))
-}
-
-fn origin_count(origin: SocketAddr, endpoint: &str) -> u64 {
-    let stats = http_request(origin, "GET", "/__origin/stats", &[], b"").unwrap();
-    let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
-    stats["requests"][endpoint].as_u64().unwrap()
 }
 
 fn cache_status(response: &HttpResponse) -> &str {
@@ -36,7 +18,7 @@ fn cache_status(response: &HttpResponse) -> &str {
 
 #[test]
 fn miss_then_hits_reach_the_origin_once() {
-    let stack = start();
+    let stack = test_stack(None, 0.0);
     let origin = stack.origin.as_ref().unwrap().addr();
     let first = get(&stack, "/api/v1/leads/42", &[]);
     assert_eq!(first.status, 200);
@@ -57,12 +39,12 @@ fn miss_then_hits_reach_the_origin_once() {
         assert_eq!(hit.body, first.body);
         assert!(hit.header("age").is_some());
     }
-    assert_eq!(origin_count(origin, "leads"), 1);
+    assert_eq!(origin_requests(origin, "leads"), 1);
     // A compressed hit: the compressor encodes what the cache serves.
     let gzip = get(&stack, "/api/v1/leads/42", &[("accept-encoding", "gzip")]);
     assert_eq!(gzip.header("content-encoding"), Some("gzip"));
     assert!(cache_status(&gzip).contains("hit"));
-    assert_eq!(origin_count(origin, "leads"), 1);
+    assert_eq!(origin_requests(origin, "leads"), 1);
     let stats = http_request(stack.admin, "GET", "/stats?filter=edge.cache", &[], b"")
         .unwrap()
         .text();
@@ -71,11 +53,11 @@ fn miss_then_hits_reach_the_origin_once() {
 
 #[test]
 fn purge_needs_the_token_and_takes_effect_on_every_worker() {
-    let stack = start();
+    let stack = test_stack(None, 0.0);
     let origin = stack.origin.as_ref().unwrap().addr();
     get(&stack, "/api/v1/coaching/7", &[]);
     get(&stack, "/api/v1/coaching/7", &[]);
-    assert_eq!(origin_count(origin, "coaching"), 1);
+    assert_eq!(origin_requests(origin, "coaching"), 1);
     let url = format!(r#"{{"url": "http://{}/api/v1/coaching/7"}}"#, stack.listen);
     let refused = http_request(
         stack.listen,
@@ -104,7 +86,7 @@ fn purge_needs_the_token_and_takes_effect_on_every_worker() {
         get(&stack, "/api/v1/coaching/7", &[]);
     }
     assert_eq!(
-        origin_count(origin, "coaching"),
+        origin_requests(origin, "coaching"),
         2,
         "one miss after the purge, whichever worker"
     );
@@ -116,7 +98,7 @@ fn purge_needs_the_token_and_takes_effect_on_every_worker() {
 
 #[test]
 fn unkeyed_headers_do_not_reach_the_origin_or_the_stored_response() {
-    let stack = start();
+    let stack = test_stack(None, 0.0);
     let origin = stack.origin.as_ref().unwrap().addr();
     let attack = get(
         &stack,
@@ -140,5 +122,5 @@ fn unkeyed_headers_do_not_reach_the_origin_or_the_stored_response() {
     assert!(cache_status(&victim).contains("hit"));
     assert_eq!(victim.body, attack.body);
     assert!(!victim.text().contains("evil"));
-    assert_eq!(origin_count(origin, "properties"), 1);
+    assert_eq!(origin_requests(origin, "properties"), 1);
 }

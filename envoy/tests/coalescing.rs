@@ -2,11 +2,10 @@
 //! 150 ms endpoint, stale-while-revalidate while the origin is slow, stale-if-error while it
 //! fails.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use edge_envoy::launch::{free_port, http_request, HttpResponse, LaunchOptions, Stack};
+use edge_envoy::launch::{http_request, origin_requests, test_stack, HttpResponse};
 
 const CONFIG: &str = r#"{
     "services": [
@@ -16,30 +15,13 @@ const CONFIG: &str = r#"{
     ]
 }"#;
 
-fn start(latency_scale: f64) -> Stack {
-    let options = LaunchOptions {
-        listen: free_port().unwrap(),
-        admin: free_port().unwrap(),
-        workers: 2,
-        origin_latency_scale: latency_scale,
-        ..LaunchOptions::default()
-    };
-    Stack::start_with_plugin_config(&options, CONFIG).unwrap_or_else(|err| panic!("{err}"))
-}
-
-fn origin_count(origin: SocketAddr, endpoint: &str) -> u64 {
-    let stats = http_request(origin, "GET", "/__origin/stats", &[], b"").unwrap();
-    let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
-    stats["requests"][endpoint].as_u64().unwrap()
-}
-
 fn cache_status(response: &HttpResponse) -> &str {
     response.header("cache-status").unwrap_or_default()
 }
 
 #[test]
 fn two_hundred_concurrent_misses_reach_the_origin_once() {
-    let stack = start(1.0);
+    let stack = test_stack(Some(CONFIG), 1.0);
     let origin = stack.origin.as_ref().unwrap().addr();
     let listen = stack.listen;
     let barrier = Arc::new(Barrier::new(200));
@@ -61,7 +43,7 @@ fn two_hundred_concurrent_misses_reach_the_origin_once() {
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     let body = &results[0].1.body;
     assert!(results.iter().all(|(_, r)| &r.body == body));
-    let origin_requests = origin_count(origin, "leads");
+    let origin_requests = origin_requests(origin, "leads");
     let p50 = results[99].0;
     let p99 = results[197].0;
     let collapsed = results
@@ -78,7 +60,7 @@ fn two_hundred_concurrent_misses_reach_the_origin_once() {
 
 #[test]
 fn stale_while_revalidate_is_served_at_once_while_the_origin_is_slow() {
-    let stack = start(1.0);
+    let stack = test_stack(Some(CONFIG), 1.0);
     let origin = stack.origin.as_ref().unwrap().addr();
     let first = http_request(stack.listen, "GET", "/api/v1/coaching/5", &[], b"").unwrap();
     assert_eq!(first.status, 200);
@@ -113,12 +95,12 @@ fn stale_while_revalidate_is_served_at_once_while_the_origin_is_slow() {
     );
     // The background refresh reaches the origin (and takes its 1 s).
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(origin_count(origin, "coaching"), 2);
+    assert_eq!(origin_requests(origin, "coaching"), 2);
 }
 
 #[test]
 fn stale_if_error_answers_while_the_origin_fails() {
-    let stack = start(0.0);
+    let stack = test_stack(Some(CONFIG), 0.0);
     let origin = stack.origin.as_ref().unwrap().addr();
     let first = http_request(stack.listen, "GET", "/api/v1/coaching/9", &[], b"").unwrap();
     std::thread::sleep(Duration::from_millis(1500));

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use edge_envoy::launch::{free_port, http_request, LaunchOptions, Stack};
+use edge_envoy::launch::{http_request, test_stack};
 
 const CONFIG: &str = r#"{
     "services": [
@@ -21,16 +21,7 @@ const SENDERS: usize = 32;
 
 #[test]
 fn webhook_storm_reaches_the_origin_exactly_once_per_delivery() {
-    let options = LaunchOptions {
-        listen: free_port().unwrap(),
-        admin: free_port().unwrap(),
-        workers: 2,
-        // The 400 ms handler at 5%: 20 ms, so copies still overlap the first attempt.
-        origin_latency_scale: 0.05,
-        ..LaunchOptions::default()
-    };
-    let stack =
-        Stack::start_with_plugin_config(&options, CONFIG).unwrap_or_else(|err| panic!("{err}"));
+    let stack = test_stack(Some(CONFIG), 0.05);
     let origin = stack.origin.as_ref().unwrap().addr();
     // Deterministic copies per delivery (1–5) and a shuffled send order.
     let mut state = 0x2545_f491_4f6c_dd1du64;

@@ -4,21 +4,7 @@
 
 use std::net::SocketAddr;
 
-use edge_envoy::launch::{free_port, http_request, LaunchOptions, Stack};
-
-fn options() -> LaunchOptions {
-    LaunchOptions {
-        listen: free_port().unwrap(),
-        admin: free_port().unwrap(),
-        workers: 2,
-        origin_latency_scale: 0.0,
-        ..LaunchOptions::default()
-    }
-}
-
-fn start() -> Stack {
-    Stack::start(&options()).unwrap_or_else(|err| panic!("{err}"))
-}
+use edge_envoy::launch::{http_request, test_options, test_stack, Stack};
 
 /// The origin's record of the last request it served, as JSON.
 fn last_origin_request(origin: SocketAddr) -> serde_json::Value {
@@ -29,7 +15,7 @@ fn last_origin_request(origin: SocketAddr) -> serde_json::Value {
 
 #[test]
 fn request_passes_through_envoy_and_origin_sees_the_service() {
-    let stack = start();
+    let stack = test_stack(None, 0.0);
     let origin = stack.origin.as_ref().unwrap().addr();
     let cases = [
         ("GET", "/api/v1/leads/42", "leads", 200),
@@ -73,7 +59,7 @@ fn invalid_configuration_is_refused_by_envoy_with_the_field_path() {
         {"name": "b", "match": {"path_prefix": "/b"}},
         {"name": "c", "match": {"path_prefix": "c/"}}
     ]}"#;
-    let err = match Stack::start_with_plugin_config(&options(), bad) {
+    let err = match Stack::start_with_plugin_config(&test_options(0.0), bad) {
         Ok(stack) => panic!(
             "Envoy accepted an invalid plugin configuration:\n{}",
             stack.envoy.log()
@@ -92,7 +78,7 @@ fn invalid_configuration_is_refused_by_envoy_with_the_field_path() {
 
 #[test]
 fn responses_leave_compressed_when_the_client_asks() {
-    let stack = start();
+    let stack = test_stack(None, 0.0);
     let path = "/api/v1/properties?city=austin";
     let plain = http_request(stack.listen, "GET", path, &[], b"").unwrap();
     let gzip = http_request(

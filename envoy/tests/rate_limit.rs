@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edge_envoy::launch::{free_port, http_request, LaunchOptions, Stack};
+use edge_envoy::launch::{http_request, test_stack};
 
 const CONFIG: &str = r#"{
     "services": [
@@ -17,15 +17,7 @@ const CONFIG: &str = r#"{
 
 #[test]
 fn one_tenant_at_100_per_second_across_two_workers() {
-    let options = LaunchOptions {
-        listen: free_port().unwrap(),
-        admin: free_port().unwrap(),
-        workers: 2,
-        origin_latency_scale: 0.0,
-        ..LaunchOptions::default()
-    };
-    let stack =
-        Stack::start_with_plugin_config(&options, CONFIG).unwrap_or_else(|err| panic!("{err}"));
+    let stack = test_stack(Some(CONFIG), 0.0);
     let listen = stack.listen;
     const RATE: u64 = 500;
     const SECONDS: u64 = 5;

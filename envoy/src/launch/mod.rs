@@ -8,6 +8,7 @@ mod paths;
 mod ports;
 mod render;
 mod stack;
+mod test_support;
 
 pub use envoy_process::EnvoyProcess;
 pub use http_client::{http_request, HttpResponse};
@@ -16,3 +17,4 @@ pub use paths::{default_envoy_binary, default_plugin_config, default_wasm, works
 pub use ports::free_port;
 pub use render::{render_envoy_config, RenderInput};
 pub use stack::Stack;
+pub use test_support::{origin_requests, test_options, test_stack};

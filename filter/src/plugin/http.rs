@@ -318,61 +318,46 @@ impl EdgeHttp {
                 continue;
             };
             match evaluate_hit(&entry, request.headers, &facts, &worker.generations, now) {
-                HitDecision::Serve { age, not_modified } => {
+                decision @ (HitDecision::Serve { age, not_modified }
+                | HitDecision::ServeStale { age, not_modified }) => {
+                    let stale = matches!(decision, HitDecision::ServeStale { .. });
                     worker.metrics.inc(tier);
                     if tier == Stat::L2Hit {
                         worker.insert_l1((*entry).clone(), key.tenant.as_deref());
                     }
-                    let hits = worker.l1.record_hit(&key.primary);
-                    if let Some(ahead) = &section.refresh_ahead {
-                        let left = entry.freshness_lifetime.saturating_sub(age);
-                        let threshold = entry
-                            .freshness_lifetime
-                            .saturating_mul(ahead.before_expiry_percent)
-                            / 100;
-                        if hits >= ahead.min_hits && left <= threshold {
-                            let job = self.refresh_job(
-                                service,
-                                section,
-                                &key,
-                                request,
-                                &facts,
-                                Rc::clone(&entry),
-                            );
-                            worker.queue_refresh(job);
-                        }
+                    // A stale answer (stale-while-revalidate) always refreshes in the background;
+                    // a fresh one when it is hot and about to expire (refresh-ahead).
+                    let refresh = if stale {
+                        worker.metrics.inc(Stat::StaleServed);
+                        true
+                    } else {
+                        let hits = worker.l1.record_hit(&key.primary);
+                        section.refresh_ahead.as_ref().is_some_and(|ahead| {
+                            let left = entry.freshness_lifetime.saturating_sub(age);
+                            let threshold = entry
+                                .freshness_lifetime
+                                .saturating_mul(ahead.before_expiry_percent)
+                                / 100;
+                            hits >= ahead.min_hits && left <= threshold
+                        })
+                    };
+                    if refresh {
+                        let job = self.refresh_job(
+                            service,
+                            section,
+                            &key,
+                            request,
+                            &facts,
+                            Rc::clone(&entry),
+                        );
+                        worker.queue_refresh(job);
                     }
                     drop(worker);
                     let status = CacheStatus {
                         hit: true,
                         ttl: Some(ttl_left(&entry, age)),
                         key: section.debug.then_some(key.primary.as_str()),
-                        ..CacheStatus::default()
-                    }
-                    .render(&name);
-                    return self.serve(&entry, age, not_modified, head, &status);
-                }
-                HitDecision::ServeStale { age, not_modified } => {
-                    worker.metrics.inc(tier);
-                    worker.metrics.inc(Stat::StaleServed);
-                    if tier == Stat::L2Hit {
-                        worker.insert_l1((*entry).clone(), key.tenant.as_deref());
-                    }
-                    let job = self.refresh_job(
-                        service,
-                        section,
-                        &key,
-                        request,
-                        &facts,
-                        Rc::clone(&entry),
-                    );
-                    worker.queue_refresh(job);
-                    drop(worker);
-                    let status = CacheStatus {
-                        hit: true,
-                        ttl: Some(ttl_left(&entry, age)),
-                        key: section.debug.then_some(key.primary.as_str()),
-                        detail: Some("stale-while-revalidate"),
+                        detail: stale.then_some("stale-while-revalidate"),
                         ..CacheStatus::default()
                     }
                     .render(&name);

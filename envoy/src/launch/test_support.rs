@@ -1,0 +1,40 @@
+//! What the real-Envoy tests share: a stack on free loopback ports, and the demo origin's
+//! counters.
+
+use std::net::SocketAddr;
+
+use super::http_client::http_request;
+use super::options::LaunchOptions;
+use super::ports::free_port;
+use super::stack::Stack;
+
+/// Launch options for a test: free ports, 2 workers, the demo origin at `latency_scale`.
+pub fn test_options(latency_scale: f64) -> LaunchOptions {
+    let port = || free_port().unwrap_or_else(|err| panic!("no free port: {err}"));
+    LaunchOptions {
+        listen: port(),
+        admin: port(),
+        workers: 2,
+        origin_latency_scale: latency_scale,
+        ..LaunchOptions::default()
+    }
+}
+
+/// Envoy + filter + demo origin for a test, with `plugin_config` (or the shipped example).
+pub fn test_stack(plugin_config: Option<&str>, latency_scale: f64) -> Stack {
+    let options = test_options(latency_scale);
+    let started = match plugin_config {
+        Some(config) => Stack::start_with_plugin_config(&options, config),
+        None => Stack::start(&options),
+    };
+    started.unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// Requests the demo origin served for one endpoint (`leads`, `coaching`, …).
+pub fn origin_requests(origin: SocketAddr, endpoint: &str) -> u64 {
+    let stats = http_request(origin, "GET", "/__origin/stats", &[], b"")
+        .unwrap_or_else(|err| panic!("origin stats: {err}"));
+    let stats: serde_json::Value =
+        serde_json::from_slice(&stats.body).unwrap_or_else(|err| panic!("origin stats: {err}"));
+    stats["requests"][endpoint].as_u64().unwrap_or(0)
+}
