@@ -276,6 +276,7 @@ fn dedup_section_is_validated() {
         (r#"{"identity": ["Webhook-Id"]}"#, "services[0].dedup.identity[0]: \"Webhook-Id\" is neither \"body\" nor a lower-case header name"),
         (r#"{"retention_s": 0}"#, "services[0].dedup.retention_s: 0 is out of range, must be between 1 and 2592000"),
         (r#"{"replay_statuses": [99]}"#, "services[0].dedup.replay_statuses[0]: 99 is not a final HTTP status"),
+        (r#"{"signature": {"secret": "whsec_c2hvcnQ="}}"#, "services[0].dedup.signature.secret: must be whsec_ followed by base64 of at least 16 bytes"),
         (r#"{"in_flight": "maybe"}"#, "services[0].dedup.in_flight: unknown variant `maybe`, expected `wait` or `conflict` (line 1, column 89)"),
     ];
     for (dedup, expected) in cases {

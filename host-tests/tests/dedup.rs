@@ -260,3 +260,54 @@ fn no_identity_passes_untouched() {
     assert_eq!(total(&counts), 2);
     assert_eq!(host.origin_calls()[1].body, b"same");
 }
+
+#[test]
+fn signatures_are_verified_before_accepting() {
+    use edge_filter::policy::dedup::signature::{decode_secret, sign};
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let mut host = Host::new();
+    let counts = origin(&mut host, accepted);
+    let config = format!(
+        r#"{{"services": [{{"name": "signed", "match": {{"path_prefix": "/signed/"}},
+            "dedup": {{"signature": {{"secret": "{SECRET}", "tolerance_s": 300}}}}}}]}}"#
+    );
+    let vm = host.start_vm(&config).unwrap();
+    assert!(
+        !host.log_text(vm).contains("MfKQ9r8"),
+        "the secret is never logged"
+    );
+    let now = (host.now_ns() / 1_000_000_000).to_string();
+    let key = decode_secret(SECRET).unwrap();
+    let body = r#"{"type":"contact.created"}"#;
+    let signed = |id: &str, timestamp: &str, signature: &str| {
+        Request::post("/signed/hook", body.as_bytes().to_vec())
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp)
+            .header("webhook-signature", signature)
+    };
+    let good = sign(&key, "msg_s1", &now, body.as_bytes());
+    assert_eq!(host.request(vm, signed("msg_s1", &now, &good)).status, 202);
+    assert!(replayed(&host.request(vm, signed("msg_s1", &now, &good))));
+    let forged = sign(b"another key of sixteen+", "msg_s2", &now, body.as_bytes());
+    assert_eq!(
+        host.request(vm, signed("msg_s2", &now, &forged)).status,
+        401
+    );
+    let old = "1000000000";
+    let stale = sign(&key, "msg_s3", old, body.as_bytes());
+    assert_eq!(
+        host.request(vm, signed("msg_s3", old, &stale)).status,
+        401,
+        "outside the tolerance"
+    );
+    assert_eq!(
+        host.request(vm, Request::post("/signed/hook", body)).status,
+        401,
+        "unsigned"
+    );
+    assert_eq!(total(&counts), 1);
+    assert_eq!(
+        host.metric("edge.dedup.signature_rejected").unwrap().value,
+        3
+    );
+}

@@ -38,6 +38,7 @@ use crate::policy::cache::purge_request::MAX_PURGE_BODY;
 use crate::policy::cache::warm::{plan_warm, WarmTarget, WARM_CONCURRENCY};
 use crate::policy::dedup::identity::identify;
 use crate::policy::dedup::record::{Claim, State as DedupState};
+use crate::policy::dedup::signature::{decode_secret, verify as verify_signature};
 use crate::policy::{
     path_without_query, CacheSection, InFlightMode, Registry, RequestAttributes, Service,
 };
@@ -511,6 +512,25 @@ impl EdgeHttp {
         else {
             return Action::Continue;
         };
+        if let Some(signature) = &section.signature {
+            let key = decode_secret(&signature.secret).unwrap_or_default();
+            let verdict = verify_signature(
+                &key,
+                header(&headers, "webhook-id"),
+                header(&headers, "webhook-timestamp"),
+                header(&headers, "webhook-signature"),
+                body,
+                now_secs(),
+                signature.tolerance_s,
+            );
+            if verdict.is_err() {
+                worker_rc.borrow().metrics.inc(Stat::DedupSignatureRejected);
+                return self.reply_json((
+                    401,
+                    r#"{"error":"invalid or missing webhook signature"}"#.to_string(),
+                ));
+            }
+        }
         // No identity: the request passes untouched.
         let Some(identity) = identify(section, &method, &path, &headers, body) else {
             return Action::Continue;

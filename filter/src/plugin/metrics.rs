@@ -27,6 +27,7 @@ pub enum Stat {
     L1Entries,
     L1Bytes,
     Collapsed,
+    DedupSignatureRejected,
     BreakerTrip,
     BreakerRejected,
     BreakerStaleServed,
@@ -46,7 +47,12 @@ pub enum Stat {
     Refresh,
 }
 
-const STATS: [(Stat, &str, MetricType); 38] = [
+const STATS: [(Stat, &str, MetricType); 39] = [
+    (
+        Stat::DedupSignatureRejected,
+        "edge.dedup.signature_rejected",
+        MetricType::Counter,
+    ),
     (Stat::BreakerTrip, "edge.breaker.trips", MetricType::Counter),
     (
         Stat::BreakerRejected,

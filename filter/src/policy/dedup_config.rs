@@ -39,6 +39,33 @@ pub struct DedupSection {
     /// `Retry-After` seconds on a 409.
     #[serde(default = "default_retry_after_s")]
     pub retry_after_s: u64,
+    /// Verify Standard Webhooks signatures before accepting a delivery (401 otherwise).
+    #[serde(default)]
+    pub signature: Option<SignatureConfig>,
+}
+
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureConfig {
+    /// `whsec_<base64>` (the sender's signing secret). Never logged.
+    pub secret: String,
+    /// How far `webhook-timestamp` may be from now.
+    #[serde(default = "default_tolerance_s")]
+    pub tolerance_s: u64,
+}
+
+/// The secret never reaches a log line, not even through `{:?}`.
+impl std::fmt::Debug for SignatureConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignatureConfig")
+            .field("secret", &"<redacted>")
+            .field("tolerance_s", &self.tolerance_s)
+            .finish()
+    }
+}
+
+fn default_tolerance_s() -> u64 {
+    300
 }
 
 fn default_identity() -> Vec<String> {
@@ -102,6 +129,25 @@ impl DedupSection {
                 return Err(ConfigError::new(
                     format!("{path}.{field}"),
                     format!("{value} is out of range, must be between {low} and {high}"),
+                ));
+            }
+        }
+        if let Some(signature) = &self.signature {
+            if super::dedup::signature::decode_secret(&signature.secret)
+                .is_none_or(|key| key.len() < 16)
+            {
+                return Err(ConfigError::new(
+                    format!("{path}.signature.secret"),
+                    "must be whsec_ followed by base64 of at least 16 bytes",
+                ));
+            }
+            if !(1..=86_400).contains(&signature.tolerance_s) {
+                return Err(ConfigError::new(
+                    format!("{path}.signature.tolerance_s"),
+                    format!(
+                        "{} is out of range, must be between 1 and 86400",
+                        signature.tolerance_s
+                    ),
                 ));
             }
         }

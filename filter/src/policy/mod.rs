@@ -21,7 +21,7 @@ pub use breaker_config::BreakerSection;
 pub use cache_config::{CacheSection, KeyConfig, QueryMode, RefreshAhead, TenantConfig};
 pub use config::{Config, DefaultServiceConfig, MatchConfig, ServiceConfig};
 pub use config_error::ConfigError;
-pub use dedup_config::{DedupSection, InFlightMode};
+pub use dedup_config::{DedupSection, InFlightMode, SignatureConfig};
 pub use limits::Limits;
 pub use matcher::{path_without_query, Matcher, PathMatch, RequestAttributes};
 pub use rate_limit_config::{MissingTenant, Mode, OnContention, RateLimitSection, TenantLimit};
