@@ -172,3 +172,39 @@ fn a_worker_sees_another_workers_trip_within_its_read_cache_time() {
         "after 100 ms it must see the trip"
     );
 }
+
+#[test]
+fn health_reports_open_breakers_without_a_token() {
+    let mut host = Host::new();
+    let (down, _) = origin(&mut host, 0);
+    let vms = host.start_vms(1, CONFIG);
+    let health = |host: &mut Host| host.request(vms[0], Request::get("/api/v1/performance/health"));
+    let ok = health(&mut host);
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.body_text(),
+        r#"{"reasons":[],"services":{"cached":{"breaker":"closed"},"fragile":{"breaker":"closed"}},"status":"healthy"}"#
+    );
+    down.set(true);
+    trip(&mut host, &vms, "/fragile/h", 10);
+    host.advance(Duration::from_millis(100));
+    let degraded = health(&mut host);
+    assert_eq!(degraded.status, 200);
+    assert!(
+        degraded.body_text().contains(r#""status":"degraded""#),
+        "{}",
+        degraded.body_text()
+    );
+    assert!(degraded.body_text().contains("breaker open: fragile"));
+    trip(&mut host, &vms, "/cached/h", 5);
+    host.advance(Duration::from_millis(100));
+    let unhealthy = health(&mut host);
+    assert_eq!(unhealthy.status, 503);
+    assert!(unhealthy.body_text().contains(r#""status":"unhealthy""#));
+    assert!(
+        host.origin_calls()
+            .iter()
+            .all(|c| !c.path().contains("health")),
+        "answered by the filter"
+    );
+}

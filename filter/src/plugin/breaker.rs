@@ -40,11 +40,9 @@ fn section(worker: &Worker, service_index: usize) -> Option<BreakerSection> {
         .and_then(|s| s.breaker.clone())
 }
 
-/// Whether a request to the service may go to the origin.
-pub fn check(worker: &mut Worker, service_index: usize, now_ms: u64) -> Admission {
-    let Some(config) = section(worker, service_index) else {
-        return Admission::Pass;
-    };
+/// What `check` would say from the worker's copy alone (refreshed if older than the read-cache
+/// time), without taking a probe permit.
+pub fn peek(worker: &mut Worker, service_index: usize, now_ms: u64) -> Admission {
     let view = worker.breakers.entry(service_index).or_default();
     if view
         .read_at_ms
@@ -59,13 +57,23 @@ pub fn check(worker: &mut Worker, service_index: usize, now_ms: u64) -> Admissio
         view.read_at_ms = Some(now_ms);
     }
     match view.state.phase {
-        Phase::Closed => return Admission::Pass,
-        Phase::Open { until_ms } if now_ms < until_ms => {
-            return Admission::Reject {
-                retry_after_ms: until_ms - now_ms,
-            };
-        }
-        _ => {}
+        Phase::Closed => Admission::Pass,
+        Phase::Open { until_ms } if now_ms < until_ms => Admission::Reject {
+            retry_after_ms: until_ms - now_ms,
+        },
+        _ => Admission::Probe,
+    }
+}
+
+/// Whether a request to the service may go to the origin.
+pub fn check(worker: &mut Worker, service_index: usize, now_ms: u64) -> Admission {
+    let Some(config) = section(worker, service_index) else {
+        return Admission::Pass;
+    };
+    if let decided @ (Admission::Pass | Admission::Reject { .. }) =
+        peek(worker, service_index, now_ms)
+    {
+        return decided;
     }
     // Open past its period, or half-open: probe permits are shared, so this takes one with CAS.
     let taken = update(

@@ -224,6 +224,10 @@ impl EdgeHttp {
     ) -> Option<Action> {
         let prefix = &registry.settings().admin.path_prefix;
         let endpoint = path_without_query(request.path).strip_prefix(prefix.as_str());
+        if endpoint == Some("/health") && matches!(request.method, "GET" | "HEAD") {
+            let reply = super::health::health(&mut worker.borrow_mut(), now_millis());
+            return Some(self.reply_json(reply));
+        }
         let kind = match endpoint {
             Some("/cache/purge") => AdminBody::Purge,
             Some("/cache/warm") => AdminBody::Warm {

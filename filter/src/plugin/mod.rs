@@ -4,6 +4,7 @@ mod admin;
 mod breaker;
 mod coalescing;
 mod dedup;
+mod health;
 mod host;
 mod http;
 mod metrics;
