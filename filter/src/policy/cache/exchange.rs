@@ -363,12 +363,8 @@ impl StaleDefaults {
     }
 }
 
-/// The entry a storable response becomes; `None` when `storable` says no.
-pub fn build_entry(
-    stored: Stored<'_>,
-    facts: &ResponseFacts,
-    storable: &Storable,
-) -> Option<Entry> {
+/// An entry with the freshness `storable` gives it; `None` when `storable` says no.
+fn with_freshness(entry: Entry, storable: &Storable) -> Option<Entry> {
     let Storable::Yes {
         freshness_lifetime,
         must_revalidate,
@@ -378,6 +374,24 @@ pub fn build_entry(
     else {
         return None;
     };
+    Some(Entry {
+        freshness_lifetime,
+        must_revalidate,
+        stale_while_revalidate,
+        stale_if_error,
+        ..entry
+    })
+}
+
+/// The entry a storable response becomes; `None` when `storable` says no.
+pub fn build_entry(
+    stored: Stored<'_>,
+    facts: &ResponseFacts,
+    storable: &Storable,
+) -> Option<Entry> {
+    if !matches!(storable, Storable::Yes { .. }) {
+        return None;
+    }
     let vary = match &facts.vary {
         Vary::Headers(names) => names
             .iter()
@@ -388,7 +402,7 @@ pub fn build_entry(
             .collect(),
         _ => Vec::new(),
     };
-    Some(Entry {
+    let entry = Entry {
         key: stored.key.to_string(),
         status: stored.status,
         headers: stored_headers(stored.response_headers),
@@ -397,16 +411,17 @@ pub fn build_entry(
         response_time: stored.response_time,
         date: facts.date,
         age_header: facts.age,
-        freshness_lifetime,
-        must_revalidate,
-        stale_while_revalidate,
-        stale_if_error,
+        freshness_lifetime: 0,
+        must_revalidate: false,
+        stale_while_revalidate: None,
+        stale_if_error: None,
         etag: facts.etag.clone(),
         last_modified: facts.last_modified,
         vary,
         generations: stored.generations,
         hits: 0,
-    })
+    };
+    with_freshness(entry, storable)
 }
 
 /// Stored headers updated with those a `304` carries (RFC 9111 §3.2).
@@ -430,30 +445,20 @@ pub fn refresh_entry(
     request_time: u64,
     response_time: u64,
 ) -> Option<Entry> {
-    let headers = merge_headers(&entry.headers, not_modified_headers);
-    let Storable::Yes {
-        freshness_lifetime,
-        must_revalidate,
-        stale_while_revalidate,
-        stale_if_error,
-    } = *storable
-    else {
+    if !matches!(storable, Storable::Yes { .. }) {
         return None;
-    };
-    Some(Entry {
-        headers,
+    }
+    let refreshed = Entry {
+        headers: merge_headers(&entry.headers, not_modified_headers),
         request_time,
         response_time,
         date: facts.date,
         age_header: facts.age,
-        freshness_lifetime,
-        must_revalidate,
-        stale_while_revalidate,
-        stale_if_error,
         etag: facts.etag.clone().or_else(|| entry.etag.clone()),
         last_modified: facts.last_modified.or(entry.last_modified),
         ..entry.clone()
-    })
+    };
+    with_freshness(refreshed, storable)
 }
 
 /// Until when an entry is worth keeping: its freshness, its stale windows, and — when it has
