@@ -1,8 +1,8 @@
 use serde::Deserialize;
 
 use super::{
-    AdminConfig, BreakerSection, CacheSection, ConfigError, DedupSection, Limits, RateLimitSection,
-    Registry,
+    AdminConfig, BreakerSection, CacheSection, ConfigError, DedupSection, Limits, MonitoringConfig,
+    RateLimitSection, Registry,
 };
 
 /// The plugin configuration as operators write it (JSON). Unknown fields are refused.
@@ -19,6 +19,8 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub admin: AdminConfig,
+    #[serde(default)]
+    pub monitoring: MonitoringConfig,
     /// The Envoy cluster of the origin, for requests the filter makes itself (revalidation).
     #[serde(default = "default_upstream_cluster")]
     pub upstream_cluster: String,
@@ -50,6 +52,7 @@ impl Default for Config {
             default_service: DefaultServiceConfig::default(),
             limits: Limits::default(),
             admin: AdminConfig::default(),
+            monitoring: MonitoringConfig::default(),
             upstream_cluster: default_upstream_cluster(),
             cache_status_name: default_cache_status_name(),
             generation_refresh_ms: default_generation_refresh_ms(),
@@ -71,6 +74,9 @@ pub struct ServiceConfig {
     pub rate_limit: Option<RateLimitSection>,
     #[serde(default)]
     pub breaker: Option<BreakerSection>,
+    /// Expected edge latency (p95, ms): twice this raises a dashboard alert.
+    #[serde(default)]
+    pub latency_target_ms: Option<u64>,
 }
 
 /// Request attributes a service is matched by; every given attribute must match.
@@ -104,6 +110,9 @@ pub struct DefaultServiceConfig {
     pub rate_limit: Option<RateLimitSection>,
     #[serde(default)]
     pub breaker: Option<BreakerSection>,
+    /// Expected edge latency (p95, ms): twice this raises a dashboard alert.
+    #[serde(default)]
+    pub latency_target_ms: Option<u64>,
 }
 
 fn default_service_name() -> String {
@@ -118,6 +127,7 @@ impl Default for DefaultServiceConfig {
             dedup: None,
             rate_limit: None,
             breaker: None,
+            latency_target_ms: None,
         }
     }
 }
@@ -180,6 +190,10 @@ impl Config {
             if let Some(breaker) = &service.breaker {
                 breaker.validate(&format!("{path}.breaker"))?;
             }
+            validate_latency_target(
+                &format!("{path}.latency_target_ms"),
+                service.latency_target_ms,
+            )?;
         }
         let default = &self.default_service;
         validate_name("default_service.name", &default.name, &seen)?;
@@ -195,6 +209,11 @@ impl Config {
         if let Some(breaker) = &default.breaker {
             breaker.validate("default_service.breaker")?;
         }
+        validate_latency_target(
+            "default_service.latency_target_ms",
+            default.latency_target_ms,
+        )?;
+        self.monitoring.validate()?;
         self.limits.validate()?;
         self.admin.validate()?;
         if self.upstream_cluster.is_empty() {
@@ -221,6 +240,15 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+fn validate_latency_target(path: &str, target: Option<u64>) -> Result<(), ConfigError> {
+    match target {
+        Some(ms) if !(1..=600_000).contains(&ms) => {
+            Err(ConfigError::new(path, "must be between 1 and 600000"))
+        }
+        _ => Ok(()),
     }
 }
 

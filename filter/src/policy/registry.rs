@@ -1,6 +1,6 @@
 use super::{
     AdminConfig, BreakerSection, CacheSection, Config, DedupSection, Limits, Matcher,
-    RateLimitSection, RequestAttributes,
+    MonitoringConfig, RateLimitSection, RequestAttributes,
 };
 
 /// A named service traffic is attributed to, with its feature settings.
@@ -14,13 +14,15 @@ pub struct Service {
     pub dedup: Option<DedupSection>,
     pub rate_limit: Option<RateLimitSection>,
     pub breaker: Option<BreakerSection>,
+    pub latency_target_ms: Option<u64>,
 }
 
 /// Settings that are not per service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GlobalSettings {
     pub limits: Limits,
     pub admin: AdminConfig,
+    pub monitoring: MonitoringConfig,
     pub upstream_cluster: String,
     pub cache_status_name: String,
     pub generation_refresh_ms: u64,
@@ -52,6 +54,7 @@ impl Registry {
                             dedup: s.dedup.clone(),
                             rate_limit: s.rate_limit.clone(),
                             breaker: s.breaker.clone(),
+                            latency_target_ms: s.latency_target_ms,
                         },
                     )
                 })
@@ -63,10 +66,12 @@ impl Registry {
                 dedup: config.default_service.dedup.clone(),
                 rate_limit: config.default_service.rate_limit.clone(),
                 breaker: config.default_service.breaker.clone(),
+                latency_target_ms: config.default_service.latency_target_ms,
             },
             settings: GlobalSettings {
                 limits: config.limits.clone(),
                 admin: config.admin.clone(),
+                monitoring: config.monitoring.clone(),
                 upstream_cluster: config.upstream_cluster.clone(),
                 cache_status_name: config.cache_status_name.clone(),
                 generation_refresh_ms: config.generation_refresh_ms,

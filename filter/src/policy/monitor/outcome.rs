@@ -1,0 +1,110 @@
+//! How a request ended, as counted in stats (`outcome` label) and in the JSON endpoints.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    HitL1,
+    HitL2,
+    Miss,
+    /// Served stale (stale-while-revalidate or stale-if-error).
+    Stale,
+    /// Answered from another request's origin response (coalescing).
+    Collapsed,
+    /// Forwarded to the origin without caching (not cacheable, no cache configured).
+    Pass,
+    DedupReplay,
+    RateLimited,
+    BreakerOpen,
+}
+
+impl Outcome {
+    pub const COUNT: usize = 9;
+    pub const ALL: [Outcome; Self::COUNT] = [
+        Outcome::HitL1,
+        Outcome::HitL2,
+        Outcome::Miss,
+        Outcome::Stale,
+        Outcome::Collapsed,
+        Outcome::Pass,
+        Outcome::DedupReplay,
+        Outcome::RateLimited,
+        Outcome::BreakerOpen,
+    ];
+
+    /// The stat label and JSON field name.
+    pub fn label(self) -> &'static str {
+        match self {
+            Outcome::HitL1 => "hit_l1",
+            Outcome::HitL2 => "hit_l2",
+            Outcome::Miss => "miss",
+            Outcome::Stale => "stale",
+            Outcome::Collapsed => "collapsed",
+            Outcome::Pass => "pass",
+            Outcome::DedupReplay => "dedup_replay",
+            Outcome::RateLimited => "rate_limited",
+            Outcome::BreakerOpen => "breaker_open",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Answered from the cache (any tier, stale or collapsed included).
+    pub fn is_cache_hit(self) -> bool {
+        matches!(
+            self,
+            Outcome::HitL1 | Outcome::HitL2 | Outcome::Stale | Outcome::Collapsed
+        )
+    }
+
+    /// Took part in a cache lookup: the denominator of the hit rate.
+    pub fn is_cache_lookup(self) -> bool {
+        self.is_cache_hit() || self == Outcome::Miss
+    }
+
+    /// Reached the origin.
+    pub fn reached_origin(self) -> bool {
+        matches!(self, Outcome::Miss | Outcome::Pass)
+    }
+}
+
+/// Outcome counts, indexed by [`Outcome::index`].
+pub type OutcomeCounts = [u64; Outcome::COUNT];
+
+/// Cache hits / cache lookups, or `None` without lookups.
+pub fn hit_rate(counts: &OutcomeCounts) -> Option<f64> {
+    let (mut hits, mut lookups) = (0u64, 0u64);
+    for (outcome, count) in Outcome::ALL.iter().zip(counts.iter()) {
+        if outcome.is_cache_hit() {
+            hits += count;
+        }
+        if outcome.is_cache_lookup() {
+            lookups += count;
+        }
+    }
+    (lookups > 0).then(|| hits as f64 / lookups as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_follow_all() {
+        for (position, outcome) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(outcome.index(), position);
+        }
+    }
+
+    #[test]
+    fn hit_rate_counts_every_tier_and_ignores_passes() {
+        let mut counts = [0; Outcome::COUNT];
+        counts[Outcome::HitL1.index()] = 6;
+        counts[Outcome::HitL2.index()] = 1;
+        counts[Outcome::Collapsed.index()] = 1;
+        counts[Outcome::Miss.index()] = 2;
+        counts[Outcome::Pass.index()] = 50;
+        assert_eq!(hit_rate(&counts), Some(0.8));
+        assert_eq!(hit_rate(&[0; Outcome::COUNT]), None);
+    }
+}
