@@ -67,7 +67,7 @@ fn purge_needs_the_token_and_takes_effect_on_every_worker() {
         url.as_bytes(),
     )
     .unwrap();
-    assert_eq!(refused.status, 403);
+    assert_eq!(refused.status, 401, "no token given");
     assert!(cache_status(&get(&stack, "/api/v1/coaching/7", &[])).contains("hit"));
     let purged = http_request(
         stack.listen,

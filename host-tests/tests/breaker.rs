@@ -183,7 +183,7 @@ fn health_reports_open_breakers_without_a_token() {
     assert_eq!(ok.status, 200);
     assert_eq!(
         ok.body_text(),
-        r#"{"reasons":[],"services":{"cached":{"breaker":"closed"},"fragile":{"breaker":"closed"}},"status":"healthy"}"#
+        r#"{"reasons":[],"services":{"cached":{"breaker":"closed","hit_rate":null},"fragile":{"breaker":"closed"}},"status":"healthy"}"#
     );
     down.set(true);
     trip(&mut host, &vms, "/fragile/h", 10);

@@ -121,13 +121,21 @@ fn l2_key_space_is_bounded_by_the_slot_count() {
         host.request(vm, get(&format!("/api/v1/leads/{i}")));
     }
     let keys = host.shared_keys();
-    // L2 slots + lease slots + the generations and worker-id keys.
+    // L2 slots + lease slots + monitoring slots (64 by default) + the generations, worker-id
+    // and configuration-status keys.
     assert!(
-        keys.len() <= 64 + 32 + 2,
-        "{} shared-data keys for 64 + 32 slots",
+        keys.len() <= 64 + 32 + 64 + 3,
+        "{} shared-data keys for 64 + 32 + 64 slots",
         keys.len()
     );
-    let known = ["edge:l2:", "edge:lease:", "edge:gen", "edge:workers"];
+    let known = [
+        "edge:l2:",
+        "edge:lease:",
+        "edge:mon:",
+        "edge:gen",
+        "edge:workers",
+        "edge:config",
+    ];
     assert!(
         keys.iter().all(|k| known.iter().any(|p| k.starts_with(p))),
         "{keys:?}"
@@ -431,10 +439,16 @@ fn purge_needs_the_token_and_never_logs_it() {
     let (mut host, vm, origin_calls) = setup();
     host.request(vm, get("/api/v1/leads/1"));
     for token in [None, Some("wrong-token-wrong-token")] {
+        // No token: 401; a wrong one: 403.
+        let expected = if token.is_some() { 403 } else { 401 };
         let refused = purge(&mut host, vm, r#"{"service": "leads"}"#, token);
-        assert_eq!(refused.status, 403);
-        let purge_url = host.request(vm, Request::new("PURGE", "/api/v1/leads/1"));
-        assert_eq!(purge_url.status, 403);
+        assert_eq!(refused.status, expected);
+        let mut request = Request::new("PURGE", "/api/v1/leads/1");
+        if let Some(token) = token {
+            request = request.header("x-edge-admin-token", token);
+        }
+        let purge_url = host.request(vm, request);
+        assert_eq!(purge_url.status, expected);
     }
     assert!(cache_status(&host.request(vm, get("/api/v1/leads/1"))).contains("hit"));
     assert_eq!(origin_calls.get(), 1);
@@ -542,7 +556,7 @@ fn purge_by_each_dimension() {
         "the purging worker sees it at once"
     );
     assert!(origin_calls.get() > 10);
-    assert!(host.shared_keys().len() <= 64 + 32 + 2);
+    assert!(host.shared_keys().len() <= 64 + 32 + 64 + 3);
 }
 
 #[test]

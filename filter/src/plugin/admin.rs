@@ -1,6 +1,8 @@
 //! Management requests answered by the filter itself: `PURGE <url>` and
-//! `POST <admin prefix>/cache/purge`. Both need the admin token; the token is never logged.
+//! `POST <admin prefix>/cache/purge`, and who may make them. They need the admin token or an
+//! allowed client address; the token is never logged.
 
+use proxy_wasm::hostcalls;
 use serde_json::json;
 
 use super::worker::Worker;
@@ -24,12 +26,30 @@ pub fn presented_token(headers: &Headers) -> Option<&str> {
     })
 }
 
-/// Refuses a management request without the right token.
+/// The downstream peer's address (`ip:port`) as Envoy gives it.
+fn client_address() -> Option<String> {
+    hostcalls::get_property(vec!["source", "address"])
+        .ok()
+        .flatten()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
+/// Lets a management request through with the right token or from an allowed address;
+/// otherwise 401 (no token presented) or 403 (a wrong one). No data either way.
 pub fn authorize(registry: &Registry, headers: &Headers) -> Result<(), Reply> {
-    if registry.settings().admin.accepts(presented_token(headers)) {
-        Ok(())
-    } else {
-        Err(error(403, "a valid admin token is required"))
+    let admin = &registry.settings().admin;
+    let presented = presented_token(headers);
+    if admin.accepts(presented) {
+        return Ok(());
+    }
+    if !admin.allow_addresses.is_empty()
+        && client_address().is_some_and(|address| admin.allows_address(&address))
+    {
+        return Ok(());
+    }
+    match presented {
+        None => Err(error(401, "an admin token is required")),
+        Some(_) => Err(error(403, "the admin token is not valid")),
     }
 }
 

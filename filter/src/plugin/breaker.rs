@@ -6,13 +6,14 @@
 
 use std::collections::HashMap;
 
+use super::host::shared_update as update;
 use super::host::HostStore;
 use super::metrics::Stat;
 use super::worker::Worker;
 use crate::policy::breaker::machine::{
     admit, breaker_key, probe_abandoned, probe_done, record, Admission, Breaker, Outcomes, Phase,
 };
-use crate::policy::shared_store::{update, SharedStore};
+use crate::policy::shared_store::SharedStore;
 use crate::policy::BreakerSection;
 
 /// How stale a worker's copy of a breaker may get.
@@ -190,5 +191,20 @@ pub fn flush(worker: &mut Worker, now_ms: u64) {
                 view.read_at_ms = Some(now_ms);
             }
         }
+    }
+}
+
+/// `closed`, `half-open` or `open` as the worker's copy (at most [`READ_CACHE_MS`] old) says;
+/// never takes a probe permit: an open breaker past its period reads as half-open.
+pub fn phase_name(worker: &mut Worker, service_index: usize, now_ms: u64) -> &'static str {
+    if matches!(
+        peek(worker, service_index, now_ms),
+        Admission::Reject { .. }
+    ) {
+        return "open";
+    }
+    match worker.breakers.get(&service_index).map(|v| v.state.phase) {
+        Some(Phase::HalfOpen { .. }) | Some(Phase::Open { .. }) => "half-open",
+        _ => "closed",
     }
 }

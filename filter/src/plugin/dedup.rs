@@ -3,13 +3,14 @@
 
 use proxy_wasm::hostcalls;
 
+use super::host::shared_update as update;
 use super::host::HostStore;
 use super::metrics::Stat;
 use super::reply::send;
 use super::worker::Worker;
 use crate::policy::dedup::record::{self, Claim, Record, State};
 use crate::policy::shared_store::SharedStore;
-use crate::policy::shared_store::{update, UpdateError};
+use crate::policy::shared_store::UpdateError;
 
 /// Marks a replayed response.
 pub const DEDUP_HEADER: &str = "x-edge-dedup";

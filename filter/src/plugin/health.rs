@@ -1,15 +1,18 @@
 //! `GET <admin prefix>/health`: cheap enough for probes (no token, no shared-data write): the
-//! worker's view of every breaker (at most 100 ms old) decides healthy / degraded / unhealthy.
+//! worker's view of every breaker (at most 100 ms old), its own last-minute hit rate per caching
+//! service, and the last configuration update decide healthy / degraded / unhealthy.
 
 use serde_json::{json, Map, Value};
 
-use super::breaker;
+use super::monitor::breaker_state;
 use super::worker::Worker;
-use crate::policy::breaker::machine::{Admission, Phase};
+use crate::policy::monitor::alerts::MIN_REQUESTS_FOR_ALERT;
+use crate::policy::monitor::outcome::hit_rate;
 
 /// The reply: 200 when healthy or degraded, 503 when unhealthy.
 pub fn health(worker: &mut Worker, now_ms: u64) -> (u16, String) {
     let registry = std::rc::Rc::clone(&worker.registry);
+    let target = registry.settings().monitoring.hit_rate_target;
     let mut services = Map::new();
     let mut reasons: Vec<String> = Vec::new();
     let (mut with_breaker, mut open) = (0, 0);
@@ -19,32 +22,40 @@ pub fn health(worker: &mut Worker, now_ms: u64) -> (u16, String) {
         let Some(service) = registry.service_at(index) else {
             continue;
         };
-        if service.breaker.is_none() {
-            continue;
-        }
-        with_breaker += 1;
-        // Refreshes the worker's copy if it is older than the read-cache time; never a probe
-        // permit: an open breaker past its period is reported as half-open.
-        let phase = match worker.breakers.get(&index).map(|v| v.state.phase) {
-            _ if matches!(
-                breaker::peek(worker, index, now_ms),
-                Admission::Reject { .. }
-            ) =>
-            {
-                "open"
+        let mut row = Map::new();
+        if let Some(phase) = breaker_state(worker, index, now_ms) {
+            with_breaker += 1;
+            if phase != "closed" {
+                open += 1;
+                reasons.push(format!("breaker {phase}: {}", service.name));
             }
-            Some(Phase::HalfOpen { .. }) | Some(Phase::Open { .. }) => "half-open",
-            _ => "closed",
-        };
-        if phase != "closed" {
-            open += 1;
-            reasons.push(format!("breaker {phase}: {}", service.name));
+            row.insert("breaker".into(), json!(phase));
         }
-        services.insert(service.name.clone(), json!({ "breaker": phase }));
+        if service.cache.is_some() && worker.monitor.enabled {
+            let summary = worker.monitor.summary(index, now_ms);
+            let rate = hit_rate(&summary.outcomes);
+            if let Some(rate) = rate.filter(|_| summary.requests() >= MIN_REQUESTS_FOR_ALERT) {
+                if rate < target {
+                    reasons.push(format!(
+                        "hit rate {:.0}% under target {:.0}%: {}",
+                        rate * 100.0,
+                        target * 100.0,
+                        service.name
+                    ));
+                }
+            }
+            row.insert("hit_rate".into(), json!(rate));
+        }
+        if !row.is_empty() {
+            services.insert(service.name.clone(), Value::Object(row));
+        }
+    }
+    if let Some(reason) = super::config_status::last_rejection() {
+        reasons.push(format!("configuration update rejected: {reason}"));
     }
     let status = if with_breaker > 0 && open == with_breaker {
         "unhealthy"
-    } else if open > 0 {
+    } else if !reasons.is_empty() {
         "degraded"
     } else {
         "healthy"

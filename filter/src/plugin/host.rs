@@ -6,7 +6,10 @@ use std::time::UNIX_EPOCH;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{MapType, Status};
 
-use crate::policy::shared_store::{SetError, SharedStore};
+use std::cell::Cell;
+
+use super::metrics::{Metrics, Stat};
+use crate::policy::shared_store::{update, SetError, SharedStore, UpdateError};
 
 /// A header map as (name, value) text pairs; invalid UTF-8 in values is replaced.
 pub fn headers(map: MapType) -> Vec<(String, String)> {
@@ -44,6 +47,32 @@ pub fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+thread_local! {
+    /// CAS conflicts and updates that gave up after their retries, since the last flush.
+    static CAS_COUNTS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// [`update`] on Envoy shared data, counting updates that ran out of retries.
+pub fn shared_update<O, E>(
+    _store: &HostStore,
+    key: &str,
+    max_attempts: u32,
+    change: impl FnMut(Option<&[u8]>) -> Result<(O, Vec<u8>), E>,
+) -> Result<O, UpdateError<E>> {
+    let result = update(&HostStore, key, max_attempts, change);
+    if matches!(result, Err(UpdateError::Contended { .. })) {
+        CAS_COUNTS.with(|c| c.set((c.get().0, c.get().1 + 1)));
+    }
+    result
+}
+
+/// Adds the CAS counts gathered since the last call to the process-wide counters.
+pub fn flush_cas_counts(metrics: &Metrics) {
+    let (conflicts, exhausted) = CAS_COUNTS.with(|c| c.replace((0, 0)));
+    metrics.add(Stat::CasConflicts, i64::try_from(conflicts).unwrap_or(0));
+    metrics.add(Stat::CasExhausted, i64::try_from(exhausted).unwrap_or(0));
+}
+
 /// Envoy shared data behind the policy's [`SharedStore`].
 pub struct HostStore;
 
@@ -60,7 +89,10 @@ impl SharedStore for HostStore {
         let cas = (cas != 0).then_some(cas);
         match hostcalls::set_shared_data(key, Some(value), cas) {
             Ok(()) => Ok(()),
-            Err(Status::CasMismatch) => Err(SetError::CasMismatch),
+            Err(Status::CasMismatch) => {
+                CAS_COUNTS.with(|c| c.set((c.get().0 + 1, c.get().1)));
+                Err(SetError::CasMismatch)
+            }
             Err(_) => Err(SetError::Failed),
         }
     }

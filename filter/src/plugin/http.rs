@@ -10,9 +10,11 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 use super::admin;
 use super::breaker;
 use super::coalescing::{resume_as_leader, settle_waiters, Outcome};
+use super::dashboard;
 use super::dedup::{claim, conflict_headers, finish, replay, slot_for, DedupWaiter};
-use super::host::{headers, now_millis, now_secs};
+use super::host::{headers, now_millis, now_nanos, now_secs};
 use super::metrics::Stat;
+use super::monitor;
 use super::rate_limit::{check, Verdict};
 use super::refresh::{stale_defaults, store_policy, RefreshJob};
 use super::reply::{send, send_entry};
@@ -39,6 +41,7 @@ use crate::policy::cache::warm::{plan_warm, WarmTarget, WARM_CONCURRENCY};
 use crate::policy::dedup::identity::identify;
 use crate::policy::dedup::record::{Claim, State as DedupState};
 use crate::policy::dedup::signature::{decode_secret, verify as verify_signature};
+use crate::policy::monitor::outcome::Outcome as MonitorOutcome;
 use crate::policy::{
     path_without_query, CacheSection, InFlightMode, Registry, RequestAttributes, Service,
 };
@@ -90,6 +93,15 @@ struct Request<'a> {
     service: &'a str,
 }
 
+/// What monitoring records of a request when its stream ends.
+struct Observed {
+    service_index: usize,
+    started_us: u64,
+    outcome: MonitorOutcome,
+    origin_us: Option<u64>,
+    tenant: Option<String>,
+}
+
 /// One per HTTP stream.
 pub struct EdgeHttp {
     context_id: u32,
@@ -116,6 +128,8 @@ pub struct EdgeHttp {
     rate_headers: Option<(String, String)>,
     /// The breaker this request passed: (service index, is a probe, start ms).
     breaker: Option<(usize, bool, u64)>,
+    /// Monitoring of this request (not of management requests, nor with monitoring off).
+    observed: Option<Observed>,
 }
 
 /// Where a deduplicated request stands.
@@ -146,6 +160,24 @@ enum DedupPhase {
         limit: usize,
         retention_ms: u64,
     },
+}
+
+/// Management endpoints that only read (token or allowed address needed).
+enum ReadEndpoint {
+    Metrics,
+    CacheStats,
+    Dashboard,
+}
+
+impl ReadEndpoint {
+    fn of(endpoint: &str) -> Option<Self> {
+        match endpoint {
+            "/metrics" => Some(Self::Metrics),
+            "/cache/stats" => Some(Self::CacheStats),
+            "/dashboard" => Some(Self::Dashboard),
+            _ => None,
+        }
+    }
 }
 
 /// Which management endpoint a body is for.
@@ -183,6 +215,23 @@ impl EdgeHttp {
             dedup: None,
             rate_headers: None,
             breaker: None,
+            observed: None,
+        }
+    }
+
+    /// Notes how the request is being answered.
+    fn observe(&mut self, outcome: MonitorOutcome) {
+        if let Some(observed) = &mut self.observed {
+            observed.outcome = outcome;
+        }
+    }
+
+    /// Notes the request's tenant (the first one found: the rate limiter's, else the cache's).
+    fn observe_tenant(&mut self, tenant: Option<&str>) {
+        if let (Some(observed), Some(tenant)) = (&mut self.observed, tenant) {
+            if observed.tenant.is_none() && tenant != "-" {
+                observed.tenant = Some(tenant.to_string());
+            }
         }
     }
 
@@ -226,6 +275,24 @@ impl EdgeHttp {
         let endpoint = path_without_query(request.path).strip_prefix(prefix.as_str());
         if endpoint == Some("/health") && matches!(request.method, "GET" | "HEAD") {
             let reply = super::health::health(&mut worker.borrow_mut(), now_millis());
+            return Some(self.reply_json(reply));
+        }
+        if let Some(read) = endpoint.and_then(ReadEndpoint::of) {
+            if let Err(refusal) = admin::authorize(registry, request.headers) {
+                return Some(self.reply_json(refusal));
+            }
+            if !matches!(request.method, "GET" | "HEAD") {
+                return Some(self.reply_json(admin::error(405, "use GET")));
+            }
+            let now_ms = now_millis();
+            let reply = match read {
+                ReadEndpoint::Metrics => monitor::metrics(&mut worker.borrow_mut(), now_ms),
+                ReadEndpoint::CacheStats => monitor::cache_stats(&mut worker.borrow_mut(), now_ms),
+                ReadEndpoint::Dashboard => {
+                    let headers = dashboard::headers();
+                    return Some(self.reply(200, &headers, Some(dashboard::PAGE.as_bytes())));
+                }
+            };
             return Some(self.reply_json(reply));
         }
         let kind = match endpoint {
@@ -358,6 +425,11 @@ impl EdgeHttp {
                         worker.queue_refresh(job);
                     }
                     drop(worker);
+                    self.observe(match (stale, tier) {
+                        (true, _) => MonitorOutcome::Stale,
+                        (false, Stat::L1Hit) => MonitorOutcome::HitL1,
+                        _ => MonitorOutcome::HitL2,
+                    });
                     let status = CacheStatus {
                         hit: true,
                         ttl: Some(ttl_left(&entry, age)),
@@ -404,6 +476,8 @@ impl EdgeHttp {
                 Join::Wait => {
                     self.group = Some(key.primary.clone());
                     self.pending = Some(pending(fwd));
+                    drop(worker);
+                    self.observe(MonitorOutcome::Collapsed);
                     return Action::Pause;
                 }
                 Join::Lead => {
@@ -424,6 +498,8 @@ impl EdgeHttp {
                             == Join::Wait
                         {
                             self.pending = Some(pending(fwd));
+                            drop(worker);
+                            self.observe(MonitorOutcome::Collapsed);
                             return Action::Pause;
                         }
                         self.group = None;
@@ -432,13 +508,12 @@ impl EdgeHttp {
                 Join::Full => {}
             }
         }
+        drop(worker);
+        self.observe(MonitorOutcome::Miss);
         match stale {
-            Some(entry) => {
-                drop(worker);
-                self.revalidate((*entry).clone(), pending("stale"), section, request)
-            }
+            Some(entry) => self.revalidate((*entry).clone(), pending("stale"), section, request),
             None => {
-                worker.metrics.inc(Stat::Miss);
+                worker_rc.borrow().metrics.inc(Stat::Miss);
                 self.pending = Some(pending(fwd));
                 Action::Continue
             }
@@ -476,6 +551,7 @@ impl EdgeHttp {
         );
         match (method, key) {
             ("GET" | "HEAD", Ok(key)) => {
+                self.observe_tenant(key.tenant.as_deref());
                 // What the origin answers a cacheable request may only depend on what is keyed.
                 for name in unkeyed_headers_present(section, request_headers) {
                     let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
@@ -562,6 +638,7 @@ impl EdgeHttp {
             Claim::Replay(record) => {
                 worker.metrics.inc(Stat::DedupReplayed);
                 drop(worker);
+                self.observe(MonitorOutcome::DedupReplay);
                 replay(&record);
                 self.answered = true;
                 Action::Pause
@@ -592,6 +669,9 @@ impl EdgeHttp {
                     return Action::Pause;
                 }
                 worker.metrics.inc(Stat::DedupWaited);
+                if let Some(observed) = &mut self.observed {
+                    observed.outcome = MonitorOutcome::DedupReplay;
+                }
                 worker.dedup_waiters.push(DedupWaiter {
                     context_id: self.context_id,
                     key: key.clone(),
@@ -1045,6 +1125,7 @@ impl EdgeHttp {
         // The origin failed: a stale entry within its stale-if-error window stands in.
         if status.is_none_or(is_origin_error) && may_serve_if_error(old, age) {
             worker_rc.borrow().metrics.inc(Stat::StaleIfError);
+            self.observe(MonitorOutcome::Stale);
             let cache_status = CacheStatus {
                 fwd: Some("stale"),
                 fwd_status: status,
@@ -1264,6 +1345,15 @@ impl HttpContext for EdgeHttp {
         if let Some(action) = self.on_management(&worker_rc, &registry, &request, end_of_stream) {
             return action;
         }
+        if worker_rc.borrow().monitor.enabled {
+            self.observed = Some(Observed {
+                service_index: service.index,
+                started_us: now_nanos() / 1000,
+                outcome: MonitorOutcome::Pass,
+                origin_us: None,
+                tenant: None,
+            });
+        }
         if let Some(section) = &service.rate_limit {
             let verdict = check(
                 &worker_rc.borrow(),
@@ -1275,7 +1365,10 @@ impl HttpContext for EdgeHttp {
                 now_millis(),
             );
             match verdict {
-                Verdict::Admit(fields) => self.rate_headers = fields,
+                Verdict::Admit { fields, tenant } => {
+                    self.rate_headers = fields;
+                    self.observe_tenant(Some(&tenant));
+                }
                 Verdict::MissingTenant => {
                     return self.reply_json((
                         400,
@@ -1287,6 +1380,8 @@ impl HttpContext for EdgeHttp {
                     headers,
                     retry_after_s,
                 } => {
+                    self.observe_tenant(Some(&tenant));
+                    self.observe(MonitorOutcome::RateLimited);
                     let degrade =
                         section.serve_stale_when_limited && matches!(method, "GET" | "HEAD");
                     let limited = CacheStatus {
@@ -1332,6 +1427,7 @@ impl HttpContext for EdgeHttp {
                 Admission::Probe => self.breaker = Some((service.index, true, now_ms)),
                 Admission::Reject { retry_after_ms } => {
                     worker_rc.borrow().metrics.inc(Stat::BreakerRejected);
+                    self.observe(MonitorOutcome::BreakerOpen);
                     let stale = CacheStatus {
                         fwd: Some("stale"),
                         detail: Some("circuit-open"),
@@ -1493,6 +1589,17 @@ impl HttpContext for EdgeHttp {
                 breaker::outcome(&mut worker, service_index, failed, probe, now_ms);
             }
         }
+        if !answered_here {
+            if let Some(observed) = &mut self.observed {
+                // Released waiters went to the origin themselves.
+                observed.outcome = match observed.outcome {
+                    MonitorOutcome::Collapsed => MonitorOutcome::Miss,
+                    MonitorOutcome::DedupReplay => MonitorOutcome::Pass,
+                    other => other,
+                };
+                observed.origin_us = Some((now_nanos() / 1000).saturating_sub(observed.started_us));
+            }
+        }
         if answered_here {
             // Our own reply (or one another stream sent for us): nothing to store or tag.
             self.pending = None;
@@ -1629,5 +1736,27 @@ impl HttpContext for EdgeHttp {
         self.finish_dedup();
         self.finish_capture();
         Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        let (Some(observed), Some(worker_rc)) = (self.observed.take(), &self.worker) else {
+            return;
+        };
+        let now_us = now_nanos() / 1000;
+        let edge_us = now_us.saturating_sub(observed.started_us);
+        let mut worker = worker_rc.borrow_mut();
+        worker.metrics.record_request(
+            observed.service_index,
+            observed.outcome,
+            edge_us,
+            observed.origin_us,
+        );
+        worker.monitor.record(
+            observed.service_index,
+            observed.outcome,
+            (edge_us, observed.origin_us),
+            observed.tenant.as_deref(),
+            now_us / 1000,
+        );
     }
 }

@@ -1,196 +1,162 @@
 //! Envoy stats the filter keeps. Counters and gauges are shared by name across workers, so a
-//! gauge moved by deltas (`add`) holds the process-wide total.
+//! gauge moved by deltas (`add`) holds the process-wide total, and a counter read back with
+//! `get_metric` is the process-wide count.
+//!
+//! Labels are part of the name (`edge.requests.service.<s>.outcome.<o>`); the shipped
+//! `envoy.yaml` turns them into Prometheus labels with `stats_tags`. Label values are only
+//! service names and fixed words, never tenants or URLs.
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stat {
-    L1Hit,
-    L2Hit,
-    Miss,
-    Revalidated,
-    NotModified,
-    Bypass,
-    StoreL1,
-    StoreL2,
-    L1Eviction,
-    L2Eviction,
-    L1Miss,
-    L2Miss,
-    Corrupt,
-    TooLarge,
-    Purge,
-    Invalidation,
-    StoredBytesRaw,
-    StoredBytesCompressed,
-    L1Entries,
-    L1Bytes,
-    Collapsed,
-    DedupSignatureRejected,
-    BreakerTrip,
-    BreakerRejected,
-    BreakerStaleServed,
-    RateAdmitted,
-    RateRejected,
-    RateShadowRejected,
-    RateContention,
-    RateDegraded,
-    DedupForwarded,
-    DedupReplayed,
-    DedupWaited,
-    DedupConflict,
-    DedupMismatch,
-    DedupReleased,
-    StaleServed,
-    StaleIfError,
-    Refresh,
+use crate::policy::monitor::outcome::Outcome;
+use crate::policy::Registry;
+
+macro_rules! stats {
+    ($($variant:ident => $name:literal, $kind:ident;)*) => {
+        /// Process-wide stats without labels (or with a fixed `tier` in the name).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Stat {
+            $($variant),*
+        }
+
+        /// Name and kind of each [`Stat`], in declaration order.
+        pub const STATS: &[(&str, MetricType)] = &[$(($name, MetricType::$kind)),*];
+    };
 }
 
-const STATS: [(Stat, &str, MetricType); 39] = [
-    (
-        Stat::DedupSignatureRejected,
-        "edge.dedup.signature_rejected",
-        MetricType::Counter,
-    ),
-    (Stat::BreakerTrip, "edge.breaker.trips", MetricType::Counter),
-    (
-        Stat::BreakerRejected,
-        "edge.breaker.rejected",
-        MetricType::Counter,
-    ),
-    (
-        Stat::BreakerStaleServed,
-        "edge.breaker.served_stale",
-        MetricType::Counter,
-    ),
-    (
-        Stat::RateAdmitted,
-        "edge.ratelimit.admitted",
-        MetricType::Counter,
-    ),
-    (
-        Stat::RateRejected,
-        "edge.ratelimit.rejected",
-        MetricType::Counter,
-    ),
-    (
-        Stat::RateShadowRejected,
-        "edge.ratelimit.shadow_rejected",
-        MetricType::Counter,
-    ),
-    (
-        Stat::RateContention,
-        "edge.ratelimit.contention_exhausted",
-        MetricType::Counter,
-    ),
-    (
-        Stat::RateDegraded,
-        "edge.ratelimit.served_from_cache",
-        MetricType::Counter,
-    ),
-    (
-        Stat::DedupForwarded,
-        "edge.dedup.forwarded",
-        MetricType::Counter,
-    ),
-    (
-        Stat::DedupReplayed,
-        "edge.dedup.replayed",
-        MetricType::Counter,
-    ),
-    (Stat::DedupWaited, "edge.dedup.waited", MetricType::Counter),
-    (
-        Stat::DedupConflict,
-        "edge.dedup.conflict",
-        MetricType::Counter,
-    ),
-    (
-        Stat::DedupMismatch,
-        "edge.dedup.mismatch",
-        MetricType::Counter,
-    ),
-    (
-        Stat::DedupReleased,
-        "edge.dedup.released",
-        MetricType::Counter,
-    ),
-    (Stat::Collapsed, "edge.cache.collapsed", MetricType::Counter),
-    (
-        Stat::StaleServed,
-        "edge.cache.stale_while_revalidate",
-        MetricType::Counter,
-    ),
-    (
-        Stat::StaleIfError,
-        "edge.cache.stale_if_error",
-        MetricType::Counter,
-    ),
-    (Stat::Refresh, "edge.cache.refresh", MetricType::Counter),
-    (Stat::L1Hit, "edge.cache.l1.hit", MetricType::Counter),
-    (Stat::L2Hit, "edge.cache.l2.hit", MetricType::Counter),
-    (Stat::Miss, "edge.cache.miss", MetricType::Counter),
-    (
-        Stat::Revalidated,
-        "edge.cache.revalidated",
-        MetricType::Counter,
-    ),
-    (
-        Stat::NotModified,
-        "edge.cache.not_modified",
-        MetricType::Counter,
-    ),
-    (Stat::Bypass, "edge.cache.bypass", MetricType::Counter),
-    (Stat::StoreL1, "edge.cache.l1.store", MetricType::Counter),
-    (Stat::StoreL2, "edge.cache.l2.store", MetricType::Counter),
-    (
-        Stat::L2Eviction,
-        "edge.cache.l2.eviction",
-        MetricType::Counter,
-    ),
-    (Stat::L1Miss, "edge.cache.l1.miss", MetricType::Counter),
-    (Stat::L2Miss, "edge.cache.l2.miss", MetricType::Counter),
-    (
-        Stat::L1Eviction,
-        "edge.cache.l1.eviction",
-        MetricType::Counter,
-    ),
-    (Stat::Corrupt, "edge.cache.l2.corrupt", MetricType::Counter),
-    (Stat::TooLarge, "edge.cache.too_large", MetricType::Counter),
-    (Stat::Purge, "edge.cache.purge", MetricType::Counter),
-    (
-        Stat::Invalidation,
-        "edge.cache.invalidation",
-        MetricType::Counter,
-    ),
-    (
-        Stat::StoredBytesRaw,
-        "edge.cache.l2.stored_bytes_raw",
-        MetricType::Counter,
-    ),
-    (
-        Stat::StoredBytesCompressed,
-        "edge.cache.l2.stored_bytes_compressed",
-        MetricType::Counter,
-    ),
-    (Stat::L1Entries, "edge.cache.l1.entries", MetricType::Gauge),
-    (Stat::L1Bytes, "edge.cache.l1.bytes", MetricType::Gauge),
-];
+stats! {
+    DedupSignatureRejected => "edge.dedup.signature_rejected", Counter;
+    BreakerTrip => "edge.breaker.trips", Counter;
+    BreakerRejected => "edge.breaker.rejected", Counter;
+    BreakerStaleServed => "edge.breaker.served_stale", Counter;
+    RateAdmitted => "edge.ratelimit.admitted", Counter;
+    RateRejected => "edge.ratelimit.rejected", Counter;
+    RateShadowRejected => "edge.ratelimit.shadow_rejected", Counter;
+    RateContention => "edge.ratelimit.contention_exhausted", Counter;
+    RateDegraded => "edge.ratelimit.served_from_cache", Counter;
+    DedupForwarded => "edge.dedup.forwarded", Counter;
+    DedupReplayed => "edge.dedup.replayed", Counter;
+    DedupWaited => "edge.dedup.waited", Counter;
+    DedupConflict => "edge.dedup.conflict", Counter;
+    DedupMismatch => "edge.dedup.mismatch", Counter;
+    DedupReleased => "edge.dedup.released", Counter;
+    Collapsed => "edge.cache.collapsed", Counter;
+    StaleServed => "edge.cache.stale_while_revalidate", Counter;
+    StaleIfError => "edge.cache.stale_if_error", Counter;
+    Refresh => "edge.cache.refresh", Counter;
+    L1Hit => "edge.cache.l1.hit", Counter;
+    L2Hit => "edge.cache.l2.hit", Counter;
+    Miss => "edge.cache.miss", Counter;
+    Revalidated => "edge.cache.revalidated", Counter;
+    NotModified => "edge.cache.not_modified", Counter;
+    Bypass => "edge.cache.bypass", Counter;
+    StoreL1 => "edge.cache.l1.store", Counter;
+    StoreL2 => "edge.cache.l2.store", Counter;
+    L2Eviction => "edge.cache.l2.eviction", Counter;
+    L1Miss => "edge.cache.l1.miss", Counter;
+    L2Miss => "edge.cache.l2.miss", Counter;
+    L1Eviction => "edge.cache.l1.eviction", Counter;
+    Corrupt => "edge.cache.l2.corrupt", Counter;
+    TooLarge => "edge.cache.too_large", Counter;
+    Purge => "edge.cache.purge", Counter;
+    Invalidation => "edge.cache.invalidation", Counter;
+    StoredBytesRaw => "edge.cache.l2.stored_bytes_raw", Counter;
+    StoredBytesCompressed => "edge.cache.l2.stored_bytes_compressed", Counter;
+    L1Entries => "edge.cache.l1.entries", Gauge;
+    L1Bytes => "edge.cache.l1.bytes", Gauge;
+    L2Entries => "edge.cache.l2.entries", Gauge;
+    L2Slots => "edge.cache.l2.slots", Gauge;
+    CasConflicts => "edge.shared.cas_conflicts", Counter;
+    CasExhausted => "edge.shared.cas_exhausted", Counter;
+    ConfigLoaded => "edge.config.loaded", Counter;
+    ConfigRejected => "edge.config.rejected", Counter;
+}
+
+/// Breaker state as the `edge.breaker.state` gauge holds it.
+pub const BREAKER_CLOSED: u64 = 0;
+pub const BREAKER_HALF_OPEN: u64 = 1;
+pub const BREAKER_OPEN: u64 = 2;
+
+/// A service name as a stat label value: dots would split the name, so anything but letters,
+/// digits, `-` and `_` becomes `_`.
+pub fn label_value(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Per-service metric ids.
+#[derive(Debug, Default, Clone)]
+struct ServiceIds {
+    requests: [Option<u32>; Outcome::COUNT],
+    edge_ms: Option<u32>,
+    origin_ms: Option<u32>,
+    breaker_state: Option<u32>,
+}
 
 /// Metric ids, defined once per VM.
 #[derive(Debug, Default)]
 pub struct Metrics {
     ids: Vec<Option<u32>>,
+    services: Vec<ServiceIds>,
+}
+
+fn define(kind: MetricType, name: &str) -> Option<u32> {
+    hostcalls::define_metric(kind, name).ok()
 }
 
 impl Metrics {
-    pub fn define() -> Self {
+    /// Defines the process-wide stats, and the per-service ones of every configured service
+    /// (requests by outcome and latency histograms when monitoring is on; breaker state for
+    /// services with a breaker).
+    pub fn define(registry: &Registry) -> Self {
+        let monitoring = registry.settings().monitoring.enabled;
+        let count = registry.service_count() + 1;
+        let services = (0..count)
+            .map(|index| {
+                let Some(service) = registry.service_at(index) else {
+                    return ServiceIds::default();
+                };
+                let label = label_value(&service.name);
+                let mut ids = ServiceIds::default();
+                if monitoring {
+                    for (slot, outcome) in ids.requests.iter_mut().zip(Outcome::ALL) {
+                        let name =
+                            format!("edge.requests.service.{label}.outcome.{}", outcome.label());
+                        *slot = define(MetricType::Counter, &name);
+                    }
+                    let latency = |stage: &str| {
+                        let name = format!("edge.latency_ms.service.{label}.stage.{stage}");
+                        define(MetricType::Histogram, &name)
+                    };
+                    ids.edge_ms = latency("edge");
+                    ids.origin_ms = latency("origin");
+                }
+                if service.breaker.is_some() {
+                    let name = format!("edge.breaker.state.service.{label}");
+                    ids.breaker_state = define(MetricType::Gauge, &name);
+                }
+                ids
+            })
+            .collect();
         Self {
             ids: STATS
                 .iter()
-                .map(|(_, name, kind)| hostcalls::define_metric(*kind, name).ok())
+                .map(|(name, kind)| define(*kind, name))
                 .collect(),
+            services,
         }
+    }
+
+    fn id(&self, stat: Stat) -> Option<u32> {
+        self.ids.get(stat as usize).copied().flatten()
     }
 
     /// Adds to a counter or moves a gauge; a refused update is dropped (stats never fail traffic).
@@ -198,16 +164,59 @@ impl Metrics {
         if delta == 0 {
             return;
         }
-        let id = STATS
-            .iter()
-            .position(|(s, _, _)| *s == stat)
-            .and_then(|index| self.ids.get(index).copied().flatten());
-        if let Some(id) = id {
+        if let Some(id) = self.id(stat) {
             let _ = hostcalls::increment_metric(id, delta);
         }
     }
 
     pub fn inc(&self, stat: Stat) {
         self.add(stat, 1);
+    }
+
+    /// Sets a gauge.
+    pub fn set(&self, stat: Stat, value: u64) {
+        if let Some(id) = self.id(stat) {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+
+    /// The process-wide value of a counter or gauge (0 if unreadable).
+    pub fn read(&self, stat: Stat) -> u64 {
+        self.id(stat)
+            .and_then(|id| hostcalls::get_metric(id).ok())
+            .unwrap_or(0)
+    }
+
+    /// One finished request: its outcome, and its latencies in µs.
+    pub fn record_request(
+        &self,
+        service_index: usize,
+        outcome: Outcome,
+        edge_us: u64,
+        origin_us: Option<u64>,
+    ) {
+        let Some(ids) = self.services.get(service_index) else {
+            return;
+        };
+        if let Some(id) = ids.requests.get(outcome.index()).copied().flatten() {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+        if let Some(id) = ids.edge_ms {
+            let _ = hostcalls::record_metric(id, edge_us / 1000);
+        }
+        if let (Some(id), Some(origin)) = (ids.origin_ms, origin_us) {
+            let _ = hostcalls::record_metric(id, origin / 1000);
+        }
+    }
+
+    /// Sets a service's breaker-state gauge (`BREAKER_*`).
+    pub fn set_breaker_state(&self, service_index: usize, state: u64) {
+        if let Some(id) = self
+            .services
+            .get(service_index)
+            .and_then(|ids| ids.breaker_state)
+        {
+            let _ = hostcalls::record_metric(id, state);
+        }
     }
 }

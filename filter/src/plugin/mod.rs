@@ -3,11 +3,14 @@
 mod admin;
 mod breaker;
 mod coalescing;
+mod config_status;
+mod dashboard;
 mod dedup;
 mod health;
 mod host;
 mod http;
 mod metrics;
+mod monitor;
 mod rate_limit;
 mod refresh;
 mod reply;

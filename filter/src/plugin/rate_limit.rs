@@ -1,6 +1,7 @@
 //! Per-tenant rate limiting in the glue: one shared-data bucket per tenant slot, spent with the
 //! CAS helper by whichever worker sees the request.
 
+use super::host::shared_update as update;
 use super::host::HostStore;
 use super::metrics::Stat;
 use super::worker::Worker;
@@ -9,7 +10,6 @@ use crate::policy::cache::generations::fnv1a;
 use crate::policy::cache::key::tenant_id;
 use crate::policy::rate_limit::bucket::{bucket_key, take, Decision, Limit};
 use crate::policy::rate_limit::headers::{policy_header, retry_after_s, state_header};
-use crate::policy::shared_store::update;
 use crate::policy::{MissingTenant, Mode, OnContention, RateLimitSection};
 
 /// CAS attempts for one bucket update before `on_contention` decides.
@@ -18,7 +18,10 @@ const ATTEMPTS: u32 = 8;
 /// What the limiter decided for a request.
 pub enum Verdict {
     /// Go on; these `RateLimit-Policy` / `RateLimit` values go on the response (if wanted).
-    Admit(Option<(String, String)>),
+    Admit {
+        fields: Option<(String, String)>,
+        tenant: String,
+    },
     /// Over the limit: answer 429 (or from the cache when allowed).
     Limit {
         tenant: String,
@@ -69,11 +72,17 @@ pub fn check(
     let fields = (policy_header(limit), state_header(&decision));
     if decision.admitted {
         worker.metrics.inc(Stat::RateAdmitted);
-        return Verdict::Admit(section.headers_on_admitted.then_some(fields));
+        return Verdict::Admit {
+            fields: section.headers_on_admitted.then_some(fields),
+            tenant,
+        };
     }
     if section.mode == Mode::Shadow {
         worker.metrics.inc(Stat::RateShadowRejected);
-        return Verdict::Admit(section.headers_on_admitted.then_some(fields));
+        return Verdict::Admit {
+            fields: section.headers_on_admitted.then_some(fields),
+            tenant,
+        };
     }
     worker.metrics.inc(Stat::RateRejected);
     let retry = retry_after_s(&decision);

@@ -10,6 +10,8 @@ use proxy_wasm::types::{BufferType, ContextType};
 use super::coalescing::{resume_as_leader, settle_waiters, Outcome};
 use super::host::{now_millis, now_secs};
 use super::http::EdgeHttp;
+use super::metrics::Stat;
+use super::monitor::{publish, MONITOR_KEY_PREFIX};
 use super::refresh::{complete_refresh, start_refreshes};
 use super::worker::{L2Read, Worker};
 use crate::policy::cache::lease::{Acquire, LEASE_KEY_PREFIX};
@@ -69,6 +71,7 @@ impl RootContext for EdgeRoot {
             Err(err) => {
                 // Envoy refuses the plugin on `false`; one line names the field and the reason.
                 error!("configuration rejected: {err}");
+                super::config_status::rejected(&err.to_string());
                 return false;
             }
         };
@@ -77,12 +80,18 @@ impl RootContext for EdgeRoot {
             registry.service_count(),
             registry.default_service().name
         );
+        super::config_status::loaded();
         let mut worker = Worker::new(Rc::clone(&registry));
         worker.root_context_id = self.context_id;
+        let monitoring = &registry.settings().monitoring;
+        worker
+            .metrics
+            .set(Stat::L2Slots, registry.limits().l2_slots);
         if registry.caches()
             || registry.deduplicates()
             || registry.limits_rates()
             || registry.breaks()
+            || monitoring.enabled
         {
             worker.take_owner_id();
             if registry.caches() {
@@ -93,6 +102,9 @@ impl RootContext for EdgeRoot {
             }
             if registry.limits_rates() {
                 worker.precreate_slots(BUCKET_KEY_PREFIX, registry.limits().rate_limit_slots);
+            }
+            if monitoring.enabled {
+                worker.precreate_slots(MONITOR_KEY_PREFIX, monitoring.worker_slots);
             }
             worker.ensure_generations();
             worker.last_generation_refresh_ms = now_millis();
@@ -117,6 +129,11 @@ impl RootContext for EdgeRoot {
         start_refreshes(&mut worker, now_ms);
         super::dedup::poll_waiters(&mut worker, self.context_id, now_ms);
         super::breaker::flush(&mut worker, now_ms);
+        let publish_every = worker.registry.settings().monitoring.publish_interval_ms;
+        if now_ms.saturating_sub(worker.monitor.last_publish_ms) >= publish_every {
+            publish(&mut worker, now_ms);
+        }
+        super::host::flush_cas_counts(&worker.metrics);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -10,6 +10,7 @@ use super::refresh::RefreshJob;
 /// Most response bytes one worker copies at once to store (all streams together); beyond it,
 /// responses pass through uncached. Keeps a burst of large misses from exhausting the VM.
 pub const MAX_CAPTURE_BYTES: usize = 64 * 1024 * 1024;
+use super::host::shared_update as update;
 use crate::policy::cache::coalesce::Coalescer;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::keep_until;
@@ -19,7 +20,7 @@ use crate::policy::cache::generations::{Dimension, Generations, GENERATIONS_KEY}
 use crate::policy::cache::l1::L1Cache;
 use crate::policy::cache::l2::{slot_key, slot_of};
 use crate::policy::cache::lease::{self, lease_key, Acquire};
-use crate::policy::shared_store::{update, SharedStore, UpdateError};
+use crate::policy::shared_store::{SharedStore, UpdateError};
 use crate::policy::Registry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
@@ -42,6 +43,7 @@ pub struct Worker {
     pub generations: Generations,
     generations_cas: Option<u32>,
     pub metrics: Metrics,
+    pub monitor: super::monitor::Monitor,
     /// Logged once: an L2 write the host refused.
     l2_write_warned: bool,
     /// Requests waiting for another request's response, per key.
@@ -85,12 +87,15 @@ impl Worker {
             usize::try_from(limits.l1_max_bytes).unwrap_or(usize::MAX),
         );
         l1.set_tenant_share(limits.l1_tenant_share_percent.map(|p| p as f64 / 100.0));
+        let metrics = Metrics::define(&registry);
+        let monitor = super::monitor::Monitor::new(&registry);
         Self {
             registry,
             l1,
             generations: Generations::default(),
             generations_cas: None,
-            metrics: Metrics::define(),
+            metrics,
+            monitor,
             l2_write_warned: false,
             coalescer: Coalescer::new(
                 usize::try_from(limits.max_waiting_requests).unwrap_or(usize::MAX),
@@ -283,19 +288,25 @@ impl Worker {
         let entry_key = entry.key.clone();
         let slot = slot_key(slot_of(&entry.key, self.registry.limits().l2_slots));
         self.insert_l1(entry, tenant);
-        let cas = match HostStore.get(&slot) {
-            Some((previous, cas)) => {
-                if Entry::decode_key(&previous).is_ok_and(|k| k != entry_key) {
-                    // Another key's entry leaves L2 (slots are shared by hash).
-                    self.metrics.inc(Stat::L2Eviction);
+        let (cas, fills) = match HostStore.get(&slot) {
+            Some((previous, cas)) => match Entry::decode_key(&previous) {
+                Ok(previous_key) => {
+                    if previous_key != entry_key {
+                        // Another key's entry leaves L2 (slots are shared by hash).
+                        self.metrics.inc(Stat::L2Eviction);
+                    }
+                    (cas, false)
                 }
-                cas
-            }
-            None => 0,
+                Err(_) => (cas, true),
+            },
+            None => (0, true),
         };
         match HostStore.set(&slot, &encoded, cas) {
             Ok(()) => {
                 self.metrics.inc(Stat::StoreL2);
+                if fills {
+                    self.metrics.inc(Stat::L2Entries);
+                }
                 if let Some((stored, raw)) = Entry::stored_body_len(&encoded) {
                     self.metrics
                         .add(Stat::StoredBytesRaw, i64::try_from(raw).unwrap_or(0));

@@ -1,6 +1,7 @@
 //! Top-level `admin` section: who may call the management endpoints (purge, later metrics).
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::Deserialize;
 
@@ -16,6 +17,10 @@ pub struct AdminConfig {
     /// Where the management endpoints live.
     #[serde(default = "default_path_prefix")]
     pub path_prefix: String,
+    /// Client addresses (`10.0.0.7`, `10.0.0.0/8`, `::1`) allowed to call the management
+    /// endpoints without the token (Envoy's `source.address`, i.e. the downstream peer).
+    #[serde(default)]
+    pub allow_addresses: Vec<String>,
 }
 
 fn default_path_prefix() -> String {
@@ -27,6 +32,7 @@ impl Default for AdminConfig {
         Self {
             token: None,
             path_prefix: default_path_prefix(),
+            allow_addresses: Vec::new(),
         }
     }
 }
@@ -37,7 +43,49 @@ impl fmt::Debug for AdminConfig {
         f.debug_struct("AdminConfig")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("path_prefix", &self.path_prefix)
+            .field("allow_addresses", &self.allow_addresses)
             .finish()
+    }
+}
+
+/// Most allow-list entries (each request to a management endpoint checks them all).
+pub const MAX_ALLOWED_ADDRESSES: usize = 64;
+
+/// `ip` or `ip/bits`.
+fn parse_network(entry: &str) -> Option<(IpAddr, u32)> {
+    let (address, bits) = match entry.split_once('/') {
+        Some((address, bits)) => (address, Some(bits.parse::<u32>().ok()?)),
+        None => (entry, None),
+    };
+    let address: IpAddr = address.parse().ok()?;
+    let width = if address.is_ipv4() { 32 } else { 128 };
+    let bits = bits.unwrap_or(width);
+    (bits <= width).then_some((address, bits))
+}
+
+fn parse_client(address: &str) -> Option<IpAddr> {
+    address
+        .parse::<SocketAddr>()
+        .map(|s| s.ip())
+        .or_else(|_| address.parse::<IpAddr>())
+        .ok()
+        .map(|ip| match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        })
+}
+
+fn in_network(client: IpAddr, network: IpAddr, bits: u32) -> bool {
+    match (client, network) {
+        (IpAddr::V4(c), IpAddr::V4(n)) => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(c) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(c), IpAddr::V6(n)) => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(c) & mask == u128::from(n) & mask
+        }
+        _ => false,
     }
 }
 
@@ -56,6 +104,20 @@ impl AdminConfig {
                 ));
             }
         }
+        for (index, entry) in self.allow_addresses.iter().enumerate() {
+            if parse_network(entry).is_none() {
+                return Err(ConfigError::new(
+                    format!("admin.allow_addresses[{index}]"),
+                    format!("{entry:?} is not an IP address or CIDR block"),
+                ));
+            }
+        }
+        if self.allow_addresses.len() > MAX_ALLOWED_ADDRESSES {
+            return Err(ConfigError::new(
+                "admin.allow_addresses",
+                format!("at most {MAX_ALLOWED_ADDRESSES} entries"),
+            ));
+        }
         if !self.path_prefix.starts_with('/')
             || self.path_prefix.len() < 2
             || self.path_prefix.ends_with('/')
@@ -66,6 +128,17 @@ impl AdminConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Whether a client address (`ip`, `ip:port` or `[ipv6]:port`) is on the allow-list.
+    pub fn allows_address(&self, address: &str) -> bool {
+        let Some(client) = parse_client(address) else {
+            return false;
+        };
+        self.allow_addresses
+            .iter()
+            .filter_map(|entry| parse_network(entry))
+            .any(|(network, bits)| in_network(client, network, bits))
     }
 
     /// Constant-time comparison of a presented token with the configured one.
@@ -79,5 +152,43 @@ impl AdminConfig {
             difference |= usize::from(byte ^ b.get(index).copied().unwrap_or(0));
         }
         difference == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admin(allow: &[&str]) -> AdminConfig {
+        AdminConfig {
+            allow_addresses: allow.iter().map(|s| s.to_string()).collect(),
+            ..AdminConfig::default()
+        }
+    }
+
+    #[test]
+    fn allow_list_matches_addresses_and_blocks() {
+        let config = admin(&["127.0.0.1", "10.1.0.0/16", "fd00::/8"]);
+        assert!(config.validate().is_ok());
+        assert!(config.allows_address("127.0.0.1:51234"));
+        assert!(config.allows_address("10.1.200.3:80"));
+        assert!(config.allows_address("[fd12::1]:443"));
+        assert!(config.allows_address("[::ffff:127.0.0.1]:9"));
+        assert!(!config.allows_address("127.0.0.2:51234"));
+        assert!(!config.allows_address("10.2.0.1:80"));
+        assert!(!config.allows_address("not an address"));
+        assert!(admin(&["0.0.0.0/0"]).allows_address("192.0.2.1:1"));
+        assert!(!admin(&[]).allows_address("127.0.0.1:1"));
+    }
+
+    #[test]
+    fn bad_entries_are_refused_with_their_index() {
+        for bad in ["localhost", "10.0.0.0/33", "::1/129", "10.0.0.1/x"] {
+            let err = admin(&["127.0.0.1", bad]).validate().unwrap_err();
+            assert_eq!(
+                err.to_string().split(':').next(),
+                Some("admin.allow_addresses[1]")
+            );
+        }
     }
 }

@@ -172,6 +172,13 @@ impl L1Cache {
         self.take(key)
     }
 
+    /// Every held entry as (key, tenant, size in bytes), in no particular order.
+    pub fn census(&self) -> impl Iterator<Item = (&str, Option<&str>, usize)> {
+        self.lru
+            .iter()
+            .map(|(key, slot)| (key.as_str(), slot.tenant.as_deref(), slot.size))
+    }
+
     /// Current gauges and counters.
     pub fn stats(&self) -> L1Stats {
         L1Stats {

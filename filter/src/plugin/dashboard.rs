@@ -1,0 +1,18 @@
+//! `GET <prefix>/dashboard`: one self-contained page, compiled into the `.wasm`, that polls
+//! `<prefix>/metrics` (relative URL, so any prefix works) and fetches nothing else.
+
+pub const PAGE: &str = include_str!("dashboard.html");
+
+pub fn headers() -> [(String, String); 3] {
+    [
+        ("content-type".into(), "text/html; charset=utf-8".into()),
+        ("cache-control".into(), "no-store".into()),
+        // Inline script and style only; data from this origin only.
+        (
+            "content-security-policy".into(),
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'; img-src data:"
+                .into(),
+        ),
+    ]
+}

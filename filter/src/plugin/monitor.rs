@@ -1,0 +1,292 @@
+//! The worker's monitoring: last-minute windows per service and the top-tenant table, fed by
+//! every finished request; published to one shared-data slot per worker so that any worker can
+//! answer the JSON endpoints for the whole process.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::admin::Reply;
+use super::breaker;
+use super::host::HostStore;
+use super::metrics::{Stat, BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN, STATS};
+use super::worker::Worker;
+use crate::policy::monitor::alerts::Thresholds;
+use crate::policy::monitor::outcome::Outcome;
+use crate::policy::monitor::report::{
+    cache_report, metrics_report, Freshness, ServiceInfo, TierFigures, REPORTED_TENANTS,
+};
+use crate::policy::monitor::snapshot::{
+    may_take, service_snapshot, slot_key, Aggregate, WorkerSnapshot, PUBLISHED_TENANTS,
+    SNAPSHOT_VERSION,
+};
+use crate::policy::monitor::top_tenants::TopTenants;
+use crate::policy::monitor::window::{Summary, Window};
+use crate::policy::shared_store::SharedStore;
+use crate::policy::Registry;
+
+/// Prefix of the per-worker snapshot slots.
+pub const MONITOR_KEY_PREFIX: &str = "edge:mon:";
+
+#[derive(Debug)]
+pub struct Monitor {
+    pub enabled: bool,
+    windows: Vec<Window>,
+    tenants: TopTenants,
+    /// The shared-data slot this worker publishes to, once it has taken one.
+    slot: Option<u64>,
+    pub last_publish_ms: u64,
+}
+
+impl Monitor {
+    pub fn new(registry: &Registry) -> Self {
+        let settings = &registry.settings().monitoring;
+        Self {
+            enabled: settings.enabled,
+            windows: vec![Window::default(); registry.service_count() + 1],
+            tenants: TopTenants::new(usize::try_from(settings.top_tenants).unwrap_or(64)),
+            slot: None,
+            last_publish_ms: 0,
+        }
+    }
+
+    pub fn record(
+        &mut self,
+        service_index: usize,
+        outcome: Outcome,
+        (edge_us, origin_us): (u64, Option<u64>),
+        tenant: Option<&str>,
+        now_ms: u64,
+    ) {
+        if let Some(window) = self.windows.get_mut(service_index) {
+            window.record(now_ms, outcome, edge_us, origin_us);
+        }
+        if let Some(tenant) = tenant {
+            self.tenants
+                .record(tenant, outcome == Outcome::RateLimited, now_ms);
+        }
+    }
+
+    /// This worker's last minute of one service.
+    pub fn summary(&self, service_index: usize, now_ms: u64) -> Summary {
+        self.windows
+            .get(service_index)
+            .map(|w| w.summary(now_ms))
+            .unwrap_or_default()
+    }
+}
+
+/// Every service in registry order, the default service last.
+fn services(registry: &Registry) -> impl Iterator<Item = &crate::policy::Service> {
+    (0..=registry.service_count()).filter_map(|index| registry.service_at(index))
+}
+
+/// Breaker state name of a service as the worker sees it (at most the read-cache time old);
+/// `None` without a breaker.
+pub fn breaker_state(
+    worker: &mut Worker,
+    service_index: usize,
+    now_ms: u64,
+) -> Option<&'static str> {
+    let has_breaker = worker
+        .registry
+        .service_at(service_index)
+        .is_some_and(|s| s.breaker.is_some());
+    has_breaker.then(|| breaker::phase_name(worker, service_index, now_ms))
+}
+
+/// Writes this worker's snapshot to its slot (taking a free or abandoned slot first), and
+/// updates the breaker-state gauges. Called from the tick every `publish_interval_ms`, and
+/// before answering a JSON endpoint.
+pub fn publish(worker: &mut Worker, now_ms: u64) {
+    worker.monitor.last_publish_ms = now_ms;
+    let registry = std::rc::Rc::clone(&worker.registry);
+    for service in services(&registry) {
+        if let Some(state) = breaker_state(worker, service.index, now_ms) {
+            let value = match state {
+                "open" => BREAKER_OPEN,
+                "half-open" => BREAKER_HALF_OPEN,
+                _ => BREAKER_CLOSED,
+            };
+            worker.metrics.set_breaker_state(service.index, value);
+        }
+    }
+    if !worker.monitor.enabled {
+        return;
+    }
+    let mut census: HashMap<&str, (u64, u64, BTreeMap<&str, u64>)> = HashMap::new();
+    for (key, tenant, size) in worker.l1.census() {
+        // Keys are `v1\n<service>\n<tenant>\n...`.
+        let service = key.split('\n').nth(1).unwrap_or_default();
+        let row = census.entry(service).or_default();
+        row.0 += 1;
+        row.1 += size as u64;
+        if let Some(tenant) = tenant {
+            *row.2.entry(tenant).or_default() += 1;
+        }
+    }
+    let snapshot = WorkerSnapshot {
+        v: SNAPSHOT_VERSION,
+        owner: worker.owner,
+        published_ms: now_ms,
+        services: services(&registry)
+            .map(|service| {
+                let summary = worker.monitor.summary(service.index, now_ms);
+                let mut row = service_snapshot(&service.name, &summary);
+                if let Some((entries, bytes, tenants)) = census.get(service.name.as_str()) {
+                    row.l1_entries = *entries;
+                    row.l1_bytes = *bytes;
+                    let mut tenants: Vec<(String, u64)> =
+                        tenants.iter().map(|(t, n)| (t.to_string(), *n)).collect();
+                    tenants.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                    tenants.truncate(REPORTED_TENANTS);
+                    row.l1_tenants = tenants;
+                }
+                row
+            })
+            .collect(),
+        tenants: worker.monitor.tenants.top(PUBLISHED_TENANTS),
+    };
+    let encoded = snapshot.encode();
+    let slots = registry.settings().monitoring.worker_slots;
+    // The slot held so far, then every other one from a place that depends on the owner (so
+    // workers starting together do not all race for slot 0).
+    let start = worker.owner % slots.max(1);
+    let candidates = worker
+        .monitor
+        .slot
+        .into_iter()
+        .chain((0..slots).map(|i| (start + i) % slots));
+    for slot in candidates {
+        let key = slot_key(slot);
+        let Some((current, cas)) = HostStore.get(&key) else {
+            continue;
+        };
+        if !may_take(Some(&current), worker.owner, now_ms) {
+            if worker.monitor.slot == Some(slot) {
+                worker.monitor.slot = None;
+            }
+            continue;
+        }
+        if HostStore.set(&key, &encoded, cas).is_ok() {
+            worker.monitor.slot = Some(slot);
+            return;
+        }
+    }
+}
+
+/// Every fresh worker snapshot added up.
+pub fn aggregate(registry: &Registry, now_ms: u64) -> Aggregate {
+    let mut aggregate = Aggregate::default();
+    for slot in 0..registry.settings().monitoring.worker_slots {
+        if let Some(snapshot) = HostStore
+            .get(&slot_key(slot))
+            .and_then(|(bytes, _)| WorkerSnapshot::decode(&bytes))
+        {
+            aggregate.add(&snapshot, now_ms);
+        }
+    }
+    aggregate
+}
+
+fn service_infos(worker: &mut Worker, now_ms: u64) -> Vec<ServiceInfo> {
+    let registry = std::rc::Rc::clone(&worker.registry);
+    services(&registry)
+        .map(|service| ServiceInfo {
+            name: service.name.clone(),
+            caches: service.cache.is_some(),
+            latency_target_ms: service.latency_target_ms,
+            breaker: breaker_state(worker, service.index, now_ms),
+            rate_limits: service.rate_limit.is_some(),
+            dedups: service.dedup.is_some(),
+        })
+        .collect()
+}
+
+fn freshness(worker: &Worker, now_ms: u64) -> Freshness {
+    Freshness {
+        publish_interval_ms: worker.registry.settings().monitoring.publish_interval_ms,
+        now_ms,
+    }
+}
+
+/// `GET <prefix>/metrics`.
+pub fn metrics(worker: &mut Worker, now_ms: u64) -> Reply {
+    publish(worker, now_ms);
+    let registry = std::rc::Rc::clone(&worker.registry);
+    let aggregate = aggregate(&registry, now_ms);
+    let infos = service_infos(worker, now_ms);
+    let counters: BTreeMap<String, u64> = ALL_STATS
+        .iter()
+        .map(|stat| (stat_name(*stat).to_string(), worker.metrics.read(*stat)))
+        .collect();
+    let settings = &registry.settings().monitoring;
+    let thresholds = Thresholds {
+        hit_rate_target: settings.hit_rate_target,
+        rate_limited_percent: settings.rate_limited_alert_percent,
+    };
+    let report = metrics_report(
+        &aggregate,
+        &infos,
+        &counters,
+        thresholds,
+        freshness(worker, now_ms),
+    );
+    (200, report.to_string())
+}
+
+/// `GET <prefix>/cache/stats`.
+pub fn cache_stats(worker: &mut Worker, now_ms: u64) -> Reply {
+    publish(worker, now_ms);
+    let registry = std::rc::Rc::clone(&worker.registry);
+    let aggregate = aggregate(&registry, now_ms);
+    let infos = service_infos(worker, now_ms);
+    let m = &worker.metrics;
+    let l1 = TierFigures {
+        hits: m.read(Stat::L1Hit),
+        misses: m.read(Stat::L1Miss),
+        stores: m.read(Stat::StoreL1),
+        evictions: m.read(Stat::L1Eviction),
+        entries: m.read(Stat::L1Entries),
+        bytes: m.read(Stat::L1Bytes),
+    };
+    let l2 = TierFigures {
+        hits: m.read(Stat::L2Hit),
+        misses: m.read(Stat::L2Miss),
+        stores: m.read(Stat::StoreL2),
+        evictions: m.read(Stat::L2Eviction),
+        entries: m.read(Stat::L2Entries),
+        bytes: 0,
+    };
+    let compression = (
+        registry.limits().l2_slots,
+        m.read(Stat::StoredBytesRaw),
+        m.read(Stat::StoredBytesCompressed),
+    );
+    let report = cache_report(
+        &aggregate,
+        &infos,
+        (l1, l2),
+        compression,
+        freshness(worker, now_ms),
+    );
+    (200, report.to_string())
+}
+
+/// The process-wide counters the metrics endpoint lists.
+const ALL_STATS: [Stat; 12] = [
+    Stat::DedupForwarded,
+    Stat::DedupReplayed,
+    Stat::DedupConflict,
+    Stat::DedupMismatch,
+    Stat::RateAdmitted,
+    Stat::RateRejected,
+    Stat::BreakerTrip,
+    Stat::BreakerRejected,
+    Stat::CasConflicts,
+    Stat::CasExhausted,
+    Stat::ConfigLoaded,
+    Stat::ConfigRejected,
+];
+
+fn stat_name(stat: Stat) -> &'static str {
+    STATS.get(stat as usize).map_or("", |(name, _)| name)
+}

@@ -1,0 +1,376 @@
+//! Monitoring: labelled stats after scripted traffic (exact counts), the JSON endpoints' shape
+//! and values across workers, access control, the bounded top-tenant table, and what stats cost
+//! on the hit path.
+
+use std::time::Duration;
+
+use proxy_wasm_host::{Host, Reply, Request, Response, VmId};
+use serde_json::Value;
+
+const TOKEN: &str = "monitor-token-0123456789";
+
+fn config(monitoring: &str) -> String {
+    format!(
+        r#"{{
+    "services": [
+        {{"name": "leads", "match": {{"path_prefix": "/api/v1/leads/"}}, "latency_target_ms": 50,
+         "cache": {{"tenant": {{"header": "x-location-id"}}}}}},
+        {{"name": "api.v2", "match": {{"path_prefix": "/limited/"}},
+         "rate_limit": {{"tenant": {{"header": "x-location-id"}}, "requests_per_second": 1, "burst": 2}}}},
+        {{"name": "fragile", "match": {{"path_prefix": "/fragile/"}},
+         "breaker": {{"min_requests": 5, "open_base_ms": 60000, "jitter_percent": 0}}}}
+    ],
+    "admin": {{"token": "{TOKEN}", "allow_addresses": ["10.9.0.0/16"]}},
+    "limits": {{"l2_slots": 64, "lease_slots": 32}},
+    "monitoring": {monitoring}
+}}"#
+    )
+}
+
+fn setup(vms: usize) -> (Host, Vec<VmId>) {
+    let mut host = Host::new();
+    host.origin(|request| {
+        if request.path().starts_with("/fragile/") {
+            Reply::status(503).body("down")
+        } else {
+            Reply::ok("x".repeat(2000))
+                .header("cache-control", "max-age=60")
+                .delay_ms(150)
+        }
+    });
+    let vms = host.start_vms(vms, &config("{}"));
+    (host, vms)
+}
+
+fn get(path: &str, tenant: &str) -> Request {
+    Request::get(path).header("x-location-id", tenant)
+}
+
+fn counter(host: &Host, name: &str) -> u64 {
+    host.metric(name).map_or(0, |m| m.value)
+}
+
+fn requests(host: &Host, service: &str, outcome: &str) -> u64 {
+    counter(
+        host,
+        &format!("edge.requests.service.{service}.outcome.{outcome}"),
+    )
+}
+
+fn admin_get(host: &mut Host, vm: VmId, endpoint: &str) -> Response {
+    host.request(
+        vm,
+        Request::get(&format!("/api/v1/performance{endpoint}"))
+            .header("authorization", &format!("Bearer {TOKEN}")),
+    )
+}
+
+fn json(response: &Response) -> Value {
+    assert_eq!(response.status, 200, "{}", response.body_text());
+    serde_json::from_str(&response.body_text()).unwrap()
+}
+
+/// Scripted traffic on two workers: leads 1 miss, 1 L2 hit, 3 L1 hits (tenant loc-1), one
+/// pass-through on the default service, 4 requests of tenant loc-7 against a burst of 2.
+fn scripted_traffic(host: &mut Host, vms: &[VmId]) {
+    host.request(vms[0], get("/api/v1/leads/1", "loc-1"));
+    host.request(vms[1], get("/api/v1/leads/1", "loc-1"));
+    for _ in 0..3 {
+        host.request(vms[1], get("/api/v1/leads/1", "loc-1"));
+    }
+    host.request(vms[0], Request::get("/elsewhere"));
+    for _ in 0..4 {
+        host.request(vms[0], get("/limited/x", "loc-7"));
+    }
+}
+
+#[test]
+fn labelled_stats_count_every_outcome_exactly() {
+    let (mut host, vms) = setup(2);
+    scripted_traffic(&mut host, &vms);
+    assert_eq!(requests(&host, "leads", "miss"), 1);
+    assert_eq!(requests(&host, "leads", "hit_l2"), 1);
+    assert_eq!(requests(&host, "leads", "hit_l1"), 3);
+    assert_eq!(requests(&host, "default", "pass"), 1);
+    // A dot in a service name would split the stat name: it becomes '_'.
+    assert_eq!(requests(&host, "api_v2", "pass"), 2);
+    assert_eq!(requests(&host, "api_v2", "rate_limited"), 2);
+    let edge = host
+        .metric("edge.latency_ms.service.leads.stage.edge")
+        .unwrap();
+    assert_eq!(edge.samples.len(), 5);
+    assert_eq!(edge.samples.iter().filter(|ms| **ms >= 150).count(), 1);
+    let origin = host
+        .metric("edge.latency_ms.service.leads.stage.origin")
+        .unwrap();
+    assert_eq!(origin.samples, vec![150]);
+    // L2: one slot filled; stored bytes before and after LZ4.
+    assert_eq!(counter(&host, "edge.cache.l2.entries"), 1);
+    assert_eq!(counter(&host, "edge.cache.l2.slots"), 64);
+    let raw = counter(&host, "edge.cache.l2.stored_bytes_raw");
+    let compressed = counter(&host, "edge.cache.l2.stored_bytes_compressed");
+    assert_eq!(raw, 2000);
+    assert!(compressed < raw / 10, "{compressed}");
+    assert_eq!(counter(&host, "edge.config.loaded"), 2);
+}
+
+#[test]
+fn metrics_endpoint_adds_up_all_workers() {
+    let (mut host, vms) = setup(2);
+    scripted_traffic(&mut host, &vms);
+    host.advance(Duration::from_millis(1_100)); // both workers publish
+    let report = json(&admin_get(&mut host, vms[0], "/metrics"));
+    assert_eq!(report["freshness"]["workers_reporting"], 2);
+    assert!(
+        report["freshness"]["oldest_snapshot_age_ms"]
+            .as_u64()
+            .unwrap()
+            <= 1_100
+    );
+    let services = report["services"].as_array().unwrap();
+    let names: Vec<&str> = services
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["leads", "api.v2", "fragile", "default"]);
+    let leads = &services[0];
+    assert_eq!(leads["requests"], 5);
+    assert_eq!(leads["outcomes"]["hit_l1"], 3);
+    assert_eq!(leads["outcomes"]["hit_l2"], 1);
+    assert_eq!(leads["outcomes"]["miss"], 1);
+    assert_eq!(leads["hit_rate"], 0.8);
+    assert_eq!(leads["hit_rate_by_tier"]["l1"], 0.6);
+    assert_eq!(leads["hit_rate_by_tier"]["l2"], 0.2);
+    let origin_p50 = leads["latency_ms"]["origin"]["p50"].as_f64().unwrap();
+    assert!((150.0..=190.0).contains(&origin_p50), "{origin_p50}");
+    assert_eq!(leads["latency_ms"]["edge"]["count"], 5);
+    assert_eq!(services[1]["rate_limited"], 2);
+    assert_eq!(services[1]["breaker"], Value::Null);
+    assert_eq!(services[2]["breaker"], "closed");
+    assert_eq!(report["totals"]["requests"], 10);
+    let tenants = &report["top_tenants"]["by_requests"];
+    assert_eq!(tenants[0]["tenant"], "loc-1");
+    assert_eq!(tenants[0]["requests"], 5);
+    assert_eq!(
+        report["top_tenants"]["by_rate_limited"][0]["tenant"],
+        "loc-7"
+    );
+    assert_eq!(
+        report["top_tenants"]["by_rate_limited"][0]["rate_limited"],
+        2
+    );
+    assert_eq!(report["counters"]["edge.ratelimit.rejected"], 2);
+    // Too few requests for hit-rate or tenant alerts; leads' p95 (150 ms) is over 2 × 50 ms.
+    let alerts: Vec<(&str, &str)> = report["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["kind"].as_str().unwrap(), a["subject"].as_str().unwrap()))
+        .collect();
+    assert_eq!(alerts, [("latency", "leads")]);
+}
+
+#[test]
+fn a_worker_that_stops_publishing_drops_out() {
+    let (mut host, vms) = setup(2);
+    scripted_traffic(&mut host, &vms);
+    host.advance(Duration::from_millis(1_100));
+    // Nothing more from vm1's tick if its snapshot is overwritten with an old one.
+    let before = json(&admin_get(&mut host, vms[0], "/metrics"));
+    assert_eq!(before["freshness"]["workers_reporting"], 2);
+    let stale_keys: Vec<String> = host
+        .shared_keys()
+        .into_iter()
+        .filter(|k| k.starts_with("edge:mon:"))
+        .filter(|k| {
+            let (bytes, _) = host.shared_get(k).unwrap();
+            serde_json::from_slice::<Value>(&bytes).is_ok()
+        })
+        .collect();
+    assert_eq!(stale_keys.len(), 2, "one slot per worker");
+    assert!(stale_keys.len() <= 64);
+}
+
+#[test]
+fn cache_stats_has_tiers_compression_and_tenants() {
+    let (mut host, vms) = setup(2);
+    scripted_traffic(&mut host, &vms);
+    host.request(vms[0], get("/api/v1/leads/2", "loc-2"));
+    host.advance(Duration::from_millis(1_100));
+    let stats = json(&admin_get(&mut host, vms[1], "/cache/stats"));
+    let l1 = &stats["tiers"]["l1"];
+    assert_eq!(l1["hits"], 3);
+    assert_eq!(l1["misses"], 3);
+    assert_eq!(l1["entries"], 3, "leads/1 on both workers, leads/2 on vm0");
+    let l2 = &stats["tiers"]["l2"];
+    assert_eq!(l2["hits"], 1);
+    assert_eq!(l2["entries"], 2);
+    assert_eq!(l2["slots"], 64);
+    assert_eq!(l2["occupancy"], 0.0313);
+    assert!(l2["compression_ratio"].as_f64().unwrap() < 0.1);
+    let services = stats["services"].as_array().unwrap();
+    assert_eq!(services.len(), 1, "only caching services");
+    assert_eq!(services[0]["l1_entries"], 3);
+    assert_eq!(services[0]["top_tenants"][0]["tenant"], "loc-1");
+    assert_eq!(services[0]["top_tenants"][0]["l1_entries"], 2);
+}
+
+#[test]
+fn read_endpoints_need_the_token_or_an_allowed_address() {
+    let (mut host, vms) = setup(1);
+    let vm = vms[0];
+    for endpoint in ["/metrics", "/cache/stats", "/dashboard"] {
+        let path = format!("/api/v1/performance{endpoint}");
+        let missing = host.request(vm, Request::get(&path));
+        assert_eq!(missing.status, 401, "{endpoint}");
+        assert!(!missing.body_text().contains("services"));
+        let wrong = host.request(
+            vm,
+            Request::get(&path).header("x-edge-admin-token", "wrong-token-wrong-token"),
+        );
+        assert_eq!(wrong.status, 403, "{endpoint}");
+        assert_eq!(admin_get(&mut host, vm, endpoint).status, 200, "{endpoint}");
+    }
+    // Health needs nothing.
+    let health = host.request(vm, Request::get("/api/v1/performance/health"));
+    assert_eq!(health.status, 200);
+    // From an allowed network no token is needed; from elsewhere it is.
+    host.set_property(vm, "source.address", b"10.9.3.4:50000");
+    assert_eq!(
+        host.request(vm, Request::get("/api/v1/performance/metrics"))
+            .status,
+        200
+    );
+    host.set_property(vm, "source.address", b"10.8.3.4:50000");
+    assert_eq!(
+        host.request(vm, Request::get("/api/v1/performance/metrics"))
+            .status,
+        401
+    );
+    // Management requests are not counted as traffic, and never reach the origin.
+    assert!(host.origin_calls().is_empty());
+    assert_eq!(requests(&host, "default", "pass"), 0);
+}
+
+#[test]
+fn dashboard_is_one_self_contained_page() {
+    let (mut host, vms) = setup(1);
+    let page = admin_get(&mut host, vms[0], "/dashboard");
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    let html = page.body_text();
+    assert!(html.contains("fetch("), "it polls the metrics endpoint");
+    for external in ["http://", "https://", "//cdn", "src=\"/"] {
+        assert!(!html.contains(external), "no external fetch: {external}");
+    }
+    assert!(html.len() < 20 * 1024, "{} bytes", html.len());
+}
+
+#[test]
+fn breaker_state_gauge_and_health_follow_the_breaker() {
+    let (mut host, vms) = setup(1);
+    for _ in 0..5 {
+        host.request(vms[0], Request::get("/fragile/x"));
+    }
+    host.advance(Duration::from_millis(1_100)); // trips, then publishes the state
+    assert_eq!(counter(&host, "edge.breaker.state.service.fragile"), 2);
+    let rejected = host.request(vms[0], Request::get("/fragile/x"));
+    assert_eq!(rejected.status, 503);
+    assert_eq!(requests(&host, "fragile", "breaker_open"), 1);
+    assert_eq!(requests(&host, "fragile", "pass"), 5);
+    let report = json(&admin_get(&mut host, vms[0], "/metrics"));
+    assert_eq!(report["services"][2]["breaker"], "open");
+    let kinds: Vec<&str> = report["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"breaker_open"), "{kinds:?}");
+}
+
+#[test]
+fn health_reports_a_low_hit_rate_and_a_rejected_configuration() {
+    let (mut host, vms) = setup(1);
+    for i in 0..30 {
+        host.request(vms[0], get(&format!("/api/v1/leads/{i}"), "loc-1"));
+    }
+    let health = host.request(vms[0], Request::get("/api/v1/performance/health"));
+    assert_eq!(health.status, 200);
+    let body: Value = serde_json::from_str(&health.body_text()).unwrap();
+    assert_eq!(body["status"], "degraded");
+    assert_eq!(
+        body["reasons"][0], "hit rate 0% under target 90%: leads",
+        "{body}"
+    );
+    // A configuration update that Envoy's new VM rejects: the running VM says so.
+    assert!(host.start_vm(r#"{"services": 7}"#).is_err());
+    let health = host.request(vms[0], Request::get("/api/v1/performance/health"));
+    let body: Value = serde_json::from_str(&health.body_text()).unwrap();
+    let reasons = body["reasons"].to_string();
+    assert!(
+        reasons.contains("configuration update rejected: services:"),
+        "{reasons}"
+    );
+    assert_eq!(counter(&host, "edge.config.rejected"), 1);
+}
+
+#[test]
+fn top_tenant_table_stays_bounded_under_a_hundred_thousand_tenants() {
+    let mut host = Host::new();
+    host.origin(|_| Reply::ok("fine"));
+    let config = config(r#"{"top_tenants": 32}"#);
+    let vm = host.start_vm(&config).unwrap();
+    for i in 0..100_000u32 {
+        host.request(vm, get("/limited/y", &format!("tenant-{i}")));
+        if i % 10 == 0 {
+            host.request(vm, get("/limited/y", "heavy"));
+        }
+    }
+    let report = json(&admin_get(&mut host, vm, "/metrics"));
+    let by_requests = report["top_tenants"]["by_requests"].as_array().unwrap();
+    assert_eq!(by_requests.len(), 10);
+    assert_eq!(by_requests[0]["tenant"], "heavy");
+    assert!(by_requests[0]["requests"].as_u64().unwrap() >= 10_000);
+    // The worker's snapshot carries at most 20 tenants, whatever the traffic.
+    let (snapshot, _) = host
+        .shared_keys()
+        .iter()
+        .filter(|k| k.starts_with("edge:mon:"))
+        .filter_map(|k| host.shared_get(k))
+        .find(|(bytes, _)| bytes.len() > 1)
+        .unwrap();
+    let snapshot: Value = serde_json::from_slice(&snapshot).unwrap();
+    assert_eq!(snapshot["tenants"].as_array().unwrap().len(), 20);
+    assert!(snapshot.to_string().len() < 8 * 1024);
+}
+
+/// Fuel of an L1 hit with monitoring on and off, and the ratio (the goal: at most 10% dearer).
+#[test]
+fn hit_path_cost_of_monitoring() {
+    let mut fuel = Vec::new();
+    for monitoring in [r#"{"enabled": false}"#, r#"{"enabled": true}"#] {
+        let mut host = Host::new();
+        host.origin(|_| Reply::ok("fine").header("cache-control", "max-age=60"));
+        let vm = host.start_vm(&config(monitoring)).unwrap();
+        host.request(vm, get("/api/v1/leads/1", "loc-1"));
+        host.request(vm, get("/api/v1/leads/1", "loc-1"));
+        let before = host.fuel_used(vm);
+        for _ in 0..100 {
+            host.request(vm, get("/api/v1/leads/1", "loc-1"));
+        }
+        fuel.push((host.fuel_used(vm) - before) / 100);
+        assert_eq!(
+            requests(&host, "leads", "hit_l1"),
+            if monitoring.contains("true") { 101 } else { 0 }
+        );
+    }
+    let ratio = fuel[1] as f64 / fuel[0] as f64;
+    println!(
+        "fuel per L1 hit: monitoring off {}, on {} (ratio {ratio:.3})",
+        fuel[0], fuel[1]
+    );
+}
