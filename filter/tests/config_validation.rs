@@ -52,7 +52,7 @@ fn unknown_field() {
     assert_eq!(
         error(r#"{"services": [{"name": "a", "match": {"path_prefix": "/"}, "ttl": 5}]}"#),
         "services[0].ttl: unknown field `ttl`, expected one of `name`, `match`, `cache`, \
-         `dedup`, `rate_limit`, `breaker` (line 1, column 64)"
+         `dedup`, `rate_limit`, `breaker`, `latency_target_ms` (line 1, column 64)"
     );
     assert_eq!(
         error(r#"{"limit": {}}"#),
