@@ -57,7 +57,8 @@ fn unknown_field() {
     assert_eq!(
         error(r#"{"limit": {}}"#),
         "limit: unknown field `limit`, expected one of `services`, `default_service`, `limits`, \
-         `admin`, `upstream_cluster`, `cache_status_name`, `generation_refresh_ms` (line 1, column 8)"
+         `admin`, `monitoring`, `upstream_cluster`, `cache_status_name`, `generation_refresh_ms` \
+         (line 1, column 8)"
     );
 }
 
