@@ -8,8 +8,8 @@ cd "$root"
 started=$(date +%s)
 step() { echo; echo "==> $*"; }
 
-step "setup (toolchain, wasm32 target, Envoy ${ENVOY_VERSION:-1.40.0})"
-envoy/setup.sh
+step "setup (toolchain, wasm32 target, Envoy ${ENVOY_VERSION:-1.40.0}, chromium)"
+envoy/setup.sh --browser
 
 step "build the filter and the host's probe guest for wasm32 (release)"
 cargo build --release --target wasm32-unknown-unknown -p edge-filter -p host-probe

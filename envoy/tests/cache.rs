@@ -53,7 +53,15 @@ fn miss_then_hits_reach_the_origin_once() {
 
 #[test]
 fn purge_needs_the_token_and_takes_effect_on_every_worker() {
-    let stack = test_stack(None, 0.0);
+    // The shipped configuration trusts loopback clients (the demo listens on loopback only);
+    // without that allow-list, a client from 127.0.0.1 needs the token like any other.
+    let mut config: serde_json::Value =
+        serde_json::from_str(include_str!("../plugin-config.json")).unwrap();
+    config["admin"]
+        .as_object_mut()
+        .unwrap()
+        .remove("allow_addresses");
+    let stack = test_stack(Some(&config.to_string()), 0.0);
     let origin = stack.origin.as_ref().unwrap().addr();
     get(&stack, "/api/v1/coaching/7", &[]);
     get(&stack, "/api/v1/coaching/7", &[]);

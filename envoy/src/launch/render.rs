@@ -35,6 +35,18 @@ pub fn render_envoy_config(input: &RenderInput<'_>) -> String {
 admin:
   address:
     socket_address: {{ address: {admin_ip}, port_value: {admin_port} }}
+# The filter's stats carry their labels in the name (edge.requests.service.<s>.outcome.<o>);
+# these tags turn them into Prometheus labels: edge_requests{{service="leads",outcome="hit_l1"}}.
+stats_config:
+  stats_tags:
+  - tag_name: service
+    regex: '^wasmcustom\.edge\..*?(\.service\.([^.]+))'
+  - tag_name: outcome
+    regex: '^wasmcustom\.edge\.requests.*?(\.outcome\.([^.]+))'
+  - tag_name: stage
+    regex: '^wasmcustom\.edge\.latency_ms.*?(\.stage\.([^.]+))'
+  - tag_name: tier
+    regex: '^wasmcustom\.edge\.cache(\.(l1|l2))\.'
 static_resources:
   listeners:
   - name: edge

@@ -34,6 +34,9 @@ pub struct Monitor {
     /// The shared-data slot this worker publishes to, once it has taken one.
     slot: Option<u64>,
     pub last_publish_ms: u64,
+    /// Whether this VM has served a request: VMs that never do (Envoy's main-thread VM) do
+    /// not publish, so `workers_reporting` counts workers with traffic.
+    seen_traffic: bool,
 }
 
 impl Monitor {
@@ -45,6 +48,7 @@ impl Monitor {
             tenants: TopTenants::new(usize::try_from(settings.top_tenants).unwrap_or(64)),
             slot: None,
             last_publish_ms: 0,
+            seen_traffic: false,
         }
     }
 
@@ -56,6 +60,7 @@ impl Monitor {
         tenant: Option<&str>,
         now_ms: u64,
     ) {
+        self.seen_traffic = true;
         if let Some(window) = self.windows.get_mut(service_index) {
             window.record(now_ms, outcome, edge_us, origin_us);
         }
@@ -109,7 +114,7 @@ pub fn publish(worker: &mut Worker, now_ms: u64) {
             worker.metrics.set_breaker_state(service.index, value);
         }
     }
-    if !worker.monitor.enabled {
+    if !worker.monitor.enabled || !worker.monitor.seen_traffic {
         return;
     }
     let mut census: HashMap<&str, (u64, u64, BTreeMap<&str, u64>)> = HashMap::new();

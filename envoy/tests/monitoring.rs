@@ -1,0 +1,114 @@
+//! Monitoring through real Envoy 1.40 with 2 workers: after a scripted run, Envoy's
+//! `/stats/prometheus` carries the filter's stats as labelled metrics (the shipped `stats_tags`)
+//! with the right values, and the filter's `/metrics` endpoint adds up both workers.
+
+use std::time::{Duration, Instant};
+
+use edge_envoy::launch::{http_request, test_stack, Stack};
+
+fn prometheus(stack: &Stack) -> String {
+    http_request(stack.admin, "GET", "/stats/prometheus", &[], b"")
+        .unwrap()
+        .text()
+        .to_string()
+}
+
+/// The value of one sample line (`name{labels} value`), if present.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn prometheus_output_has_labelled_metrics_with_the_right_values() {
+    let stack = test_stack(None, 0.0);
+    let tenant = [("x-location-id", "loc-1")];
+    for _ in 0..5 {
+        let response = http_request(stack.listen, "GET", "/api/v1/leads/1", &tenant, b"").unwrap();
+        assert_eq!(response.status, 200);
+    }
+    for _ in 0..2 {
+        http_request(stack.listen, "GET", "/nowhere", &[], b"").unwrap();
+    }
+    let text = prometheus(&stack);
+    let count = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}\n{text}"));
+    assert_eq!(
+        count(r#"edge_requests{service="leads",outcome="miss"}"#),
+        1.0
+    );
+    let hits = count(r#"edge_requests{service="leads",outcome="hit_l1"}"#)
+        + count(r#"edge_requests{service="leads",outcome="hit_l2"}"#);
+    assert_eq!(hits, 4.0);
+    assert_eq!(
+        count(r#"edge_requests{service="default",outcome="pass"}"#),
+        2.0
+    );
+    assert_eq!(
+        count(r#"edge_requests{service="coaching",outcome="hit_l1"}"#),
+        0.0
+    );
+    assert_eq!(count(r#"edge_cache_store{tier="l2"}"#), 1.0);
+    assert_eq!(count(r#"edge_cache_entries{tier="l2"}"#), 1.0);
+    assert_eq!(count(r#"edge_cache_slots{tier="l2"}"#), 65536.0);
+    assert_eq!(count(r#"edge_breaker_state{service="leads"}"#), 0.0);
+    assert_eq!(count("edge_ratelimit_admitted{}"), 5.0);
+    // Envoy configures a VM per worker and on the main thread (and may validate with another).
+    assert!(count("edge_config_loaded{}") >= 3.0);
+    assert_eq!(count("edge_config_rejected{}"), 0.0);
+    // One metric name per family, labels for the rest: no service name inside a metric name.
+    assert!(!text.contains("edge_requests_service"), "{text}");
+    // Histograms reach the admin output at Envoy's stats flush (every 5 s).
+    let started = Instant::now();
+    let edge_count = r#"edge_latency_ms_count{service="leads",stage="edge"}"#;
+    let mut text = prometheus(&stack);
+    while sample(&text, edge_count) != Some(5.0) && started.elapsed() < Duration::from_secs(12) {
+        std::thread::sleep(Duration::from_millis(250));
+        text = prometheus(&stack);
+    }
+    assert_eq!(sample(&text, edge_count), Some(5.0), "{text}");
+    assert_eq!(
+        sample(
+            &text,
+            r#"edge_latency_ms_count{service="leads",stage="origin"}"#
+        ),
+        Some(1.0)
+    );
+    println!(
+        "{}",
+        text.lines()
+            .filter(|l| l.starts_with("edge_requests{service=\"leads\""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+#[test]
+fn metrics_endpoint_adds_up_both_workers() {
+    let stack = test_stack(None, 0.0);
+    let tenant = [("x-location-id", "loc-3")];
+    for i in 0..40 {
+        let path = format!("/api/v1/coaching/{}", i % 4);
+        http_request(stack.listen, "GET", &path, &tenant, b"").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1_200)); // every worker publishes
+    let response =
+        http_request(stack.listen, "GET", "/api/v1/performance/metrics", &[], b"").unwrap();
+    assert_eq!(
+        response.status, 200,
+        "loopback is allowed by the shipped config"
+    );
+    let report: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    // Workers that served traffic publish; the main-thread VM never does.
+    let reporting = report["freshness"]["workers_reporting"].as_u64().unwrap();
+    assert!((1..=2).contains(&reporting), "{report}");
+    let coaching = report["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "coaching")
+        .unwrap();
+    assert_eq!(coaching["requests"], 40);
+    assert_eq!(coaching["outcomes"]["miss"], 4);
+    assert_eq!(coaching["hit_rate"], 0.9);
+    assert_eq!(report["top_tenants"]["by_requests"][0]["tenant"], "loc-3");
+}
