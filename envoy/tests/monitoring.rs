@@ -73,6 +73,21 @@ fn prometheus_output_has_labelled_metrics_with_the_right_values() {
         ),
         Some(1.0)
     );
+    // Every metric the shipped Grafana dashboard queries is in Envoy's output.
+    let grafana: serde_json::Value =
+        serde_json::from_str(include_str!("../grafana/edge-dashboard.json")).unwrap();
+    let queried = grafana_metrics(&grafana);
+    assert!(queried.len() >= 20, "{queried:?}");
+    for name in queried {
+        let family = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(&name);
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "Grafana queries {name}, which Envoy does not export"
+        );
+    }
     println!(
         "{}",
         text.lines()
@@ -80,6 +95,37 @@ fn prometheus_output_has_labelled_metrics_with_the_right_values() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// `edge_*` metric names in the dashboard's queries.
+fn grafana_metrics(value: &serde_json::Value) -> Vec<String> {
+    let mut names = Vec::new();
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                if let (true, Some(expr)) = (key == "expr", value.as_str()) {
+                    let mut rest = expr;
+                    while let Some(at) = rest.find("edge_") {
+                        let name: String = rest[at..]
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        rest = &rest[at + name.len()..];
+                        names.push(name);
+                    }
+                } else {
+                    names.extend(grafana_metrics(value));
+                }
+            }
+        }
+        serde_json::Value::Array(items) => {
+            items.iter().for_each(|v| names.extend(grafana_metrics(v)))
+        }
+        _ => {}
+    }
+    names.sort();
+    names.dedup();
+    names
 }
 
 #[test]

@@ -78,7 +78,8 @@ fn print_banner(stack: &Stack) {
            curl -i '{edge}/api/v1/properties?city=austin'\n  \
            curl -i -X POST -H 'webhook-id: msg_1' -d '{{\"type\":\"contact.created\"}}' {edge}/webhooks/ghl\n  \
            curl -i --compressed -H 'accept-encoding: br' {edge}/api/v1/leads/42\n\n\
-         Envoy admin:   http://{admin}/stats?filter=wasm   http://{admin}/ready\n\
+         Dashboard:     {edge}/api/v1/performance/dashboard   (JSON: .../metrics, .../health, .../cache/stats)\n\
+         Envoy admin:   http://{admin}/stats/prometheus   http://{admin}/ready\n\
          Origin direct: http://{upstream}/__origin/stats\n\
          Run directory (envoy.yaml, envoy.log): {run_dir}\n\n\
          Press Ctrl-C to stop everything.",
