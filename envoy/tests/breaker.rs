@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use edge_envoy::launch::{http_request, origin_requests, test_stack};
+use edge_envoy::launch::{http_request, origin_requests, set_origin_fault, test_stack};
 
 const CONFIG: &str = r#"{
     "services": [
@@ -17,16 +17,8 @@ const CONFIG: &str = r#"{
 }"#;
 
 fn fault(origin: SocketAddr, error_rate: f64) {
-    let body = format!(r#"{{"endpoint": "coaching", "error_rate": {error_rate}}}"#);
-    let response = http_request(
-        origin,
-        "POST",
-        "/__origin/faults",
-        &[("content-type", "application/json")],
-        body.as_bytes(),
-    )
-    .unwrap();
-    assert_eq!(response.status, 200);
+    let fault = format!(r#"{{"endpoint": "coaching", "error_rate": {error_rate}}}"#);
+    set_origin_fault(origin, &fault);
 }
 
 #[test]

@@ -5,7 +5,9 @@
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use edge_envoy::launch::{http_request, origin_requests, test_stack, HttpResponse};
+use edge_envoy::launch::{
+    http_request, origin_requests, set_origin_fault, test_stack, HttpResponse,
+};
 
 const CONFIG: &str = r#"{
     "services": [
@@ -65,18 +67,9 @@ fn stale_while_revalidate_is_served_at_once_while_the_origin_is_slow() {
     let first = http_request(stack.listen, "GET", "/api/v1/coaching/5", &[], b"").unwrap();
     assert_eq!(first.status, 200);
     // Make the origin slow, let the entry go stale (max_ttl_s 1).
-    let fault = r#"{"endpoint": "coaching", "extra_latency_ms": 1000}"#;
-    assert_eq!(
-        http_request(
-            origin,
-            "POST",
-            "/__origin/faults",
-            &[("content-type", "application/json")],
-            fault.as_bytes()
-        )
-        .unwrap()
-        .status,
-        200
+    set_origin_fault(
+        origin,
+        r#"{"endpoint": "coaching", "extra_latency_ms": 1000}"#,
     );
     std::thread::sleep(Duration::from_millis(1500));
     let start = Instant::now();
@@ -104,15 +97,7 @@ fn stale_if_error_answers_while_the_origin_fails() {
     let origin = stack.origin.as_ref().unwrap().addr();
     let first = http_request(stack.listen, "GET", "/api/v1/coaching/9", &[], b"").unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    let fault = r#"{"endpoint": "coaching", "error_rate": 1}"#;
-    http_request(
-        origin,
-        "POST",
-        "/__origin/faults",
-        &[("content-type", "application/json")],
-        fault.as_bytes(),
-    )
-    .unwrap();
+    set_origin_fault(origin, r#"{"endpoint": "coaching", "error_rate": 1}"#);
     // Past the stale-while-revalidate window too? No: 30 s. Ask for a revalidation explicitly.
     let response = http_request(
         stack.listen,

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use edge_envoy::launch::{http_request, test_stack};
+use edge_envoy::launch::{http_request, set_origin_fault, test_stack};
 
 fn chromium() -> PathBuf {
     let path =
@@ -110,20 +110,12 @@ fn dashboard_shows_live_figures_and_an_open_breaker() {
             while !stop.load(Ordering::Relaxed) {
                 let tenant = format!("loc-{}", i % 3);
                 let headers = [("x-location-id", tenant.as_str())];
-                let _ = http_request(
-                    listen,
-                    "GET",
-                    &format!("/api/v1/leads/{}", i % 10),
-                    &headers,
-                    b"",
-                );
-                let _ = http_request(
-                    listen,
-                    "GET",
-                    &format!("/api/v1/coaching/{}", i % 5),
-                    &headers,
-                    b"",
-                );
+                for path in [
+                    format!("/api/v1/leads/{}", i % 10),
+                    format!("/api/v1/coaching/{}", i % 5),
+                ] {
+                    let _ = http_request(listen, "GET", &path, &headers, b"");
+                }
                 i += 1;
                 std::thread::sleep(Duration::from_millis(5));
             }
@@ -140,16 +132,7 @@ fn dashboard_shows_live_figures_and_an_open_breaker() {
     assert_eq!(cell(&first, "properties", "breaker"), "—");
 
     // The coaching origin fails; new keys miss, fail and trip its breaker.
-    let fault = r#"{"endpoint": "coaching", "error_rate": 1.0}"#;
-    let set = http_request(
-        origin,
-        "POST",
-        "/__origin/faults",
-        &[("content-type", "application/json")],
-        fault.as_bytes(),
-    )
-    .unwrap();
-    assert_eq!(set.status, 200);
+    set_origin_fault(origin, r#"{"endpoint": "coaching", "error_rate": 1.0}"#);
     for i in 0..60 {
         let _ = http_request(
             listen,

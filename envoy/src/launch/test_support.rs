@@ -38,3 +38,17 @@ pub fn origin_requests(origin: SocketAddr, endpoint: &str) -> u64 {
         serde_json::from_slice(&stats.body).unwrap_or_else(|err| panic!("origin stats: {err}"));
     stats["requests"][endpoint].as_u64().unwrap_or(0)
 }
+
+/// Sets a demo-origin fault (`POST /__origin/faults` with `fault`, a JSON object such as
+/// `{"endpoint": "coaching", "error_rate": 1.0}`); panics unless the origin accepts it.
+pub fn set_origin_fault(origin: SocketAddr, fault: &str) {
+    let response = http_request(
+        origin,
+        "POST",
+        "/__origin/faults",
+        &[("content-type", "application/json")],
+        fault.as_bytes(),
+    )
+    .unwrap_or_else(|err| panic!("origin faults: {err}"));
+    assert_eq!(response.status, 200, "origin refused fault {fault}");
+}
