@@ -111,6 +111,9 @@ fn labelled_stats_count_every_outcome_exactly() {
     let compressed = counter(&host, "edge.cache.l2.stored_bytes_compressed");
     assert_eq!(raw, 2000);
     assert!(compressed < raw / 10, "{compressed}");
+    // What the slot holds: the encoded entry (headers, metadata and the compressed body).
+    let l2_bytes = counter(&host, "edge.cache.l2.bytes");
+    assert!(l2_bytes > compressed && l2_bytes < raw, "{l2_bytes}");
     assert_eq!(counter(&host, "edge.config.loaded"), 2);
 }
 
@@ -206,6 +209,7 @@ fn cache_stats_has_tiers_compression_and_tenants() {
     assert_eq!(l2["hits"], 1);
     assert_eq!(l2["entries"], 2);
     assert_eq!(l2["slots"], 64);
+    assert!(l2["bytes"].as_u64().unwrap() > 0);
     assert_eq!(l2["occupancy"], 0.0313);
     assert!(l2["compression_ratio"].as_f64().unwrap() < 0.1);
     let services = stats["services"].as_array().unwrap();

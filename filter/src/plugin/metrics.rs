@@ -67,6 +67,7 @@ stats! {
     L1Bytes => "edge.cache.l1.bytes", Gauge;
     L2Entries => "edge.cache.l2.entries", Gauge;
     L2Slots => "edge.cache.l2.slots", Gauge;
+    L2Bytes => "edge.cache.l2.bytes", Gauge;
     CasConflicts => "edge.shared.cas_conflicts", Counter;
     CasExhausted => "edge.shared.cas_exhausted", Counter;
     ConfigLoaded => "edge.config.loaded", Counter;

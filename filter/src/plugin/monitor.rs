@@ -259,7 +259,7 @@ pub fn cache_stats(worker: &mut Worker, now_ms: u64) -> Reply {
         stores: m.read(Stat::StoreL2),
         evictions: m.read(Stat::L2Eviction),
         entries: m.read(Stat::L2Entries),
-        bytes: 0,
+        bytes: m.read(Stat::L2Bytes),
     };
     let compression = (
         registry.limits().l2_slots,

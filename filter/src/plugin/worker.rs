@@ -288,25 +288,27 @@ impl Worker {
         let entry_key = entry.key.clone();
         let slot = slot_key(slot_of(&entry.key, self.registry.limits().l2_slots));
         self.insert_l1(entry, tenant);
-        let (cas, fills) = match HostStore.get(&slot) {
-            Some((previous, cas)) => match Entry::decode_key(&previous) {
-                Ok(previous_key) => {
-                    if previous_key != entry_key {
-                        // Another key's entry leaves L2 (slots are shared by hash).
-                        self.metrics.inc(Stat::L2Eviction);
-                    }
-                    (cas, false)
+        // (cas, bytes the slot held): an empty slot (never written, or the placeholder) is
+        // filled by this store.
+        let (cas, previous_len) = match HostStore.get(&slot) {
+            Some((previous, cas)) => {
+                if Entry::decode_key(&previous).is_ok_and(|k| k != entry_key) {
+                    // Another key's entry leaves L2 (slots are shared by hash).
+                    self.metrics.inc(Stat::L2Eviction);
                 }
-                Err(_) => (cas, true),
-            },
-            None => (0, true),
+                (cas, previous.len())
+            }
+            None => (0, 0),
         };
         match HostStore.set(&slot, &encoded, cas) {
             Ok(()) => {
                 self.metrics.inc(Stat::StoreL2);
-                if fills {
+                if previous_len <= 1 {
                     self.metrics.inc(Stat::L2Entries);
                 }
+                let grown = i64::try_from(encoded.len()).unwrap_or(0)
+                    - i64::try_from(previous_len).unwrap_or(0);
+                self.metrics.add(Stat::L2Bytes, grown);
                 if let Some((stored, raw)) = Entry::stored_body_len(&encoded) {
                     self.metrics
                         .add(Stat::StoredBytesRaw, i64::try_from(raw).unwrap_or(0));
