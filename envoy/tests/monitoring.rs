@@ -158,3 +158,16 @@ fn metrics_endpoint_adds_up_both_workers() {
     assert_eq!(coaching["hit_rate"], 0.9);
     assert_eq!(report["top_tenants"]["by_requests"][0]["tenant"], "loc-3");
 }
+
+#[test]
+fn the_allow_list_checks_the_peer_not_x_forwarded_for() {
+    let config = r#"{"admin": {"token": "a-token-of-16-chars", "allow_addresses": ["10.1.2.3"]}}"#;
+    let stack = test_stack(Some(config), 0.0);
+    let forged = [("x-forwarded-for", "10.1.2.3")];
+    let path = "/api/v1/performance/metrics";
+    let response = http_request(stack.listen, "GET", path, &forged, b"").unwrap();
+    assert_eq!(response.status, 401, "{}", response.text());
+    let bearer = [("authorization", "Bearer a-token-of-16-chars")];
+    let response = http_request(stack.listen, "GET", path, &bearer, b"").unwrap();
+    assert_eq!(response.status, 200);
+}

@@ -386,3 +386,22 @@ fn first_matching_service_wins_and_unmatched_goes_to_default() {
     assert_eq!(name("x", "/", "GET"), "other");
     assert_eq!(name("", "", ""), "other");
 }
+
+#[test]
+fn service_names_must_make_distinct_stat_labels() {
+    assert_eq!(
+        error(
+            r#"{"services": [{"name": "a.b", "match": {"path_prefix": "/x"}},
+                             {"name": "a_b", "match": {"path_prefix": "/y"}}]}"#
+        ),
+        r#"services[1].name: "a_b" and "a.b" (services[0]) would share the stats label "a_b""#
+    );
+    assert_eq!(
+        error(r#"{"default_service": {"name": "outcome"}}"#),
+        r#"default_service.name: "outcome" is reserved (stat tag names: service, outcome, stage)"#
+    );
+    assert!(
+        Config::parse(br#"{"services": [{"name": "api.v2", "match": {"path_prefix": "/"}}]}"#)
+            .is_ok()
+    );
+}

@@ -271,6 +271,19 @@ fn dashboard_is_one_self_contained_page() {
         assert!(!html.contains(external), "no external fetch: {external}");
     }
     assert!(html.len() < 20 * 1024, "{} bytes", html.len());
+    // Without access: 401 and a token form, which loads the page with the token; no data.
+    let login = host.request(vms[0], Request::get("/api/v1/performance/dashboard"));
+    assert_eq!(login.status, 401);
+    assert_eq!(
+        login.header("content-type").as_deref(),
+        Some("text/html; charset=utf-8")
+    );
+    let form = login.body_text();
+    assert!(form.contains("Authorization: 'Bearer '"), "{form}");
+    assert!(!form.contains("requests_per_s") && !form.contains("leads"));
+    for external in ["http://", "https://"] {
+        assert!(!form.contains(external));
+    }
 }
 
 #[test]
@@ -377,4 +390,32 @@ fn hit_path_cost_of_monitoring() {
         "fuel per L1 hit: monitoring off {}, on {} (ratio {ratio:.3})",
         fuel[0], fuel[1]
     );
+}
+
+#[test]
+fn refusals_and_replays_are_told_apart() {
+    let mut host = Host::new();
+    host.origin(|_| Reply::ok("done"));
+    let vm = host
+        .start_vm(
+            r#"{"services": [
+                {"name": "hooks", "match": {"path_prefix": "/hooks"}, "dedup": {}},
+                {"name": "strict", "match": {"path_prefix": "/strict"},
+                 "rate_limit": {"tenant": {"header": "x-location-id"}, "missing_tenant": "reject",
+                                "requests_per_second": 10, "burst": 10}}
+            ]}"#,
+        )
+        .unwrap();
+    let delivery = |body: &str| {
+        Request::post("/hooks", body.as_bytes().to_vec()).header("webhook-id", "msg_1")
+    };
+    assert_eq!(host.request(vm, delivery("a")).status, 200);
+    assert_eq!(host.request(vm, delivery("a")).status, 200);
+    assert_eq!(host.request(vm, delivery("b")).status, 422);
+    assert_eq!(host.request(vm, Request::get("/strict")).status, 400);
+    assert_eq!(requests(&host, "hooks", "pass"), 1);
+    assert_eq!(requests(&host, "hooks", "dedup_replay"), 1);
+    assert_eq!(requests(&host, "hooks", "refused"), 1);
+    assert_eq!(requests(&host, "strict", "refused"), 1);
+    assert_eq!(host.origin_calls().len(), 1);
 }

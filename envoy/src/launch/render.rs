@@ -58,6 +58,9 @@ static_resources:
         typed_config:
           "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
           stat_prefix: edge
+          # The client's own address (not X-Forwarded-For) is `source.address`, which the
+          # management endpoints' allow-list checks; behind another proxy, set xff_num_trusted_hops.
+          use_remote_address: true
           route_config:
             name: edge
             virtual_hosts:

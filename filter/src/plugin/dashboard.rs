@@ -3,6 +3,11 @@
 
 pub const PAGE: &str = include_str!("dashboard.html");
 
+/// What `/dashboard` answers without access (401/403): no data, a token form that loads the
+/// page with the token (a browser cannot send one when it opens a URL) and keeps it for the
+/// page's own requests in the tab's session storage.
+pub const LOGIN: &str = include_str!("dashboard_login.html");
+
 pub fn headers() -> [(String, String); 3] {
     [
         ("content-type".into(), "text/html; charset=utf-8".into()),

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use super::monitor::breaker_state;
 use super::worker::Worker;
 use crate::policy::monitor::alerts::MIN_REQUESTS_FOR_ALERT;
-use crate::policy::monitor::outcome::hit_rate;
+use crate::policy::monitor::outcome::{hit_rate, lookups};
 
 /// The reply: 200 when healthy or degraded, 503 when unhealthy.
 pub fn health(worker: &mut Worker, now_ms: u64) -> (u16, String) {
@@ -16,6 +16,7 @@ pub fn health(worker: &mut Worker, now_ms: u64) -> (u16, String) {
     let mut services = Map::new();
     let mut reasons: Vec<String> = Vec::new();
     let (mut with_breaker, mut open) = (0, 0);
+    // `open` counts fully open breakers only: a half-open one is letting probes through.
     let indices =
         (0..registry.service_count()).chain(std::iter::once(registry.default_service().index));
     for index in indices {
@@ -26,15 +27,18 @@ pub fn health(worker: &mut Worker, now_ms: u64) -> (u16, String) {
         if let Some(phase) = breaker_state(worker, index, now_ms) {
             with_breaker += 1;
             if phase != "closed" {
-                open += 1;
                 reasons.push(format!("breaker {phase}: {}", service.name));
+            }
+            if phase == "open" {
+                open += 1;
             }
             row.insert("breaker".into(), json!(phase));
         }
         if service.cache.is_some() && worker.monitor.enabled {
             let summary = worker.monitor.summary(index, now_ms);
             let rate = hit_rate(&summary.outcomes);
-            if let Some(rate) = rate.filter(|_| summary.requests() >= MIN_REQUESTS_FOR_ALERT) {
+            let enough = lookups(&summary.outcomes) >= MIN_REQUESTS_FOR_ALERT;
+            if let Some(rate) = rate.filter(|_| enough) {
                 if rate < target {
                     reasons.push(format!(
                         "hit rate {:.0}% under target {:.0}%: {}",

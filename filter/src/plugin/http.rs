@@ -98,6 +98,8 @@ struct Observed {
     service_index: usize,
     started_us: u64,
     outcome: MonitorOutcome,
+    /// When the request (or the filter's revalidation) went to the origin.
+    forwarded_us: Option<u64>,
     origin_us: Option<u64>,
     tenant: Option<String>,
 }
@@ -226,6 +228,21 @@ impl EdgeHttp {
         }
     }
 
+    /// Notes that the request goes to the origin now (origin latency counts from here).
+    fn observe_forwarded(&mut self) {
+        if let Some(observed) = &mut self.observed {
+            observed.forwarded_us = Some(now_nanos() / 1000);
+        }
+    }
+
+    /// Notes that the origin answered (its latency is measured).
+    fn observe_origin_answer(&mut self) {
+        if let Some(observed) = &mut self.observed {
+            let since = observed.forwarded_us.unwrap_or(observed.started_us);
+            observed.origin_us = Some((now_nanos() / 1000).saturating_sub(since));
+        }
+    }
+
     /// Notes the request's tenant (the first one found: the rate limiter's, else the cache's).
     fn observe_tenant(&mut self, tenant: Option<&str>) {
         if let (Some(observed), Some(tenant)) = (&mut self.observed, tenant) {
@@ -278,8 +295,12 @@ impl EdgeHttp {
             return Some(self.reply_json(reply));
         }
         if let Some(read) = endpoint.and_then(ReadEndpoint::of) {
-            if let Err(refusal) = admin::authorize(registry, request.headers) {
-                return Some(self.reply_json(refusal));
+            if let Err((status, body)) = admin::authorize(registry, request.headers) {
+                if matches!(read, ReadEndpoint::Dashboard) {
+                    let login = dashboard::LOGIN.as_bytes();
+                    return Some(self.reply(status, &dashboard::headers(), Some(login)));
+                }
+                return Some(self.reply_json((status, body)));
             }
             if !matches!(request.method, "GET" | "HEAD") {
                 return Some(self.reply_json(admin::error(405, "use GET")));
@@ -605,6 +626,7 @@ impl EdgeHttp {
             );
             if verdict.is_err() {
                 worker_rc.borrow().metrics.inc(Stat::DedupSignatureRejected);
+                self.observe(MonitorOutcome::Refused);
                 return self.reply_json((
                     401,
                     r#"{"error":"invalid or missing webhook signature"}"#.to_string(),
@@ -628,6 +650,9 @@ impl EdgeHttp {
         ) {
             Claim::Forward => {
                 worker.metrics.inc(Stat::DedupForwarded);
+                if let Some(observed) = &mut self.observed {
+                    observed.forwarded_us = Some(now_nanos() / 1000);
+                }
                 self.dedup = Some(DedupPhase::Owner {
                     key,
                     id: identity.id,
@@ -646,6 +671,7 @@ impl EdgeHttp {
             Claim::Mismatch => {
                 worker.metrics.inc(Stat::DedupMismatch);
                 drop(worker);
+                self.observe(MonitorOutcome::Refused);
                 self.reply_json((
                     422,
                     r#"{"error":"this identity was already used with a different body"}"#
@@ -660,6 +686,7 @@ impl EdgeHttp {
                 {
                     worker.metrics.inc(Stat::DedupConflict);
                     drop(worker);
+                    self.observe(MonitorOutcome::Refused);
                     send(
                         409,
                         &conflict_headers(section.retry_after_s),
@@ -880,6 +907,7 @@ impl EdgeHttp {
             return Action::Continue;
         };
         let cluster = worker.borrow().registry.settings().upstream_cluster.clone();
+        self.observe_forwarded();
         let unkeyed: Vec<&str> = unkeyed_headers_present(section, request.headers).collect();
         let call = refresh_request_headers(
             request.headers,
@@ -1119,6 +1147,7 @@ impl EdgeHttp {
         let response = headers(MapType::HttpCallResponseHeaders);
         let status = header(&response, ":status").and_then(|s| s.parse::<u16>().ok());
         let now = now_secs();
+        self.observe_origin_answer();
         let pending = &revalidation.pending;
         let old = &revalidation.entry;
         let age = current_age(&timing(old), now);
@@ -1350,6 +1379,7 @@ impl HttpContext for EdgeHttp {
                 service_index: service.index,
                 started_us: now_nanos() / 1000,
                 outcome: MonitorOutcome::Pass,
+                forwarded_us: None,
                 origin_us: None,
                 tenant: None,
             });
@@ -1370,6 +1400,7 @@ impl HttpContext for EdgeHttp {
                     self.observe_tenant(Some(&tenant));
                 }
                 Verdict::MissingTenant => {
+                    self.observe(MonitorOutcome::Refused);
                     return self.reply_json((
                         400,
                         r#"{"error":"this service needs a tenant id"}"#.to_string(),
@@ -1471,6 +1502,10 @@ impl HttpContext for EdgeHttp {
             if end_of_stream {
                 action = self.decide_dedup(&[]);
             }
+        }
+        let collecting = matches!(self.dedup, Some(DedupPhase::Collecting { .. }));
+        if matches!(action, Action::Continue) && !self.answered && !collecting {
+            self.observe_forwarded();
         }
         if !self.answered {
             // Failing to tag is not worth failing the request: the request still goes through.
@@ -1589,16 +1624,25 @@ impl HttpContext for EdgeHttp {
                 breaker::outcome(&mut worker, service_index, failed, probe, now_ms);
             }
         }
-        if !answered_here {
-            if let Some(observed) = &mut self.observed {
+        if let Some(observed) = &mut self.observed {
+            observed.outcome = match (answered_here, observed.outcome) {
                 // Released waiters went to the origin themselves.
-                observed.outcome = match observed.outcome {
-                    MonitorOutcome::Collapsed => MonitorOutcome::Miss,
-                    MonitorOutcome::DedupReplay => MonitorOutcome::Pass,
-                    other => other,
-                };
-                observed.origin_us = Some((now_nanos() / 1000).saturating_sub(observed.started_us));
-            }
+                (false, MonitorOutcome::Collapsed) => MonitorOutcome::Miss,
+                (false, MonitorOutcome::DedupReplay) => MonitorOutcome::Pass,
+                // A waiting duplicate that was answered with a conflict, not a replay.
+                (true, MonitorOutcome::DedupReplay)
+                    if matches!(
+                        header(&headers(MapType::HttpResponseHeaders), ":status"),
+                        Some("409" | "422")
+                    ) =>
+                {
+                    MonitorOutcome::Refused
+                }
+                (_, other) => other,
+            };
+        }
+        if !answered_here {
+            self.observe_origin_answer();
         }
         if answered_here {
             // Our own reply (or one another stream sent for us): nothing to store or tag.

@@ -10,7 +10,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 use crate::policy::monitor::outcome::Outcome;
-use crate::policy::Registry;
+use crate::policy::{stat_label, Registry};
 
 macro_rules! stats {
     ($($variant:ident => $name:literal, $kind:ident;)*) => {
@@ -79,20 +79,6 @@ pub const BREAKER_CLOSED: u64 = 0;
 pub const BREAKER_HALF_OPEN: u64 = 1;
 pub const BREAKER_OPEN: u64 = 2;
 
-/// A service name as a stat label value: dots would split the name, so anything but letters,
-/// digits, `-` and `_` becomes `_`.
-pub fn label_value(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// Per-service metric ids.
 #[derive(Debug, Default, Clone)]
 struct ServiceIds {
@@ -125,7 +111,7 @@ impl Metrics {
                 let Some(service) = registry.service_at(index) else {
                     return ServiceIds::default();
                 };
-                let label = label_value(&service.name);
+                let label = stat_label(&service.name);
                 let mut ids = ServiceIds::default();
                 if monitoring {
                     for (slot, outcome) in ids.requests.iter_mut().zip(Outcome::ALL) {

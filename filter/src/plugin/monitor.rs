@@ -15,8 +15,8 @@ use crate::policy::monitor::report::{
     cache_report, metrics_report, Freshness, ServiceInfo, TierFigures, REPORTED_TENANTS,
 };
 use crate::policy::monitor::snapshot::{
-    may_take, service_snapshot, slot_key, Aggregate, WorkerSnapshot, PUBLISHED_TENANTS,
-    SNAPSHOT_VERSION,
+    may_take, service_snapshot, slot_key, stale_after_ms, Aggregate, WorkerSnapshot,
+    PUBLISHED_TENANTS, SNAPSHOT_VERSION,
 };
 use crate::policy::monitor::top_tenants::TopTenants;
 use crate::policy::monitor::window::{Summary, Window};
@@ -148,10 +148,17 @@ pub fn publish(worker: &mut Worker, now_ms: u64) {
                 row
             })
             .collect(),
-        tenants: worker.monitor.tenants.top(PUBLISHED_TENANTS),
+        tenants: {
+            worker.monitor.tenants.decay(now_ms);
+            worker
+                .monitor
+                .tenants
+                .top_and_most_limited(PUBLISHED_TENANTS)
+        },
     };
     let encoded = snapshot.encode();
     let slots = registry.settings().monitoring.worker_slots;
+    let stale_after = stale_after_ms(registry.settings().monitoring.publish_interval_ms);
     // The slot held so far, then every other one from a place that depends on the owner (so
     // workers starting together do not all race for slot 0).
     let start = worker.owner % slots.max(1);
@@ -165,7 +172,7 @@ pub fn publish(worker: &mut Worker, now_ms: u64) {
         let Some((current, cas)) = HostStore.get(&key) else {
             continue;
         };
-        if !may_take(Some(&current), worker.owner, now_ms) {
+        if !may_take(Some(&current), worker.owner, now_ms, stale_after) {
             if worker.monitor.slot == Some(slot) {
                 worker.monitor.slot = None;
             }
@@ -181,12 +188,13 @@ pub fn publish(worker: &mut Worker, now_ms: u64) {
 /// Every fresh worker snapshot added up.
 pub fn aggregate(registry: &Registry, now_ms: u64) -> Aggregate {
     let mut aggregate = Aggregate::default();
+    let stale_after = stale_after_ms(registry.settings().monitoring.publish_interval_ms);
     for slot in 0..registry.settings().monitoring.worker_slots {
         if let Some(snapshot) = HostStore
             .get(&slot_key(slot))
             .and_then(|(bytes, _)| WorkerSnapshot::decode(&bytes))
         {
-            aggregate.add(&snapshot, now_ms);
+            aggregate.add(&snapshot, now_ms, stale_after);
         }
     }
     aggregate

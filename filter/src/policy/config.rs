@@ -197,6 +197,8 @@ impl Config {
         }
         let default = &self.default_service;
         validate_name("default_service.name", &default.name, &seen)?;
+        seen.push((&default.name, "default_service".to_string()));
+        validate_stat_labels(&seen)?;
         if let Some(cache) = &default.cache {
             cache.validate("default_service.cache")?;
         }
@@ -241,6 +243,41 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Words the shipped `stats_tags` look for in stat names: a service named so would confuse them.
+const RESERVED_LABELS: [&str; 3] = ["service", "outcome", "stage"];
+
+/// A service name as a stat label value (`.` would split the stat name, so it becomes `_`).
+pub fn stat_label(name: &str) -> String {
+    name.replace('.', "_")
+}
+
+/// Service names become stat label values: two names that differ only in `.` vs `_` would share
+/// their series, and the tag words would be misread.
+fn validate_stat_labels(names: &[(&str, String)]) -> Result<(), ConfigError> {
+    for (index, (name, path)) in names.iter().enumerate() {
+        let label = stat_label(name);
+        if RESERVED_LABELS.contains(&label.as_str()) {
+            return Err(ConfigError::new(
+                format!("{path}.name"),
+                format!("{name:?} is reserved (stat tag names: service, outcome, stage)"),
+            ));
+        }
+        if let Some((other, other_path)) = names
+            .iter()
+            .take(index)
+            .find(|(other, _)| stat_label(other) == label)
+        {
+            return Err(ConfigError::new(
+                format!("{path}.name"),
+                format!(
+                    "{name:?} and {other:?} ({other_path}) would share the stats label {label:?}"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_latency_target(path: &str, target: Option<u64>) -> Result<(), ConfigError> {

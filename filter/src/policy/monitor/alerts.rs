@@ -4,10 +4,11 @@
 
 use serde::Serialize;
 
-use super::outcome::{hit_rate, OutcomeCounts};
+use super::outcome::{hit_rate, lookups, OutcomeCounts};
 use super::top_tenants::TenantCounts;
 
-/// Fewer requests than this in the window raise no rate-based alert (too little to judge).
+/// Fewer cache lookups (hit rate) or requests (a tenant's rate-limited share) than this in the
+/// window raise no alert: too little to judge.
 pub const MIN_REQUESTS_FOR_ALERT: u64 = 20;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -61,8 +62,7 @@ pub fn alerts(
                 ),
             });
         }
-        let requests: u64 = service.outcomes.iter().sum();
-        if service.caches && requests >= MIN_REQUESTS_FOR_ALERT {
+        if service.caches && lookups(&service.outcomes) >= MIN_REQUESTS_FOR_ALERT {
             if let Some(rate) = hit_rate(&service.outcomes) {
                 if rate < thresholds.hit_rate_target {
                     alerts.push(Alert {

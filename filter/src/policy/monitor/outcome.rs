@@ -14,10 +14,13 @@ pub enum Outcome {
     DedupReplay,
     RateLimited,
     BreakerOpen,
+    /// Refused by the filter without the origin (no tenant id, bad webhook signature, a
+    /// duplicate delivery in conflict or with another body).
+    Refused,
 }
 
 impl Outcome {
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 10;
     pub const ALL: [Outcome; Self::COUNT] = [
         Outcome::HitL1,
         Outcome::HitL2,
@@ -28,6 +31,7 @@ impl Outcome {
         Outcome::DedupReplay,
         Outcome::RateLimited,
         Outcome::BreakerOpen,
+        Outcome::Refused,
     ];
 
     /// The stat label and JSON field name.
@@ -42,6 +46,7 @@ impl Outcome {
             Outcome::DedupReplay => "dedup_replay",
             Outcome::RateLimited => "rate_limited",
             Outcome::BreakerOpen => "breaker_open",
+            Outcome::Refused => "refused",
         }
     }
 
@@ -70,6 +75,16 @@ impl Outcome {
 
 /// Outcome counts, indexed by [`Outcome::index`].
 pub type OutcomeCounts = [u64; Outcome::COUNT];
+
+/// Requests that took part in a cache lookup.
+pub fn lookups(counts: &OutcomeCounts) -> u64 {
+    Outcome::ALL
+        .iter()
+        .zip(counts.iter())
+        .filter(|(outcome, _)| outcome.is_cache_lookup())
+        .map(|(_, count)| count)
+        .sum()
+}
 
 /// Cache hits / cache lookups, or `None` without lookups.
 pub fn hit_rate(counts: &OutcomeCounts) -> Option<f64> {

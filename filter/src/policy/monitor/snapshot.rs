@@ -11,9 +11,14 @@ use super::top_tenants::TenantCounts;
 use super::window::Summary;
 
 pub const SNAPSHOT_VERSION: u32 = 1;
-/// A snapshot older than this is left out of the aggregate and its slot may be taken over
-/// (its worker is gone or stuck).
+/// A snapshot older than this (or three publish intervals, if longer) is left out of the
+/// aggregate and its slot may be taken over (its worker is gone or stuck).
 pub const STALE_AFTER_MS: u64 = 10_000;
+
+/// How old a snapshot may get before it counts as abandoned.
+pub fn stale_after_ms(publish_interval_ms: u64) -> u64 {
+    STALE_AFTER_MS.max(publish_interval_ms.saturating_mul(3))
+}
 /// Rows of the top-tenant table each worker publishes.
 pub const PUBLISHED_TENANTS: usize = 20;
 
@@ -58,11 +63,11 @@ impl WorkerSnapshot {
 
 /// Whether `owner` may write a slot holding `current`: it is empty, unreadable, its own, or
 /// left by a worker that stopped publishing.
-pub fn may_take(current: Option<&[u8]>, owner: u64, now_ms: u64) -> bool {
+pub fn may_take(current: Option<&[u8]>, owner: u64, now_ms: u64, stale_after_ms: u64) -> bool {
     match current.and_then(WorkerSnapshot::decode) {
         None => true,
         Some(snapshot) => {
-            snapshot.owner == owner || snapshot.published_ms.saturating_add(STALE_AFTER_MS) < now_ms
+            snapshot.owner == owner || snapshot.published_ms.saturating_add(stale_after_ms) < now_ms
         }
     }
 }
@@ -87,9 +92,10 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
-    pub fn add(&mut self, snapshot: &WorkerSnapshot, now_ms: u64) {
+    /// Adds a snapshot unless it is older than `stale_after_ms`.
+    pub fn add(&mut self, snapshot: &WorkerSnapshot, now_ms: u64, stale_after_ms: u64) {
         let age = now_ms.saturating_sub(snapshot.published_ms);
-        if age > STALE_AFTER_MS {
+        if age > stale_after_ms {
             return;
         }
         self.workers += 1;
@@ -182,19 +188,28 @@ mod tests {
     #[test]
     fn slots_are_taken_when_empty_own_or_abandoned() {
         let s = snapshot(7, 100_000, 1).encode();
-        assert!(may_take(None, 1, 100_000));
-        assert!(may_take(Some(b""), 1, 100_000));
-        assert!(may_take(Some(&s), 7, 100_500));
-        assert!(!may_take(Some(&s), 8, 100_500));
-        assert!(may_take(Some(&s), 8, 100_000 + STALE_AFTER_MS + 1));
+        let stale = stale_after_ms(1000);
+        assert_eq!(stale, STALE_AFTER_MS);
+        assert_eq!(stale_after_ms(60_000), 180_000);
+        assert!(may_take(None, 1, 100_000, stale));
+        assert!(may_take(Some(b""), 1, 100_000, stale));
+        assert!(may_take(Some(&s), 7, 100_500, stale));
+        assert!(!may_take(Some(&s), 8, 100_500, stale));
+        assert!(may_take(Some(&s), 8, 100_000 + STALE_AFTER_MS + 1, stale));
+        assert!(!may_take(
+            Some(&s),
+            8,
+            100_000 + STALE_AFTER_MS + 1,
+            180_000
+        ));
     }
 
     #[test]
     fn aggregate_adds_fresh_workers_and_skips_stale_ones() {
         let mut aggregate = Aggregate::default();
-        aggregate.add(&snapshot(1, 50_000, 4), 51_000);
-        aggregate.add(&snapshot(2, 50_500, 6), 51_000);
-        aggregate.add(&snapshot(3, 30_000, 100), 51_000);
+        aggregate.add(&snapshot(1, 50_000, 4), 51_000, STALE_AFTER_MS);
+        aggregate.add(&snapshot(2, 50_500, 6), 51_000, STALE_AFTER_MS);
+        aggregate.add(&snapshot(3, 30_000, 100), 51_000, STALE_AFTER_MS);
         assert_eq!(aggregate.workers, 2);
         assert_eq!(aggregate.oldest_age_ms, 1_000);
         let leads = &aggregate.services["leads"];

@@ -67,12 +67,16 @@ impl TopTenants {
             tenant.to_string(),
             TenantCounts {
                 requests: inherited.requests + 1,
-                rejected: inherited.rejected.min(inherited.requests) + u64::from(rejected),
+                // Only requests carry over as possible error: a new tenant was never limited
+                // on the evicted one's behalf.
+                rejected: u64::from(rejected),
             },
         );
     }
 
-    fn decay(&mut self, now_ms: u64) {
+    /// Halves every count once a minute has passed since the last halving (also called before
+    /// publishing, so an idle worker's table fades).
+    pub fn decay(&mut self, now_ms: u64) {
         if now_ms.saturating_sub(self.last_decay_ms) < DECAY_MS {
             return;
         }
@@ -86,12 +90,27 @@ impl TopTenants {
 
     /// The `n` busiest tenants, busiest first (ties by name, so output is stable).
     pub fn top(&self, n: usize) -> Vec<(String, TenantCounts)> {
+        self.top_by(n, |counts| counts.requests)
+    }
+
+    /// The `n` busiest tenants and the `n` most rate-limited ones (each listed once).
+    pub fn top_and_most_limited(&self, n: usize) -> Vec<(String, TenantCounts)> {
+        let mut rows = self.top(n);
+        for row in self.top_by(n, |counts| counts.rejected) {
+            if row.1.rejected > 0 && !rows.iter().any(|(name, _)| *name == row.0) {
+                rows.push(row);
+            }
+        }
+        rows
+    }
+
+    fn top_by(&self, n: usize, key: impl Fn(&TenantCounts) -> u64) -> Vec<(String, TenantCounts)> {
         let mut rows: Vec<(String, TenantCounts)> = self
             .table
             .iter()
             .map(|(name, counts)| (name.clone(), counts.clone()))
             .collect();
-        rows.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(&b.0)));
+        rows.sort_by(|a, b| key(&b.1).cmp(&key(&a.1)).then(a.0.cmp(&b.0)));
         rows.truncate(n);
         rows
     }
@@ -135,6 +154,14 @@ mod tests {
         assert!(rows[0].1.requests >= 10_000);
         assert!(rows[0].1.rejected >= 10_000);
         assert_eq!(top.len(), 64);
+        // Rejections are never inherited: only heavy-a was limited.
+        let limited: Vec<String> = top
+            .top_and_most_limited(3)
+            .into_iter()
+            .filter(|(_, c)| c.rejected > 0)
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(limited, ["heavy-a"]);
     }
 
     #[test]
