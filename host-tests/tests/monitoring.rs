@@ -368,7 +368,7 @@ fn top_tenant_table_stays_bounded_under_a_hundred_thousand_tenants() {
 /// Fuel of an L1 hit with monitoring on and off, and the ratio (the goal: at most 10% dearer).
 #[test]
 fn hit_path_cost_of_monitoring() {
-    let mut fuel = Vec::new();
+    let (mut fuel, mut pass_fuel) = (Vec::new(), Vec::new());
     for monitoring in [r#"{"enabled": false}"#, r#"{"enabled": true}"#] {
         let mut host = Host::new();
         host.origin(|_| Reply::ok("fine").header("cache-control", "max-age=60"));
@@ -380,6 +380,11 @@ fn hit_path_cost_of_monitoring() {
             host.request(vm, get("/api/v1/leads/1", "loc-1"));
         }
         fuel.push((host.fuel_used(vm) - before) / 100);
+        let before = host.fuel_used(vm);
+        for _ in 0..100 {
+            host.request(vm, Request::get("/elsewhere"));
+        }
+        pass_fuel.push((host.fuel_used(vm) - before) / 100);
         assert_eq!(
             requests(&host, "leads", "hit_l1"),
             if monitoring.contains("true") { 101 } else { 0 }
@@ -387,8 +392,13 @@ fn hit_path_cost_of_monitoring() {
     }
     let ratio = fuel[1] as f64 / fuel[0] as f64;
     println!(
-        "fuel per L1 hit: monitoring off {}, on {} (ratio {ratio:.3})",
-        fuel[0], fuel[1]
+        "fuel per L1 hit: monitoring off {}, on {} (ratio {ratio:.3}); per pass-through: off {}, \
+         on {} (ratio {:.3})",
+        fuel[0],
+        fuel[1],
+        pass_fuel[0],
+        pass_fuel[1],
+        pass_fuel[1] as f64 / pass_fuel[0] as f64
     );
 }
 
