@@ -37,6 +37,9 @@ pub struct Monitor {
     /// Whether this VM has served a request: VMs that never do (Envoy's main-thread VM) do
     /// not publish, so `workers_reporting` counts workers with traffic.
     seen_traffic: bool,
+    /// The last L1 census, per service name, and when it was taken.
+    census: HashMap<String, L1Census>,
+    census_at_ms: u64,
 }
 
 impl Monitor {
@@ -49,6 +52,8 @@ impl Monitor {
             slot: None,
             last_publish_ms: 0,
             seen_traffic: false,
+            census: HashMap::new(),
+            census_at_ms: 0,
         }
     }
 
@@ -98,10 +103,56 @@ pub fn breaker_state(
     has_breaker.then(|| breaker::phase_name(worker, service_index, now_ms))
 }
 
+/// How often the tick re-counts L1 per service and tenant (a walk over every L1 entry);
+/// `/cache/stats` re-counts on the answering worker at once.
+const CENSUS_EVERY_MS: u64 = 10_000;
+
+/// One service's share of this worker's L1.
+#[derive(Debug, Clone, Default)]
+struct L1Census {
+    entries: u64,
+    bytes: u64,
+    /// Tenants holding the most entries: (tenant, entries).
+    tenants: Vec<(String, u64)>,
+}
+
+/// Counts L1 entries and bytes per service, and the tenants holding the most of each.
+fn l1_census(worker: &Worker) -> HashMap<String, L1Census> {
+    let mut counts: HashMap<&str, (u64, u64, HashMap<&str, u64>)> = HashMap::new();
+    for (key, tenant, size) in worker.l1.census() {
+        // Keys are `v1\n<service>\n<tenant>\n...`.
+        let service = key.split('\n').nth(1).unwrap_or_default();
+        let row = counts.entry(service).or_default();
+        row.0 += 1;
+        row.1 += size as u64;
+        if let Some(tenant) = tenant {
+            *row.2.entry(tenant).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(service, (entries, bytes, tenants))| {
+            let mut tenants: Vec<(String, u64)> = tenants
+                .into_iter()
+                .map(|(t, n)| (t.to_string(), n))
+                .collect();
+            tenants.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            tenants.truncate(REPORTED_TENANTS);
+            let census = L1Census {
+                entries,
+                bytes,
+                tenants,
+            };
+            (service.to_string(), census)
+        })
+        .collect()
+}
+
 /// Writes this worker's snapshot to its slot (taking a free or abandoned slot first), and
 /// updates the breaker-state gauges. Called from the tick every `publish_interval_ms`, and
-/// before answering a JSON endpoint.
-pub fn publish(worker: &mut Worker, now_ms: u64) {
+/// before answering a JSON endpoint; `fresh_census` re-counts L1 now rather than every
+/// [`CENSUS_EVERY_MS`].
+pub fn publish(worker: &mut Worker, now_ms: u64, fresh_census: bool) {
     worker.monitor.last_publish_ms = now_ms;
     let registry = std::rc::Rc::clone(&worker.registry);
     for service in services(&registry) {
@@ -117,16 +168,10 @@ pub fn publish(worker: &mut Worker, now_ms: u64) {
     if !worker.monitor.enabled || !worker.monitor.seen_traffic {
         return;
     }
-    let mut census: HashMap<&str, (u64, u64, BTreeMap<&str, u64>)> = HashMap::new();
-    for (key, tenant, size) in worker.l1.census() {
-        // Keys are `v1\n<service>\n<tenant>\n...`.
-        let service = key.split('\n').nth(1).unwrap_or_default();
-        let row = census.entry(service).or_default();
-        row.0 += 1;
-        row.1 += size as u64;
-        if let Some(tenant) = tenant {
-            *row.2.entry(tenant).or_default() += 1;
-        }
+    let census_due = now_ms.saturating_sub(worker.monitor.census_at_ms) >= CENSUS_EVERY_MS;
+    if fresh_census || census_due || worker.monitor.census.is_empty() {
+        worker.monitor.census = l1_census(worker);
+        worker.monitor.census_at_ms = now_ms;
     }
     let snapshot = WorkerSnapshot {
         v: SNAPSHOT_VERSION,
@@ -136,14 +181,10 @@ pub fn publish(worker: &mut Worker, now_ms: u64) {
             .map(|service| {
                 let summary = worker.monitor.summary(service.index, now_ms);
                 let mut row = service_snapshot(&service.name, &summary);
-                if let Some((entries, bytes, tenants)) = census.get(service.name.as_str()) {
-                    row.l1_entries = *entries;
-                    row.l1_bytes = *bytes;
-                    let mut tenants: Vec<(String, u64)> =
-                        tenants.iter().map(|(t, n)| (t.to_string(), *n)).collect();
-                    tenants.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-                    tenants.truncate(REPORTED_TENANTS);
-                    row.l1_tenants = tenants;
+                if let Some(census) = worker.monitor.census.get(&service.name) {
+                    row.l1_entries = census.entries;
+                    row.l1_bytes = census.bytes;
+                    row.l1_tenants = census.tenants.clone();
                 }
                 row
             })
@@ -223,7 +264,7 @@ fn freshness(worker: &Worker, now_ms: u64) -> Freshness {
 
 /// `GET <prefix>/metrics`.
 pub fn metrics(worker: &mut Worker, now_ms: u64) -> Reply {
-    publish(worker, now_ms);
+    publish(worker, now_ms, false);
     let registry = std::rc::Rc::clone(&worker.registry);
     let aggregate = aggregate(&registry, now_ms);
     let infos = service_infos(worker, now_ms);
@@ -248,7 +289,7 @@ pub fn metrics(worker: &mut Worker, now_ms: u64) -> Reply {
 
 /// `GET <prefix>/cache/stats`.
 pub fn cache_stats(worker: &mut Worker, now_ms: u64) -> Reply {
-    publish(worker, now_ms);
+    publish(worker, now_ms, true);
     let registry = std::rc::Rc::clone(&worker.registry);
     let aggregate = aggregate(&registry, now_ms);
     let infos = service_infos(worker, now_ms);

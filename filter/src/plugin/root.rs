@@ -131,7 +131,7 @@ impl RootContext for EdgeRoot {
         super::breaker::flush(&mut worker, now_ms);
         let publish_every = worker.registry.settings().monitoring.publish_interval_ms;
         if now_ms.saturating_sub(worker.monitor.last_publish_ms) >= publish_every {
-            publish(&mut worker, now_ms);
+            publish(&mut worker, now_ms, false);
         }
         super::host::flush_cas_counts(&worker.metrics);
     }
