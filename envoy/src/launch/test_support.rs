@@ -20,14 +20,27 @@ pub fn test_options(latency_scale: f64) -> LaunchOptions {
     }
 }
 
+/// Times a test stack is started on new ports when one was taken in the meantime.
+const PORT_ATTEMPTS: usize = 5;
+
 /// Envoy + filter + demo origin for a test, with `plugin_config` (or the shipped example).
+/// A port picked as free can be taken before Envoy binds it (the tests' own client connections
+/// use ephemeral ports too): then it starts again on other ports.
 pub fn test_stack(plugin_config: Option<&str>, latency_scale: f64) -> Stack {
-    let options = test_options(latency_scale);
-    let started = match plugin_config {
-        Some(config) => Stack::start_with_plugin_config(&options, config),
-        None => Stack::start(&options),
-    };
-    started.unwrap_or_else(|err| panic!("{err}"))
+    let mut last_error = String::new();
+    for _ in 0..PORT_ATTEMPTS {
+        let options = test_options(latency_scale);
+        let started = match plugin_config {
+            Some(config) => Stack::start_with_plugin_config(&options, config),
+            None => Stack::start(&options),
+        };
+        match started {
+            Ok(stack) => return stack,
+            Err(err) if err.contains("Address already in use") => last_error = err,
+            Err(err) => panic!("{err}"),
+        }
+    }
+    panic!("{last_error}")
 }
 
 /// Requests the demo origin served for one endpoint (`leads`, `coaching`, …).
