@@ -3,28 +3,27 @@
 //! counted in `edge.config.loaded` / `edge.config.rejected`.
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::MetricType;
 
 use super::host::HostStore;
+use super::metrics::{Metrics, Stat, STATS};
 use crate::policy::shared_store::SharedStore;
 
 const CONFIG_STATUS_KEY: &str = "edge:config";
 /// Longest rejection reason kept.
 const MAX_REASON: usize = 512;
 
-fn count(name: &str) {
-    if let Ok(id) = hostcalls::define_metric(MetricType::Counter, name) {
-        let _ = hostcalls::increment_metric(id, 1);
-    }
-}
-
-pub fn loaded() {
-    count("edge.config.loaded");
+pub fn loaded(metrics: &Metrics) {
+    metrics.inc(Stat::ConfigLoaded);
     let _ = HostStore.set(CONFIG_STATUS_KEY, b"ok", 0);
 }
 
+/// Without an accepted configuration there is no [`Metrics`]: the one counter is defined here.
 pub fn rejected(reason: &str) {
-    count("edge.config.rejected");
+    if let Some((name, kind)) = STATS.get(Stat::ConfigRejected as usize) {
+        if let Ok(id) = hostcalls::define_metric(*kind, name) {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+    }
     let mut end = reason.len().min(MAX_REASON);
     while !reason.is_char_boundary(end) {
         end -= 1;

@@ -80,8 +80,8 @@ impl RootContext for EdgeRoot {
             registry.service_count(),
             registry.default_service().name
         );
-        super::config_status::loaded();
         let mut worker = Worker::new(Rc::clone(&registry));
+        super::config_status::loaded(&worker.metrics);
         worker.root_context_id = self.context_id;
         let monitoring = &registry.settings().monitoring;
         worker

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::alerts::{alerts, ServiceView, Thresholds};
 use super::latency::LatencyHistogram;
 use super::outcome::{hit_rate, lookups, Outcome, OutcomeCounts};
-use super::snapshot::{outcomes_by_label, Aggregate};
+use super::snapshot::{outcomes_by_label, Aggregate, ServiceAggregate};
 use super::window::{Summary, WINDOW_MS};
 
 /// Top tenants listed in reports.
@@ -78,12 +78,18 @@ fn freshness(aggregate: &Aggregate, freshness: Freshness) -> Value {
     })
 }
 
-fn summary_of<'a>(aggregate: &'a Aggregate, name: &str) -> (&'a Summary, u64, u64) {
-    static EMPTY: std::sync::OnceLock<Summary> = std::sync::OnceLock::new();
-    match aggregate.services.get(name) {
-        Some(service) => (&service.summary, service.l1_entries, service.l1_bytes),
-        None => (EMPTY.get_or_init(Summary::default), 0, 0),
-    }
+/// One service across workers; empty when no worker reported it.
+fn service_of(aggregate: &Aggregate, name: &str) -> ServiceAggregate {
+    aggregate.services.get(name).cloned().unwrap_or_default()
+}
+
+/// Share of cache lookups answered by each tier.
+fn tier_shares(outcomes: &OutcomeCounts) -> Value {
+    let looked_up = lookups(outcomes);
+    json!({
+        "l1": ratio(count(outcomes, Outcome::HitL1), looked_up),
+        "l2": ratio(count(outcomes, Outcome::HitL2), looked_up),
+    })
 }
 
 /// `GET <prefix>/metrics`.
@@ -98,10 +104,9 @@ pub fn metrics_report(
     let mut views = Vec::with_capacity(services.len());
     let mut total = Summary::default();
     for info in services {
-        let (summary, _, _) = summary_of(aggregate, &info.name);
-        total.merge(summary);
+        let summary = service_of(aggregate, &info.name).summary;
+        total.merge(&summary);
         let outcomes = &summary.outcomes;
-        let looked_up = lookups(outcomes);
         rows.push(json!({
             "name": info.name,
             "requests": summary.requests(),
@@ -109,10 +114,7 @@ pub fn metrics_report(
             "outcomes": outcomes_by_label(outcomes),
             "caches": info.caches,
             "hit_rate": rounded(hit_rate(outcomes)),
-            "hit_rate_by_tier": {
-                "l1": ratio(count(outcomes, Outcome::HitL1), looked_up),
-                "l2": ratio(count(outcomes, Outcome::HitL2), looked_up),
-            },
+            "hit_rate_by_tier": tier_shares(outcomes),
             "latency_ms": { "edge": percentiles(&summary.edge), "origin": percentiles(&summary.origin) },
             "latency_target_ms": info.latency_target_ms,
             "breaker": info.breaker,
@@ -216,34 +218,24 @@ pub fn cache_report(
         .iter()
         .filter(|s| s.caches)
         .map(|info| {
-            let service = aggregate.services.get(&info.name);
-            let (summary, entries, bytes) = summary_of(aggregate, &info.name);
-            let outcomes = &summary.outcomes;
-            let looked_up = lookups(outcomes);
-            let mut tenants: Vec<(&String, &u64)> = service
-                .map(|s| s.l1_tenants.iter().collect())
-                .unwrap_or_default();
+            let service = service_of(aggregate, &info.name);
+            let outcomes = &service.summary.outcomes;
+            let mut tenants: Vec<(&String, &u64)> = service.l1_tenants.iter().collect();
             tenants.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
             let tenants: Vec<Value> = tenants
                 .into_iter()
                 .take(REPORTED_TENANTS)
                 .map(|(tenant, entries)| json!({ "tenant": tenant, "l1_entries": entries }))
                 .collect();
-            let mut row = Map::new();
-            row.insert("name".into(), json!(info.name));
-            row.insert("l1_entries".into(), json!(entries));
-            row.insert("l1_bytes".into(), json!(bytes));
-            row.insert("hit_rate".into(), rounded(hit_rate(outcomes)));
-            row.insert(
-                "hit_rate_by_tier".into(),
-                json!({
-                    "l1": ratio(count(outcomes, Outcome::HitL1), looked_up),
-                    "l2": ratio(count(outcomes, Outcome::HitL2), looked_up),
-                }),
-            );
-            row.insert("lookups".into(), json!(looked_up));
-            row.insert("top_tenants".into(), Value::Array(tenants));
-            Value::Object(row)
+            json!({
+                "name": info.name,
+                "l1_entries": service.l1_entries,
+                "l1_bytes": service.l1_bytes,
+                "hit_rate": rounded(hit_rate(outcomes)),
+                "hit_rate_by_tier": tier_shares(outcomes),
+                "lookups": lookups(outcomes),
+                "top_tenants": tenants,
+            })
         })
         .collect();
     json!({
