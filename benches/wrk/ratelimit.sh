@@ -13,91 +13,11 @@
 # Logs and the rendered config go to target/wrk-ratelimit/.
 set -euo pipefail
 
-DURATION="${DURATION:-5}"
-ROUNDS="${ROUNDS:-3}"
-CONNECTIONS="${CONNECTIONS:-16}"
 BENCH_PATH="/api/v1/coaching/1"
 TENANT_HEADER="x-location-id: t1"
-ENVOY_CPU="${ENVOY_CPU:-0}"
-WRK_CPU="${WRK_CPU:-1}"
-
-HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
-OUT="$ROOT/target/wrk-ratelimit"
-ENVOY="$ROOT/envoy/.venv/bin/envoy"
-WASM="$ROOT/target/wasm32-unknown-unknown/release/edge_filter.wasm"
-ORIGIN_BIN="$ROOT/target/release/demo-origin"
-TEMPLATE="$HERE/envoy-ratelimit.yaml.tmpl"
-
-die() { echo "ratelimit.sh: ERROR: $*" >&2; exit 1; }
-log() { echo "== $*" >&2; }
-
-mkdir -p "$OUT"
-rm -f "$OUT"/*.log "$OUT"/wrk-*.txt "$OUT"/check-*
-
-# --- processes we start, stopped on exit --------------------------------------------------
-PIDS=()
-cleanup() {
-    local rc=$?
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# --- 1. tools and builds ------------------------------------------------------------------
-if ! command -v wrk >/dev/null; then
-    log "installing wrk"
-    apt-get install -y wrk >"$OUT/apt.log" 2>&1 \
-        || { apt-get update >>"$OUT/apt.log" 2>&1 && apt-get install -y wrk >>"$OUT/apt.log" 2>&1; } \
-        || die "apt-get install wrk failed (see $OUT/apt.log)"
-fi
-command -v taskset >/dev/null || die "taskset missing (util-linux)"
-command -v curl >/dev/null || die "curl missing"
-command -v python3 >/dev/null || die "python3 missing"
-if [[ ! -x "$ENVOY" ]]; then
-    log "envoy missing: running envoy/setup.sh"
-    (cd "$ROOT" && envoy/setup.sh) >"$OUT/setup.log" 2>&1 || die "envoy/setup.sh failed (see $OUT/setup.log)"
-fi
-
-cd "$ROOT"
-log "building demo-origin (release)"
-cargo build --release -p edge-envoy --bin demo-origin >"$OUT/build-origin.log" 2>&1 \
-    || die "demo-origin build failed (see $OUT/build-origin.log)"
-log "building edge filter wasm (release)"
-WASM_NOTE="built now"
-if ! cargo build --release --target wasm32-unknown-unknown -p edge-filter >"$OUT/build-wasm.log" 2>&1; then
-    # Others edit the filter concurrently; a half-edited tree should not stop the benchmark
-    # if a previous build exists, but say so loudly (STRICT_BUILD=1 makes it fatal).
-    if [[ "${STRICT_BUILD:-0}" == 1 || ! -f "$WASM" ]]; then
-        die "edge filter build failed (see $OUT/build-wasm.log)"
-    fi
-    WASM_NOTE="BUILD FAILED, using the existing $(date -r "$WASM" '+%F %T') module (see $OUT/build-wasm.log)"
-    echo "ratelimit.sh: WARNING: wasm build failed; benchmarking the existing module from $(date -r "$WASM" '+%F %T')" >&2
-fi
-
-# --- 2. origin -----------------------------------------------------------------------------
-# Every port is picked by the kernel at bind time (port 0) and read back, so nothing races
-# between choosing a free port and binding it (other engineers run tests on this machine).
-log "starting demo-origin on 127.0.0.1:0 (CPU $ENVOY_CPU)"
-taskset -c "$ENVOY_CPU" "$ORIGIN_BIN" --listen "127.0.0.1:0" --latency-scale 0 \
-    >"$OUT/origin.log" 2>&1 &
-PIDS+=($!)
-for _ in $(seq 100); do
-    grep -q "demo-origin listening on" "$OUT/origin.log" 2>/dev/null && break
-    kill -0 "${PIDS[-1]}" 2>/dev/null || die "demo-origin exited (see $OUT/origin.log)"
-    sleep 0.1
-done
-grep -q "demo-origin listening on" "$OUT/origin.log" || die "demo-origin did not start (see $OUT/origin.log)"
-ORIGIN_PORT="$(sed -n 's|.*demo-origin listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$OUT/origin.log" | head -1)"
-[[ -n "$ORIGIN_PORT" ]] || die "cannot read the origin's port from $OUT/origin.log"
+TEMPLATE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/envoy-ratelimit.yaml.tmpl"
+BENCH=ratelimit
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 curl -sS --fail -o "$OUT/check-origin.body" "http://127.0.0.1:$ORIGIN_PORT$BENCH_PATH" \
     || die "origin did not answer $BENCH_PATH"
 BODY_BYTES="$(wc -c <"$OUT/check-origin.body")"
@@ -107,33 +27,9 @@ CONFIG="$OUT/envoy-ratelimit.yaml"
 sed -e "s|@@ORIGIN_PORT@@|$ORIGIN_PORT|g" -e "s|@@WASM@@|$WASM|g" "$TEMPLATE" >"$CONFIG"
 grep -q '@@' "$CONFIG" && die "unfilled placeholder in $CONFIG"
 
-log "starting envoy (CPU $ENVOY_CPU)"
-rm -f "$OUT/admin.addr"
-taskset -c "$ENVOY_CPU" "$ENVOY" -c "$CONFIG" --concurrency 1 --disable-hot-restart \
-    --admin-address-path "$OUT/admin.addr" --log-level warn >"$OUT/envoy.log" 2>&1 &
-ENVOY_PID=$!
-PIDS+=("$ENVOY_PID")
-ADMIN_PORT=""
-for _ in $(seq 200); do
-    [[ -z "$ADMIN_PORT" && -s "$OUT/admin.addr" ]] && ADMIN_PORT="$(sed -n 's|.*:\([0-9]*\)$|\1|p' "$OUT/admin.addr")"
-    [[ -n "$ADMIN_PORT" && "$(curl -s "http://127.0.0.1:$ADMIN_PORT/ready" 2>/dev/null)" == LIVE* ]] && break
-    kill -0 "$ENVOY_PID" 2>/dev/null || { tail -20 "$OUT/envoy.log" >&2; die "envoy exited (see $OUT/envoy.log)"; }
-    sleep 0.1
-done
-[[ -n "$ADMIN_PORT" && "$(curl -s "http://127.0.0.1:$ADMIN_PORT/ready")" == LIVE* ]] \
-    || die "envoy not ready (see $OUT/envoy.log)"
-read -r PORT_A PORT_B PORT_C < <(curl -s "http://127.0.0.1:$ADMIN_PORT/listeners?format=json" | python3 -c '
-import json, sys
-ports = {l["name"]: l["local_address"]["socket_address"]["port_value"]
-         for l in json.load(sys.stdin)["listener_statuses"]}
-print(ports["a_wasm"], ports["b_local"], ports["c_plain"])')
-[[ -n "$PORT_C" ]] || die "cannot read listener ports from the admin API"
-log "envoy admin $ADMIN_PORT; A $PORT_A, B $PORT_B, C $PORT_C; origin $ORIGIN_PORT"
+start_envoy "$CONFIG" a_wasm b_local c_plain
 
 # --- 4. checks: 200, same body, A carries RateLimit headers, both limiters counted ----------
-declare -A PORT=([A]=$PORT_A [B]=$PORT_B [C]=$PORT_C)
-# One stat by exact name; empty if Envoy has no such stat.
-stat() { curl -s "http://127.0.0.1:$ADMIN_PORT/stats?filter=^$1\$" | awk -F': ' -v n="$1" '$1==n{print $2}'; }
 # Counters that say the limiters saw (and admitted) the requests.
 A_OK="wasmcustom.edge.ratelimit.admitted"
 A_BAD=(wasmcustom.edge.ratelimit.rejected wasmcustom.edge.ratelimit.contention_exhausted)
@@ -163,9 +59,6 @@ log "B: $B_OK = $(stat "$B_OK")"
 WRK_CMD=(taskset -c "$WRK_CPU" wrk -t1 "-c$CONNECTIONS" "-d${DURATION}s" --latency -H "$TENANT_HEADER")
 RESULTS="$OUT/results.tsv"
 : >"$RESULTS"
-# wrk latency -> milliseconds
-to_ms() { awk -v v="$1" 'BEGIN{ n=v+0; u=v; sub(/^[0-9.]+/,"",u);
-    if(u=="us")n/=1000; else if(u=="s")n*=1000; else if(u=="m")n*=60000; printf "%.3f", n }'; }
 sum_stats() { local s=0 x; for n in "$@"; do x="$(stat "$n")"; s=$((s + ${x:-0})); done; echo "$s"; }
 declare -A OKSTAT=([A]=$A_OK [B]=$B_OK [C]=$UPSTREAM)
 for r in $(seq "$ROUNDS"); do
