@@ -104,6 +104,27 @@ struct Observed {
     tenant: Option<String>,
 }
 
+impl Request<'_> {
+    /// The request's cache key under `service`'s cache section.
+    fn cache_key(
+        &self,
+        service: &Service,
+        section: &CacheSection,
+    ) -> Result<CacheKey, &'static str> {
+        let lookup_header = |name: &str| header_joined(self.headers, name);
+        cache_key(
+            section,
+            &KeyInput {
+                service: &service.name,
+                scheme: self.scheme,
+                authority: self.authority,
+                path: self.path,
+                header: &lookup_header,
+            },
+        )
+    }
+}
+
 /// One per HTTP stream.
 pub struct EdgeHttp {
     context_id: u32,
@@ -549,39 +570,22 @@ impl EdgeHttp {
         service: &Service,
         request: &Request<'_>,
     ) -> Action {
-        let request_headers = request.headers;
-        let (method, path, authority, scheme) = (
-            request.method,
-            request.path,
-            request.authority,
-            request.scheme,
-        );
         let Some(section) = &service.cache else {
             return Action::Continue;
         };
-        let lookup_header = |name: &str| header_joined(request_headers, name);
-        let key = cache_key(
-            section,
-            &KeyInput {
-                service: &service.name,
-                scheme,
-                authority,
-                path,
-                header: &lookup_header,
-            },
-        );
-        match (method, key) {
+        match (request.method, request.cache_key(service, section)) {
             ("GET" | "HEAD", Ok(key)) => {
                 self.observe_tenant(key.tenant.as_deref());
                 // What the origin answers a cacheable request may only depend on what is keyed.
-                for name in unkeyed_headers_present(section, request_headers) {
+                for name in unkeyed_headers_present(section, request.headers) {
                     let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
                 }
                 self.lookup(worker_rc, service, section, key, request)
             }
             ("POST" | "PUT" | "PATCH" | "DELETE", Ok(key)) => {
                 self.invalidate = Some(vec![key.url]);
-                self.origin_of_request = Some((scheme.to_string(), authority.to_string()));
+                self.origin_of_request =
+                    Some((request.scheme.to_string(), request.authority.to_string()));
                 Action::Continue
             }
             (_, Err(_)) => {
@@ -818,17 +822,7 @@ impl EdgeHttp {
         let Some(section) = &service.cache else {
             return false;
         };
-        let lookup_header = |name: &str| header_joined(request.headers, name);
-        let Ok(key) = cache_key(
-            section,
-            &KeyInput {
-                service: &service.name,
-                scheme: request.scheme,
-                authority: request.authority,
-                path: request.path,
-                header: &lookup_header,
-            },
-        ) else {
+        let Ok(key) = request.cache_key(service, section) else {
             return false;
         };
         let now = now_secs();
