@@ -42,6 +42,8 @@ struct VmSlot {
     dead: Option<GuestTrap>,
     finished: BTreeMap<u32, Response>,
     next_context_id: u32,
+    /// Whether a local reply was sent during the last callback (see `stop_next_iteration`).
+    last_call_stopped: bool,
 }
 
 impl VmSlot {
@@ -57,7 +59,9 @@ impl VmSlot {
         self.store.data_mut().effective_context = context;
         let params: Vec<Val> = args.iter().map(|a| Val::I32(*a)).collect();
         let mut results = vec![Val::I32(0); func.ty(&self.store).results().len()];
-        if let Err(err) = func.call(&mut self.store, &params, &mut results) {
+        let called = func.call(&mut self.store, &params, &mut results);
+        self.last_call_stopped = std::mem::take(&mut self.store.data_mut().stop_next_iteration);
+        if let Err(err) = called {
             let trap = GuestTrap {
                 function: name.to_string(),
                 message: format!("{err:#}"),
@@ -171,6 +175,7 @@ impl Host {
             call_response: None,
             properties,
             echo_logs: self.echo_logs,
+            stop_next_iteration: false,
         };
         let mut store = Store::new(engine(), state);
         store
@@ -192,6 +197,7 @@ impl Host {
             dead: None,
             finished: BTreeMap::new(),
             next_context_id: ROOT_CONTEXT_ID + 1,
+            last_call_stopped: false,
         };
         let vm_config_len = self.vm_config.len() as i32;
         let started = (|| {
@@ -280,6 +286,44 @@ impl Host {
             .finished
             .get(&stream.context_id)
             .cloned()
+    }
+
+    /// The client hangs up: the stream ends where it is (Envoy resets it, runs the access log
+    /// and destroys the filter context; the origin request and the context's calls are
+    /// cancelled). A stream that already ended is left alone.
+    pub fn hang_up(&mut self, stream: StreamRef) {
+        self.try_hang_up(stream)
+            .unwrap_or_else(|trap| panic!("{trap}"))
+    }
+
+    fn try_hang_up(&mut self, stream: StreamRef) -> Result<(), GuestTrap> {
+        let slot = self.slot(stream.vm);
+        match slot.store.data_mut().streams.get_mut(&stream.context_id) {
+            Some(s) if s.phase != Phase::Done => s.reset = true,
+            _ => return Ok(()),
+        }
+        self.finish(stream.vm.0, stream.context_id)?;
+        self.drive_all(stream.vm.0)?;
+        self.settle()
+    }
+
+    /// Whether a stream is still open (neither answered completely nor reset).
+    pub fn is_open(&self, stream: StreamRef) -> bool {
+        self.vms
+            .get(stream.vm.0)
+            .is_some_and(|slot| slot.store.data().streams.contains_key(&stream.context_id))
+    }
+
+    /// Streams of a VM that are still open.
+    pub fn open_streams(&self, vm: VmId) -> Vec<StreamRef> {
+        self.vms.get(vm.0).map_or_else(Vec::new, |slot| {
+            slot.store
+                .data()
+                .streams
+                .keys()
+                .map(|&context_id| StreamRef { vm, context_id })
+                .collect()
+        })
     }
 
     /// Runs the host until the stream's response is complete.
@@ -392,6 +436,12 @@ impl Host {
                     reply,
                 } => {
                     let slot = self.slot(VmId(event.vm));
+                    // Envoy cancels the calls of a stream that ended: no callback.
+                    if context_id != ROOT_CONTEXT_ID
+                        && !slot.store.data().streams.contains_key(&context_id)
+                    {
+                        continue;
+                    }
                     let response = call_response(reply);
                     let args = [
                         context_id as i32,
@@ -543,7 +593,9 @@ impl Host {
             return Ok(false);
         };
         let action = slot.call(function, ctx, &args)?;
-        if action == Some(ACTION_CONTINUE) {
+        // cpp-host converts a filter callback's result to Stop when a local reply (for any
+        // stream) was sent during it.
+        if action == Some(ACTION_CONTINUE) && !slot.last_call_stopped {
             if let Some(stream) = slot.store.data_mut().streams.get_mut(&ctx) {
                 match phase {
                     Phase::Request => stream.request.release(),

@@ -549,6 +549,9 @@ fn define_streams(linker: &mut Linker<VmState>) -> Result<()> {
                 headers,
                 body,
             });
+            // proxy-wasm-cpp-host raises a VM-wide flag: the filter callback running now (on
+            // whatever stream) stops iteration, whatever it returns.
+            c.data_mut().stop_next_iteration = true;
             ok()
         },
     )?;

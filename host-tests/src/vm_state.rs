@@ -90,6 +90,9 @@ pub(crate) struct VmState {
     /// VM-wide properties (`plugin_name`, `plugin_vm_id`, …), keyed with '.'.
     pub properties: BTreeMap<String, Vec<u8>>,
     pub echo_logs: bool,
+    /// Set by `proxy_send_local_response`, cleared after every callback (cpp-host's
+    /// `stopNextIteration`): a filter callback that ran while it was set stops iteration.
+    pub stop_next_iteration: bool,
 }
 
 impl VmState {

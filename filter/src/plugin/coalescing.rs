@@ -6,13 +6,15 @@ use proxy_wasm::hostcalls;
 
 use super::metrics::Stat;
 use super::reply::send_entry;
-use super::worker::Worker;
+use super::worker::{WaitInfo, Worker};
+use crate::policy::cache::coalesce::Waiter;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
     evaluate_hit, header, may_serve_if_error, timing, ttl_left, CacheStatus, HitDecision,
 };
 use crate::policy::cache::freshness::{conditional_matches, current_age};
 use crate::policy::cache::http_date::parse_http_date;
+use std::rc::Rc;
 
 /// What the leader ended with.
 #[derive(Clone, Copy)]
@@ -26,8 +28,43 @@ pub enum Outcome<'a> {
     Release,
 }
 
+/// What a leader ended with, kept until the root context answers its waiters.
+pub enum Settled {
+    Entry(Rc<Entry>),
+    StaleIfError(Rc<Entry>),
+    Release,
+}
+
+impl Settled {
+    pub fn of(outcome: Outcome<'_>) -> Self {
+        match outcome {
+            Outcome::Entry(entry) => Self::Entry(Rc::new(entry.clone())),
+            Outcome::StaleIfError(entry) => Self::StaleIfError(Rc::new(entry.clone())),
+            Outcome::Release => Self::Release,
+        }
+    }
+
+    fn outcome(&self) -> Outcome<'_> {
+        match self {
+            Self::Entry(entry) => Outcome::Entry(entry),
+            Self::StaleIfError(entry) => Outcome::StaleIfError(entry),
+            Self::Release => Outcome::Release,
+        }
+    }
+}
+
+/// Waiters whose leader finished inside a filter callback, to be answered from the root.
+pub struct DeferredGroup {
+    pub waiters: Vec<Waiter<WaitInfo>>,
+    pub settled: Settled,
+}
+
 /// Answers the requests waiting for `key`, or releases them to the origin. `current` is the
-/// calling context, restored afterwards.
+/// calling context, restored afterwards. Only from a callback that is not a stream's filter
+/// callback (root, `on_http_call_response`, `on_done`): a local reply sent during a filter
+/// callback stops that callback's own stream (proxy-wasm-cpp-host's VM-wide
+/// `stopNextIteration`), so a leader in its response callbacks hands its waiters to
+/// [`defer_waiters`] instead.
 pub fn settle_waiters(
     worker: &mut Worker,
     key: &str,
@@ -36,6 +73,39 @@ pub fn settle_waiters(
     now: u64,
 ) {
     let waiters = worker.coalescer.finish(key);
+    answer_waiters(worker, waiters, outcome, current, now);
+}
+
+/// From a filter callback: releases at once (resuming a stream is safe there), or queues the
+/// answers for the root context and wakes it through the worker's own shared queue (the tick
+/// answers them if the queue is unavailable).
+pub fn defer_waiters(worker: &mut Worker, key: &str, settled: Settled, current: u32, now: u64) {
+    let waiters = worker.coalescer.finish(key);
+    if waiters.is_empty() {
+        return;
+    }
+    if matches!(settled, Settled::Release) {
+        answer_waiters(worker, waiters, Outcome::Release, current, now);
+        return;
+    }
+    worker.deferred.push(DeferredGroup { waiters, settled });
+    worker.wake_root();
+}
+
+/// Answers every deferred group (from the root context).
+pub fn answer_deferred(worker: &mut Worker, root: u32, now: u64) {
+    for group in std::mem::take(&mut worker.deferred) {
+        answer_waiters(worker, group.waiters, group.settled.outcome(), root, now);
+    }
+}
+
+fn answer_waiters(
+    worker: &mut Worker,
+    waiters: Vec<Waiter<WaitInfo>>,
+    outcome: Outcome<'_>,
+    current: u32,
+    now: u64,
+) {
     if waiters.is_empty() {
         return;
     }

@@ -9,7 +9,7 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::admin;
 use super::breaker;
-use super::coalescing::{resume_as_leader, settle_waiters, Outcome};
+use super::coalescing::{defer_waiters, resume_as_leader, settle_waiters, Outcome, Settled};
 use super::dashboard;
 use super::dedup::{claim, conflict_headers, finish, replay, slot_for, DedupWaiter};
 use super::host::{headers, now_millis, now_nanos, now_secs};
@@ -32,7 +32,7 @@ use crate::policy::cache::freshness::{
     conditional_matches, current_age, request_directs, storability, RequestDirective, RequestFacts,
     Storable,
 };
-use crate::policy::cache::generations::Dimension;
+use crate::policy::cache::generations::{Dimension, Generations};
 use crate::policy::cache::http_date::parse_http_date;
 use crate::policy::cache::key::{cache_key, unkeyed_headers_present, CacheKey, KeyInput};
 use crate::policy::cache::lease::Acquire;
@@ -58,9 +58,9 @@ struct Pending {
     request_headers: Vec<(String, String)>,
     request: RequestFacts,
     request_time: u64,
-    /// The purge epoch when the request arrived: a response fetched across a purge is not
-    /// stored.
-    epoch: u32,
+    /// The purge generations when the request arrived: a response fetched across a purge of
+    /// its service, URL, tenant or tags is not stored.
+    generations: Rc<Generations>,
     /// Why the cache forwarded the request (`Cache-Status: fwd=`).
     fwd: &'static str,
     head: bool,
@@ -212,8 +212,9 @@ enum AdminBody {
 /// Fetches of one warm request: queued, in flight (by call token), and their outcomes.
 #[derive(Default)]
 struct WarmRun {
-    /// The purge epoch when the run started: fetches that cross a purge are not stored.
-    epoch: u32,
+    /// The purge generations when the run started: a fetch that crosses a purge of its own
+    /// URL, tenant or tags is not stored.
+    generations: Rc<Generations>,
     queued: std::collections::VecDeque<WarmTarget>,
     in_flight: std::collections::HashMap<u32, WarmTarget>,
     stored: u32,
@@ -395,14 +396,14 @@ impl EdgeHttp {
             return Action::Continue;
         }
         let name = worker.registry.settings().cache_status_name.clone();
-        let epoch = worker.generations.epoch();
+        let generations = Rc::clone(&worker.generations);
         let pending = |fwd| Pending {
             service_index: service.index,
             key: key.clone(),
             request_headers: request.headers.to_vec(),
             request: facts.clone(),
             request_time: now,
-            epoch,
+            generations: Rc::clone(&generations),
             fwd,
             head,
         };
@@ -885,7 +886,7 @@ impl EdgeHttp {
             entry,
             lease_ms: section.lease_ms,
             request_time: 0,
-            epoch: 0,
+            generations: Rc::default(),
         }
     }
 
@@ -926,6 +927,7 @@ impl EdgeHttp {
     }
 
     /// This stream led a coalescing group and is done: answer or release its waiters.
+    /// Not from a filter callback (see [`settle_waiters`]).
     fn settle_group(&mut self, outcome: Outcome<'_>) {
         let (Some(key), Some(worker_rc)) = (self.group.take(), self.worker.clone()) else {
             return;
@@ -933,6 +935,19 @@ impl EdgeHttp {
         let mut worker = worker_rc.borrow_mut();
         if worker.coalescer.is_leader(&key, self.context_id) {
             settle_waiters(&mut worker, &key, outcome, self.context_id, now_secs());
+            worker.release_lease(&key);
+        }
+    }
+
+    /// [`Self::settle_group`] from a response callback: answers go out from the root context.
+    fn settle_group_later(&mut self, outcome: Outcome<'_>) {
+        let (Some(key), Some(worker_rc)) = (self.group.take(), self.worker.clone()) else {
+            return;
+        };
+        let mut worker = worker_rc.borrow_mut();
+        if worker.coalescer.is_leader(&key, self.context_id) {
+            let settled = Settled::of(outcome);
+            defer_waiters(&mut worker, &key, settled, self.context_id, now_secs());
             worker.release_lease(&key);
         }
     }
@@ -952,18 +967,18 @@ impl EdgeHttp {
             let mut worker = worker_rc.borrow_mut();
             worker.capture_bytes = worker.capture_bytes.saturating_sub(capture.body.len());
         }
-        if worker_rc.borrow().generations.epoch() != capture.pending.epoch {
-            // A purge happened while this response was on its way: it may be what was purged.
-            self.settle_group(Outcome::Release);
-            return;
-        }
         let facts = response_facts(capture.status, &capture.response_headers);
         let entry_tags = tags(&capture.response_headers, &section.tag_header);
-        let stamp = worker_rc.borrow().stamp_for(
+        let Some(stamp) = worker_rc.borrow().stamp_since(
+            &capture.pending.generations,
             capture.pending.service_index,
             &capture.pending.key,
             &entry_tags,
-        );
+        ) else {
+            // A purge of this entry happened while it was on its way: it may be what was purged.
+            self.settle_group_later(Outcome::Release);
+            return;
+        };
         let entry = build_entry(
             Stored {
                 key: &capture.pending.key.primary,
@@ -984,7 +999,7 @@ impl EdgeHttp {
                 .borrow_mut()
                 .store(entry.clone(), capture.pending.key.tenant.as_deref());
         }
-        self.settle_group(entry.as_ref().map_or(Outcome::Release, Outcome::Entry));
+        self.settle_group_later(entry.as_ref().map_or(Outcome::Release, Outcome::Entry));
     }
 
     fn invalidate_after_success(&mut self, status: u16) {
@@ -1088,26 +1103,28 @@ impl EdgeHttp {
                     usize::try_from(registry.limits().max_entry_bytes).unwrap_or(usize::MAX);
                 let mut worker = worker_rc.borrow_mut();
                 let entry_tags = tags(&response, &section.tag_header);
-                let stamp = worker.stamp_for(target.service_index, &target.key, &entry_tags);
-                let unpurged = worker.generations.epoch() == warm.epoch;
-                let entry = (body.len() <= limit && unpurged)
-                    .then(|| {
-                        build_entry(
-                            Stored {
-                                key: &target.key.primary,
-                                status,
-                                response_headers: &response,
-                                request_headers: &target.headers,
-                                body,
-                                request_time: now,
-                                response_time: now,
-                                generations: stamp,
-                            },
-                            &facts,
-                            &storable,
-                        )
-                    })
-                    .flatten();
+                let stamp = worker.stamp_since(
+                    &warm.generations,
+                    target.service_index,
+                    &target.key,
+                    &entry_tags,
+                );
+                let entry = stamp.filter(|_| body.len() <= limit).and_then(|stamp| {
+                    build_entry(
+                        Stored {
+                            key: &target.key.primary,
+                            status,
+                            response_headers: &response,
+                            request_headers: &target.headers,
+                            body,
+                            request_time: now,
+                            response_time: now,
+                            generations: stamp,
+                        },
+                        &facts,
+                        &storable,
+                    )
+                });
                 match entry {
                     Some(entry) => {
                         worker.store(
@@ -1189,13 +1206,19 @@ impl EdgeHttp {
             request_time: pending.request_time,
             now,
             max_body: usize::try_from(registry.limits().max_entry_bytes).unwrap_or(usize::MAX),
-            generations: worker_rc.borrow().stamp_for(
-                pending.service_index,
-                &pending.key,
-                &tags(&response, &section.tag_header),
-            ),
+            generations: Vec::new(),
         };
-        let unpurged = worker_rc.borrow().generations.epoch() == pending.epoch;
+        let stamp = worker_rc.borrow().stamp_since(
+            &pending.generations,
+            pending.service_index,
+            &pending.key,
+            &tags(&response, &section.tag_header),
+        );
+        let unpurged = stamp.is_some();
+        let refresh = RefreshRequest {
+            generations: stamp.unwrap_or_default(),
+            ..refresh
+        };
         let outcome = refresh_outcome(&refresh, status, &response, body.clone());
         if status == 304 {
             worker_rc.borrow().metrics.inc(Stat::Revalidated);
@@ -1308,6 +1331,11 @@ impl Context for EdgeHttp {
         worker.answered.remove(&self.context_id);
         if let Some(capture) = self.capture.take() {
             worker.capture_bytes = worker.capture_bytes.saturating_sub(capture.body.len());
+        }
+        // A probe whose stream ended before any response (client gone, reset): its permit
+        // goes back at once, or the breaker would wait for the permits to expire.
+        if let Some((service_index, true, _)) = self.breaker.take() {
+            breaker::abandon_probe(&mut worker, service_index);
         }
         match self.dedup.take() {
             // The first attempt ended without a result (client gone, stream reset): a retry
@@ -1564,9 +1592,9 @@ impl HttpContext for EdgeHttp {
                 match plan_warm(&registry, &scheme, &authority, &body) {
                     Err(reason) => self.reply_json(admin::error(400, &reason)),
                     Ok(targets) => {
-                        let epoch = worker_rc.borrow().generations.epoch();
+                        let generations = Rc::clone(&worker_rc.borrow().generations);
                         self.warm = Some(WarmRun {
-                            epoch,
+                            generations,
                             queued: targets.into(),
                             ..WarmRun::default()
                         });
@@ -1703,7 +1731,7 @@ impl HttpContext for EdgeHttp {
             }
         } else {
             // Nothing will be stored: whoever waits for this key goes to the origin itself.
-            self.settle_group(Outcome::Release);
+            self.settle_group_later(Outcome::Release);
         }
         Action::Continue
     }
@@ -1759,7 +1787,7 @@ impl HttpContext for EdgeHttp {
                     worker.capture_bytes = worker.capture_bytes.saturating_sub(held);
                     worker.metrics.inc(Stat::TooLarge);
                 }
-                self.settle_group(Outcome::Release);
+                self.settle_group_later(Outcome::Release);
                 return Action::Continue;
             }
             capture.body.extend_from_slice(&chunk);

@@ -16,6 +16,7 @@ use crate::policy::cache::exchange::{
     header, refresh_outcome, tags, RefreshOutcome, RefreshRequest, StaleDefaults,
 };
 use crate::policy::cache::freshness::{RequestFacts, StorePolicy};
+use crate::policy::cache::generations::Generations;
 use crate::policy::cache::key::CacheKey;
 use crate::policy::cache::lease::Acquire;
 use crate::policy::CacheSection;
@@ -34,8 +35,9 @@ pub struct RefreshJob {
     pub entry: Rc<Entry>,
     pub lease_ms: u64,
     pub request_time: u64,
-    /// The purge epoch when the refresh started: a refresh that crosses a purge stores nothing.
-    pub epoch: u32,
+    /// The purge generations when the refresh started: a refresh that crosses a purge of its
+    /// own URL, tenant or tags stores nothing.
+    pub generations: Rc<Generations>,
 }
 
 pub fn store_policy(section: &CacheSection) -> StorePolicy {
@@ -68,7 +70,7 @@ pub fn start_refreshes(worker: &mut Worker, now_ms: u64) {
             continue; // Another worker is refreshing (or fetching) this key.
         }
         job.request_time = now_secs();
-        job.epoch = worker.generations.epoch();
+        job.generations = Rc::clone(&worker.generations);
         let pairs: Vec<(&str, &str)> = job
             .call_headers
             .iter()
@@ -108,16 +110,21 @@ pub fn complete_refresh(worker: &mut Worker, token: u32, body_size: usize) {
             request_time: job.request_time,
             now: now_secs(),
             max_body: usize::try_from(registry.limits().max_entry_bytes).unwrap_or(usize::MAX),
-            generations: worker.stamp_for(
-                job.service_index,
-                &job.key,
-                &tags(&response, &section.tag_header),
-            ),
+            generations: Vec::new(),
+        };
+        let stamp = worker.stamp_since(
+            &job.generations,
+            job.service_index,
+            &job.key,
+            &tags(&response, &section.tag_header),
+        );
+        let unpurged = stamp.is_some();
+        let refresh = RefreshRequest {
+            generations: stamp.unwrap_or_default(),
+            ..refresh
         };
         match refresh_outcome(&refresh, status, &response, body) {
-            RefreshOutcome::Refreshed(entry) | RefreshOutcome::Replaced(entry)
-                if worker.generations.epoch() == job.epoch =>
-            {
+            RefreshOutcome::Refreshed(entry) | RefreshOutcome::Replaced(entry) if unpurged => {
                 worker.store(entry, job.key.tenant.as_deref());
                 worker.metrics.inc(Stat::Refresh);
             }

@@ -7,7 +7,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
-use super::coalescing::{resume_as_leader, settle_waiters, Outcome};
+use super::coalescing::{answer_deferred, resume_as_leader, settle_waiters, Outcome};
 use super::host::{now_millis, now_secs};
 use super::http::EdgeHttp;
 use super::metrics::Stat;
@@ -96,6 +96,7 @@ impl RootContext for EdgeRoot {
             worker.take_owner_id();
             if registry.caches() {
                 worker.precreate_slots(LEASE_KEY_PREFIX, registry.limits().lease_slots);
+                worker.register_wake_queue();
             }
             if registry.deduplicates() {
                 worker.precreate_slots(DEDUP_KEY_PREFIX, registry.limits().dedup_slots);
@@ -125,6 +126,8 @@ impl RootContext for EdgeRoot {
             worker.refresh_generations();
             worker.last_generation_refresh_ms = now_ms;
         }
+        // Waiters a woken root has not answered yet (the wake queue is unavailable).
+        answer_deferred(&mut worker, self.context_id, now_secs());
         poll_remote_leaders(&mut worker, self.context_id, now_ms);
         start_refreshes(&mut worker, now_ms);
         super::dedup::poll_waiters(&mut worker, self.context_id, now_ms);
@@ -134,6 +137,15 @@ impl RootContext for EdgeRoot {
             publish(&mut worker, now_ms, false);
         }
         super::host::flush_cas_counts(&worker.metrics);
+    }
+
+    fn on_queue_ready(&mut self, _queue_id: u32) {
+        let Some(worker_rc) = &self.worker else {
+            return;
+        };
+        let mut worker = worker_rc.borrow_mut();
+        worker.woken();
+        answer_deferred(&mut worker, self.context_id, now_secs());
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

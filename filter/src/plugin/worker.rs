@@ -2,6 +2,7 @@
 //! generations, and its metric ids. Root and stream contexts share it.
 
 use log::warn;
+use proxy_wasm::hostcalls;
 
 use super::host::HostStore;
 use super::metrics::{Metrics, Stat};
@@ -40,7 +41,8 @@ const PURGE_ATTEMPTS: u32 = 16;
 pub struct Worker {
     pub registry: Rc<Registry>,
     pub l1: L1Cache,
-    pub generations: Generations,
+    /// Shared with the requests in flight, which keep the counters they started under.
+    pub generations: Rc<Generations>,
     generations_cas: Option<u32>,
     pub metrics: Metrics,
     pub monitor: super::monitor::Monitor,
@@ -68,6 +70,12 @@ pub struct Worker {
     /// Waiters the tick let through as the new first attempt.
     pub dedup_taken_over: HashMap<u32, String>,
     pub last_generation_refresh_ms: u64,
+    /// Coalesced waiters to answer from the root context (see `coalescing::defer_waiters`).
+    pub deferred: Vec<super::coalescing::DeferredGroup>,
+    /// This worker's own shared queue: an item in it wakes the root context (`on_queue_ready`).
+    pub wake_queue: Option<u32>,
+    /// A wake-up is queued and not yet handled.
+    wake_pending: bool,
 }
 
 /// What an L2 slot held for a key.
@@ -92,7 +100,7 @@ impl Worker {
         Self {
             registry,
             l1,
-            generations: Generations::default(),
+            generations: Rc::new(Generations::default()),
             generations_cas: None,
             metrics,
             monitor,
@@ -111,6 +119,9 @@ impl Worker {
             dedup_waiters: Vec::new(),
             dedup_taken_over: HashMap::new(),
             last_generation_refresh_ms: 0,
+            deferred: Vec::new(),
+            wake_queue: None,
+            wake_pending: false,
         }
     }
 
@@ -142,6 +153,35 @@ impl Worker {
         // tells them apart.
         let nanos = super::host::now_nanos();
         self.owner = counter.unwrap_or(0).rotate_left(40) ^ nanos ^ fnv1a(&nanos.to_string());
+    }
+
+    /// Registers the queue that wakes this worker's root context. Names are per worker (only
+    /// the last registrant of a name is woken); one name per VM ever started.
+    pub fn register_wake_queue(&mut self) {
+        let name = format!("edge:wake:{:016x}", self.owner);
+        self.wake_queue = hostcalls::register_shared_queue(&name).ok();
+    }
+
+    /// Asks for `on_queue_ready` on this worker's root context soon (once per wake-up).
+    pub fn wake_root(&mut self) {
+        if self.wake_pending {
+            return;
+        }
+        if let Some(queue) = self.wake_queue {
+            self.wake_pending = hostcalls::enqueue_shared_queue(queue, Some(&[1])).is_ok();
+        }
+    }
+
+    /// The root context was woken: empties the queue (its items carry nothing).
+    pub fn woken(&mut self) {
+        self.wake_pending = false;
+        if let Some(queue) = self.wake_queue {
+            for _ in 0..64 {
+                if !matches!(hostcalls::dequeue_shared_queue(queue), Ok(Some(_))) {
+                    break;
+                }
+            }
+        }
     }
 
     fn lease_slots(&self) -> u64 {
@@ -198,20 +238,24 @@ impl Worker {
         )
     }
 
-    /// The purge generations an entry stored now records: its service, URL, tenant and tags.
-    pub fn stamp_for(
+    /// The purge generations an entry records: its service, URL, tenant and tags, as they were
+    /// in `started` (the counters when its request started). `None` when a purge has touched
+    /// one of those since: the response may be what was purged, so it is not stored. Purges of
+    /// other URLs, tenants or tags do not matter.
+    pub fn stamp_since(
         &self,
+        started: &Generations,
         service_index: usize,
         key: &crate::policy::cache::key::CacheKey,
         tags: &[String],
-    ) -> Vec<u32> {
-        use crate::policy::cache::generations::Dimension;
+    ) -> Option<Vec<u32>> {
         let mut dimensions = vec![Dimension::Service(service_index), Dimension::Url(&key.url)];
         if let Some(tenant) = &key.tenant {
             dimensions.push(Dimension::Tenant(tenant));
         }
         dimensions.extend(tags.iter().map(|t| Dimension::Tag(t)));
-        self.generations.stamp(&dimensions)
+        let stamp = started.stamp(&dimensions);
+        self.generations.is_current(&stamp).then_some(stamp)
     }
 
     /// Queues a background refresh (deduplicated by key, bounded).
@@ -240,7 +284,7 @@ impl Worker {
     pub fn refresh_generations(&mut self) {
         match HostStore.get(GENERATIONS_KEY) {
             Some((bytes, cas)) if Some(cas) != self.generations_cas => {
-                self.generations = Generations::decode(Some(&bytes));
+                self.generations = Rc::new(Generations::decode(Some(&bytes)));
                 self.generations_cas = Some(cas);
             }
             _ => {}
@@ -257,7 +301,7 @@ impl Worker {
         });
         match bumped {
             Ok(generations) => {
-                self.generations = generations;
+                self.generations = Rc::new(generations);
                 self.generations_cas = None;
                 true
             }

@@ -40,6 +40,10 @@ pub struct BreakerSection {
     /// Successful probes that close the breaker.
     #[serde(default = "default_probes")]
     pub close_after_successes: u32,
+    /// Probe permits taken longer ago than this are presumed lost (a probe whose stream ended
+    /// without an outcome on a worker that could not give it back): new probes may go.
+    #[serde(default = "default_probe_timeout_ms")]
+    pub probe_timeout_ms: u64,
     /// A closed, healthy period after which the consecutive-trip count (the backoff) resets.
     #[serde(default = "default_healthy_reset_s")]
     pub healthy_reset_s: u64,
@@ -68,6 +72,10 @@ fn default_jitter_percent() -> u64 {
 }
 fn default_probes() -> u32 {
     3
+}
+/// Envoy's default route timeout: a probe still waiting past it has timed out anyway.
+fn default_probe_timeout_ms() -> u64 {
+    15_000
 }
 fn default_healthy_reset_s() -> u64 {
     60
@@ -113,6 +121,7 @@ impl BreakerSection {
                 1000,
             ),
             ("healthy_reset_s", self.healthy_reset_s, 1, 86_400),
+            ("probe_timeout_ms", self.probe_timeout_ms, 100, 600_000),
         ];
         for (name, value, low, high) in ranges {
             if value < low || value > high {

@@ -11,7 +11,9 @@
 
 use crate::policy::BreakerSection;
 
-const FORMAT_VERSION: u8 = 1;
+/// Version 2 added the probe permits' expiry; a version-1 value reads as expired permits.
+const FORMAT_VERSION: u8 = 2;
+const FORMAT_VERSION_1: u8 = 1;
 const BUCKETS: usize = 10;
 /// Health is kept in thousandths.
 const HEALTH_MAX: u32 = 1000;
@@ -25,8 +27,16 @@ pub fn breaker_key(service_index: usize) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Closed,
-    Open { until_ms: u64 },
-    HalfOpen { in_flight: u32, successes: u32 },
+    Open {
+        until_ms: u64,
+    },
+    /// `permits_expire_ms`: when the permits in flight are presumed lost (see
+    /// `probe_timeout_ms`); every admitted probe moves it.
+    HalfOpen {
+        in_flight: u32,
+        successes: u32,
+        permits_expire_ms: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -83,17 +93,24 @@ pub struct Outcomes {
 impl Breaker {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![FORMAT_VERSION];
-        let (kind, a, b) = match self.phase {
-            Phase::Closed => (0u8, 0u64, 0u64),
-            Phase::Open { until_ms } => (1, until_ms, 0),
+        let (kind, a, b, c) = match self.phase {
+            Phase::Closed => (0u8, 0u64, 0u64, 0u64),
+            Phase::Open { until_ms } => (1, until_ms, 0, 0),
             Phase::HalfOpen {
                 in_flight,
                 successes,
-            } => (2, u64::from(in_flight), u64::from(successes)),
+                permits_expire_ms,
+            } => (
+                2,
+                u64::from(in_flight),
+                u64::from(successes),
+                permits_expire_ms,
+            ),
         };
         out.push(kind);
         out.extend_from_slice(&a.to_le_bytes());
         out.extend_from_slice(&b.to_le_bytes());
+        out.extend_from_slice(&c.to_le_bytes());
         out.extend_from_slice(&self.health.to_le_bytes());
         out.extend_from_slice(&self.trips.to_le_bytes());
         out.extend_from_slice(&self.closed_since_ms.to_le_bytes());
@@ -117,7 +134,8 @@ impl Breaker {
             at += n;
             Some(part)
         };
-        if take(1)? != [FORMAT_VERSION] {
+        let version = *take(1)?.first()?;
+        if version != FORMAT_VERSION && version != FORMAT_VERSION_1 {
             return None;
         }
         let kind = *take(1)?.first()?;
@@ -125,12 +143,19 @@ impl Breaker {
         let half = |b: &[u8]| -> Option<u32> { Some(u32::from_le_bytes(b.try_into().ok()?)) };
         let a = word(take(8)?)?;
         let b = word(take(8)?)?;
+        // Version 1 had no permit expiry: its permits read as already expired.
+        let c = if version == FORMAT_VERSION {
+            word(take(8)?)?
+        } else {
+            0
+        };
         let phase = match kind {
             0 => Phase::Closed,
             1 => Phase::Open { until_ms: a },
             2 => Phase::HalfOpen {
                 in_flight: u32::try_from(a).ok()?,
                 successes: u32::try_from(b).ok()?,
+                permits_expire_ms: c,
             },
             _ => return None,
         };
@@ -211,6 +236,7 @@ pub fn admit(
                 phase: Phase::HalfOpen {
                     in_flight: 1,
                     successes: 0,
+                    permits_expire_ms: now_ms.saturating_add(config.probe_timeout_ms),
                 },
                 ..current.clone()
             };
@@ -219,11 +245,19 @@ pub fn admit(
         Phase::HalfOpen {
             in_flight,
             successes,
-        } if in_flight < config.half_open_probes => {
+            permits_expire_ms,
+        } if in_flight < config.half_open_probes || now_ms >= permits_expire_ms => {
+            // Past the expiry, the permits in flight are presumed lost: start counting again.
+            let in_flight = if now_ms >= permits_expire_ms {
+                0
+            } else {
+                in_flight
+            };
             let next = Breaker {
                 phase: Phase::HalfOpen {
-                    in_flight: in_flight + 1,
+                    in_flight: in_flight.saturating_add(1),
                     successes,
+                    permits_expire_ms: now_ms.saturating_add(config.probe_timeout_ms),
                 },
                 ..current.clone()
             };
@@ -301,6 +335,7 @@ pub fn probe_done(
     let Phase::HalfOpen {
         in_flight,
         successes,
+        permits_expire_ms,
     } = current.phase
     else {
         return next;
@@ -322,6 +357,7 @@ pub fn probe_done(
         next.phase = Phase::HalfOpen {
             in_flight: in_flight.saturating_sub(1),
             successes,
+            permits_expire_ms,
         };
     }
     next
@@ -334,11 +370,13 @@ pub fn probe_abandoned(current: &Breaker) -> Breaker {
     if let Phase::HalfOpen {
         in_flight,
         successes,
+        permits_expire_ms,
     } = current.phase
     {
         next.phase = Phase::HalfOpen {
             in_flight: in_flight.saturating_sub(1),
             successes,
+            permits_expire_ms,
         };
     }
     next
@@ -463,7 +501,8 @@ mod tests {
             half.phase,
             Phase::HalfOpen {
                 in_flight: 0,
-                successes: 1
+                successes: 1,
+                permits_expire_ms: 3100 + c.probe_timeout_ms,
             }
         );
         let closed = probe_done(&half, &c, true, 3300, 0);
@@ -474,6 +513,46 @@ mod tests {
         );
         let later = record(&closed, &c, successes(1), 3300 + 30_000, 0);
         assert_eq!(later.trips, 0, "reset after healthy_reset_s");
+    }
+
+    #[test]
+    fn lost_probe_permits_expire_after_the_probe_timeout() {
+        let c = config();
+        let open = record(&Breaker::default(), &c, failures(10), 0, 0);
+        // Every permit is taken by probes whose outcome never comes back (clients gone).
+        let mut half = open;
+        for at in 1000..1000 + u64::from(c.half_open_probes) {
+            let (admission, next) = admit(&half, &c, at);
+            assert_eq!(admission, Admission::Probe);
+            half = next.unwrap();
+        }
+        let last = 1000 + u64::from(c.half_open_probes) - 1;
+        assert!(matches!(
+            admit(&half, &c, last + 1).0,
+            Admission::Reject { .. }
+        ));
+        let expiry = last + c.probe_timeout_ms;
+        assert!(matches!(
+            admit(&half, &c, expiry - 1).0,
+            Admission::Reject { .. }
+        ));
+        let (admission, next) = admit(&half, &c, expiry);
+        assert_eq!(admission, Admission::Probe, "permits presumed lost");
+        let next = next.unwrap();
+        assert!(matches!(next.phase, Phase::HalfOpen { in_flight: 1, .. }));
+        // Round trip keeps the expiry; a version-1 value reads with expired permits.
+        assert_eq!(Breaker::decode(Some(&next.encode())), next);
+        let mut v1 = next.encode();
+        v1[0] = 1;
+        v1.drain(18..26);
+        assert!(matches!(
+            Breaker::decode(Some(&v1)).phase,
+            Phase::HalfOpen {
+                in_flight: 1,
+                permits_expire_ms: 0,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -56,8 +56,8 @@ fn bucket(text: &str, slots: usize) -> usize {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Generations {
     counters: Vec<u32>,
-    /// Bumped by every purge: a response fetched across a purge is not stored (its tags were
-    /// unknown when the purge happened, so its stamp could not tell).
+    /// Counts every purge (kept in the encoded value; a response fetched across a purge is
+    /// judged by its own dimensions, see the worker's `stamp_since`).
     epoch: u32,
 }
 
@@ -107,11 +107,6 @@ impl Generations {
     }
 
     /// Invalidates everything stored under `dimension`.
-    /// Changes with every purge.
-    pub fn epoch(&self) -> u32 {
-        self.epoch
-    }
-
     pub fn bump(&mut self, dimension: Dimension<'_>) {
         self.epoch = self.epoch.wrapping_add(1);
         if let Some(counter) = self.counters.get_mut(dimension.slot()) {
