@@ -1,9 +1,11 @@
 //! Edge caching through real Envoy 1.40 with 2 workers: miss then hit with the origin's own
-//! counter as proof, purge, and a cache-poisoning attempt.
+//! counter as proof, purge, and cache-poisoning and cross-tenant attempts.
 
 use std::time::Duration;
 
-use edge_envoy::launch::{http_request, origin_requests, test_stack, HttpResponse, Stack};
+use edge_envoy::launch::{
+    http_request, http_request_bytes, origin_requests, test_stack, HttpResponse, Stack,
+};
 
 const TOKEN: &str = "demo-admin-token-change-me";
 
@@ -114,14 +116,29 @@ fn unkeyed_headers_do_not_reach_the_origin_or_the_stored_response() {
         &[
             ("x-forwarded-host", "evil.example"),
             ("x-original-url", "/admin"),
+            ("forwarded", "host=evil.example;proto=http"),
+            ("x-forwarded-prefix", "/evil"),
+            ("x-http-method", "DELETE"),
+            ("x-method-override", "DELETE"),
         ],
     );
     assert_eq!(attack.status, 200);
     let log = http_request(origin, "GET", "/__origin/requests", &[], b"").unwrap();
     let log: Vec<serde_json::Value> = serde_json::from_slice(&log.body).unwrap();
     let seen = &log.last().unwrap()["headers"];
-    assert!(seen.get("x-forwarded-host").is_none(), "{seen}");
-    assert!(seen.get("x-original-url").is_none(), "{seen}");
+    for name in [
+        "x-forwarded-host",
+        "x-original-url",
+        "forwarded",
+        "x-forwarded-prefix",
+        "x-http-method",
+        "x-method-override",
+    ] {
+        assert!(
+            seen.get(name).is_none(),
+            "{name} reached the origin: {seen}"
+        );
+    }
     let victim = get(
         &stack,
         "/api/v1/properties?city=austin&utm_source=mail",
@@ -131,4 +148,66 @@ fn unkeyed_headers_do_not_reach_the_origin_or_the_stored_response() {
     assert_eq!(victim.body, attack.body);
     assert!(!victim.text().contains("evil"));
     assert_eq!(origin_requests(origin, "properties"), 1);
+}
+
+#[test]
+fn encoded_query_names_and_unusable_tenant_ids_never_share_entries() {
+    let stack = test_stack(None, 0.0);
+    let origin = stack.origin.as_ref().unwrap().addr();
+    // `properties` keys on `city` only; the origin reads `%63ity` as `city` (the first wins).
+    let attack = get(&stack, "/api/v1/properties?%63ity=PWNED&city=zz1", &[]);
+    assert_eq!(attack.status, 200);
+    assert!(attack.text().contains("PWNED"));
+    let victim = get(&stack, "/api/v1/properties?city=zz1", &[]);
+    assert!(
+        !victim.text().contains("PWNED"),
+        "{}: {}",
+        cache_status(&victim),
+        victim.text()
+    );
+    assert_eq!(origin_requests(origin, "properties"), 2);
+    // A spelling every origin reads alike shares the entry.
+    let same = get(&stack, "/api/v1/properties?ci%74y=zz%31&x=1", &[]);
+    assert!(
+        cache_status(&same).contains("hit"),
+        "{}",
+        cache_status(&same)
+    );
+
+    // `coaching` namespaces entries per `x-location-id`. Ids that cannot be used (too long,
+    // not UTF-8, sent twice) bypass instead of falling into the shared namespace.
+    let coaching = |headers: &[(&str, &[u8])]| {
+        http_request_bytes(stack.listen, "GET", "/api/v1/coaching/9", headers, b"").unwrap()
+    };
+    let long_a = format!("{}a", "x".repeat(130));
+    let long_b = format!("{}b", "x".repeat(130));
+    coaching(&[("x-location-id", long_a.as_bytes())]);
+    for headers in [
+        vec![("x-location-id", long_b.as_bytes())],
+        vec![],
+        vec![("x-location-id", b"loc-\xff".as_slice())],
+        vec![("x-location-id", b"loc-\xfe".as_slice())],
+        vec![
+            ("x-location-id", b"loc-1".as_slice()),
+            ("x-location-id", b"loc-2".as_slice()),
+        ],
+    ] {
+        let response = coaching(&headers);
+        assert_eq!(response.status, 200);
+        assert!(
+            !cache_status(&response).contains("hit"),
+            "{headers:?}: {}",
+            cache_status(&response)
+        );
+    }
+    assert_eq!(origin_requests(origin, "coaching"), 6);
+    // Valid ids still get their own entries.
+    coaching(&[("x-location-id", b"loc-1")]);
+    let again = coaching(&[("x-location-id", b"loc-1")]);
+    assert!(
+        cache_status(&again).contains("hit"),
+        "{}",
+        cache_status(&again)
+    );
+    assert_eq!(origin_requests(origin, "coaching"), 7);
 }

@@ -289,7 +289,7 @@ fn vary_keys_variants_and_tenants_namespace() {
     let tenant_hit = host.request(vm, get("/api/v1/leads/1").header("x-location-id", "loc-7"));
     assert!(cache_status(&tenant_hit).contains("hit"));
     assert!(cache_status(&tenant_hit)
-        .contains("key=\"v1|leads|loc-7|http://edge.test/api/v1/leads/1|accept-language=\""));
+        .contains("key=\"v2|leads|loc-7|http://edge.test/api/v1/leads/1|accept-language=\""));
 }
 
 #[test]
@@ -796,4 +796,211 @@ fn per_tier_counters_add_up() {
     assert!(metric(&host, "edge.cache.l2.eviction") > 0);
     let raw = metric(&host, "edge.cache.l2.stored_bytes_raw");
     assert!(raw > 0 && metric(&host, "edge.cache.l2.stored_bytes_compressed") <= raw);
+}
+
+/// A service keyed on `city` and `page` only, and one whose tenant is a path segment.
+const KEYS_CONFIG: &str = r#"{
+    "services": [
+        {"name": "properties", "match": {"path_exact": "/api/v1/properties"},
+         "cache": {"key": {"query": "allow", "query_allow": ["city", "page"]}}},
+        {"name": "accounts", "match": {"path_prefix": "/api/v1/"},
+         "cache": {"tenant": {"path_segment": 3}}}
+    ],
+    "admin": {"token": "test-admin-token-0123456789"}
+}"#;
+
+/// The first `city` parameter as a form decoder reads it (`%XX` decoded, `+` a space).
+fn form_city(path: &str) -> String {
+    let query = path.split_once('?').map_or("", |(_, q)| q);
+    let decode = |text: &str| {
+        let bytes = text.replace('+', " ").into_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match (bytes[i], hex) {
+                (b'%', Some(byte)) => {
+                    out.push(byte);
+                    i += 3;
+                }
+                (byte, _) => {
+                    out.push(byte);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    query
+        .split('&')
+        .filter_map(|piece| piece.split_once('='))
+        .find(|(name, _)| decode(name) == "city")
+        .map(|(_, value)| decode(value))
+        .unwrap_or_default()
+}
+
+#[test]
+fn encoded_query_names_cannot_poison_an_allow_listed_key() {
+    let mut host = Host::new();
+    let origin_calls = origin(&mut host, |request, _| {
+        Some(
+            Reply::ok(format!("listings in {}", form_city(&request.path())))
+                .header("cache-control", "public, max-age=60"),
+        )
+    });
+    let vm = host.start_vm(KEYS_CONFIG).unwrap();
+    let attack = host.request(vm, get("/api/v1/properties?%63ity=PWNED&city=zz1"));
+    assert_eq!(attack.body_text(), "listings in PWNED");
+    let victim = host.request(vm, get("/api/v1/properties?city=zz1"));
+    assert_eq!(
+        victim.body_text(),
+        "listings in zz1",
+        "{}",
+        cache_status(&victim)
+    );
+    // What every origin reads alike shares the entry: `%63ity=zz1` is `city=zz1`.
+    let same = host.request(vm, get("/api/v1/properties?%63ity=zz%31&x=1"));
+    assert!(
+        cache_status(&same).contains("hit"),
+        "{}",
+        cache_status(&same)
+    );
+    // What origins may read differently bypasses: `;` separators, another case, array syntax.
+    for ambiguous in [
+        "/api/v1/properties?x=1;city=PWNED&city=zz1",
+        "/api/v1/properties?CITY=PWNED&city=zz1",
+        "/api/v1/properties?city%5B%5D=PWNED&city=zz1",
+    ] {
+        let response = host.request(vm, get(ambiguous));
+        assert!(
+            !cache_status(&response).contains("hit") && !cache_status(&response).contains("stored"),
+            "{ambiguous}: {}",
+            cache_status(&response)
+        );
+    }
+    // The origin got each query as the client sent it.
+    assert_eq!(
+        host.origin_calls()[0].path(),
+        "/api/v1/properties?%63ity=PWNED&city=zz1"
+    );
+    assert_eq!(origin_calls.get(), 5);
+    assert_eq!(metric(&host, "edge.cache.bypass"), 3);
+}
+
+#[test]
+fn invalid_or_repeated_tenant_ids_bypass_the_cache() {
+    let mut host = Host::new();
+    let origin_calls = origin(&mut host, |request, _| {
+        Some(
+            Reply::ok(format!(
+                "private data of {:?}",
+                request.header("x-location-id").unwrap_or_default()
+            ))
+            .header("cache-control", "max-age=60"),
+        )
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    let long_a = format!("{}-a", "x".repeat(130));
+    let long_b = format!("{}-b", "x".repeat(130));
+    let with_tenant = |tenant: &str| get("/api/v1/leads/7").header("x-location-id", tenant);
+    let first = host.request(vm, with_tenant(&long_a));
+    assert!(first.body_text().contains("-a"));
+    // Neither another long id nor a request without a tenant gets tenant A's entry.
+    let other = host.request(vm, with_tenant(&long_b));
+    assert!(other.body_text().contains("-b"), "{}", other.body_text());
+    let anonymous = host.request(vm, get("/api/v1/leads/7"));
+    assert_eq!(anonymous.body_text(), "private data of \"\"");
+    // A control character, an empty id or the header sent twice: no namespace either.
+    let mut twice = get("/api/v1/leads/9").header("x-location-id", "loc-1");
+    twice.headers.add("x-location-id", "loc-2");
+    for request in [
+        with_tenant("loc\u{1}1"),
+        with_tenant(""),
+        twice.clone(),
+        twice,
+    ] {
+        let response = host.request(vm, request);
+        assert!(
+            !cache_status(&response).contains("hit") && !cache_status(&response).contains("stored"),
+            "{}",
+            cache_status(&response)
+        );
+    }
+    assert!(!cache_status(&host.request(vm, get("/api/v1/leads/9"))).contains("hit"));
+    assert_eq!(origin_calls.get(), 8);
+    assert_eq!(metric(&host, "edge.cache.bypass"), 6);
+}
+
+#[test]
+fn forwarding_and_method_override_headers_never_reach_the_origin() {
+    let mut host = Host::new();
+    let names = [
+        "forwarded",
+        "x-forwarded-prefix",
+        "x-http-method",
+        "x-method-override",
+        "x-http-method-override",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-forwarded-scheme",
+    ];
+    origin(&mut host, move |request, _| {
+        let seen: Vec<String> = names
+            .iter()
+            .filter_map(|name| request.header(name).map(|v| format!("{name}={v}")))
+            .collect();
+        Some(Reply::ok(format!("seen: {}", seen.join(" "))).header("cache-control", "max-age=60"))
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    let mut attack = get("/api/v1/leads/home");
+    for name in names {
+        attack = attack.header(name, "evil");
+    }
+    attack = attack.header("forwarded", "host=evil.example;proto=http");
+    assert_eq!(host.request(vm, attack).body_text(), "seen: ");
+    let victim = host.request(vm, get("/api/v1/leads/home"));
+    assert!(cache_status(&victim).contains("hit"));
+    assert_eq!(victim.body_text(), "seen: ");
+    let upstream = &host.origin_calls()[0];
+    for name in names {
+        assert_eq!(upstream.header(name), None, "{name} reached the origin");
+    }
+}
+
+#[test]
+fn empty_path_segments_cannot_move_a_request_out_of_its_tenant() {
+    // An origin that merges slashes reads `/api/v1//acme/x` as acme's `/api/v1/acme/x`; the
+    // key would read segment 3 as empty (no tenant), so a purge of acme would miss it.
+    let mut host = Host::new();
+    let origin_calls = origin(&mut host, |request, n| {
+        Some(
+            Reply::ok(format!("{} #{n}", request.path().replace("//", "/")))
+                .header("cache-control", "max-age=600"),
+        )
+    });
+    let vm = host.start_vm(KEYS_CONFIG).unwrap();
+    for _ in 0..2 {
+        host.request(vm, get("/api/v1/acme/x"));
+        host.request(vm, get("/api/v1//acme/x"));
+    }
+    assert_eq!(
+        origin_calls.get(),
+        3,
+        "the canonical path is cached, `//` is not"
+    );
+    assert_eq!(
+        purge(&mut host, vm, r#"{"tenant": "acme"}"#, Some(TOKEN)).status,
+        200
+    );
+    host.advance(Duration::from_millis(300));
+    for path in ["/api/v1/acme/x", "/api/v1//acme/x"] {
+        let response = host.request(vm, get(path));
+        assert!(
+            !cache_status(&response).contains("hit"),
+            "{path} was served after its tenant was purged"
+        );
+    }
 }

@@ -33,20 +33,35 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<HttpResponse> {
+    let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+    http_request_bytes(addr, method, path, &headers, body)
+}
+
+/// [`http_request`] with header values as bytes, for values that are not UTF-8 (a repeated
+/// name is sent once per value).
+pub fn http_request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut request = format!("{method} {path} HTTP/1.1\r\nconnection: close\r\n");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nconnection: close\r\n").into_bytes();
     if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
-        request.push_str(&format!("host: {addr}\r\n"));
+        request.extend_from_slice(format!("host: {addr}\r\n").as_bytes());
     }
     for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
+        request.extend_from_slice(format!("{name}: ").as_bytes());
+        request.extend_from_slice(value);
+        request.extend_from_slice(b"\r\n");
     }
     if !body.is_empty() || method == "POST" || method == "PUT" {
-        request.push_str(&format!("content-length: {}\r\n", body.len()));
+        request.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
     }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes())?;
+    request.extend_from_slice(b"\r\n");
+    stream.write_all(&request)?;
     stream.write_all(body)?;
     // Read until the response is complete by its own framing (Content-Length or chunked), not
     // until the server closes: Envoy may hold a closing connection open for a grace period.

@@ -11,7 +11,7 @@ mod stack;
 mod test_support;
 
 pub use envoy_process::EnvoyProcess;
-pub use http_client::{http_request, HttpResponse};
+pub use http_client::{http_request, http_request_bytes, HttpResponse};
 pub use options::{LaunchOptions, Upstream, USAGE};
 pub use paths::{default_envoy_binary, default_plugin_config, default_wasm, workspace_root};
 pub use ports::free_port;

@@ -62,7 +62,6 @@ pub fn cache_url(registry: &Registry, scheme: &str, authority: &str, path: &str)
         method: "GET",
     });
     let section = service.cache.as_ref()?;
-    let no_headers = |_: &str| None;
     cache_key(
         section,
         &KeyInput {
@@ -70,7 +69,8 @@ pub fn cache_url(registry: &Registry, scheme: &str, authority: &str, path: &str)
             scheme,
             authority,
             path,
-            header: &no_headers,
+            headers: &[],
+            non_utf8: &[],
         },
     )
     .ok()

@@ -13,14 +13,29 @@ use crate::policy::shared_store::{update, SetError, SharedStore, UpdateError};
 
 /// A header map as (name, value) text pairs; invalid UTF-8 in values is replaced.
 pub fn headers(map: MapType) -> Vec<(String, String)> {
-    hostcalls::get_map_bytes(map)
+    headers_checked(map).0
+}
+
+/// A header map as (name, value) text pairs, and the names whose value was not valid UTF-8
+/// (replaced in the text): whoever compares values as identities must refuse those.
+pub fn headers_checked(map: MapType) -> (Vec<(String, String)>, Vec<String>) {
+    let mut non_utf8 = Vec::new();
+    let pairs = hostcalls::get_map_bytes(map)
         .map(|pairs| {
             pairs
                 .into_iter()
-                .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+                .map(|(name, value)| match String::from_utf8(value) {
+                    Ok(value) => (name, value),
+                    Err(err) => {
+                        let value = String::from_utf8_lossy(err.as_bytes()).into_owned();
+                        non_utf8.push(name.clone());
+                        (name, value)
+                    }
+                })
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    (pairs, non_utf8)
 }
 
 /// Wall-clock nanoseconds.

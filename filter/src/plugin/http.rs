@@ -12,7 +12,7 @@ use super::breaker;
 use super::coalescing::{defer_waiters, resume_as_leader, settle_waiters, Outcome, Settled};
 use super::dashboard;
 use super::dedup::{claim, conflict_headers, finish, replay, slot_for, DedupWaiter};
-use super::host::{headers, now_millis, now_nanos, now_secs};
+use super::host::{headers, headers_checked, now_millis, now_nanos, now_secs};
 use super::metrics::Stat;
 use super::monitor;
 use super::rate_limit::{check, Verdict};
@@ -86,6 +86,8 @@ struct Revalidation {
 /// The request attributes the filter reads once per request.
 struct Request<'a> {
     headers: &'a [(String, String)],
+    /// Header names whose value was not UTF-8 (lossy in `headers`).
+    non_utf8: &'a [String],
     method: &'a str,
     path: &'a str,
     authority: &'a str,
@@ -111,7 +113,6 @@ impl Request<'_> {
         service: &Service,
         section: &CacheSection,
     ) -> Result<CacheKey, &'static str> {
-        let lookup_header = |name: &str| header_joined(self.headers, name);
         cache_key(
             section,
             &KeyInput {
@@ -119,7 +120,8 @@ impl Request<'_> {
                 scheme: self.scheme,
                 authority: self.authority,
                 path: self.path,
-                header: &lookup_header,
+                headers: self.headers,
+                non_utf8: self.non_utf8,
             },
         )
     }
@@ -1374,7 +1376,7 @@ impl HttpContext for EdgeHttp {
         let Some(worker_rc) = self.worker.clone() else {
             return Action::Continue;
         };
-        let request_headers = headers(MapType::HttpRequestHeaders);
+        let (request_headers, non_utf8) = headers_checked(MapType::HttpRequestHeaders);
         let registry = Rc::clone(&worker_rc.borrow().registry);
         let method = header(&request_headers, ":method").unwrap_or_default();
         let path = header(&request_headers, ":path").unwrap_or_default();
@@ -1387,6 +1389,7 @@ impl HttpContext for EdgeHttp {
         });
         let request = Request {
             headers: &request_headers,
+            non_utf8: &non_utf8,
             method,
             path,
             authority,

@@ -1,11 +1,18 @@
 //! Cache keys: which requests may share a stored response.
 //!
-//! A key names the service, the tenant, scheme, authority, path, the normalised query and the
-//! configured request headers. Requests whose path could mean different things to us and to
-//! the origin (encoded delimiters, dot segments, `;`, backslashes, control characters) are not
-//! cached at all: that is what keeps a private response from landing under a public key.
+//! A key names the service, the tenant, scheme, authority, path, the canonical query (see
+//! [`super::query`]) and the configured request headers: two requests share a key only when
+//! every origin reads them as the same resource. Requests whose path could mean different
+//! things to us and to the origin (encoded delimiters, dot segments, empty segments, `;`,
+//! backslashes, control characters), whose query readers may disagree on, or whose tenant or
+//! key headers are ambiguous are not cached at all: that is what keeps a private response from
+//! landing under a public key and one tenant's entries from reaching another.
 
-use crate::policy::{CacheSection, QueryMode, TenantConfig};
+use super::query::{self, may_match, Param, AMBIGUOUS_QUERY};
+use super::tenant::{cache_tenant, HeaderView, Single};
+use crate::policy::{CacheSection, KeyConfig, QueryMode, TenantConfig};
+
+pub use super::tenant::MAX_TENANT_LEN;
 
 /// What a request's key is derived from.
 pub struct KeyInput<'a> {
@@ -14,8 +21,10 @@ pub struct KeyInput<'a> {
     pub authority: &'a str,
     /// `:path` including the query string.
     pub path: &'a str,
-    /// Reads a request header (lower-case name).
-    pub header: &'a dyn Fn(&str) -> Option<String>,
+    /// The request's headers (lower-case names; a repeated header once per value).
+    pub headers: &'a [(String, String)],
+    /// Names of headers whose value was not valid UTF-8 (their text in `headers` is lossy).
+    pub non_utf8: &'a [String],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,24 +40,35 @@ pub struct CacheKey {
 
 /// Longest path (with query) the cache considers.
 pub const MAX_PATH_LEN: usize = 2048;
-/// Longest tenant id; longer ones are treated as absent.
-pub const MAX_TENANT_LEN: usize = 128;
 /// Longest value of a key header; longer values bypass the cache.
 pub const MAX_KEY_HEADER_LEN: usize = 256;
 
-/// Request headers that classic cache-poisoning attacks use to change what an origin answers
-/// without changing the URL. They are removed from cacheable requests unless the service
-/// makes them part of its key.
-pub const UNKEYED_POISONING_HEADERS: [&str; 9] = [
+/// Request headers that cache-poisoning attacks use to change what an origin (or a framework
+/// in front of it) answers without changing the URL: forwarded host, scheme, port and prefix,
+/// rewritten URLs and overridden methods. They are removed from cacheable requests unless the
+/// service makes them part of its key.
+pub const UNKEYED_POISONING_HEADERS: [&str; 21] = [
+    "forwarded",
     "x-forwarded-host",
     "x-forwarded-scheme",
     "x-forwarded-server",
     "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-path",
+    "x-forwarded-uri",
+    "x-forwarded-ssl",
+    "x-forwarded-protocol",
+    "x-url-scheme",
+    "front-end-https",
     "x-original-url",
+    "x-original-uri",
     "x-rewrite-url",
     "x-host",
-    "x-http-method-override",
     "x-original-host",
+    "x-http-host-override",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
 ];
 
 /// The poisoning headers a cacheable request carries that its service does not key on.
@@ -78,34 +98,46 @@ pub fn cache_key(section: &CacheSection, input: &KeyInput<'_>) -> Result<CacheKe
         return Err("ambiguous-path");
     }
     let authority = input.authority.to_ascii_lowercase();
-    if authority.is_empty() || authority.bytes().any(|b| b <= b' ' || b == 0x7f) {
+    if authority.is_empty() || authority.bytes().any(|b| b <= b' ' || b >= 0x7f) {
         return Err("bad-authority");
     }
-    let query = normalise_query(section, query.unwrap_or(""));
+    let params = query::parse(query.unwrap_or(""))?;
+    let query = normalise_query(&section.key, &params)?;
     let url = if query.is_empty() {
         format!("{}://{authority}{path}", input.scheme)
     } else {
         format!("{}://{authority}{path}?{query}", input.scheme)
     };
-    let tenant = section
-        .tenant
-        .as_ref()
-        .and_then(|t| tenant_id(t, input.path, input.header))
-        .filter(|t| t.len() <= MAX_TENANT_LEN && !t.contains(|c: char| c.is_control()));
+    let headers = HeaderView {
+        headers: input.headers,
+        non_utf8: input.non_utf8,
+    };
+    let tenant = match &section.tenant {
+        Some(config) => cache_tenant(config, path, &params, &headers)?,
+        None => None,
+    };
+    // No tenant is an empty field: a tenant id is never empty, so no id can name it.
     let mut primary = format!(
-        "v1\n{}\n{}\n{url}",
+        "v2\n{}\n{}\n{url}",
         input.service,
-        tenant.as_deref().unwrap_or("-")
+        tenant.as_deref().unwrap_or("")
     );
     for name in &section.key.headers {
-        let value = (input.header)(name).unwrap_or_default();
-        if value.len() > MAX_KEY_HEADER_LEN || value.contains(|c: char| c.is_control()) {
+        let value = match headers.single(name) {
+            Single::Absent => "",
+            Single::One(value) => value,
+            Single::Repeated | Single::NotUtf8 => return Err("ambiguous-key-header"),
+        };
+        if value.len() > MAX_KEY_HEADER_LEN {
             return Err("key-header-too-long");
+        }
+        if value.contains(|c: char| c.is_control()) {
+            return Err("ambiguous-key-header");
         }
         primary.push('\n');
         primary.push_str(name);
         primary.push('=');
-        primary.push_str(&value);
+        primary.push_str(value);
     }
     Ok(CacheKey {
         primary,
@@ -116,7 +148,7 @@ pub fn cache_key(section: &CacheSection, input: &KeyInput<'_>) -> Result<CacheKe
 
 /// Refuses paths that an origin may read differently from how the key reads them.
 fn check_path(path: &str) -> Result<(), &'static str> {
-    if !path.starts_with('/') {
+    if !path.starts_with('/') || path.contains("//") {
         return Err("ambiguous-path");
     }
     if path
@@ -139,36 +171,27 @@ fn check_path(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn param_matches(patterns: &[String], name: &str) -> bool {
-    patterns
-        .iter()
-        .any(|pattern| match pattern.strip_suffix('*') {
-            Some(prefix) => name.starts_with(prefix),
-            None => name == pattern,
-        })
-}
-
-/// The query with parameters filtered by the key settings and sorted by name, then value.
-fn normalise_query(section: &CacheSection, query: &str) -> String {
-    let key = &section.key;
-    let mut params: Vec<&str> = query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .filter(|p| {
-            let name = p.split('=').next().unwrap_or("");
-            match key.query {
-                QueryMode::All => !param_matches(&key.query_deny, name),
-                QueryMode::Allow => param_matches(&key.query_allow, name),
-                QueryMode::None => false,
-            }
-        })
-        .collect();
-    params.sort_by(|a, b| {
-        let (an, av) = a.split_once('=').unwrap_or((a, ""));
-        let (bn, bv) = b.split_once('=').unwrap_or((b, ""));
-        (an, av).cmp(&(bn, bv))
-    });
-    params.join("&")
+/// The keyed parameters in canonical spelling, sorted by name; a repeated name keeps its
+/// values in the order sent (origins read the first, the last or all of them), see
+/// [`query::sort`]. With
+/// `"allow"`, a dropped parameter that some origin may read as an allowed one (`CITY`,
+/// `city[]`, `ci%74y%00`) makes the query ambiguous.
+fn normalise_query(key: &KeyConfig, params: &[Param]) -> Result<String, &'static str> {
+    let mut kept: Vec<Param> = Vec::with_capacity(params.len());
+    for param in params {
+        let keep = match key.query {
+            QueryMode::All => !query::matches(&key.query_deny, &param.name),
+            QueryMode::Allow => query::matches(&key.query_allow, &param.name),
+            QueryMode::None => false,
+        };
+        if keep {
+            kept.push(param.clone());
+        } else if key.query == QueryMode::Allow && may_match(&key.query_allow, &param.name) {
+            return Err(AMBIGUOUS_QUERY);
+        }
+    }
+    query::sort(&mut kept);
+    Ok(query::join(&kept))
 }
 
 /// A request's tenant id from its header, query parameter or path segment (`full_path` may
@@ -204,7 +227,6 @@ pub fn tenant_id(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::KeyConfig;
 
     fn section(json: &str) -> CacheSection {
         serde_json::from_str(json).unwrap()
@@ -215,16 +237,20 @@ mod tests {
         path: &str,
         headers: &[(&str, &str)],
     ) -> Result<CacheKey, &'static str> {
+        key_with(section, path, headers, &[])
+    }
+
+    fn key_with(
+        section: &CacheSection,
+        path: &str,
+        headers: &[(&str, &str)],
+        non_utf8: &[&str],
+    ) -> Result<CacheKey, &'static str> {
         let headers: Vec<(String, String)> = headers
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
-        let lookup = move |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.clone())
-        };
+        let non_utf8: Vec<String> = non_utf8.iter().map(|n| n.to_string()).collect();
         cache_key(
             section,
             &KeyInput {
@@ -232,7 +258,8 @@ mod tests {
                 scheme: "http",
                 authority: "API.example.com",
                 path,
-                header: &lookup,
+                headers: &headers,
+                non_utf8: &non_utf8,
             },
         )
     }
@@ -322,6 +349,9 @@ mod tests {
             "/a b",
             "relative",
             "/a#frag",
+            "//a",
+            "/a//b",
+            "/a/b//",
         ] {
             assert_eq!(key_for(&s, path, &[]), Err("ambiguous-path"), "{path}");
         }
@@ -334,5 +364,414 @@ mod tests {
             KeyConfig::default().query_deny,
             ["utm_*", "fbclid", "gclid"]
         );
+    }
+
+    #[test]
+    fn encoded_names_are_read_as_the_origin_reads_them() {
+        let s = section(r#"{"key": {"query": "allow", "query_allow": ["city", "page"]}}"#);
+        let url = |path: &str| key_for(&s, path, &[]).map(|k| k.url);
+        // The poisoning request: the origin reads `%63ity` as `city`, and so does the key.
+        let poison = url("/p?%63ity=PWNED&city=zz1").unwrap();
+        assert_eq!(poison, "http://api.example.com/p?city=PWNED&city=zz1");
+        assert_ne!(poison, url("/p?city=zz1").unwrap());
+        // A repeated name keeps its order (first-wins and last-wins origins differ).
+        assert_ne!(url("/p?city=a&city=b"), url("/p?city=b&city=a"));
+        assert_eq!(url("/p?page=2&city=a"), url("/p?city=a&page=2"));
+        // Spellings every origin reads alike share a key.
+        assert_eq!(url("/p?ci%74y=%61"), url("/p?city=a"));
+        assert_eq!(url("/p?city=a%2bb"), url("/p?city=a%2Bb"));
+        assert_eq!(url("/p?city=a&&x=1&"), url("/p?city=a"));
+        // Spellings origins may read differently do not.
+        let plus = url("/p?city=a+b").unwrap();
+        assert_ne!(Ok(plus.clone()), url("/p?city=a%20b"));
+        assert_ne!(Ok(plus), url("/p?city=a%2Bb"));
+        assert_ne!(url("/p?city=1%262"), url("/p?city=1&2"));
+        assert_ne!(url("/p?city=1%3D2"), url("/p?city=1=2"));
+        assert_ne!(url("/p?city"), url("/p?city="));
+        // Forms readers disagree on bypass.
+        for ambiguous in [
+            "/p?city=a;city=b",
+            "/p?x=1;city=b&city=a",
+            "/p?city=%zz",
+            "/p?city=%4",
+            "/p?CITY=PWNED&city=zz1",
+            "/p?city%5B%5D=PWNED&city=zz1",
+            "/p?city[]=PWNED",
+            "/p?city%00=PWNED&city=zz1",
+            "/p?+city=PWNED&city=zz1",
+            "/p?Page=9",
+        ] {
+            assert_eq!(url(ambiguous), Err(AMBIGUOUS_QUERY), "{ambiguous}");
+        }
+        // Unrelated parameters still pass unkeyed.
+        assert_eq!(
+            url("/p?x%26city=1&city=a&cities=2").unwrap(),
+            "http://api.example.com/p?city=a"
+        );
+        // With "all", encoded names are keyed under their decoded spelling.
+        let all = section("{}");
+        assert_eq!(
+            key_for(&all, "/p?utm%5Fsource=x&%61=1", &[]).unwrap().url,
+            "http://api.example.com/p?a=1"
+        );
+        assert_eq!(
+            key_for(&all, "/p?a=1;b=2", &[]),
+            Err(AMBIGUOUS_QUERY),
+            "`;` splits for some origins"
+        );
+    }
+
+    #[test]
+    fn invalid_or_repeated_tenants_bypass_instead_of_sharing() {
+        let s = section(r#"{"tenant": {"header": "x-location-id"}}"#);
+        let none = key_for(&s, "/a", &[]).unwrap();
+        assert_eq!(none.tenant, None);
+        let long_a = "a".repeat(MAX_TENANT_LEN + 1);
+        let long_b = format!("{}b", "a".repeat(MAX_TENANT_LEN));
+        for bad in [long_a.as_str(), long_b.as_str(), "x\u{1}y", ""] {
+            assert_eq!(
+                key_for(&s, "/a", &[("x-location-id", bad)]),
+                Err("invalid-tenant"),
+                "{bad:?}"
+            );
+        }
+        // Lossily decoded bytes (two different ids read as U+FFFD) are not an id.
+        assert_eq!(
+            key_with(
+                &s,
+                "/a",
+                &[("x-location-id", "\u{fffd}")],
+                &["x-location-id"]
+            ),
+            Err("invalid-tenant")
+        );
+        assert_eq!(
+            key_for(&s, "/a", &[("x-location-id", "a"), ("x-location-id", "b")]),
+            Err("repeated-tenant")
+        );
+        // A tenant named like the "no tenant" placeholder of earlier keys is still its own.
+        let dash = key_for(&s, "/a", &[("x-location-id", "-")]).unwrap();
+        assert_ne!(dash.primary, none.primary);
+    }
+
+    #[test]
+    fn key_headers_must_be_single_and_exact() {
+        let s = section(r#"{"key": {"headers": ["accept-language"]}}"#);
+        assert_eq!(
+            key_for(
+                &s,
+                "/a",
+                &[("accept-language", "en"), ("accept-language", "de")]
+            ),
+            Err("ambiguous-key-header")
+        );
+        assert_eq!(
+            key_with(
+                &s,
+                "/a",
+                &[("accept-language", "\u{fffd}")],
+                &["accept-language"]
+            ),
+            Err("ambiguous-key-header")
+        );
+        assert!(key_with(&s, "/a", &[("accept-language", "en")], &["x-other"]).is_ok());
+    }
+
+    #[test]
+    fn forwarding_and_override_headers_are_unkeyed_unless_listed() {
+        let s = section(r#"{"key": {"headers": ["x-forwarded-prefix"]}}"#);
+        let headers: Vec<(String, String)> = [
+            "Forwarded",
+            "x-forwarded-prefix",
+            "x-http-method",
+            "x-method-override",
+            "x-http-method-override",
+            "x-original-url",
+            "x-rewrite-url",
+            "x-forwarded-scheme",
+            "accept",
+        ]
+        .iter()
+        .map(|n| (n.to_string(), "v".to_string()))
+        .collect();
+        let present: Vec<&str> = unkeyed_headers_present(&s, &headers).collect();
+        assert_eq!(
+            present,
+            [
+                "forwarded",
+                "x-forwarded-scheme",
+                "x-original-url",
+                "x-rewrite-url",
+                "x-http-method-override",
+                "x-http-method",
+                "x-method-override",
+            ]
+        );
+    }
+
+    /// The key-normalisation property, against models of how origins read a query.
+    #[cfg(not(target_arch = "wasm32"))]
+    mod properties {
+        use super::*;
+        use std::collections::{BTreeMap, HashMap};
+
+        use proptest::prelude::*;
+
+        /// How one kind of origin reads a query: which separators it splits at, whether `+` is a
+        /// space, and how it compares names.
+        #[derive(Debug, Clone, Copy)]
+        struct Reader {
+            semicolon: bool,
+            plus_is_space: bool,
+            names: NameRule,
+        }
+
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        enum NameRule {
+            Exact,
+            CaseInsensitive,
+            /// PHP: leading spaces dropped, `.` and ` ` read as `_`, `name[...]` read as `name`.
+            Php,
+        }
+
+        const READERS: [Reader; 5] = [
+            Reader {
+                semicolon: false,
+                plus_is_space: true,
+                names: NameRule::Exact,
+            },
+            Reader {
+                semicolon: false,
+                plus_is_space: false,
+                names: NameRule::Exact,
+            },
+            Reader {
+                semicolon: true,
+                plus_is_space: true,
+                names: NameRule::Exact,
+            },
+            Reader {
+                semicolon: false,
+                plus_is_space: true,
+                names: NameRule::CaseInsensitive,
+            },
+            Reader {
+                semicolon: false,
+                plus_is_space: true,
+                names: NameRule::Php,
+            },
+        ];
+
+        fn decode(component: &str, plus_is_space: bool) -> Vec<u8> {
+            let bytes = component.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < bytes.len() {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match (bytes[i], hex) {
+                    (b'%', Some(byte)) => {
+                        out.push(byte);
+                        i += 3;
+                        continue;
+                    }
+                    (b'+', _) if plus_is_space => out.push(b' '),
+                    (byte, _) => out.push(byte),
+                }
+                i += 1;
+            }
+            out
+        }
+
+        type View = BTreeMap<Vec<u8>, Vec<Option<Vec<u8>>>>;
+
+        /// What `reader` reads from `query` that the resource depends on: every parameter the
+        /// key settings say the origin uses, by name, with its values in order.
+        fn view(reader: Reader, query: &str, key: &KeyConfig) -> View {
+            let mut view = View::new();
+            let pieces = query.split(|c| c == '&' || (reader.semicolon && c == ';'));
+            for piece in pieces.filter(|p| !p.is_empty()) {
+                let (name, value) = match piece.split_once('=') {
+                    Some((n, v)) => (n, Some(v)),
+                    None => (piece, None),
+                };
+                let mut name = decode(name, reader.plus_is_space);
+                match reader.names {
+                    NameRule::Exact => {}
+                    NameRule::CaseInsensitive => name.make_ascii_lowercase(),
+                    NameRule::Php => {
+                        if let Some(cut) = name.iter().position(|b| *b == b'[') {
+                            name.truncate(cut);
+                        }
+                        let start = name.iter().position(|b| *b != b' ').unwrap_or(name.len());
+                        name = name[start..]
+                            .iter()
+                            .map(|b| if *b == b'.' || *b == b' ' { b'_' } else { *b })
+                            .collect();
+                    }
+                }
+                let text = String::from_utf8_lossy(&name).into_owned();
+                let used = match key.query {
+                    QueryMode::All => !query::matches(&key.query_deny, &text),
+                    QueryMode::Allow => query::matches(&key.query_allow, &text),
+                    QueryMode::None => false,
+                };
+                if used {
+                    view.entry(name)
+                        .or_default()
+                        .push(value.map(|v| decode(v, reader.plus_is_space)));
+                }
+            }
+            view
+        }
+
+        const NAMES: [&str; 22] = [
+            "ci_ty",
+            "c%20ity",
+            "c ity",
+            "utm.source",
+            "city",
+            "%63ity",
+            "ci%74y",
+            "CITY",
+            "City",
+            "city%5B%5D",
+            "city[]",
+            "page",
+            "pag%65",
+            "x",
+            "utm_source",
+            "utm%5Fsource",
+            "",
+            "ci.ty",
+            "%20city",
+            "city%00",
+            "x%26city",
+            "c+ity",
+        ];
+        const VALUES: [&str; 15] = [
+            "a", "b", "%61", "A", "a+b", "a%20b", "a%2Bb", "a%2bb", "1%262", "1%3D2", "1=2", "",
+            "%7E", "~", "a%3Bb",
+        ];
+
+        fn piece() -> impl Strategy<Value = String> {
+            (
+                0..NAMES.len(),
+                prop::option::weighted(0.85, 0..VALUES.len()),
+                prop::sample::select(vec!["&", "&", "&", "&", ";", "&&"]),
+            )
+                .prop_map(|(n, v, sep)| match v {
+                    Some(v) => format!("{}={}{sep}", NAMES[n], VALUES[v]),
+                    None => format!("{}{sep}", NAMES[n]),
+                })
+        }
+
+        fn query() -> impl Strategy<Value = String> {
+            prop::collection::vec(piece(), 1..4).prop_map(|pieces| pieces.concat())
+        }
+
+        /// Spells a query differently the way every reader reads alike: unreserved characters
+        /// percent-encoded (upper or lower hex), other escapes re-cased, empty pieces added.
+        fn respell(query: &str, choices: &[u8]) -> String {
+            let mut out = String::new();
+            let mut choice = choices.iter().cycle();
+            let bytes = query.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                let c = *choice.next().unwrap_or(&0);
+                let b = bytes[i];
+                if b == b'%' && i + 3 <= bytes.len() {
+                    let hex = &query[i + 1..i + 3];
+                    out.push('%');
+                    out.push_str(&if c.is_multiple_of(2) {
+                        hex.to_ascii_lowercase()
+                    } else {
+                        hex.to_ascii_uppercase()
+                    });
+                    i += 3;
+                    continue;
+                }
+                if (b.is_ascii_alphanumeric() || b"-._~".contains(&b)) && c.is_multiple_of(3) {
+                    out.push_str(&if c.is_multiple_of(2) {
+                        format!("%{b:02x}")
+                    } else {
+                        format!("%{b:02X}")
+                    });
+                } else if b == b'&' && c.is_multiple_of(5) {
+                    out.push_str("&&");
+                } else {
+                    out.push(char::from(b));
+                }
+                i += 1;
+            }
+            out
+        }
+
+        fn sections() -> [CacheSection; 2] {
+            [
+                section(r#"{"key": {"query": "allow", "query_allow": ["city", "page"]}}"#),
+                section(r#"{"key": {"query": "all", "query_deny": ["utm_*"]}}"#),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            /// Two queries that share a key are read alike by every origin model (form decoders,
+            /// RFC 3986 decoders, `;`-splitting, case-insensitive and PHP-style names): the key
+            /// never merges requests an origin could answer differently.
+            #[test]
+            fn a_shared_key_means_every_origin_reads_the_same_resource(
+                queries in prop::collection::vec(query(), 24..48),
+            ) {
+                for s in sections() {
+                    let mut groups: HashMap<String, &String> = HashMap::new();
+                    for q in &queries {
+                        let Ok(key) = key_for(&s, &format!("/p?{q}"), &[]) else { continue };
+                        let Some(first) = groups.get(&key.primary) else {
+                            groups.insert(key.primary, q);
+                            continue;
+                        };
+                        for reader in READERS {
+                            prop_assert_eq!(
+                                view(reader, first, &s.key),
+                                view(reader, q, &s.key),
+                                "{:?} reads {:?} and {:?} differently, yet they share a key",
+                                reader, first, q
+                            );
+                        }
+                    }
+                }
+            }
+
+            /// Spellings every origin reads alike (percent-encoded unreserved characters, hex
+            /// case, empty pieces) share one key.
+            #[test]
+            fn every_spelling_of_one_query_has_one_key(
+                q in query(),
+                choices in prop::collection::vec(any::<u8>(), 1..32),
+            ) {
+                let other = respell(&q, &choices);
+                for s in sections() {
+                    let a = key_for(&s, &format!("/p?{q}"), &[]);
+                    let b = key_for(&s, &format!("/p?{other}"), &[]);
+                    prop_assert_eq!(&a, &b, "{} vs {}", q, other);
+                }
+            }
+
+            /// Any path, query and header bytes give a key or a reason, never a panic.
+            #[test]
+            fn any_input_gives_a_key_or_a_reason(
+                path in "/[ -~]{0,40}",
+                tenant in proptest::option::of(r"[\x00-\x7e]{0,140}"),
+            ) {
+                let s = section(r#"{"tenant": {"header": "x-location-id"}}"#);
+                let headers: Vec<(&str, &str)> =
+                    tenant.iter().map(|t| ("x-location-id", t.as_str())).collect();
+                let _ = key_for(&s, &path, &headers);
+            }
+        }
     }
 }

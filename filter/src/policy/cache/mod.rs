@@ -12,4 +12,6 @@ pub mod l1;
 pub mod l2;
 pub mod lease;
 pub mod purge_request;
+pub mod query;
+pub mod tenant;
 pub mod warm;

@@ -83,12 +83,6 @@ pub fn plan_warm(
                     service.name
                 ));
             };
-            let lookup = |name: &str| {
-                extra
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.clone())
-            };
             let key = cache_key(
                 section,
                 &KeyInput {
@@ -96,7 +90,8 @@ pub fn plan_warm(
                     scheme,
                     authority,
                     path,
-                    header: &lookup,
+                    headers: &extra,
+                    non_utf8: &[],
                 },
             )
             .map_err(|reason| format!("paths[{index}]: {path:?} cannot be cached ({reason})"))?;
