@@ -361,7 +361,10 @@ fn top_tenant_table_stays_bounded_under_a_hundred_thousand_tenants() {
     assert_eq!(by_requests.len(), 10);
     assert_eq!(by_requests[0]["tenant"], "heavy");
     assert!(by_requests[0]["requests"].as_u64().unwrap() >= 10_000);
-    // The worker's snapshot carries at most 20 tenants, whatever the traffic.
+    // The worker's snapshot carries at most its 20 busiest and 20 most limited tenants,
+    // whatever the traffic. (100,000 tenants in one instant hold more buckets than the
+    // default 16384 slots × 4 have places: the latecomers are refused, fail-closed, and so
+    // some of them are among the most limited.)
     let (snapshot, _) = host
         .shared_keys()
         .iter()
@@ -370,7 +373,8 @@ fn top_tenant_table_stays_bounded_under_a_hundred_thousand_tenants() {
         .find(|(bytes, _)| bytes.len() > 1)
         .unwrap();
     let snapshot: Value = serde_json::from_slice(&snapshot).unwrap();
-    assert_eq!(snapshot["tenants"].as_array().unwrap().len(), 20);
+    let published = snapshot["tenants"].as_array().unwrap().len();
+    assert!((20..=40).contains(&published), "{published}");
     assert!(snapshot.to_string().len() < 8 * 1024);
 }
 
