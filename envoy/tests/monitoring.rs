@@ -171,3 +171,69 @@ fn the_allow_list_checks_the_peer_not_x_forwarded_for() {
     let response = http_request(stack.listen, "GET", path, &bearer, b"").unwrap();
     assert_eq!(response.status, 200);
 }
+
+/// CSRF and DNS rebinding against the management endpoints with the shipped configuration
+/// (loopback on the allow-list): a foreign Host, Origin or Sec-Fetch-Site is refused, writes
+/// need JSON; the token from a script and the dashboard's own requests still work.
+#[test]
+fn management_endpoints_refuse_cross_site_and_rebound_requests() {
+    let stack = test_stack(None, 0.0);
+    let listen = stack.listen;
+    let purge = "/api/v1/performance/cache/purge";
+    let metrics = "/api/v1/performance/metrics";
+    let body = br#"{"service": "coaching"}"#;
+    let send = |method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]| {
+        http_request(listen, method, path, headers, body).unwrap()
+    };
+    let evil = [
+        ("host", "evil.example"),
+        ("origin", "http://evil.example"),
+        ("content-type", "text/plain"),
+    ];
+    assert_eq!(
+        send("POST", purge, &evil, body).status,
+        403,
+        "CSRF via rebinding"
+    );
+    let rebound = send("GET", metrics, &[("host", "evil.example:10000")], b"");
+    assert_eq!(rebound.status, 403);
+    assert!(!rebound.text().contains("services"));
+    let cross = [("sec-fetch-site", "cross-site")];
+    assert_eq!(send("GET", metrics, &cross, b"").status, 403);
+    let plain = [("content-type", "text/plain")];
+    assert_eq!(send("POST", purge, &plain, body).status, 415);
+    let stats = http_request(
+        stack.admin,
+        "GET",
+        "/stats?filter=edge.cache.purge",
+        &[],
+        b"",
+    )
+    .unwrap()
+    .text();
+    assert!(
+        stats.contains("edge.cache.purge: 0"),
+        "nothing purged: {stats}"
+    );
+    // What keeps working: loopback with its own Host (and its own Origin), JSON writes, and
+    // the token from a client without Origin whatever the Host.
+    let own = format!("http://{listen}");
+    let json = [
+        ("content-type", "application/json"),
+        ("origin", own.as_str()),
+    ];
+    assert_eq!(send("POST", purge, &json, body).status, 200);
+    assert_eq!(send("GET", metrics, &[], b"").status, 200);
+    let token = [
+        ("host", "edge.example.com"),
+        ("x-edge-admin-token", "demo-admin-token-change-me"),
+    ];
+    assert_eq!(send("GET", metrics, &token, b"").status, 200);
+    let page = send("GET", "/api/v1/performance/dashboard", &[], b"");
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert!(page
+        .header("content-security-policy")
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+}

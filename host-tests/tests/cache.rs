@@ -427,7 +427,8 @@ fn failed_unsafe_request_invalidates_nothing() {
 }
 
 fn purge(host: &mut Host, vm: VmId, body: &str, token: Option<&str>) -> Response {
-    let mut request = Request::post("/api/v1/performance/cache/purge", body.as_bytes().to_vec());
+    let mut request = Request::post("/api/v1/performance/cache/purge", body.as_bytes().to_vec())
+        .header("content-type", "application/json");
     if let Some(token) = token {
         request = request.header("x-edge-admin-token", token);
     }

@@ -360,7 +360,8 @@ fn warm(host: &mut Host, vm: proxy_wasm_host::VmId, body: &str, token: &str) -> 
     host.request(
         vm,
         Request::post("/api/v1/performance/cache/warm", body.as_bytes().to_vec())
-            .header("x-edge-admin-token", token),
+            .header("x-edge-admin-token", token)
+            .header("content-type", "application/json"),
     )
 }
 
@@ -478,7 +479,8 @@ fn a_response_fetched_across_a_purge_is_not_stored() {
         "/api/v1/performance/cache/purge",
         br#"{"tag": "product-7"}"#.to_vec(),
     )
-    .header("x-edge-admin-token", TOKEN);
+    .header("x-edge-admin-token", TOKEN)
+    .header("content-type", "application/json");
     assert_eq!(host.request(vm, purge).status, 200);
     host.advance(Duration::from_millis(150));
     assert_eq!(host.response(in_flight).unwrap().body_text(), "version 1");

@@ -247,22 +247,103 @@ fn read_endpoints_need_the_token_or_an_allowed_address() {
     // Health needs nothing.
     let health = host.request(vm, Request::get("/api/v1/performance/health"));
     assert_eq!(health.status, 200);
-    // From an allowed network no token is needed; from elsewhere it is.
+    // From an allowed network no token is needed (with a local Host); from elsewhere it is.
+    let local = || Request::get("/api/v1/performance/metrics").authority("127.0.0.1:10000");
     host.set_property(vm, "source.address", b"10.9.3.4:50000");
-    assert_eq!(
-        host.request(vm, Request::get("/api/v1/performance/metrics"))
-            .status,
-        200
-    );
+    assert_eq!(host.request(vm, local()).status, 200);
     host.set_property(vm, "source.address", b"10.8.3.4:50000");
-    assert_eq!(
-        host.request(vm, Request::get("/api/v1/performance/metrics"))
-            .status,
-        401
-    );
+    assert_eq!(host.request(vm, local()).status, 401);
     // Management requests are not counted as traffic, and never reach the origin.
     assert!(host.origin_calls().is_empty());
     assert_eq!(requests(&host, "default", "pass"), 0);
+}
+
+#[test]
+fn management_endpoints_refuse_cross_site_and_rebound_requests() {
+    let (mut host, vms) = setup(1);
+    let vm = vms[0];
+    host.request(vm, get("/api/v1/leads/1", "loc-1"));
+    // The operator's machine is on the allow-list; a page they open is not.
+    host.set_property(vm, "source.address", b"10.9.3.4:50000");
+    let purge = |authority: &str| {
+        Request::post(
+            "/api/v1/performance/cache/purge",
+            br#"{"service": "leads"}"#.to_vec(),
+        )
+        .authority(authority)
+    };
+    // CSRF / DNS rebinding: a form post from evil.example (a simple request, text/plain).
+    let csrf = purge("evil.example")
+        .header("origin", "http://evil.example")
+        .header("content-type", "text/plain");
+    assert_eq!(host.request(vm, csrf).status, 403);
+    // Rebinding without Origin (a same-origin GET of the rebound name): 403, no data.
+    let rebound = host.request(
+        vm,
+        Request::get("/api/v1/performance/metrics").authority("evil.example:10000"),
+    );
+    assert_eq!(rebound.status, 403);
+    assert!(!rebound.body_text().contains("services"));
+    // A foreign Origin or Sec-Fetch-Site is refused even with the token.
+    let with_token = |request: Request| request.header("x-edge-admin-token", TOKEN);
+    let foreign = with_token(purge("127.0.0.1:10000"))
+        .header("content-type", "application/json")
+        .header("origin", "http://evil.example");
+    assert_eq!(host.request(vm, foreign).status, 403);
+    let cross = with_token(Request::get("/api/v1/performance/metrics"))
+        .header("sec-fetch-site", "cross-site");
+    assert_eq!(host.request(vm, cross).status, 403);
+    // Writes need JSON.
+    let plain = purge("127.0.0.1:10000").header("content-type", "text/plain");
+    assert_eq!(host.request(vm, plain).status, 415);
+    let still_cached = host.request(vm, get("/api/v1/leads/1", "loc-1"));
+    assert!(
+        still_cached.header("cache-status").unwrap().contains("hit"),
+        "nothing purged"
+    );
+    // What still works: the allow-list with a local Host (its own page: same Origin,
+    // Sec-Fetch-Site same-origin), and the token from any client without Origin.
+    let own_page = purge("127.0.0.1:10000")
+        .header("content-type", "application/json")
+        .header("origin", "http://127.0.0.1:10000")
+        .header("sec-fetch-site", "same-origin");
+    assert_eq!(host.request(vm, own_page).status, 200);
+    host.set_property(vm, "source.address", b"192.0.2.1:50000");
+    let scripted = with_token(purge("edge.example.com")).header("content-type", "application/json");
+    assert_eq!(host.request(vm, scripted).status, 200);
+    assert_eq!(
+        host.request(
+            vm,
+            with_token(Request::get("/api/v1/performance/metrics").authority("edge.example.com"))
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        counter(&host, "edge.cache.purge"),
+        2,
+        "only the two allowed purges"
+    );
+}
+
+#[test]
+fn allowed_hosts_extend_the_local_names() {
+    let mut host = Host::new();
+    let config = config("{}").replace(
+        r#""allow_addresses": ["10.9.0.0/16"]"#,
+        r#""allow_addresses": ["10.9.0.0/16"], "allowed_hosts": ["edge.internal"]"#,
+    );
+    let vm = host.start_vm(&config).unwrap();
+    host.set_property(vm, "source.address", b"10.9.3.4:50000");
+    for (authority, status) in [
+        ("edge.internal:10000", 200),
+        ("localhost:10000", 200),
+        ("[::1]:10000", 200),
+        ("evil.example", 403),
+    ] {
+        let request = Request::get("/api/v1/performance/metrics").authority(authority);
+        assert_eq!(host.request(vm, request).status, status, "{authority}");
+    }
 }
 
 #[test]
@@ -274,6 +355,9 @@ fn dashboard_is_one_self_contained_page() {
         page.header("content-type").as_deref(),
         Some("text/html; charset=utf-8")
     );
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.header("x-frame-options").as_deref(), Some("DENY"));
     let html = page.body_text();
     assert!(html.contains("fetch("), "it polls the metrics endpoint");
     for external in ["http://", "https://", "//cdn", "src=\"/"] {
@@ -283,6 +367,7 @@ fn dashboard_is_one_self_contained_page() {
     // Without access: 401 and a token form, which loads the page with the token; no data.
     let login = host.request(vms[0], Request::get("/api/v1/performance/dashboard"));
     assert_eq!(login.status, 401);
+    assert_eq!(login.header("x-frame-options").as_deref(), Some("DENY"));
     assert_eq!(
         login.header("content-type").as_deref(),
         Some("text/html; charset=utf-8")
@@ -361,7 +446,10 @@ fn top_tenant_table_stays_bounded_under_a_hundred_thousand_tenants() {
     assert_eq!(by_requests.len(), 10);
     assert_eq!(by_requests[0]["tenant"], "heavy");
     assert!(by_requests[0]["requests"].as_u64().unwrap() >= 10_000);
-    // The worker's snapshot carries at most 20 tenants, whatever the traffic.
+    // The worker's snapshot carries at most its 20 busiest and 20 most limited tenants,
+    // whatever the traffic. (100,000 tenants in one instant hold more buckets than the
+    // default 16384 slots × 4 have places: the latecomers are refused, fail-closed, and so
+    // some of them are among the most limited.)
     let (snapshot, _) = host
         .shared_keys()
         .iter()
@@ -370,7 +458,8 @@ fn top_tenant_table_stays_bounded_under_a_hundred_thousand_tenants() {
         .find(|(bytes, _)| bytes.len() > 1)
         .unwrap();
     let snapshot: Value = serde_json::from_slice(&snapshot).unwrap();
-    assert_eq!(snapshot["tenants"].as_array().unwrap().len(), 20);
+    let published = snapshot["tenants"].as_array().unwrap().len();
+    assert!((20..=40).contains(&published), "{published}");
     assert!(snapshot.to_string().len() < 8 * 1024);
 }
 

@@ -182,3 +182,213 @@ fn a_limited_tenant_is_served_from_the_cache() {
     assert_eq!(host.origin_calls().len(), 1);
     assert_eq!(metric(&host, "edge.ratelimit.served_from_cache"), 1);
 }
+
+#[test]
+fn a_repeated_or_invalid_tenant_header_opens_no_new_bucket() {
+    let (mut host, vms) = setup(1);
+    for _ in 0..5 {
+        assert_eq!(
+            host.request(vms[0], as_tenant("/api/x", "loc-r")).status,
+            200
+        );
+    }
+    assert_eq!(
+        host.request(vms[0], as_tenant("/api/x", "loc-r")).status,
+        429
+    );
+    // The header twice with another value: refused, not a bucket of its own ("loc-r, x").
+    let mut twice = as_tenant("/api/x", "loc-r");
+    twice.headers.add("x-location-id", "x");
+    let refused = host.request(vms[0], twice);
+    assert_eq!(refused.status, 400, "{}", refused.body_text());
+    assert!(refused.body_text().contains("more than once"));
+    // The same value twice is the same tenant, still limited.
+    let mut same = as_tenant("/api/x", "loc-r");
+    same.headers.add("x-location-id", "loc-r");
+    assert_eq!(host.request(vms[0], same).status, 429);
+    // What a proxy joining the two would send, an over-long id, and what invalid UTF-8
+    // becomes when the filter reads it (U+FFFD): 400 each, never merged with another id.
+    for bad in ["loc-r, x", &"t".repeat(129), "\u{fffd}", "lo\u{fffd}c"] {
+        let response = host.request(vms[0], as_tenant("/api/x", bad));
+        assert_eq!(response.status, 400, "{bad:?}");
+    }
+    assert_eq!(metric(&host, "edge.ratelimit.invalid_tenant"), 5);
+    assert_eq!(
+        host.origin_calls().len(),
+        5,
+        "none of them reached the origin"
+    );
+}
+
+#[test]
+fn a_percent_encoded_tenant_is_the_same_tenant() {
+    let (mut host, vms) = setup(1);
+    assert_eq!(
+        host.request(vms[0], Request::get("/strict/x?key=acme"))
+            .status,
+        200
+    );
+    for spelling in [
+        "/strict/x?key=%61cme",
+        "/strict/x?%6bey=acme",
+        "/strict/x?key=acme&key=acme",
+    ] {
+        assert_eq!(
+            host.request(vms[0], Request::get(spelling)).status,
+            429,
+            "{spelling}"
+        );
+    }
+    assert_eq!(
+        host.request(vms[0], Request::get("/strict/x?key=acme&key=other"))
+            .status,
+        400
+    );
+}
+
+#[test]
+fn a_colliding_tenant_does_not_reset_another_tenants_bucket() {
+    // One slot for everyone: every tenant collides.
+    let config = CONFIG.replace(r#""rate_limit_slots": 256"#, r#""rate_limit_slots": 1"#);
+    let mut host = Host::new();
+    host.origin(|_| Reply::ok("fine"));
+    let vms = host.start_vms(2, &config);
+    for i in 0..5 {
+        assert_eq!(
+            host.request(vms[i % 2], as_tenant("/api/x", "loc-a"))
+                .status,
+            200
+        );
+    }
+    assert_eq!(
+        host.request(vms[0], as_tenant("/api/x", "loc-a")).status,
+        429
+    );
+    for tenant in ["loc-b", "loc-c", "loc-d"] {
+        assert_eq!(
+            host.request(vms[1], as_tenant("/api/x", tenant)).status,
+            200
+        );
+        assert_eq!(
+            host.request(vms[0], as_tenant("/api/x", "loc-a")).status,
+            429,
+            "{tenant} in the same slot gave loc-a nothing"
+        );
+    }
+    host.advance(Duration::from_millis(100));
+    assert_eq!(
+        host.request(vms[0], as_tenant("/api/x", "loc-a")).status,
+        200,
+        "refilled"
+    );
+    // A tenant literally named "-" is not the anonymous bucket.
+    for _ in 0..5 {
+        assert_eq!(host.request(vms[0], as_tenant("/api/x", "-")).status, 200);
+    }
+    assert_eq!(host.request(vms[0], Request::get("/api/x")).status, 200);
+}
+
+#[test]
+fn a_full_slot_refuses_newcomers_until_a_bucket_has_refilled() {
+    let config = CONFIG.replace(
+        r#""rate_limit_slots": 256"#,
+        r#""rate_limit_slots": 1, "rate_limit_tenants_per_slot": 2"#,
+    );
+    let mut host = Host::new();
+    host.origin(|_| Reply::ok("fine"));
+    let vms = host.start_vms(1, &config);
+    assert_eq!(
+        host.request(vms[0], as_tenant("/api/x", "loc-a")).status,
+        200
+    );
+    assert_eq!(
+        host.request(vms[0], as_tenant("/api/x", "loc-b")).status,
+        200
+    );
+    let refused = host.request(vms[0], as_tenant("/api/x", "loc-c"));
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.header("retry-after").as_deref(), Some("1"));
+    assert_eq!(metric(&host, "edge.ratelimit.slot_full"), 1);
+    // One token at 10/s: loc-a's bucket is full again after 100 ms and gives up its place.
+    host.advance(Duration::from_millis(100));
+    assert_eq!(
+        host.request(vms[0], as_tenant("/api/x", "loc-c")).status,
+        200
+    );
+}
+
+#[test]
+fn a_limited_tenant_gets_no_stale_entry_that_forbids_it_or_is_too_old() {
+    let mut host = Host::new();
+    host.origin(|request| {
+        let cache_control = if request.path().contains("strict") {
+            "max-age=1, must-revalidate"
+        } else {
+            "max-age=1"
+        };
+        Reply::ok("fine").header("cache-control", cache_control)
+    });
+    let vms = host.start_vms(1, CONFIG);
+    let vm = vms[0];
+    // Stored at 0; the bucket (1/s, burst 1) is spent.
+    assert_eq!(
+        host.request(vm, as_tenant("/cached/strict", "loc-7"))
+            .status,
+        200
+    );
+    host.advance(Duration::from_millis(2500));
+    assert_eq!(
+        host.request(vm, as_tenant("/cached/old", "loc-7")).status,
+        200
+    );
+    // Limited: the must-revalidate entry is 1.5 s stale: 429, not the stale entry.
+    let strict = host.request(vm, as_tenant("/cached/strict", "loc-7"));
+    assert_eq!(strict.status, 429, "{:?}", strict.header("cache-status"));
+    // Within the default bound (60 s past its lifetime) a plain stale entry answers.
+    host.advance(Duration::from_millis(30_000));
+    assert_eq!(
+        host.request(vm, as_tenant("/cached/new", "loc-7")).status,
+        200
+    );
+    let stale = host.request(vm, as_tenant("/cached/old", "loc-7"));
+    assert_eq!(stale.status, 200);
+    assert!(stale
+        .header("cache-status")
+        .unwrap()
+        .contains("detail=rate-limited"));
+    // Beyond it, 429.
+    host.advance(Duration::from_millis(40_000));
+    assert_eq!(
+        host.request(vm, as_tenant("/cached/newer", "loc-7")).status,
+        200
+    );
+    let too_old = host.request(vm, as_tenant("/cached/old", "loc-7"));
+    assert_eq!(too_old.status, 429, "{:?}", too_old.header("cache-status"));
+    assert_eq!(metric(&host, "edge.ratelimit.served_from_cache"), 1);
+}
+
+#[test]
+fn the_stale_bound_is_configurable() {
+    let config = CONFIG.replace(
+        r#""requests_per_second": 1, "burst": 1}}"#,
+        r#""requests_per_second": 1, "burst": 1, "max_stale_when_limited_s": 0}}"#,
+    );
+    assert_ne!(config, CONFIG);
+    let mut host = Host::new();
+    host.origin(|_| Reply::ok("fine").header("cache-control", "max-age=1"));
+    let vm = host.start_vm(&config).unwrap();
+    assert_eq!(
+        host.request(vm, as_tenant("/cached/page", "loc-8")).status,
+        200
+    );
+    host.advance(Duration::from_millis(3000));
+    assert_eq!(
+        host.request(vm, as_tenant("/cached/other", "loc-8")).status,
+        200
+    );
+    assert_eq!(
+        host.request(vm, as_tenant("/cached/page", "loc-8")).status,
+        429,
+        "0: fresh entries only"
+    );
+}

@@ -1,11 +1,12 @@
 //! Management requests answered by the filter itself: `PURGE <url>` and
 //! `POST <admin prefix>/cache/purge`, and who may make them. They need the admin token or an
-//! allowed client address; the token is never logged.
+//! allowed client address (see `policy::admin_guard`); the token is never logged.
 
 use proxy_wasm::hostcalls;
 use serde_json::json;
 
 use super::worker::Worker;
+use crate::policy::admin_guard::{admit, ManagementRequest};
 use crate::policy::cache::exchange::{header, Headers};
 use crate::policy::cache::generations::Dimension;
 use crate::policy::cache::key::{cache_key, KeyInput};
@@ -34,22 +35,28 @@ fn client_address() -> Option<String> {
         .and_then(|bytes| String::from_utf8(bytes).ok())
 }
 
-/// Lets a management request through with the right token or from an allowed address;
-/// otherwise 401 (no token presented) or 403 (a wrong one). No data either way.
+/// Lets a management request through with the right token or from an allowed address (with a
+/// `Host` that is no site's name), never from a page of another site, and writes only as JSON;
+/// otherwise 401 (no token presented), 403 (a wrong one, cross-site, a foreign `Host`) or 415.
+/// No data either way.
 pub fn authorize(registry: &Registry, headers: &Headers) -> Result<(), Reply> {
     let admin = &registry.settings().admin;
-    let presented = presented_token(headers);
-    if admin.accepts(presented) {
-        return Ok(());
-    }
-    if !admin.allow_addresses.is_empty()
-        && client_address().is_some_and(|address| admin.allows_address(&address))
-    {
-        return Ok(());
-    }
-    match presented {
-        None => Err(error(401, "an admin token is required")),
-        Some(_) => Err(error(403, "the admin token is not valid")),
+    let address = (!admin.allow_addresses.is_empty())
+        .then(client_address)
+        .flatten();
+    let request = ManagementRequest {
+        method: header(headers, ":method").unwrap_or_default(),
+        scheme: header(headers, ":scheme").unwrap_or("http"),
+        authority: header(headers, ":authority").unwrap_or_default(),
+        origin: header(headers, "origin"),
+        sec_fetch_site: header(headers, "sec-fetch-site"),
+        content_type: header(headers, "content-type"),
+        token: presented_token(headers),
+        client_address: address.as_deref(),
+    };
+    match admit(admin, &request) {
+        Ok(_) => Ok(()),
+        Err(refusal) => Err(error(refusal.status(), refusal.message())),
     }
 }
 

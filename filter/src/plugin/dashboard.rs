@@ -8,16 +8,20 @@ pub const PAGE: &str = include_str!("dashboard.html");
 /// page's own requests in the tab's session storage.
 pub const LOGIN: &str = include_str!("dashboard_login.html");
 
-pub fn headers() -> [(String, String); 3] {
+pub fn headers() -> [(String, String); 5] {
     [
         ("content-type".into(), "text/html; charset=utf-8".into()),
         ("cache-control".into(), "no-store".into()),
-        // Inline script and style only; data from this origin only.
+        // Inline script and style only; data from this origin only; never inside a frame
+        // (clickjacking), also for browsers without frame-ancestors.
         (
             "content-security-policy".into(),
             "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
-             connect-src 'self'; img-src data:"
+             connect-src 'self'; img-src data:; frame-ancestors 'none'; base-uri 'none'; \
+             form-action 'none'"
                 .into(),
         ),
+        ("x-frame-options".into(), "DENY".into()),
+        ("x-content-type-options".into(), "nosniff".into()),
     ]
 }

@@ -42,6 +42,7 @@ use crate::policy::dedup::identity::identify;
 use crate::policy::dedup::record::{Claim, State as DedupState};
 use crate::policy::dedup::signature::{decode_secret, verify as verify_signature};
 use crate::policy::monitor::outcome::Outcome as MonitorOutcome;
+use crate::policy::rate_limit::degrade::may_serve_while_limited;
 use crate::policy::{
     path_without_query, CacheSection, InFlightMode, Registry, RequestAttributes, Service,
 };
@@ -810,9 +811,11 @@ impl EdgeHttp {
         finish(&worker_rc.borrow(), &key, &id, result);
     }
 
-    /// Answers a GET from any stored entry (fresh or stale) when the origin must not be asked
-    /// (a rate-limited tenant, an open breaker). `status` gives the Cache-Status member; its
-    /// `ttl` is filled in.
+    /// Answers a GET from a stored entry when the origin must not be asked (a rate-limited
+    /// tenant, an open breaker). `status` gives the Cache-Status member; its `ttl` is filled in.
+    /// `max_stale_s`: the entry must be usable without the origin, stale by at most this many
+    /// seconds (a limited tenant); `None`: any stored entry, fresh or stale (an open breaker).
+    #[allow(clippy::too_many_arguments)]
     fn serve_stored(
         &mut self,
         worker_rc: &Rc<RefCell<Worker>>,
@@ -821,6 +824,7 @@ impl EdgeHttp {
         status: CacheStatus<'_>,
         extra_headers: &[(String, String)],
         counter: Stat,
+        max_stale_s: Option<u64>,
     ) -> bool {
         let Some(section) = &service.cache else {
             return false;
@@ -841,10 +845,20 @@ impl EdgeHttp {
             return false;
         };
         let facts = request_facts(request.method, request.headers);
-        let usable = !matches!(
-            evaluate_hit(&entry, request.headers, &facts, &worker.generations, now),
-            HitDecision::Miss(_)
-        );
+        let usable = match max_stale_s {
+            Some(bound) => may_serve_while_limited(
+                &entry,
+                request.headers,
+                &facts,
+                &worker.generations,
+                now,
+                bound,
+            ),
+            None => !matches!(
+                evaluate_hit(&entry, request.headers, &facts, &worker.generations, now),
+                HitDecision::Miss(_)
+            ),
+        };
         if !usable {
             return false;
         }
@@ -1424,12 +1438,9 @@ impl HttpContext for EdgeHttp {
                     self.rate_headers = fields;
                     self.observe_tenant(Some(&tenant));
                 }
-                Verdict::MissingTenant => {
+                Verdict::Refuse(body) => {
                     self.observe(MonitorOutcome::Refused);
-                    return self.reply_json((
-                        400,
-                        r#"{"error":"this service needs a tenant id"}"#.to_string(),
-                    ));
+                    return self.reply_json((400, body));
                 }
                 Verdict::Limit {
                     tenant,
@@ -1458,6 +1469,7 @@ impl HttpContext for EdgeHttp {
                             limited,
                             &extra,
                             Stat::RateDegraded,
+                            Some(section.max_stale_when_limited_s),
                         )
                     {
                         return Action::Pause;
@@ -1497,6 +1509,7 @@ impl HttpContext for EdgeHttp {
                             stale,
                             &[],
                             Stat::BreakerStaleServed,
+                            None,
                         )
                     {
                         return Action::Pause;

@@ -35,6 +35,8 @@ stats! {
     RateShadowRejected => "edge.ratelimit.shadow_rejected", Counter;
     RateContention => "edge.ratelimit.contention_exhausted", Counter;
     RateDegraded => "edge.ratelimit.served_from_cache", Counter;
+    RateSlotFull => "edge.ratelimit.slot_full", Counter;
+    RateInvalidTenant => "edge.ratelimit.invalid_tenant", Counter;
     DedupForwarded => "edge.dedup.forwarded", Counter;
     DedupReplayed => "edge.dedup.replayed", Counter;
     DedupWaited => "edge.dedup.waited", Counter;

@@ -1,15 +1,15 @@
-//! Per-tenant rate limiting in the glue: one shared-data bucket per tenant slot, spent with the
-//! CAS helper by whichever worker sees the request.
+//! Per-tenant rate limiting in the glue: buckets in shared-data slots (several tenants to a
+//! slot), spent with the CAS helper by whichever worker sees the request.
 
 use super::host::shared_update as update;
 use super::host::HostStore;
 use super::metrics::Stat;
 use super::worker::Worker;
-use crate::policy::cache::exchange::{header_joined, Headers};
-use crate::policy::cache::generations::fnv1a;
-use crate::policy::cache::key::tenant_id;
-use crate::policy::rate_limit::bucket::{bucket_key, take, Decision, Limit};
+use crate::policy::cache::exchange::Headers;
+use crate::policy::rate_limit::bucket::{Decision, Limit};
 use crate::policy::rate_limit::headers::{policy_header, retry_after_s, state_header};
+use crate::policy::rate_limit::slot::{identity, slot_key, take, Taken};
+use crate::policy::rate_limit::tenant::tenant_of;
 use crate::policy::{MissingTenant, Mode, OnContention, RateLimitSection};
 
 /// CAS attempts for one bucket update before `on_contention` decides.
@@ -28,8 +28,8 @@ pub enum Verdict {
         headers: Vec<(String, String)>,
         retry_after_s: u64,
     },
-    /// No tenant and the service wants one.
-    MissingTenant,
+    /// No tenant id and the service wants one, or one that is refused: `400` with this JSON.
+    Refuse(String),
 }
 
 /// Spends the request's cost from its tenant's bucket.
@@ -42,22 +42,31 @@ pub fn check(
     headers: &Headers,
     now_ms: u64,
 ) -> Verdict {
-    let lookup = |name: &str| header_joined(headers, name);
-    let tenant = match tenant_id(&section.tenant, path, &lookup) {
-        Some(tenant) => tenant,
-        None if section.missing_tenant == MissingTenant::Reject => return Verdict::MissingTenant,
-        None => "-".to_string(),
+    let tenant = match tenant_of(&section.tenant, path, headers) {
+        Ok(tenant) => tenant,
+        Err(refused) => {
+            worker.metrics.inc(Stat::RateInvalidTenant);
+            return Verdict::Refuse(serde_json::json!({ "error": refused.message() }).to_string());
+        }
     };
-    let limit: Limit = section.limit_for(&tenant);
-    let tenant_key = format!("{service}\n{tenant}");
-    let key = bucket_key(&tenant_key, worker.registry.limits().rate_limit_slots);
-    let hash = fnv1a(&tenant_key);
+    if tenant.is_none() && section.missing_tenant == MissingTenant::Reject {
+        return Verdict::Refuse(r#"{"error":"this service needs a tenant id"}"#.to_string());
+    }
+    let limit: Limit = section.limit_for(tenant.as_deref());
+    let who = identity(service, tenant.as_deref());
+    let limits = worker.registry.limits();
+    let key = slot_key(&who, limits.rate_limit_slots);
+    let per_slot = usize::try_from(limits.rate_limit_tenants_per_slot).unwrap_or(1);
     let cost = section.cost_of(method);
-    let decision = update(&HostStore, &key, ATTEMPTS, |current| {
-        Ok::<_, ()>(take(current, hash, limit, cost, now_ms))
+    let taken = update(&HostStore, &key, ATTEMPTS, |current| {
+        Ok::<_, ()>(take(current, &who, limit, cost, now_ms, per_slot))
     });
-    let decision: Decision = match decision {
-        Ok(decision) => decision,
+    let decision: Decision = match taken {
+        Ok(Taken::Spent(decision)) => decision,
+        Ok(Taken::SlotFull(decision)) => {
+            worker.metrics.inc(Stat::RateSlotFull);
+            decision
+        }
         Err(_) => {
             worker.metrics.inc(Stat::RateContention);
             let admitted = section.on_contention == OnContention::Allow;
@@ -69,6 +78,7 @@ pub fn check(
             }
         }
     };
+    let tenant = tenant.unwrap_or_else(|| "-".to_string());
     let fields = (policy_header(limit), state_header(&decision));
     if decision.admitted {
         worker.metrics.inc(Stat::RateAdmitted);

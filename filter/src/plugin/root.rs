@@ -16,7 +16,7 @@ use super::refresh::{complete_refresh, start_refreshes};
 use super::worker::{L2Read, Worker};
 use crate::policy::cache::lease::{Acquire, LEASE_KEY_PREFIX};
 use crate::policy::dedup::record::DEDUP_KEY_PREFIX;
-use crate::policy::rate_limit::bucket::BUCKET_KEY_PREFIX;
+use crate::policy::rate_limit::slot::SLOT_KEY_PREFIX;
 use crate::policy::Config;
 
 /// How often the root context looks after background work: requests waiting for a leader on
@@ -102,7 +102,7 @@ impl RootContext for EdgeRoot {
                 worker.precreate_slots(DEDUP_KEY_PREFIX, registry.limits().dedup_slots);
             }
             if registry.limits_rates() {
-                worker.precreate_slots(BUCKET_KEY_PREFIX, registry.limits().rate_limit_slots);
+                worker.precreate_slots(SLOT_KEY_PREFIX, registry.limits().rate_limit_slots);
             }
             if monitoring.enabled {
                 worker.precreate_slots(MONITOR_KEY_PREFIX, monitoring.worker_slots);

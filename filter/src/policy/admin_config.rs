@@ -21,6 +21,10 @@ pub struct AdminConfig {
     /// endpoints without the token (Envoy's `source.address`, i.e. the downstream peer).
     #[serde(default)]
     pub allow_addresses: Vec<String>,
+    /// Host names (besides IP literals and `localhost`) a request from an allowed address may
+    /// name in `Host`; any other name needs the token (DNS rebinding).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
 }
 
 fn default_path_prefix() -> String {
@@ -33,6 +37,7 @@ impl Default for AdminConfig {
             token: None,
             path_prefix: default_path_prefix(),
             allow_addresses: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -44,12 +49,26 @@ impl fmt::Debug for AdminConfig {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("path_prefix", &self.path_prefix)
             .field("allow_addresses", &self.allow_addresses)
+            .field("allowed_hosts", &self.allowed_hosts)
             .finish()
     }
 }
 
 /// Most allow-list entries (each request to a management endpoint checks them all).
 pub const MAX_ALLOWED_ADDRESSES: usize = 64;
+/// Most `allowed_hosts` entries.
+pub const MAX_ALLOWED_HOSTS: usize = 64;
+
+/// A lower-case DNS name: letters, digits, `-` and `.`, at most 253 characters.
+fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+}
 
 /// `ip` or `ip/bits`.
 fn parse_network(entry: &str) -> Option<(IpAddr, u32)> {
@@ -118,6 +137,20 @@ impl AdminConfig {
                 format!("at most {MAX_ALLOWED_ADDRESSES} entries"),
             ));
         }
+        for (index, host) in self.allowed_hosts.iter().enumerate() {
+            if !is_host_name(host) {
+                return Err(ConfigError::new(
+                    format!("admin.allowed_hosts[{index}]"),
+                    format!("{host:?} is not a lower-case host name (no port, no wildcard)"),
+                ));
+            }
+        }
+        if self.allowed_hosts.len() > MAX_ALLOWED_HOSTS {
+            return Err(ConfigError::new(
+                "admin.allowed_hosts",
+                format!("at most {MAX_ALLOWED_HOSTS} entries"),
+            ));
+        }
         if !self.path_prefix.starts_with('/')
             || self.path_prefix.len() < 2
             || self.path_prefix.ends_with('/')
@@ -139,6 +172,12 @@ impl AdminConfig {
             .iter()
             .filter_map(|entry| parse_network(entry))
             .any(|(network, bits)| in_network(client, network, bits))
+    }
+
+    /// Whether a request from an allowed address may name this `Host`/`:authority`: an IP
+    /// literal, `localhost` or an `allowed_hosts` entry (any port).
+    pub fn allows_host(&self, authority: &str) -> bool {
+        super::admin_guard::host_is_local_or_listed(authority, &self.allowed_hosts)
     }
 
     /// Constant-time comparison of a presented token with the configured one.
@@ -179,6 +218,23 @@ mod tests {
         assert!(!config.allows_address("not an address"));
         assert!(admin(&["0.0.0.0/0"]).allows_address("192.0.2.1:1"));
         assert!(!admin(&[]).allows_address("127.0.0.1:1"));
+    }
+
+    #[test]
+    fn allowed_hosts_are_plain_lower_case_names() {
+        let with = |hosts: &[&str]| AdminConfig {
+            allowed_hosts: hosts.iter().map(|s| s.to_string()).collect(),
+            ..AdminConfig::default()
+        };
+        assert!(with(&["edge.internal", "ops-1"]).validate().is_ok());
+        for bad in ["Edge.internal", "edge:80", "*.example", "", ".x", "a b"] {
+            let err = with(&["ok", bad]).validate().unwrap_err();
+            assert_eq!(
+                err.to_string().split(':').next(),
+                Some("admin.allowed_hosts[1]"),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

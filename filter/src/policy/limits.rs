@@ -28,6 +28,8 @@ pub struct Limits {
     pub dedup_slots: u64,
     /// Token-bucket slots in shared data (tenants share slots by hash).
     pub rate_limit_slots: u64,
+    /// Tenants' buckets one rate-limit slot holds at once.
+    pub rate_limit_tenants_per_slot: u64,
 }
 
 impl Default for Limits {
@@ -44,6 +46,7 @@ impl Default for Limits {
             refreshes_per_tick: 8,
             dedup_slots: 65_536,
             rate_limit_slots: 16_384,
+            rate_limit_tenants_per_slot: 4,
         }
     }
 }
@@ -54,9 +57,15 @@ const MIB: u64 = 1024 * KIB;
 impl Limits {
     /// (field, value, lowest, highest). A VM has at most 1 GiB of memory; shared data lives in
     /// Envoy's heap and can never shrink, so its slot count is capped too.
-    fn ranges(&self) -> [(&'static str, u64, u64, u64); 10] {
+    fn ranges(&self) -> [(&'static str, u64, u64, u64); 11] {
         [
             ("rate_limit_slots", self.rate_limit_slots, 1, 262_144),
+            (
+                "rate_limit_tenants_per_slot",
+                self.rate_limit_tenants_per_slot,
+                1,
+                16,
+            ),
             ("dedup_slots", self.dedup_slots, 1, 262_144),
             (
                 "max_waiting_requests",

@@ -1,6 +1,7 @@
 //! Host-free policy: everything that decides, nothing that talks to the host.
 
 mod admin_config;
+pub mod admin_guard;
 pub mod breaker;
 mod breaker_config;
 pub mod cache;

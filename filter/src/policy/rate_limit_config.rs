@@ -65,14 +65,26 @@ pub struct RateLimitSection {
     /// Send `RateLimit-Policy` / `RateLimit` on admitted responses too.
     #[serde(default = "yes")]
     pub headers_on_admitted: bool,
-    /// A limited tenant's cacheable GET is answered from the cache (even stale) instead of 429.
+    /// A limited tenant's GET is answered from the cache instead of 429 when a stored entry
+    /// may be used without the origin (see `max_stale_when_limited_s`).
     #[serde(default = "yes")]
     pub serve_stale_when_limited: bool,
+    /// How stale (seconds past its freshness lifetime) an entry may be to answer a limited
+    /// tenant; 0: fresh entries only. Entries that forbid stale use never answer stale.
+    #[serde(default = "default_max_stale_when_limited_s")]
+    pub max_stale_when_limited_s: u64,
 }
 
 fn yes() -> bool {
     true
 }
+
+fn default_max_stale_when_limited_s() -> u64 {
+    60
+}
+
+/// Upper bound of `max_stale_when_limited_s` (one day).
+pub const MAX_STALE_WHEN_LIMITED_S: u64 = 86_400;
 
 /// Most per-tenant overrides one service may list.
 pub const MAX_OVERRIDES: usize = 1000;
@@ -116,6 +128,15 @@ impl RateLimitSection {
                 limit.burst,
             )?;
         }
+        if self.max_stale_when_limited_s > MAX_STALE_WHEN_LIMITED_S {
+            return Err(ConfigError::new(
+                format!("{path}.max_stale_when_limited_s"),
+                format!(
+                    "{} is out of range, must be between 0 and {MAX_STALE_WHEN_LIMITED_S}",
+                    self.max_stale_when_limited_s
+                ),
+            ));
+        }
         for (method, cost) in &self.cost {
             if method.is_empty() || !method.chars().all(|c| c.is_ascii_uppercase()) {
                 return Err(ConfigError::new(
@@ -133,9 +154,10 @@ impl RateLimitSection {
         Ok(())
     }
 
-    /// The limit for a tenant (its override, else the default).
-    pub fn limit_for(&self, tenant: &str) -> Limit {
-        match self.overrides.get(tenant) {
+    /// The limit for a tenant (its override, else the default; the anonymous bucket, `None`,
+    /// has the default).
+    pub fn limit_for(&self, tenant: Option<&str>) -> Limit {
+        match tenant.and_then(|tenant| self.overrides.get(tenant)) {
             Some(o) => Limit {
                 requests_per_second: o.requests_per_second,
                 burst: o.burst,
