@@ -307,6 +307,14 @@ impl Host {
         self.settle()
     }
 
+    /// Bytes of the VM's linear memory (it only grows).
+    pub fn memory_bytes(&mut self, vm: VmId) -> usize {
+        let slot = self.slot(vm);
+        slot.instance
+            .get_memory(&mut slot.store, "memory")
+            .map_or(0, |memory| memory.data_size(&slot.store))
+    }
+
     /// Whether a stream is still open (neither answered completely nor reset).
     pub fn is_open(&self, stream: StreamRef) -> bool {
         self.vms

@@ -25,6 +25,7 @@ mod metrics;
 mod module;
 mod shared_data;
 mod shared_queues;
+pub mod simulation;
 mod trap;
 mod vm_state;
 mod wire;
