@@ -156,6 +156,8 @@ pub struct EdgeHttp {
     breaker: Option<(usize, bool, u64)>,
     /// Monitoring of this request (not of management requests, nor with monitoring off).
     observed: Option<Observed>,
+    /// Bytes of the worker's paused-request budget this stream holds until it ends.
+    paused_bytes: usize,
 }
 
 /// Where a deduplicated request stands.
@@ -243,7 +245,18 @@ impl EdgeHttp {
             rate_headers: None,
             breaker: None,
             observed: None,
+            paused_bytes: 0,
         }
+    }
+
+    /// Takes `bytes` of the worker's paused-request budget for this stream (given back when
+    /// it ends); `false` when the budget is spent.
+    fn hold_paused(&mut self, worker: &mut Worker, bytes: usize) -> bool {
+        let held = worker.reserve_paused(bytes);
+        if held {
+            self.paused_bytes += bytes;
+        }
+        held
     }
 
     /// Notes how the request is being answered.
@@ -506,7 +519,9 @@ impl EdgeHttp {
             }
         }
         // Going to the origin: one request per key, across workers, when the service coalesces.
-        if section.coalesce && !head {
+        // A waiter keeps two copies of its request headers (to answer it, to go on as leader).
+        let held = 2 * header_bytes(request.headers);
+        if section.coalesce && !head && self.hold_paused(&mut worker, held) {
             let wait = WaitInfo {
                 head,
                 request_headers: request.headers.to_vec(),
@@ -1311,6 +1326,11 @@ fn client_not_modified(request_headers: &[(String, String)], entry: &Entry) -> b
     )
 }
 
+/// Bytes a copy of a header list holds.
+fn header_bytes(headers: &[(String, String)]) -> usize {
+    headers.iter().map(|(n, v)| n.len() + v.len()).sum()
+}
+
 /// `Location`/`Content-Location` as a path, when it points at the request's own origin.
 fn same_origin_path(value: &str, scheme: &str, authority: &str) -> Option<String> {
     if value.starts_with('/') && !value.starts_with("//") {
@@ -1345,6 +1365,7 @@ impl Context for EdgeHttp {
         };
         let mut worker = worker_rc.borrow_mut();
         worker.answered.remove(&self.context_id);
+        worker.paused_bytes = worker.paused_bytes.saturating_sub(self.paused_bytes);
         if let Some(capture) = self.capture.take() {
             worker.capture_bytes = worker.capture_bytes.saturating_sub(capture.body.len());
         }
@@ -1531,6 +1552,17 @@ impl HttpContext for EdgeHttp {
         }
         let mut action = self.route(&worker_rc, service, &request);
         if service.dedup.is_some() && !matches!(method, "GET" | "HEAD") && !self.answered {
+            let held = header_bytes(&request_headers);
+            if !self.hold_paused(&mut worker_rc.borrow_mut(), held) {
+                // Past the paused-request budget: the sender retries (a delivery is never
+                // forwarded undeduplicated).
+                let headers = [
+                    ("content-type".to_string(), "application/json".to_string()),
+                    ("retry-after".to_string(), "1".to_string()),
+                ];
+                let body = br#"{"error":"the edge is holding too many requests, retry"}"#;
+                return self.reply(503, &headers, Some(body));
+            }
             self.dedup = Some(DedupPhase::Collecting {
                 service_index: service.index,
                 method: method.to_string(),

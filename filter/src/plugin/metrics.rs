@@ -61,6 +61,8 @@ stats! {
     L1Eviction => "edge.cache.l1.eviction", Counter;
     Corrupt => "edge.cache.l2.corrupt", Counter;
     TooLarge => "edge.cache.too_large", Counter;
+    L2TooLarge => "edge.cache.l2.too_large", Counter;
+    PausedBudget => "edge.paused_budget_exceeded", Counter;
     Purge => "edge.cache.purge", Counter;
     Invalidation => "edge.cache.invalidation", Counter;
     StoredBytesRaw => "edge.cache.l2.stored_bytes_raw", Counter;

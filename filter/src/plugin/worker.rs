@@ -72,6 +72,8 @@ pub struct Worker {
     pub last_generation_refresh_ms: u64,
     /// Coalesced waiters to answer from the root context (see `coalescing::defer_waiters`).
     pub deferred: Vec<super::coalescing::DeferredGroup>,
+    /// Request bytes held by paused streams (bounded by `limits.max_paused_bytes`).
+    pub paused_bytes: usize,
     /// This worker's own shared queue: an item in it wakes the root context (`on_queue_ready`).
     pub wake_queue: Option<u32>,
     /// A wake-up is queued and not yet handled.
@@ -120,6 +122,7 @@ impl Worker {
             dedup_taken_over: HashMap::new(),
             last_generation_refresh_ms: 0,
             deferred: Vec::new(),
+            paused_bytes: 0,
             wake_queue: None,
             wake_pending: false,
         }
@@ -153,6 +156,17 @@ impl Worker {
         // tells them apart.
         let nanos = super::host::now_nanos();
         self.owner = counter.unwrap_or(0).rotate_left(40) ^ nanos ^ fnv1a(&nanos.to_string());
+    }
+
+    /// Reserves `bytes` of the paused-request budget; `false` (counted) when it is spent.
+    pub fn reserve_paused(&mut self, bytes: usize) -> bool {
+        let budget = usize::try_from(self.registry.limits().max_paused_bytes).unwrap_or(usize::MAX);
+        if self.paused_bytes.saturating_add(bytes) > budget {
+            self.metrics.inc(Stat::PausedBudget);
+            return false;
+        }
+        self.paused_bytes += bytes;
+        true
     }
 
     /// Registers the queue that wakes this worker's root context. Names are per worker (only
@@ -332,6 +346,13 @@ impl Worker {
         let entry_key = entry.key.clone();
         let slot = slot_key(slot_of(&entry.key, self.registry.limits().l2_slots));
         self.insert_l1(entry, tenant);
+        let slot_bytes =
+            usize::try_from(self.registry.limits().l2_slot_bytes()).unwrap_or(usize::MAX);
+        if encoded.len() > slot_bytes {
+            // Within the L2 byte budget only: this one stays in L1.
+            self.metrics.inc(Stat::L2TooLarge);
+            return;
+        }
         // (cas, bytes the slot held): an empty slot (never written, or the placeholder) is
         // filled by this store.
         let (cas, previous_len) = match HostStore.get(&slot) {

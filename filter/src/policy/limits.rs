@@ -30,6 +30,13 @@ pub struct Limits {
     pub rate_limit_slots: u64,
     /// Tenants' buckets one rate-limit slot holds at once.
     pub rate_limit_tenants_per_slot: u64,
+    /// Most bytes L2 holds in shared data (Envoy's heap, never freed): each slot holds at most
+    /// `l2_max_bytes / l2_slots` encoded bytes; larger entries stay in L1 only.
+    pub l2_max_bytes: u64,
+    /// Most request bytes (headers kept to answer them later) one worker holds for paused
+    /// requests: coalesced waiters, deduplicated deliveries. Beyond it a request is not
+    /// paused: a cache miss goes to the origin uncoalesced, a duplicate gets 409.
+    pub max_paused_bytes: u64,
 }
 
 impl Default for Limits {
@@ -47,18 +54,33 @@ impl Default for Limits {
             dedup_slots: 65_536,
             rate_limit_slots: 16_384,
             rate_limit_tenants_per_slot: 4,
+            l2_max_bytes: 4 * GIB,
+            max_paused_bytes: 64 * MIB,
         }
     }
 }
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
 
 impl Limits {
+    /// Encoded bytes one L2 slot may hold.
+    pub fn l2_slot_bytes(&self) -> u64 {
+        self.l2_max_bytes / self.l2_slots.max(1)
+    }
+
     /// (field, value, lowest, highest). A VM has at most 1 GiB of memory; shared data lives in
     /// Envoy's heap and can never shrink, so its slot count is capped too.
-    fn ranges(&self) -> [(&'static str, u64, u64, u64); 11] {
+    fn ranges(&self) -> [(&'static str, u64, u64, u64); 13] {
         [
+            ("l2_max_bytes", self.l2_max_bytes, MIB, 64 * GIB),
+            (
+                "max_paused_bytes",
+                self.max_paused_bytes,
+                64 * KIB,
+                512 * MIB,
+            ),
             ("rate_limit_slots", self.rate_limit_slots, 1, 262_144),
             (
                 "rate_limit_tenants_per_slot",
