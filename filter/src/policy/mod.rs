@@ -18,6 +18,7 @@ pub mod rate_limit;
 mod rate_limit_config;
 mod registry;
 pub mod shared_store;
+pub mod tenant_id;
 
 pub use admin_config::{AdminConfig, MIN_TOKEN_LEN};
 pub use breaker_config::BreakerSection;

@@ -10,8 +10,9 @@
 use super::query::{canonical, may_match, Param};
 use crate::policy::TenantConfig;
 
+use crate::policy::tenant_id::tenant_id;
 /// Longest tenant id (bytes); a longer one bypasses the cache.
-pub const MAX_TENANT_LEN: usize = 128;
+pub use crate::policy::tenant_id::MAX_TENANT_ID_LEN as MAX_TENANT_LEN;
 
 /// Why a request's tenant id cannot be used.
 pub const INVALID_TENANT: &str = "invalid-tenant";
@@ -55,10 +56,7 @@ impl<'a> HeaderView<'a> {
 }
 
 fn valid(id: &str) -> Result<String, &'static str> {
-    if id.is_empty() || id.len() > MAX_TENANT_LEN || id.chars().any(char::is_control) {
-        return Err(INVALID_TENANT);
-    }
-    Ok(id.to_string())
+    tenant_id(id.as_bytes().to_vec()).map_err(|_| INVALID_TENANT)
 }
 
 /// The request's tenant id for the cache: `Ok(None)` when it names none, an error when what

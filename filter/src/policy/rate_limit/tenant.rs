@@ -6,8 +6,8 @@
 use crate::policy::cache::exchange::Headers;
 use crate::policy::TenantConfig;
 
-/// Longest tenant id in bytes (after percent-decoding).
-pub const MAX_TENANT_ID_LEN: usize = 128;
+pub use crate::policy::tenant_id::MAX_TENANT_ID_LEN;
+use crate::policy::tenant_id::{tenant_id, IdError};
 
 /// Why a request's tenant id is refused (`400`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,17 +90,10 @@ fn one_value(mut values: impl Iterator<Item = Vec<u8>>) -> Result<Option<Vec<u8>
 }
 
 fn validate(bytes: Vec<u8>) -> Result<String, TenantError> {
-    if bytes.len() > MAX_TENANT_ID_LEN {
-        return Err(TenantError::TooLong);
-    }
-    let id = String::from_utf8(bytes).map_err(|_| TenantError::Invalid)?;
-    let forbidden = |c: char| {
-        c.is_control() || c.is_whitespace() || c == ',' || c == char::REPLACEMENT_CHARACTER
-    };
-    if id.contains(forbidden) {
-        return Err(TenantError::Invalid);
-    }
-    Ok(id)
+    tenant_id(bytes).map_err(|err| match err {
+        IdError::TooLong => TenantError::TooLong,
+        IdError::Invalid => TenantError::Invalid,
+    })
 }
 
 fn hex(digit: u8) -> Option<u8> {
