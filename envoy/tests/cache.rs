@@ -1,10 +1,12 @@
 //! Edge caching through real Envoy 1.40 with 2 workers: miss then hit with the origin's own
-//! counter as proof, purge, and cache-poisoning and cross-tenant attempts.
+//! counter as proof, purge, writes and purges that spare other URLs' misses in flight, and
+//! cache-poisoning and cross-tenant attempts.
 
 use std::time::Duration;
 
 use edge_envoy::launch::{
-    http_request, http_request_bytes, origin_requests, test_stack, HttpResponse, Stack,
+    http_request, http_request_bytes, origin_requests, test_stack, test_stack_with, HttpResponse,
+    Stack, TestOrigin, TestOriginSpec, Upstream,
 };
 
 const TOKEN: &str = "demo-admin-token-change-me";
@@ -210,4 +212,76 @@ fn encoded_query_names_and_unusable_tenant_ids_never_share_entries() {
         cache_status(&again)
     );
     assert_eq!(origin_requests(origin, "coaching"), 7);
+}
+
+/// A write or a purge stops storing only the responses it may have made stale: those of its own
+/// URL. Misses in flight for other URLs are stored as usual. (Any successful POST or purge used
+/// to stop storing every response in flight on its worker: any client could switch caching
+/// off.)
+#[test]
+fn writes_and_purges_spare_the_misses_of_other_urls() {
+    const CONFIG: &str = r#"{
+        "services": [{"name": "z", "match": {"path_prefix": "/z/"}, "cache": {}}],
+        "admin": {"allow_addresses": ["127.0.0.1"]}
+    }"#;
+    let origin = TestOrigin::start(TestOriginSpec {
+        get_delay: Duration::from_millis(1000),
+        cache_control: "max-age=60".into(),
+        ..TestOriginSpec::default()
+    })
+    .unwrap();
+    let upstream = Upstream::External {
+        host: "127.0.0.1".into(),
+        port: origin.addr().port(),
+    };
+    let stack = test_stack_with(Some(CONFIG), 0.0, |options| {
+        options.upstream = upstream.clone();
+    });
+    let listen = stack.listen;
+    let slow_get = |path: &'static str| {
+        std::thread::spawn(move || http_request(listen, "GET", path, &[], b"").unwrap())
+    };
+    let in_flight: Vec<_> = ["/z/a", "/z/b", "/z/c"].map(slow_get).into();
+    std::thread::sleep(Duration::from_millis(300));
+    let post = http_request(listen, "POST", "/z/x", &[], b"{}").unwrap();
+    assert_eq!(post.status, 200, "{}", post.text());
+    let purge = http_request(listen, "PURGE", "/z/y", &[], b"").unwrap();
+    assert_eq!(purge.status, 200, "{}", purge.text());
+    for fetch in in_flight {
+        let response = fetch.join().unwrap();
+        assert_eq!(response.status, 200);
+        assert!(
+            cache_status(&response).contains("fwd=uri-miss"),
+            "{}",
+            cache_status(&response)
+        );
+    }
+    std::thread::sleep(Duration::from_millis(400)); // > generation_refresh_ms, every worker
+    for path in ["/z/a", "/z/b", "/z/c"] {
+        for _ in 0..3 {
+            let again = get(&stack, path, &[]);
+            assert!(
+                cache_status(&again).contains("hit"),
+                "{path} was stored although only /z/x and /z/y changed: {}",
+                cache_status(&again)
+            );
+        }
+        assert_eq!(origin.requests_for("GET", path), 1, "{path}");
+    }
+    // A write to the URL being fetched: that response may predate it, so it is not stored.
+    let fetch = slow_get("/z/d");
+    std::thread::sleep(Duration::from_millis(300));
+    let post = http_request(listen, "POST", "/z/d", &[], b"{}").unwrap();
+    assert_eq!(post.status, 200, "{}", post.text());
+    assert_eq!(fetch.join().unwrap().status, 200);
+    std::thread::sleep(Duration::from_millis(400));
+    let after = get(&stack, "/z/d", &[]);
+    assert!(
+        cache_status(&after).contains("fwd="),
+        "the response fetched across the write to /z/d is not served: {}",
+        cache_status(&after)
+    );
+    assert_eq!(origin.requests_for("GET", "/z/d"), 2);
+    assert_eq!(origin.requests_for("POST", "/z/x"), 1);
+    assert_eq!(origin.requests_for("POST", "/z/d"), 1);
 }

@@ -1,12 +1,14 @@
 //! The worst moments through real Envoy 1.40 with 2 workers: 200 concurrent misses on the
-//! 150 ms endpoint, stale-while-revalidate while the origin is slow, stale-if-error while it
-//! fails.
+//! 150 ms endpoint, concurrent misses of several keys on keep-alive connections (1 and 2
+//! workers: leaders and waiters all answered), stale-while-revalidate while the origin is slow,
+//! stale-if-error while it fails.
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use edge_envoy::launch::{
-    http_request, origin_requests, set_origin_fault, test_stack, HttpResponse,
+    http_request, origin_requests, set_origin_fault, test_stack, test_stack_with, HttpResponse,
+    KeepAliveClient, TestOrigin, TestOriginSpec, Upstream,
 };
 
 const CONFIG: &str = r#"{
@@ -16,6 +18,9 @@ const CONFIG: &str = r#"{
          "cache": {"max_ttl_s": 1, "stale_while_revalidate_s": 30, "stale_if_error_s": 300}}
     ]
 }"#;
+
+/// One caching service for the dedicated test origin.
+const Z_CONFIG: &str = r#"{"services":[{"name":"z","match":{"path_prefix":"/z/"},"cache":{}}]}"#;
 
 fn cache_status(response: &HttpResponse) -> &str {
     response.header("cache-status").unwrap_or_default()
@@ -120,4 +125,101 @@ fn stale_if_error_answers_while_the_origin_fails() {
         cache_status(&response)
     );
     assert_eq!(response.header("warning"), None);
+}
+
+/// Concurrent identical misses on keep-alive connections: every key has one leader and a few
+/// waiters; each of them — the leader too — is answered within the client's timeout.
+/// (A leader that answered its waiters from its own response callback used to stall: the
+/// host stopped the leader's stream, so its client never got its answer.)
+fn leaders_and_waiters_are_all_answered(workers: u32) {
+    const KEYS: usize = 8;
+    const PER_KEY: usize = 4;
+    const ROUNDS: usize = 6;
+    let origin = TestOrigin::start(TestOriginSpec {
+        get_delay: Duration::from_millis(150),
+        cache_control: "max-age=1, stale-while-revalidate=5".into(),
+        ..TestOriginSpec::default()
+    })
+    .unwrap();
+    let upstream = Upstream::External {
+        host: "127.0.0.1".into(),
+        port: origin.addr().port(),
+    };
+    let stack = test_stack_with(Some(Z_CONFIG), 0.0, |options| {
+        options.upstream = upstream.clone();
+        options.workers = workers;
+    });
+    let listen = stack.listen;
+    let clients = KEYS * PER_KEY;
+    let barrier = Arc::new(Barrier::new(clients));
+    let threads: Vec<_> = (0..clients)
+        .map(|client| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let mut connection = KeepAliveClient::new(listen, Duration::from_secs(3));
+                connection.connect().unwrap();
+                let mut outcomes = Vec::new();
+                for round in 0..ROUNDS {
+                    let path = format!("/z/r{round}-k{}", client % KEYS);
+                    barrier.wait();
+                    let outcome = connection
+                        .request("GET", &path, &[], b"")
+                        .map_err(|err| err.to_string())
+                        .map(|response| {
+                            assert_eq!(response.status, 200);
+                            assert!(response.text().starts_with(&format!("{path} ")));
+                            cache_status(&response).to_string()
+                        });
+                    outcomes.push((path, outcome));
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let outcomes: Vec<(String, Result<String, String>)> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let unanswered: Vec<&(String, Result<String, String>)> =
+        outcomes.iter().filter(|(_, o)| o.is_err()).collect();
+    let leaders = outcomes
+        .iter()
+        .filter(|(_, o)| o.as_ref().is_ok_and(|s| s.contains("fwd=uri-miss")))
+        .count();
+    let collapsed = outcomes
+        .iter()
+        .filter(|(_, o)| o.as_ref().is_ok_and(|s| s.contains("collapsed")))
+        .count();
+    println!(
+        "{workers} worker(s), {ROUNDS} rounds of {KEYS} keys x {PER_KEY} keep-alive clients: \
+         {} requests, {leaders} forwarded (leaders), {collapsed} collapsed, {} unanswered \
+         within 3 s, {} origin fetches",
+        outcomes.len(),
+        unanswered.len(),
+        origin.requests()
+    );
+    assert!(unanswered.is_empty(), "unanswered: {unanswered:?}");
+    assert!(
+        collapsed >= outcomes.len() / 4,
+        "requests waited for a leader: {collapsed} collapsed"
+    );
+    // One fetch per key and worker at most (one in all when the workers' leases coordinate).
+    let fetches = origin.requests();
+    assert!(
+        fetches >= (ROUNDS * KEYS) as u64 && fetches <= (ROUNDS * KEYS) as u64 * u64::from(workers),
+        "{fetches} origin fetches"
+    );
+    if workers == 1 {
+        assert_eq!(fetches, (ROUNDS * KEYS) as u64);
+    }
+}
+
+#[test]
+fn leaders_and_waiters_are_all_answered_one_worker() {
+    leaders_and_waiters_are_all_answered(1);
+}
+
+#[test]
+fn leaders_and_waiters_are_all_answered_two_workers() {
+    leaders_and_waiters_are_all_answered(2);
 }

@@ -80,6 +80,116 @@ pub fn http_request_bytes(
     parse_response(&raw)
 }
 
+/// One keep-alive HTTP/1.1 connection: requests go one after the other on it, each answer read
+/// by its framing. An error (including the read timeout) drops the connection; the next
+/// request opens a new one.
+pub struct KeepAliveClient {
+    addr: SocketAddr,
+    timeout: Duration,
+    stream: Option<TcpStream>,
+}
+
+impl KeepAliveClient {
+    /// A client of `addr` whose requests fail after `timeout` without a complete answer.
+    pub fn new(addr: SocketAddr, timeout: Duration) -> Self {
+        Self {
+            addr,
+            timeout,
+            stream: None,
+        }
+    }
+
+    /// Opens the connection now (a request opens it otherwise).
+    pub fn connect(&mut self) -> std::io::Result<()> {
+        if self.stream.is_none() {
+            let stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))?;
+            stream.set_read_timeout(Some(self.timeout))?;
+            stream.set_nodelay(true)?;
+            self.stream = Some(stream);
+        }
+        Ok(())
+    }
+
+    /// Sends one request and reads its answer; on any error the connection is dropped.
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<HttpResponse> {
+        let result = self.exchange(method, path, headers, body);
+        if result.is_err() {
+            self.stream = None;
+        }
+        result
+    }
+
+    fn exchange(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<HttpResponse> {
+        self.connect()?;
+        let addr = self.addr;
+        let timeout = self.timeout;
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or_else(|| invalid("not connected"))?;
+        let mut request = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
+        if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+            request.extend_from_slice(format!("host: {addr}\r\n").as_bytes());
+        }
+        for (name, value) in headers {
+            request.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+        }
+        if !body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH") {
+            request.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+        }
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(body);
+        stream.write_all(&request)?;
+        let started = std::time::Instant::now();
+        let mut raw = Vec::new();
+        let mut buffer = [0u8; 16 * 1024];
+        while !response_complete(&raw, method == "HEAD") {
+            let left = timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no complete answer in time",
+                ));
+            }
+            stream.set_read_timeout(Some(left))?;
+            let read = stream.read(&mut buffer).map_err(|err| match err.kind() {
+                // What a socket read timeout looks like on Linux.
+                std::io::ErrorKind::WouldBlock => {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "no complete answer in time")
+                }
+                _ => err,
+            })?;
+            if read == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "connection closed before a complete answer",
+                ));
+            }
+            raw.extend_from_slice(buffer.get(..read).unwrap_or_default());
+        }
+        let response = parse_response(&raw)?;
+        if response
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        {
+            self.stream = None;
+        }
+        Ok(response)
+    }
+}
+
 /// Whether `raw` holds a whole response (headers plus the body its framing announces).
 fn response_complete(raw: &[u8], head: bool) -> bool {
     let Some(head_end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {

@@ -8,13 +8,17 @@ mod paths;
 mod ports;
 mod render;
 mod stack;
+mod test_origin;
 mod test_support;
 
 pub use envoy_process::EnvoyProcess;
-pub use http_client::{http_request, http_request_bytes, HttpResponse};
+pub use http_client::{http_request, http_request_bytes, HttpResponse, KeepAliveClient};
 pub use options::{LaunchOptions, Upstream, USAGE};
 pub use paths::{default_envoy_binary, default_plugin_config, default_wasm, workspace_root};
 pub use ports::free_port;
 pub use render::{render_envoy_config, RenderInput};
 pub use stack::Stack;
-pub use test_support::{origin_requests, set_origin_fault, test_options, test_stack};
+pub use test_origin::{TestOrigin, TestOriginSpec};
+pub use test_support::{
+    origin_requests, set_origin_fault, test_options, test_stack, test_stack_with,
+};

@@ -38,7 +38,7 @@ options:
   --listen ADDR:PORT         Envoy listener (default: 127.0.0.1:10000)
   --admin ADDR:PORT          Envoy admin interface (default: 127.0.0.1:9901)
   --workers N                Envoy worker threads (default: 2)
-  --wasm FILE                the filter module (default: target/wasm32-unknown-unknown/release/edge_filter.wasm)
+  --wasm FILE                the filter module (default: target/wasm32-unknown-unknown/release/edge_filter.wasm, or $EDGE_WASM)
   --envoy FILE               Envoy binary (default: envoy/.venv/bin/envoy, or $EDGE_ENVOY_BIN)
   --log-level LEVEL          Envoy log level (default: info)
   --origin-latency-scale F   scale the demo origin's built-in latencies (default: 1)

@@ -8,9 +8,13 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// The release build of the filter that `envoy/demo.sh` and `envoy/test.sh` produce.
+/// The release build of the filter that `envoy/demo.sh` and `envoy/test.sh` produce;
+/// `EDGE_WASM` overrides it (e.g. to run the real-Envoy tests against an older build).
 pub fn default_wasm() -> PathBuf {
-    workspace_root().join("target/wasm32-unknown-unknown/release/edge_filter.wasm")
+    match std::env::var_os("EDGE_WASM") {
+        Some(path) => PathBuf::from(path),
+        None => workspace_root().join("target/wasm32-unknown-unknown/release/edge_filter.wasm"),
+    }
 }
 
 /// The example plugin configuration shipped with the demo.

@@ -27,9 +27,20 @@ const PORT_ATTEMPTS: usize = 5;
 /// A port picked as free can be taken before Envoy binds it (the tests' own client connections
 /// use ephemeral ports too): then it starts again on other ports.
 pub fn test_stack(plugin_config: Option<&str>, latency_scale: f64) -> Stack {
+    test_stack_with(plugin_config, latency_scale, |_| {})
+}
+
+/// [`test_stack`] with the options changed by `adjust` (workers, another upstream, …) before
+/// it starts.
+pub fn test_stack_with(
+    plugin_config: Option<&str>,
+    latency_scale: f64,
+    adjust: impl Fn(&mut LaunchOptions),
+) -> Stack {
     let mut last_error = String::new();
     for _ in 0..PORT_ATTEMPTS {
-        let options = test_options(latency_scale);
+        let mut options = test_options(latency_scale);
+        adjust(&mut options);
         let started = match plugin_config {
             Some(config) => Stack::start_with_plugin_config(&options, config),
             None => Stack::start(&options),

@@ -1,0 +1,214 @@
+//! Figure: a Zipf workload through real Envoy with the filter, on keep-alive connections.
+//!
+//! `cargo run --release -p edge-envoy --example zipf` sends 20,000 GETs from 32 keep-alive
+//! clients over 1,000 keys (Zipf, s = 1) through Envoy with 2 workers, to an origin that takes
+//! 150 ms and answers `cache-control: max-age=1, stale-while-revalidate=5`, and prints req/s,
+//! mean and p99 latency, origin fetches and the requests never answered (client timeout).
+//! Options (all optional): `--requests N --clients N --workers N --keys N --s F --delay-ms N
+//! --cache-control S --timeout-ms N --wasm FILE` (`EDGE_WASM` also picks the filter).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use edge_envoy::launch::{test_stack_with, KeepAliveClient, TestOrigin, TestOriginSpec, Upstream};
+
+const CONFIG: &str = r#"{"services":[{"name":"z","match":{"path_prefix":"/z/"},"cache":{}}]}"#;
+
+struct Args {
+    requests: u64,
+    clients: usize,
+    workers: u32,
+    keys: usize,
+    s: f64,
+    delay_ms: u64,
+    cache_control: String,
+    timeout_ms: u64,
+    wasm: Option<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        requests: 20_000,
+        clients: 32,
+        workers: 2,
+        keys: 1_000,
+        s: 1.0,
+        delay_ms: 150,
+        cache_control: "max-age=1, stale-while-revalidate=5".to_string(),
+        timeout_ms: 5_000,
+        wasm: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let bad = |_| format!("{flag}: bad value {value:?}");
+        match flag.as_str() {
+            "--requests" => args.requests = value.parse().map_err(bad)?,
+            "--clients" => args.clients = value.parse().map_err(bad)?,
+            "--workers" => args.workers = value.parse().map_err(bad)?,
+            "--keys" => args.keys = value.parse().map_err(bad)?,
+            "--s" => {
+                args.s = value
+                    .parse()
+                    .map_err(|_| format!("--s: bad value {value:?}"))?
+            }
+            "--delay-ms" => args.delay_ms = value.parse().map_err(bad)?,
+            "--cache-control" => args.cache_control = value,
+            "--timeout-ms" => args.timeout_ms = value.parse().map_err(bad)?,
+            "--wasm" => args.wasm = Some(value),
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    if args.clients == 0 || args.keys == 0 || args.workers == 0 {
+        return Err("--clients, --keys and --workers must be at least 1".into());
+    }
+    Ok(args)
+}
+
+/// splitmix64: a seeded generator per client, so runs draw the same keys.
+struct Rng(u64);
+
+impl Rng {
+    fn next_f64(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies_us: Vec<u64>,
+    not_200: u64,
+    unanswered: u64,
+    failed: u64,
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("zipf: {err}");
+            std::process::exit(2);
+        }
+    };
+    let origin = TestOrigin::start(TestOriginSpec {
+        get_delay: Duration::from_millis(args.delay_ms),
+        cache_control: args.cache_control.clone(),
+        ..TestOriginSpec::default()
+    })
+    .unwrap_or_else(|err| panic!("test origin: {err}"));
+    let upstream = Upstream::External {
+        host: "127.0.0.1".into(),
+        port: origin.addr().port(),
+    };
+    let stack = test_stack_with(Some(CONFIG), 0.0, |options| {
+        options.upstream = upstream.clone();
+        options.workers = args.workers;
+        if let Some(wasm) = &args.wasm {
+            options.wasm = wasm.into();
+        }
+    });
+    // Cumulative Zipf weights over ranks 1..=keys.
+    let mut cumulative = Vec::with_capacity(args.keys);
+    let mut total = 0.0;
+    for rank in 1..=args.keys {
+        total += 1.0 / (rank as f64).powf(args.s);
+        cumulative.push(total);
+    }
+    let cumulative = Arc::new(cumulative);
+    let issued = Arc::new(AtomicU64::new(0));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let started = Instant::now();
+    let threads: Vec<_> = (0..args.clients)
+        .map(|client| {
+            let (cumulative, issued, tally) = (
+                Arc::clone(&cumulative),
+                Arc::clone(&issued),
+                Arc::clone(&tally),
+            );
+            let (listen, requests) = (stack.listen, args.requests);
+            std::thread::spawn(move || {
+                let mut rng = Rng(client as u64 + 1);
+                let mut connection = KeepAliveClient::new(listen, timeout);
+                let mut mine = Tally::default();
+                while issued.fetch_add(1, Ordering::Relaxed) < requests {
+                    let draw = rng.next_f64() * total;
+                    let key = cumulative.partition_point(|c| *c < draw);
+                    let sent = Instant::now();
+                    match connection.request("GET", &format!("/z/{key}"), &[], b"") {
+                        Ok(response) => {
+                            let us = sent.elapsed().as_micros();
+                            mine.latencies_us
+                                .push(u64::try_from(us).unwrap_or(u64::MAX));
+                            if response.status != 200 {
+                                mine.not_200 += 1;
+                            }
+                        }
+                        Err(err) if err.kind() == std::io::ErrorKind::TimedOut => {
+                            mine.unanswered += 1;
+                        }
+                        Err(err) => {
+                            mine.failed += 1;
+                            if std::env::var_os("ZIPF_VERBOSE").is_some() {
+                                eprintln!("/z/{key}: {err} after {:?}", sent.elapsed());
+                            }
+                        }
+                    }
+                }
+                let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
+                tally.latencies_us.extend(mine.latencies_us);
+                tally.not_200 += mine.not_200;
+                tally.unanswered += mine.unanswered;
+                tally.failed += mine.failed;
+            })
+        })
+        .collect();
+    for thread in threads {
+        let _ = thread.join();
+    }
+    let elapsed = started.elapsed();
+    let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
+    tally.latencies_us.sort_unstable();
+    let answered = tally.latencies_us.len();
+    let mean_ms = tally.latencies_us.iter().sum::<u64>() as f64 / answered.max(1) as f64 / 1000.0;
+    let p99_ms = tally
+        .latencies_us
+        .get((answered * 99 / 100).saturating_sub(1))
+        .copied()
+        .unwrap_or(0) as f64
+        / 1000.0;
+    let wasm = args
+        .wasm
+        .clone()
+        .or_else(|| std::env::var("EDGE_WASM").ok())
+        .unwrap_or_else(|| "target/wasm32-unknown-unknown/release/edge_filter.wasm".into());
+    println!(
+        "zipf through Envoy ({} workers, filter {wasm}): {} requests, {} keep-alive clients, \
+         {} keys (s = {}), origin {} ms `{}`",
+        args.workers,
+        args.requests,
+        args.clients,
+        args.keys,
+        args.s,
+        args.delay_ms,
+        args.cache_control
+    );
+    println!(
+        "  {:.0} req/s over {:.1} s; latency mean {mean_ms:.1} ms, p99 {p99_ms:.1} ms; \
+         origin fetches {}; answered {answered}, non-200 {}, unanswered after {} ms {}, \
+         connection errors {}",
+        answered as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        origin.requests(),
+        tally.not_200,
+        args.timeout_ms,
+        tally.unanswered,
+        tally.failed
+    );
+}
