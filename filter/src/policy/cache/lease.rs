@@ -9,8 +9,13 @@ const FORMAT_VERSION: u8 = 1;
 
 /// The shared-data key of the lease slot for a cache key.
 pub fn lease_key(key: &str, slots: u64) -> String {
-    // Shifted so a key's lease slot does not follow its L2 slot.
-    let slot = (fnv1a(key) >> 17) % slots.max(1);
+    // Mixed (a SplitMix64 finalizer) so every byte of the key moves the slot — a plain shift
+    // of FNV-1a left keys that differ only in their last byte in one slot — and so a key's
+    // lease slot does not follow its L2 slot.
+    let mut z = fnv1a(key);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    let slot = (z ^ (z >> 31)) % slots.max(1);
     format!("{LEASE_KEY_PREFIX}{slot}")
 }
 
@@ -115,6 +120,19 @@ pub fn is_held(current: Option<&[u8]>, key_hash: u64, now_ms: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_that_differ_in_their_last_byte_take_different_slots() {
+        let slots: std::collections::HashSet<String> = (0..10)
+            .map(|i| {
+                lease_key(
+                    &format!("v1\nleads\n-\nhttp://edge/api/v1/leads/4{i}"),
+                    4096,
+                )
+            })
+            .collect();
+        assert!(slots.len() >= 9, "{} slots for 10 keys", slots.len());
+    }
 
     #[test]
     fn one_owner_at_a_time_until_expiry() {
