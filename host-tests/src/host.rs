@@ -260,15 +260,36 @@ impl Host {
             .unwrap_or_else(|trap| panic!("{trap}"))
     }
 
+    /// Starts a request whose client hangs up just before the filter's `callbacks + 1`-th
+    /// callback on it (request or response headers, body chunk or trailers), wherever that
+    /// falls; a stream that ends sooner is answered normally.
+    pub fn send_hanging_up_after(
+        &mut self,
+        vm: VmId,
+        request: Request,
+        callbacks: u32,
+    ) -> StreamRef {
+        self.try_send_with(vm, request, Some(callbacks))
+            .unwrap_or_else(|trap| panic!("{trap}"))
+    }
+
     fn try_send(&mut self, vm: VmId, request: Request) -> Result<StreamRef, GuestTrap> {
+        self.try_send_with(vm, request, None)
+    }
+
+    fn try_send_with(
+        &mut self,
+        vm: VmId,
+        request: Request,
+        hang_up_after: Option<u32>,
+    ) -> Result<StreamRef, GuestTrap> {
         let slot = self.slot(vm);
         let context_id = slot.next_context_id;
         slot.next_context_id += 1;
         let flow = Flow::new(request.headers, request.chunks, request.trailers);
-        slot.store
-            .data_mut()
-            .streams
-            .insert(context_id, Stream::new(flow));
+        let mut stream = Stream::new(flow);
+        stream.hang_up_after = hang_up_after;
+        slot.store.data_mut().streams.insert(context_id, stream);
         slot.call(
             "proxy_on_context_create",
             context_id,
@@ -600,6 +621,17 @@ impl Host {
         } else {
             return Ok(false);
         };
+        if let Some(stream) = slot.store.data_mut().streams.get_mut(&ctx) {
+            match stream.hang_up_after {
+                Some(0) => {
+                    // The client is gone before this callback: Envoy resets the stream.
+                    stream.reset = true;
+                    return Ok(true);
+                }
+                Some(left) => stream.hang_up_after = Some(left - 1),
+                None => {}
+            }
+        }
         let action = slot.call(function, ctx, &args)?;
         // cpp-host converts a filter callback's result to Stop when a local reply (for any
         // stream) was sent during it.

@@ -46,6 +46,8 @@ pub(crate) struct Stream {
     pub pending_local: Option<LocalReply>,
     pub local_reply: bool,
     pub reset: bool,
+    /// The client hangs up before this many more filter callbacks have run (`None`: never).
+    pub hang_up_after: Option<u32>,
     /// Stream properties (`response.code_details`, `response.flags`, …), keyed with '.'.
     pub properties: BTreeMap<String, Vec<u8>>,
 }
@@ -59,6 +61,7 @@ impl Stream {
             pending_local: None,
             local_reply: false,
             reset: false,
+            hang_up_after: None,
             properties: BTreeMap::new(),
         }
     }
