@@ -17,4 +17,6 @@ pub use paths::{default_envoy_binary, default_plugin_config, default_wasm, works
 pub use ports::free_port;
 pub use render::{render_envoy_config, RenderInput};
 pub use stack::Stack;
-pub use test_support::{origin_requests, set_origin_fault, test_options, test_stack};
+pub use test_support::{
+    origin_requests, set_origin_fault, test_options, test_stack, test_stack_with_workers,
+};

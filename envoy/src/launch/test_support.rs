@@ -27,9 +27,21 @@ const PORT_ATTEMPTS: usize = 5;
 /// A port picked as free can be taken before Envoy binds it (the tests' own client connections
 /// use ephemeral ports too): then it starts again on other ports.
 pub fn test_stack(plugin_config: Option<&str>, latency_scale: f64) -> Stack {
+    test_stack_with_workers(plugin_config, latency_scale, 2)
+}
+
+/// [`test_stack`] with `workers` Envoy worker threads (1 makes every request meet the same VM).
+pub fn test_stack_with_workers(
+    plugin_config: Option<&str>,
+    latency_scale: f64,
+    workers: u32,
+) -> Stack {
     let mut last_error = String::new();
     for _ in 0..PORT_ATTEMPTS {
-        let options = test_options(latency_scale);
+        let options = LaunchOptions {
+            workers,
+            ..test_options(latency_scale)
+        };
         let started = match plugin_config {
             Some(config) => Stack::start_with_plugin_config(&options, config),
             None => Stack::start(&options),
