@@ -1582,9 +1582,9 @@ impl HttpContext for EdgeHttp {
             ));
         }
         if matches!(self.dedup, Some(DedupPhase::Collecting { .. })) {
-            // Trailers end the request (HTTP/2, chunked HTTP/1.1): the body callbacks never
-            // saw end_of_stream, so the decision is made here, on the body Envoy buffered
-            // while they paused. Nothing reached the origin yet.
+            // Trailers end the request (HTTP/2): the body callbacks never saw end_of_stream,
+            // so the decision is made here, on the body Envoy buffered while they paused
+            // (the whole body). Nothing reached the origin yet.
             let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX)
                 .ok()
                 .flatten()
