@@ -305,9 +305,135 @@ fn signatures_are_verified_before_accepting() {
         401,
         "unsigned"
     );
+    assert_eq!(
+        host.request(
+            vm,
+            Request::post("/signed/hook", body).trailer("x-checksum", "1")
+        )
+        .status,
+        401,
+        "unsigned, ended by trailers"
+    );
     assert_eq!(total(&counts), 1);
     assert_eq!(
         host.metric("edge.dedup.signature_rejected").unwrap().value,
-        3
+        4
     );
+}
+
+fn released(host: &Host) -> u64 {
+    host.metric("edge.dedup.released").map_or(0, |m| m.value)
+}
+
+#[test]
+fn a_sender_that_hangs_up_does_not_send_its_retry_to_the_origin_again() {
+    let mut host = Host::new();
+    let counts = origin(&mut host, |request| accepted(request).delay_ms(400));
+    let vm = host.start_vm(CONFIG).unwrap();
+    // The sender gives up after 100 ms; the delivery is at the origin, which processes it.
+    let first = host.send(vm, delivery("/strict/x", "msg_h", "{}"));
+    host.advance(Duration::from_millis(100));
+    host.hang_up(first);
+    let retry = host.request(vm, delivery("/strict/x", "msg_h", "{}"));
+    assert_eq!(
+        retry.status, 409,
+        "still in flight: the sender retries later"
+    );
+    assert_eq!(retry.header("retry-after").as_deref(), Some("3"));
+    assert_eq!(counts.borrow().get("msg_h"), Some(&1));
+    // Waiting mode: a duplicate is held while the attempt is in flight, then goes through
+    // (the attempt's result will never come); it is never lost.
+    let first = host.send(vm, delivery("/webhooks/x", "msg_w", "{}"));
+    host.advance(Duration::from_millis(100));
+    host.hang_up(first);
+    let retry = host.send(vm, delivery("/webhooks/x", "msg_w", "{}"));
+    host.advance(Duration::from_millis(1_500));
+    assert!(host.response(retry).is_none(), "held while in flight");
+    assert_eq!(counts.borrow().get("msg_w"), Some(&1));
+    let retry = host.wait(retry);
+    assert_eq!(retry.status, 202);
+    assert!(!replayed(&retry));
+    assert_eq!(
+        counts.borrow().get("msg_w"),
+        Some(&2),
+        "after in_flight_timeout_ms"
+    );
+    assert_eq!(released(&host), 0);
+}
+
+#[test]
+fn an_expired_attempt_that_fails_leaves_the_attempt_that_took_over_alone() {
+    let mut host = Host::new();
+    let calls = Rc::new(RefCell::new(0));
+    let seen = Rc::clone(&calls);
+    let counts = origin(&mut host, move |request| {
+        *seen.borrow_mut() += 1;
+        if *seen.borrow() == 1 {
+            Reply::status(503).body("busy").delay_ms(1_200)
+        } else {
+            accepted(request).delay_ms(500)
+        }
+    });
+    let config = r#"{"services": [{"name": "hooks", "match": {"path_prefix": "/webhooks/"},
+        "dedup": {"in_flight_timeout_ms": 1000}}]}"#;
+    let vm = host.start_vm(config).unwrap();
+    let first = host.send(vm, delivery("/webhooks/ghl", "msg_s", "{}"));
+    // The first attempt outlives its in-flight time: a retry on the same worker takes over.
+    host.advance(Duration::from_millis(1_100));
+    let second = host.send(vm, delivery("/webhooks/ghl", "msg_s", "{}"));
+    host.advance(Duration::from_millis(200));
+    assert_eq!(host.response(first).unwrap().status, 503);
+    // The first attempt's failure must not release the second attempt's record.
+    let third = host.send(vm, delivery("/webhooks/ghl", "msg_s", "{}"));
+    let third = host.wait(third);
+    assert_eq!(host.response(second).unwrap().status, 202);
+    assert_eq!(third.status, 202);
+    assert!(
+        replayed(&third),
+        "the third copy got the second attempt's result"
+    );
+    assert_eq!(counts.borrow().get("msg_s"), Some(&2));
+    assert_eq!(released(&host), 0, "nothing was released");
+}
+
+#[test]
+fn waiters_on_the_same_worker_are_answered_as_soon_as_the_result_is_recorded() {
+    let mut host = Host::new();
+    let counts = origin(&mut host, |request| accepted(request).delay_ms(410));
+    let vm = host.start_vm(CONFIG).unwrap();
+    let first = host.send(vm, delivery("/webhooks/ghl", "msg_p", "{}"));
+    let waiter = host.send(vm, delivery("/webhooks/ghl", "msg_p", "{}"));
+    // Ticks come every 20 ms (400, 420); the result is recorded at 410.
+    host.advance(Duration::from_millis(410));
+    assert_eq!(host.response(first).unwrap().status, 202);
+    let response = host
+        .response(waiter)
+        .expect("answered when the result is recorded, not at the next tick");
+    assert!(replayed(&response));
+    assert_eq!(counts.borrow().get("msg_p"), Some(&1));
+}
+
+#[test]
+fn deliveries_ended_by_trailers_are_deduplicated_too() {
+    let (mut host, vms, counts) = setup();
+    let with_trailer =
+        |id: &str, body: &str| delivery("/webhooks/ghl", id, body).trailer("x-checksum", "c1");
+    let first = host.request(vms[0], with_trailer("msg_t", r#"{"a":1}"#));
+    assert_eq!(first.status, 202);
+    assert!(!replayed(&first));
+    let duplicate = host.request(vms[1], with_trailer("msg_t", r#"{"a":1}"#));
+    assert!(replayed(&duplicate));
+    assert_eq!(duplicate.body, first.body);
+    let forged = host.request(vms[0], with_trailer("msg_t", r#"{"a":2}"#));
+    assert_eq!(forged.status, 422, "the buffered body was read");
+    assert_eq!(counts.borrow().get("msg_t"), Some(&1));
+    let call = &host.origin_calls()[0];
+    assert_eq!(call.body, br#"{"a":1}"#, "the origin got the body whole");
+    assert_eq!(call.trailers.get("x-checksum").as_deref(), Some("c1"));
+    // Body identity: two bodies are two deliveries, the same body twice is one.
+    let body = |b: &str| Request::post("/webhooks/ghl", b.as_bytes().to_vec()).trailer("x-t", "1");
+    assert!(!replayed(&host.request(vms[0], body("one"))));
+    assert!(!replayed(&host.request(vms[1], body("two"))));
+    assert!(replayed(&host.request(vms[1], body("one"))));
+    assert_eq!(total(&counts), 3);
 }

@@ -21,4 +21,5 @@ pub use stack::Stack;
 pub use test_origin::{TestOrigin, TestOriginSpec};
 pub use test_support::{
     origin_requests, set_origin_fault, test_options, test_stack, test_stack_with,
+    test_stack_with_workers,
 };

@@ -30,6 +30,17 @@ pub fn test_stack(plugin_config: Option<&str>, latency_scale: f64) -> Stack {
     test_stack_with(plugin_config, latency_scale, |_| {})
 }
 
+/// [`test_stack`] with `workers` Envoy worker threads (1 makes every request meet the same VM).
+pub fn test_stack_with_workers(
+    plugin_config: Option<&str>,
+    latency_scale: f64,
+    workers: u32,
+) -> Stack {
+    test_stack_with(plugin_config, latency_scale, |options| {
+        options.workers = workers
+    })
+}
+
 /// [`test_stack`] with the options changed by `adjust` (workers, another upstream, …) before
 /// it starts.
 pub fn test_stack_with(

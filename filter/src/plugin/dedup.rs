@@ -1,5 +1,8 @@
 //! Webhook deduplication in the glue: records in shared data through the CAS helper, replays,
-//! and duplicates that wait (on any worker) for the first attempt, polled from the tick.
+//! and duplicates that wait (on any worker) for the first attempt. Waiters are answered only
+//! from the root context (the tick, or `on_queue_ready` when an attempt of this worker
+//! finished): a local reply sent inside a stream's filter callback would stop that stream
+//! (proxy-wasm-cpp-host's VM-wide `stopNextIteration`).
 
 use proxy_wasm::hostcalls;
 
@@ -41,18 +44,25 @@ pub fn slot_for(worker: &Worker, id: &str, now_ms: u64) -> String {
         .unwrap_or_default()
 }
 
-/// Claims a delivery's record in `key` (see [`record::claim`]).
+/// A token naming one attempt at the origin (one per claim, unique across workers): records
+/// are owned by attempts, not by workers, so one stream can never finish or release the
+/// record another stream of the same worker claimed later.
+pub fn next_attempt(worker: &mut Worker) -> u64 {
+    worker.dedup_attempts = worker.dedup_attempts.wrapping_add(1);
+    worker.owner ^ worker.dedup_attempts.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Claims a delivery's record in `key` for `attempt` (see [`record::claim`]).
 pub fn claim(
-    worker: &Worker,
     key: &str,
     id: &str,
     digest: [u8; 32],
+    attempt: u64,
     now_ms: u64,
     timeout_ms: u64,
 ) -> Claim {
-    let owner = worker.owner;
     let claimed = update(&HostStore, key, ATTEMPTS, |current| {
-        match record::claim(current, id, digest, owner, now_ms, timeout_ms) {
+        match record::claim(current, id, digest, attempt, now_ms, timeout_ms) {
             (claim, Some(write)) => Ok((claim, write)),
             (claim, None) => Err(claim),
         }
@@ -64,18 +74,24 @@ pub fn claim(
     }
 }
 
-/// Records the first attempt's result (only over our own in-flight record).
-pub fn finish(worker: &Worker, key: &str, id: &str, result: State) {
-    let owner = worker.owner;
+/// Records `attempt`'s result, only over that attempt's own in-flight record (a record that
+/// expired and was taken over by a newer attempt is left alone). Duplicates waiting on this
+/// worker are answered at once from the root context. Whether the record changed.
+pub fn finish(worker: &mut Worker, key: &str, id: &str, attempt: u64, result: State) -> bool {
     let released = matches!(result, State::Released);
-    let _ = update(&HostStore, key, ATTEMPTS, |current| {
-        record::complete(current, id, owner, result.clone())
+    let written = update(&HostStore, key, ATTEMPTS, |current| {
+        record::complete(current, id, attempt, result.clone())
             .map(|write| ((), write))
             .ok_or(())
-    });
-    if released {
+    })
+    .is_ok();
+    if written && released {
         worker.metrics.inc(Stat::DedupReleased);
     }
+    if written && worker.dedup_waiters.iter().any(|w| w.id == id) {
+        worker.wake_root();
+    }
+    written
 }
 
 /// Answers a duplicate with the first attempt's result.
@@ -95,7 +111,7 @@ pub fn replay(record: &Record) {
 
 /// Duplicates waiting for a first attempt: replayed once it completes; when it failed or its
 /// record expired, one of them takes over and goes to the origin; past their timeout they get
-/// a 409 to retry later.
+/// a 409 to retry later. Only from the root context (see the module notes).
 pub fn poll_waiters(worker: &mut Worker, root: u32, now_ms: u64) {
     if worker.dedup_waiters.is_empty() {
         return;
@@ -131,11 +147,12 @@ pub fn poll_waiters(worker: &mut Worker, root: u32, now_ms: u64) {
             continue;
         }
         let key = slot_for(worker, &waiter.id, now_ms);
+        let attempt = next_attempt(worker);
         match claim(
-            worker,
             &key,
             &waiter.id,
             waiter.digest,
+            attempt,
             now_ms,
             waiter.timeout_ms,
         ) {
@@ -145,8 +162,11 @@ pub fn poll_waiters(worker: &mut Worker, root: u32, now_ms: u64) {
                 worker.metrics.inc(Stat::DedupReplayed);
             }
             Claim::Forward => {
-                // This waiter now owns the record; its own response callbacks finish it.
-                worker.dedup_taken_over.insert(waiter.context_id, key);
+                // This waiter's attempt now owns the record; its own response callbacks
+                // finish it.
+                worker
+                    .dedup_taken_over
+                    .insert(waiter.context_id, (key, attempt));
                 let _ = hostcalls::resume_http_request();
             }
             Claim::InFlight { .. } => {

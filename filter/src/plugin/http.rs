@@ -11,7 +11,7 @@ use super::admin;
 use super::breaker;
 use super::coalescing::{defer_waiters, resume_as_leader, settle_waiters, Outcome, Settled};
 use super::dashboard;
-use super::dedup::{claim, conflict_headers, finish, replay, slot_for, DedupWaiter};
+use super::dedup::{claim, conflict_headers, finish, next_attempt, replay, slot_for, DedupWaiter};
 use super::host::{headers, headers_checked, now_millis, now_nanos, now_secs};
 use super::metrics::Stat;
 use super::monitor;
@@ -169,11 +169,12 @@ enum DedupPhase {
         path: String,
         headers: Vec<(String, String)>,
     },
-    /// It is the first attempt: its result completes the record.
+    /// It is the first attempt (`attempt` in the record): its result completes the record.
     Owner {
         key: String,
         id: String,
         service_index: usize,
+        attempt: u64,
     },
     /// A duplicate waiting for the first attempt (the tick answers or releases it).
     Waiting { id: String, service_index: usize },
@@ -181,6 +182,7 @@ enum DedupPhase {
     Recording {
         key: String,
         id: String,
+        attempt: u64,
         status: u16,
         headers: Vec<(String, String)>,
         body: Vec<u8>,
@@ -663,11 +665,12 @@ impl EdgeHttp {
         let now_ms = now_millis();
         let mut worker = worker_rc.borrow_mut();
         let key = slot_for(&worker, &identity.id, now_ms);
+        let attempt = next_attempt(&mut worker);
         match claim(
-            &worker,
             &key,
             &identity.id,
             identity.body_digest,
+            attempt,
             now_ms,
             section.in_flight_timeout_ms,
         ) {
@@ -680,6 +683,7 @@ impl EdgeHttp {
                     key,
                     id: identity.id,
                     service_index,
+                    attempt,
                 });
                 Action::Continue
             }
@@ -749,24 +753,25 @@ impl EdgeHttp {
         let (Some(phase), Some(worker_rc)) = (self.dedup.take(), self.worker.clone()) else {
             return;
         };
-        let (key, id, service_index) = match phase {
+        let (key, id, service_index, attempt) = match phase {
             DedupPhase::Owner {
                 key,
                 id,
                 service_index,
-            } => (key, id, service_index),
+                attempt,
+            } => (key, id, service_index, attempt),
             DedupPhase::Waiting {
                 id, service_index, ..
             } => {
                 // Only a waiter the tick let through owns the record now (in the slot it took).
-                let Some(key) = worker_rc
+                let Some((key, attempt)) = worker_rc
                     .borrow_mut()
                     .dedup_taken_over
                     .remove(&self.context_id)
                 else {
                     return;
                 };
-                (key, id, service_index)
+                (key, id, service_index, attempt)
             }
             other => {
                 self.dedup = Some(other);
@@ -781,12 +786,19 @@ impl EdgeHttp {
             return;
         };
         if !section.replays(status) {
-            finish(&worker_rc.borrow(), &key, &id, DedupState::Released);
+            finish(
+                &mut worker_rc.borrow_mut(),
+                &key,
+                &id,
+                attempt,
+                DedupState::Released,
+            );
             return;
         }
         self.dedup = Some(DedupPhase::Recording {
             key,
             id,
+            attempt,
             status,
             headers: relayed_headers(response),
             body: Vec::new(),
@@ -804,6 +816,7 @@ impl EdgeHttp {
             Some(DedupPhase::Recording {
                 key,
                 id,
+                attempt,
                 status,
                 headers,
                 body,
@@ -823,7 +836,7 @@ impl EdgeHttp {
             body_omitted: omitted,
             expires_at_ms: now_millis().saturating_add(retention_ms),
         };
-        finish(&worker_rc.borrow(), &key, &id, result);
+        finish(&mut worker_rc.borrow_mut(), &key, &id, attempt, result);
     }
 
     /// Answers a GET from a stored entry when the origin must not be asked (a rate-limited
@@ -1375,19 +1388,37 @@ impl Context for EdgeHttp {
             breaker::abandon_probe(&mut worker, service_index);
         }
         match self.dedup.take() {
-            // The first attempt ended without a result (client gone, stream reset): a retry
-            // must reach the origin again.
-            Some(DedupPhase::Owner { key, id, .. })
-            | Some(DedupPhase::Recording { key, id, .. }) => {
-                finish(&worker, &key, &id, DedupState::Released);
-            }
-            Some(DedupPhase::Waiting { id, .. }) => {
+            // The client went away (or the stream was reset) after the delivery went to the
+            // origin, which may well have processed it: the record is not released (that would
+            // send the sender's retry to the origin again). It stays in flight until
+            // `in_flight_timeout_ms`; duplicates meanwhile wait or get 409, as for any attempt
+            // in flight. A taken-over waiter is such an attempt too.
+            Some(DedupPhase::Owner { .. }) => {}
+            Some(DedupPhase::Waiting { .. }) => {
                 worker
                     .dedup_waiters
                     .retain(|w| w.context_id != self.context_id);
-                if let Some(key) = worker.dedup_taken_over.remove(&self.context_id) {
-                    finish(&worker, &key, &id, DedupState::Released);
-                }
+                worker.dedup_taken_over.remove(&self.context_id);
+            }
+            // The origin answered with a replayable status and the stream ended before its
+            // body did: the delivery was processed, so that result is kept (without a body).
+            Some(DedupPhase::Recording {
+                key,
+                id,
+                attempt,
+                status,
+                headers,
+                retention_ms,
+                ..
+            }) => {
+                let result = DedupState::Completed {
+                    status,
+                    headers,
+                    body: Vec::new(),
+                    body_omitted: true,
+                    expires_at_ms: now_millis().saturating_add(retention_ms),
+                };
+                finish(&mut worker, &key, &id, attempt, result);
             }
             _ => {}
         }
@@ -1594,6 +1625,16 @@ impl HttpContext for EdgeHttp {
                 400,
                 r#"{"error":"management requests take no trailers"}"#.to_string(),
             ));
+        }
+        if matches!(self.dedup, Some(DedupPhase::Collecting { .. })) {
+            // Trailers end the request (HTTP/2): the body callbacks never saw end_of_stream,
+            // so the decision is made here, on the body Envoy buffered while they paused
+            // (the whole body). Nothing reached the origin yet.
+            let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, usize::MAX)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            return self.decide_dedup(&body);
         }
         Action::Continue
     }

@@ -96,6 +96,8 @@ impl RootContext for EdgeRoot {
             worker.take_owner_id();
             if registry.caches() {
                 worker.precreate_slots(LEASE_KEY_PREFIX, registry.limits().lease_slots);
+            }
+            if registry.caches() || registry.deduplicates() {
                 worker.register_wake_queue();
             }
             if registry.deduplicates() {
@@ -146,6 +148,8 @@ impl RootContext for EdgeRoot {
         let mut worker = worker_rc.borrow_mut();
         worker.woken();
         answer_deferred(&mut worker, self.context_id, now_secs());
+        // An attempt of this worker finished: its waiting duplicates get the result now.
+        super::dedup::poll_waiters(&mut worker, self.context_id, now_millis());
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

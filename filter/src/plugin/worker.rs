@@ -67,8 +67,10 @@ pub struct Worker {
     pub breakers: super::breaker::Breakers,
     /// Duplicates waiting for a first attempt's result (bounded by `max_waiting_requests`).
     pub dedup_waiters: Vec<super::dedup::DedupWaiter>,
-    /// Waiters the tick let through as the new first attempt.
-    pub dedup_taken_over: HashMap<u32, String>,
+    /// Waiters the tick let through as the new first attempt: their record's key and attempt.
+    pub dedup_taken_over: HashMap<u32, (String, u64)>,
+    /// Attempts this worker has started at the origin (see `dedup::next_attempt`).
+    pub dedup_attempts: u64,
     pub last_generation_refresh_ms: u64,
     /// Coalesced waiters to answer from the root context (see `coalescing::defer_waiters`).
     pub deferred: Vec<super::coalescing::DeferredGroup>,
@@ -120,6 +122,7 @@ impl Worker {
             breakers: Default::default(),
             dedup_waiters: Vec::new(),
             dedup_taken_over: HashMap::new(),
+            dedup_attempts: 0,
             last_generation_refresh_ms: 0,
             deferred: Vec::new(),
             paused_bytes: 0,

@@ -55,8 +55,10 @@ pub fn choose_slot(records: &[Option<Record>], id: &str, now_ms: u64) -> usize {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
-    /// The first attempt is at the origin.
-    InFlight { owner: u64, expires_at_ms: u64 },
+    /// The first attempt is at the origin. `attempt` names that one attempt (one token per
+    /// claim, never per worker): only it may complete or release the record, so an older
+    /// attempt of the same identity on the same worker cannot touch a newer one's record.
+    InFlight { attempt: u64, expires_at_ms: u64 },
     /// Its result, replayed to duplicates until `expires_at_ms`.
     Completed {
         status: u16,
@@ -136,10 +138,10 @@ impl Record {
         out.extend_from_slice(&self.body_digest);
         match &self.state {
             State::InFlight {
-                owner,
+                attempt,
                 expires_at_ms,
             } => {
-                out.extend_from_slice(&owner.to_le_bytes());
+                out.extend_from_slice(&attempt.to_le_bytes());
                 out.extend_from_slice(&expires_at_ms.to_le_bytes());
             }
             State::Completed {
@@ -179,7 +181,7 @@ impl Record {
         let body_digest: [u8; 32] = r.take(32)?.try_into().ok()?;
         let state = match kind {
             1 => State::InFlight {
-                owner: r.u64()?,
+                attempt: r.u64()?,
                 expires_at_ms: r.u64()?,
             },
             2 => {
@@ -224,12 +226,13 @@ impl Record {
     }
 }
 
-/// The claim a request with `id` and `digest` makes on the slot's current value.
+/// The claim a request with `id` and `digest` makes on the slot's current value; `attempt`
+/// names this attempt in the record it writes.
 pub fn claim(
     current: Option<&[u8]>,
     id: &str,
     digest: [u8; 32],
-    owner: u64,
+    attempt: u64,
     now_ms: u64,
     in_flight_timeout_ms: u64,
 ) -> (Claim, Option<Vec<u8>>) {
@@ -237,7 +240,7 @@ pub fn claim(
         id: id.to_string(),
         body_digest: digest,
         state: State::InFlight {
-            owner,
+            attempt,
             expires_at_ms: now_ms.saturating_add(in_flight_timeout_ms),
         },
     };
@@ -267,11 +270,13 @@ pub fn claim(
     }
 }
 
-/// The result of our attempt, if the slot still holds our in-flight record.
-pub fn complete(current: Option<&[u8]>, id: &str, owner: u64, result: State) -> Option<Vec<u8>> {
+/// The result of our attempt, if the slot still holds our attempt's in-flight record.
+pub fn complete(current: Option<&[u8]>, id: &str, attempt: u64, result: State) -> Option<Vec<u8>> {
     let record = Record::decode(current)?;
     match record.state {
-        State::InFlight { owner: holder, .. } if record.id == id && holder == owner => Some(
+        State::InFlight {
+            attempt: holder, ..
+        } if record.id == id && holder == attempt => Some(
             Record {
                 state: result,
                 ..record
@@ -282,9 +287,9 @@ pub fn complete(current: Option<&[u8]>, id: &str, owner: u64, result: State) -> 
     }
 }
 
-/// Gives up our in-flight record (the attempt failed), so a retry goes to the origin.
-pub fn release(current: Option<&[u8]>, id: &str, owner: u64) -> Option<Vec<u8>> {
-    complete(current, id, owner, State::Released)
+/// Gives up our in-flight record (the origin failed the attempt), so a retry goes to the origin.
+pub fn release(current: Option<&[u8]>, id: &str, attempt: u64) -> Option<Vec<u8>> {
+    complete(current, id, attempt, State::Released)
 }
 
 #[cfg(test)]
@@ -354,6 +359,18 @@ mod tests {
             claim(in_flight.as_deref(), "b", D2, 8, 10, 30_000).0,
             Claim::Forward
         );
+    }
+
+    #[test]
+    fn an_older_attempt_cannot_finish_a_newer_one() {
+        // Attempt 7 outlives its in-flight time; attempt 8 (same worker or not) takes over.
+        let (_, first) = claim(None, "a", D1, 7, 0, 100);
+        let (c, second) = claim(first.as_deref(), "a", D1, 8, 150, 100);
+        assert_eq!(c, Claim::Forward);
+        let second = second.unwrap();
+        assert_eq!(release(Some(&second), "a", 7), None, "the 503 of attempt 7");
+        assert_eq!(complete(Some(&second), "a", 7, completed(200)), None);
+        assert!(release(Some(&second), "a", 8).is_some());
     }
 
     #[test]
