@@ -215,15 +215,22 @@ fn a_sender_that_hangs_up_does_not_send_its_retry_to_the_origin_again() {
         1,
         "the retry stayed at the edge"
     );
+    // The edge owns the origin call: the first attempt's result is recorded although its
+    // sender left, and a later retry is answered with it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let later = post(listen, "conflict.test", "gone-1");
+    assert_eq!(later.status, 200, "{}", later.text());
+    assert!(replayed(&later), "the first attempt's result");
+    assert_eq!(arrivals(origin, "gone-1"), 1);
 }
 
 #[test]
 fn an_expired_attempt_that_fails_leaves_the_attempt_that_took_over_alone() {
     let _serial = serial();
     let (stack, origin, listen) = one_worker();
-    // An attempt outlives its in-flight time (1 s) and then fails (503 at 1.2 s); a retry took
-    // over at 1.1 s on the same worker (the origin answers it in 0.5 s). The failure must not
-    // release the record of the attempt that took over: a third copy at 1.35 s waits for its
+    // An attempt outlives its in-flight time (1 s) and then fails (503 at 1.2 s); a retry
+    // goes at 1.1 s on the same worker (the origin answers it in 0.5 s). The first attempt's
+    // end must not touch the second attempt's record: a third copy at 1.35 s waits for its
     // result.
     set_origin_fault(
         origin,
@@ -254,7 +261,9 @@ fn an_expired_attempt_that_fails_leaves_the_attempt_that_took_over_alone() {
         origin,
         r#"{"endpoint": "webhooks", "error_rate": 0.0, "extra_latency_ms": 0}"#,
     );
-    assert_eq!(first.status, 503);
+    // The edge's call for the first attempt gives up at the in-flight time: Envoy answers it
+    // 504 and the record is released (the origin's later 503 is not a success either).
+    assert_eq!(first.status, 504);
     assert_eq!((second.status, replayed(&second)), (200, false));
     assert_eq!(
         (third.status, replayed(&third)),
@@ -264,8 +273,8 @@ fn an_expired_attempt_that_fails_leaves_the_attempt_that_took_over_alone() {
     assert_eq!(arrivals(origin, "slow-1"), 2);
     assert_eq!(
         wasm_counter(stack.admin, "edge.dedup.released"),
-        0,
-        "the 503 released nothing: its attempt no longer held the record"
+        1,
+        "only the timed-out first attempt released its record, never the second's"
     );
 }
 

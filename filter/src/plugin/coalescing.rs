@@ -99,6 +99,18 @@ pub fn answer_deferred(worker: &mut Worker, root: u32, now: u64) {
     }
 }
 
+/// Keeps `waiters` for the next root callback (this one's reply budget is spent).
+fn defer_rest(worker: &mut Worker, waiters: Vec<Waiter<WaitInfo>>, outcome: Outcome<'_>) {
+    if waiters.is_empty() {
+        return;
+    }
+    worker.deferred.push(DeferredGroup {
+        waiters,
+        settled: Settled::of(outcome),
+    });
+    worker.wake_root();
+}
+
 fn answer_waiters(
     worker: &mut Worker,
     waiters: Vec<Waiter<WaitInfo>>,
@@ -110,7 +122,13 @@ fn answer_waiters(
         return;
     }
     let name = worker.registry.settings().cache_status_name.clone();
-    for waiter in waiters {
+    let mut waiters = waiters.into_iter();
+    while let Some(waiter) = waiters.next() {
+        if !worker.take_reply() {
+            let rest: Vec<_> = std::iter::once(waiter).chain(waiters).collect();
+            defer_rest(worker, rest, outcome);
+            break;
+        }
         if hostcalls::set_effective_context(waiter.context_id).is_err() {
             continue; // The stream is gone.
         }

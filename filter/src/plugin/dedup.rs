@@ -117,7 +117,8 @@ pub fn poll_waiters(worker: &mut Worker, root: u32, now_ms: u64) {
         return;
     }
     let waiters = std::mem::take(&mut worker.dedup_waiters);
-    for waiter in waiters {
+    let mut waiters = waiters.into_iter();
+    while let Some(waiter) = waiters.next() {
         let current = record::Record::decode(
             HostStore
                 .get(&waiter.key)
@@ -132,6 +133,12 @@ pub fn poll_waiters(worker: &mut Worker, root: u32, now_ms: u64) {
         if in_flight && now_ms.saturating_sub(waiter.since_ms) <= waiter.timeout_ms {
             worker.dedup_waiters.push(waiter);
             continue;
+        }
+        if !worker.take_reply() {
+            // This callback's reply budget is spent: the rest wait for the next one.
+            worker.dedup_waiters.push(waiter);
+            worker.dedup_waiters.extend(waiters);
+            break;
         }
         if hostcalls::set_effective_context(waiter.context_id).is_err() {
             continue; // The stream is gone.

@@ -12,6 +12,7 @@ use super::breaker;
 use super::coalescing::{defer_waiters, resume_as_leader, settle_waiters, Outcome, Settled};
 use super::dashboard;
 use super::dedup::{claim, conflict_headers, finish, next_attempt, replay, slot_for, DedupWaiter};
+use super::delivery::{queue as queue_delivery, Delivery, Queued};
 use super::host::{headers, headers_checked, now_millis, now_nanos, now_secs};
 use super::metrics::Stat;
 use super::monitor;
@@ -169,6 +170,9 @@ enum DedupPhase {
         path: String,
         headers: Vec<(String, String)>,
     },
+    /// It is the first attempt and the root context sent it to the origin (see
+    /// `delivery.rs`): the answer arrives as a local reply, whatever this stream does.
+    Dispatched,
     /// It is the first attempt (`attempt` in the record): its result completes the record.
     Owner {
         key: String,
@@ -618,7 +622,8 @@ impl EdgeHttp {
     }
 
     /// The whole request is here: first attempt, duplicate, or another body under a used id.
-    fn decide_dedup(&mut self, body: &[u8]) -> Action {
+    /// `trailers`: the request's trailers when they ended it (relayed with the delivery).
+    fn decide_dedup(&mut self, body: &[u8], trailers: Vec<(String, String)>) -> Action {
         let (
             Some(DedupPhase::Collecting {
                 service_index,
@@ -678,6 +683,26 @@ impl EdgeHttp {
                 worker.metrics.inc(Stat::DedupForwarded);
                 if let Some(observed) = &mut self.observed {
                     observed.forwarded_us = Some(now_nanos() / 1000);
+                }
+                let delivery = Delivery {
+                    context_id: self.context_id,
+                    key: key.clone(),
+                    id: identity.id.clone(),
+                    attempt,
+                    service_index,
+                };
+                let queued = Queued {
+                    delivery,
+                    headers: headers.clone(),
+                    body: body.to_vec(),
+                    trailers,
+                    timeout_ms: section.in_flight_timeout_ms,
+                };
+                if queue_delivery(&mut worker, queued) {
+                    // The root context owns the origin call: its answer completes the record
+                    // and is relayed to this stream.
+                    self.dedup = Some(DedupPhase::Dispatched);
+                    return Action::Pause;
                 }
                 self.dedup = Some(DedupPhase::Owner {
                     key,
@@ -1365,6 +1390,9 @@ impl Context for EdgeHttp {
         body_size: usize,
         _trailers: usize,
     ) {
+        if let Some(worker) = &self.worker {
+            worker.borrow_mut().begin_callback();
+        }
         if self.warm.is_some() {
             self.on_warmed(token, body_size);
         } else if let Some(revalidation) = self.revalidation.take() {
@@ -1601,7 +1629,7 @@ impl HttpContext for EdgeHttp {
                 headers: request_headers.clone(),
             });
             if end_of_stream {
-                action = self.decide_dedup(&[]);
+                action = self.decide_dedup(&[], Vec::new());
             }
         }
         let collecting = matches!(self.dedup, Some(DedupPhase::Collecting { .. }));
@@ -1634,7 +1662,7 @@ impl HttpContext for EdgeHttp {
                 .ok()
                 .flatten()
                 .unwrap_or_default();
-            return self.decide_dedup(&body);
+            return self.decide_dedup(&body, headers(MapType::HttpRequestTrailers));
         }
         Action::Continue
     }
@@ -1649,7 +1677,7 @@ impl HttpContext for EdgeHttp {
                 .ok()
                 .flatten()
                 .unwrap_or_default();
-            return self.decide_dedup(&body);
+            return self.decide_dedup(&body, Vec::new());
         }
         if self.admin_body.is_none() {
             return Action::Continue;

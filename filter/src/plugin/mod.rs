@@ -6,6 +6,7 @@ mod coalescing;
 mod config_status;
 mod dashboard;
 mod dedup;
+mod delivery;
 mod health;
 mod host;
 mod http;

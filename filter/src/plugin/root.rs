@@ -48,7 +48,11 @@ impl Context for EdgeRoot {
         _trailers: usize,
     ) {
         if let Some(worker) = &self.worker {
-            complete_refresh(&mut worker.borrow_mut(), token, body_size);
+            let mut worker = worker.borrow_mut();
+            worker.begin_callback();
+            if !super::delivery::complete(&mut worker, token, body_size, self.context_id) {
+                complete_refresh(&mut worker, token, body_size);
+            }
         }
     }
 }
@@ -122,6 +126,7 @@ impl RootContext for EdgeRoot {
             return;
         };
         let mut worker = worker_rc.borrow_mut();
+        worker.begin_callback();
         let now_ms = now_millis();
         let refresh_every = worker.registry.settings().generation_refresh_ms;
         if now_ms.saturating_sub(worker.last_generation_refresh_ms) >= refresh_every {
@@ -129,6 +134,7 @@ impl RootContext for EdgeRoot {
             worker.last_generation_refresh_ms = now_ms;
         }
         // Waiters a woken root has not answered yet (the wake queue is unavailable).
+        super::delivery::start(&mut worker, self.context_id);
         answer_deferred(&mut worker, self.context_id, now_secs());
         poll_remote_leaders(&mut worker, self.context_id, now_ms);
         start_refreshes(&mut worker, now_ms);
@@ -146,7 +152,9 @@ impl RootContext for EdgeRoot {
             return;
         };
         let mut worker = worker_rc.borrow_mut();
+        worker.begin_callback();
         worker.woken();
+        super::delivery::start(&mut worker, self.context_id);
         answer_deferred(&mut worker, self.context_id, now_secs());
         // An attempt of this worker finished: its waiting duplicates get the result now.
         super::dedup::poll_waiters(&mut worker, self.context_id, now_millis());

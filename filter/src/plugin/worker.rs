@@ -26,6 +26,12 @@ use crate::policy::Registry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::rc::Rc;
 
+/// Most other streams one VM callback answers or resumes. Envoy runs each local reply's own
+/// filter callbacks inside the after-call actions of the previous one, so the stack grows with
+/// every reply sent in one callback (about 600 overflowed V8's stack); the rest go out from
+/// the next root callback (the worker's wake queue, or the tick).
+pub const REPLIES_PER_CALLBACK: usize = 32;
+
 /// What answering a request that waits for another one needs.
 pub struct WaitInfo {
     pub head: bool,
@@ -69,11 +75,18 @@ pub struct Worker {
     pub dedup_waiters: Vec<super::dedup::DedupWaiter>,
     /// Waiters the tick let through as the new first attempt: their record's key and attempt.
     pub dedup_taken_over: HashMap<u32, (String, u64)>,
+    /// First attempts of deliveries at the origin, by the root context's call token.
+    pub deliveries: HashMap<u32, super::delivery::Delivery>,
+    /// Deliveries waiting for the root context to send them.
+    pub delivery_queue: Vec<super::delivery::Queued>,
     /// Attempts this worker has started at the origin (see `dedup::next_attempt`).
     pub dedup_attempts: u64,
     pub last_generation_refresh_ms: u64,
     /// Coalesced waiters to answer from the root context (see `coalescing::defer_waiters`).
     pub deferred: Vec<super::coalescing::DeferredGroup>,
+    /// Local replies (and resumes) this VM callback may still send to other streams; see
+    /// [`REPLIES_PER_CALLBACK`].
+    pub reply_budget: usize,
     /// Request bytes held by paused streams (bounded by `limits.max_paused_bytes`).
     pub paused_bytes: usize,
     /// This worker's own shared queue: an item in it wakes the root context (`on_queue_ready`).
@@ -125,7 +138,10 @@ impl Worker {
             dedup_attempts: 0,
             last_generation_refresh_ms: 0,
             deferred: Vec::new(),
+            deliveries: HashMap::new(),
+            delivery_queue: Vec::new(),
             paused_bytes: 0,
+            reply_budget: REPLIES_PER_CALLBACK,
             wake_queue: None,
             wake_pending: false,
         }
@@ -159,6 +175,22 @@ impl Worker {
         // tells them apart.
         let nanos = super::host::now_nanos();
         self.owner = counter.unwrap_or(0).rotate_left(40) ^ nanos ^ fnv1a(&nanos.to_string());
+    }
+
+    /// A VM callback that may answer other streams starts: its reply budget is whole.
+    pub fn begin_callback(&mut self) {
+        self.reply_budget = REPLIES_PER_CALLBACK;
+    }
+
+    /// Takes one reply from the callback's budget; `false` (and the root is woken to go on)
+    /// when it is spent.
+    pub fn take_reply(&mut self) -> bool {
+        if self.reply_budget == 0 {
+            self.wake_root();
+            return false;
+        }
+        self.reply_budget -= 1;
+        true
     }
 
     /// Reserves `bytes` of the paused-request budget; `false` (counted) when it is spent.
