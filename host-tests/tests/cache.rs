@@ -170,7 +170,7 @@ fn corrupt_l2_entry_is_a_counted_miss() {
 fn slot_collision_never_serves_another_key() {
     let (mut host, vm, origin_calls) = setup();
     // Two URLs whose keys share a slot.
-    let key = |i: u32| format!("v1\nleads\n-\nhttp://edge.test/api/v1/leads/{i}\naccept-language=");
+    let key = |i: u32| format!("v2\nleads\n\nhttp://edge.test/api/v1/leads/{i}\naccept-language=");
     let first = slot_of(&key(0), 64);
     let other = (1..10_000)
         .find(|i| slot_of(&key(*i), 64) == first)
@@ -179,6 +179,10 @@ fn slot_collision_never_serves_another_key() {
     let b = host.request(vm, get(&format!("/api/v1/leads/{other}")));
     assert_ne!(a.body, b.body);
     assert_eq!(origin_calls.get(), 2);
+    // The two keys did meet in one slot: it now holds the second one.
+    let (stored, _) = host.shared_get(&slot_key(first)).unwrap();
+    let stored = edge_filter::policy::cache::entry::Entry::decode_key(&stored).unwrap();
+    assert_eq!(stored, key(other));
 }
 
 #[test]
