@@ -285,3 +285,26 @@ fn writes_and_purges_spare_the_misses_of_other_urls() {
     assert_eq!(origin.requests_for("POST", "/z/x"), 1);
     assert_eq!(origin.requests_for("POST", "/z/d"), 1);
 }
+
+/// Found by the `key` fuzz target: a tenant id `-` had the keys of requests naming no tenant, so
+/// it read (and could write) the anonymous namespace.
+#[test]
+fn a_tenant_named_dash_does_not_share_the_keys_of_requests_naming_none() {
+    let stack = test_stack(None, 0.0);
+    let origin = stack.origin.as_ref().unwrap().addr();
+    let anonymous = get(&stack, "/api/v1/coaching/9", &[]);
+    assert!(
+        cache_status(&anonymous).contains("stored"),
+        "{}",
+        cache_status(&anonymous)
+    );
+    assert!(cache_status(&get(&stack, "/api/v1/coaching/9", &[])).contains("hit"));
+    let dash = get(&stack, "/api/v1/coaching/9", &[("x-location-id", "-")]);
+    assert_eq!(dash.status, 200);
+    assert!(
+        !cache_status(&dash).contains("hit"),
+        "{}",
+        cache_status(&dash)
+    );
+    assert_eq!(origin_requests(origin, "coaching"), 2);
+}

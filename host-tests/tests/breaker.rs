@@ -208,3 +208,32 @@ fn health_reports_open_breakers_without_a_token() {
         "answered by the filter"
     );
 }
+
+/// Found by the `breaker` fuzz target: a stored half-open success count at `u32::MAX` (shared
+/// data may hold any bytes) wrapped to 0 on the next success in the release `.wasm` (and
+/// trapped in a debug build), so the breaker stayed half-open and kept capping requests. It
+/// saturates now: the success closes it.
+#[test]
+fn a_stored_success_count_at_its_maximum_closes_instead_of_wrapping() {
+    let mut host = Host::new();
+    let (_, calls) = origin(&mut host, 100);
+    let vms = host.start_vms(1, CONFIG);
+    let mut state = edge_filter::policy::breaker::machine::Breaker::default().encode();
+    state[1] = 2; // half-open
+    state[2..10].copy_from_slice(&0u64.to_le_bytes()); // no probe in flight
+    state[10..18].copy_from_slice(&u64::from(u32::MAX).to_le_bytes()); // successes
+    let key = edge_filter::policy::breaker::machine::breaker_key(0);
+    host.shared_set(&key, &state, 0).unwrap();
+    host.advance(Duration::from_millis(150)); // past the worker's read cache
+    assert_eq!(host.request(vms[0], Request::get("/fragile/p")).status, 200);
+    host.advance(Duration::from_millis(150));
+    let streams: Vec<_> = (0..3)
+        .map(|_| host.send(vms[0], Request::get("/fragile/p")))
+        .collect();
+    host.advance(Duration::from_millis(150));
+    for stream in streams {
+        let response = host.response(stream).unwrap();
+        assert_eq!(response.status, 200, "{}", response.body_text());
+    }
+    assert_eq!(calls.get(), 4);
+}

@@ -1005,3 +1005,30 @@ fn empty_path_segments_cannot_move_a_request_out_of_its_tenant() {
         );
     }
 }
+
+/// Found by the `key` fuzz target: `:authority: edge.test/api` with `/v1/x` had the key URL of
+/// `edge.test` with `/api/v1/x`. (Envoy answers such a `Host` with 400 itself; the filter does
+/// not rely on that.)
+#[test]
+fn an_authority_holding_a_path_cannot_store_for_another_path() {
+    let mut host = Host::new();
+    let origin_calls = origin(&mut host, |_, _| None);
+    let vm = host
+        .start_vm(r#"{"default_service": {"name": "default", "cache": {"default_ttl_s": 30}}}"#)
+        .unwrap();
+    let attack = host.request(vm, get("/v1/x").authority("edge.test/api"));
+    assert_eq!(attack.status, 200);
+    assert!(
+        !cache_status(&attack).contains("stored"),
+        "{}",
+        cache_status(&attack)
+    );
+    let victim = host.request(vm, get("/api/v1/x").authority("edge.test"));
+    assert!(
+        String::from_utf8_lossy(&victim.body).contains(r#""path":"/api/v1/x""#),
+        "{}",
+        String::from_utf8_lossy(&victim.body)
+    );
+    assert_eq!(origin_calls.get(), 2);
+    assert!(metric(&host, "edge.cache.bypass") >= 1);
+}

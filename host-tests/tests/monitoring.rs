@@ -527,3 +527,41 @@ fn refusals_and_replays_are_told_apart() {
     assert_eq!(requests(&host, "strict", "refused"), 1);
     assert_eq!(host.origin_calls().len(), 1);
 }
+
+/// Found by the `snapshot` fuzz target: figures read back from other workers' snapshots were
+/// added with `+`, which wraps in the release `.wasm` (and traps in a debug build), so a corrupt
+/// or hostile slot turned huge counts into small ones. They saturate now.
+#[test]
+fn huge_published_figures_saturate_instead_of_wrapping() {
+    let (mut host, vms) = setup(2);
+    scripted_traffic(&mut host, &vms);
+    host.advance(Duration::from_millis(1_100));
+    json(&admin_get(&mut host, vms[0], "/metrics"));
+    let slots: Vec<String> = host
+        .shared_keys()
+        .into_iter()
+        .filter(|k| k.starts_with("edge:mon:"))
+        .filter(|k| host.shared_get(k).unwrap().0.len() > 1)
+        .collect();
+    assert_eq!(slots.len(), 2);
+    // vm0 republishes its own slot before answering; the other one keeps these figures.
+    for key in &slots {
+        let mut snapshot: Value = serde_json::from_slice(&host.shared_get(key).unwrap().0).unwrap();
+        for service in snapshot["services"].as_array_mut().unwrap() {
+            for count in service["outcomes"].as_array_mut().unwrap() {
+                *count = u64::MAX.into();
+            }
+        }
+        host.shared_set(key, snapshot.to_string().as_bytes(), 0)
+            .unwrap();
+    }
+    let report = json(&admin_get(&mut host, vms[0], "/metrics"));
+    let leads = report["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "leads")
+        .unwrap();
+    assert_eq!(leads["requests"].as_u64(), Some(u64::MAX), "{leads}");
+    assert_eq!(report["totals"]["requests"].as_u64(), Some(u64::MAX));
+}

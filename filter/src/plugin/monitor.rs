@@ -120,7 +120,7 @@ struct L1Census {
 fn l1_census(worker: &Worker) -> HashMap<String, L1Census> {
     let mut counts: HashMap<&str, (u64, u64, HashMap<&str, u64>)> = HashMap::new();
     for (key, tenant, size) in worker.l1.census() {
-        // Keys are `v1\n<service>\n<tenant>\n...`.
+        // Keys are `v2\n<service>\n<tenant>\n...`.
         let service = key.split('\n').nth(1).unwrap_or_default();
         let row = counts.entry(service).or_default();
         row.0 += 1;

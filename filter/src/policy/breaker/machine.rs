@@ -183,7 +183,7 @@ impl Breaker {
         let current = window_slot(config, now_ms);
         self.buckets
             .iter()
-            .filter(|b| b.slot + BUCKETS as u64 > current && b.slot <= current)
+            .filter(|b| b.slot.saturating_add(BUCKETS as u64) > current && b.slot <= current)
             .fold((0, 0), |(s, f), b| {
                 (s + u64::from(b.successes), f + u64::from(b.failures))
             })
@@ -348,7 +348,7 @@ pub fn probe_done(
         next.health = next.health * 19 / 20;
         return next;
     }
-    let successes = successes + 1;
+    let successes = successes.saturating_add(1);
     if successes >= config.close_after_successes {
         next.phase = Phase::Closed;
         next.closed_since_ms = now_ms;
@@ -567,6 +567,33 @@ mod tests {
             .collect();
         assert!(periods.iter().all(|p| (900..=1100).contains(p)));
         assert!(periods.iter().any(|p| *p != 1000));
+    }
+
+    /// Found by the `breaker` fuzz target: a stored window slot near `u64::MAX` or a half-open
+    /// success count at `u32::MAX` (any bytes may be in shared data) overflowed.
+    #[test]
+    fn extreme_stored_counters_do_not_overflow() {
+        let c = config();
+        let far = Breaker {
+            buckets: [Bucket {
+                slot: u64::MAX - 1,
+                successes: 1,
+                failures: 1,
+            }; BUCKETS],
+            ..Breaker::default()
+        };
+        let far = Breaker::decode(Some(&far.encode()));
+        assert_eq!(record(&far, &c, failures(1), 0, 0).phase, Phase::Closed);
+        let counting = Breaker {
+            phase: Phase::HalfOpen {
+                in_flight: 1,
+                successes: u32::MAX,
+                permits_expire_ms: 0,
+            },
+            ..Breaker::default()
+        };
+        let counting = Breaker::decode(Some(&counting.encode()));
+        assert_eq!(probe_done(&counting, &c, true, 5, 0).phase, Phase::Closed);
     }
 
     #[test]

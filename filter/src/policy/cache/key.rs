@@ -94,11 +94,12 @@ pub fn cache_key(section: &CacheSection, input: &KeyInput<'_>) -> Result<CacheKe
         None => (input.path, None),
     };
     check_path(path)?;
-    if input.path.contains('#') {
+    // A control character in the query would end the URL's line of the key early.
+    if input.path.contains('#') || input.path.bytes().any(|b| b < b' ' || b == 0x7f) {
         return Err("ambiguous-path");
     }
     let authority = input.authority.to_ascii_lowercase();
-    if authority.is_empty() || authority.bytes().any(|b| b <= b' ' || b >= 0x7f) {
+    if authority.is_empty() || !authority.bytes().all(is_authority_byte) {
         return Err("bad-authority");
     }
     let params = query::parse(query.unwrap_or(""))?;
@@ -144,6 +145,12 @@ pub fn cache_key(section: &CacheSection, input: &KeyInput<'_>) -> Result<CacheKe
         tenant,
         url,
     })
+}
+
+/// RFC 3986 §3.2 `authority` without userinfo: host name, IP literal, port. A `/`, `?`, `#`,
+/// `@` or `\` would let one authority pose as another plus a path in the key's URL.
+fn is_authority_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:[]%".contains(&b)
 }
 
 /// Refuses paths that an origin may read differently from how the key reads them.
@@ -356,6 +363,85 @@ mod tests {
             assert_eq!(key_for(&s, path, &[]), Err("ambiguous-path"), "{path}");
         }
         assert!(key_for(&s, "/account/profile.css", &[]).is_ok());
+    }
+
+    #[test]
+    fn no_tenant_id_shares_the_keys_of_requests_naming_none() {
+        let s = section(r#"{"tenant": {"header": "x-location-id"}}"#);
+        let none = key_for(&s, "/a", &[]).unwrap();
+        assert_eq!(none.tenant, None);
+        // Found by the `key` fuzz target: `-` had the keys of requests naming no tenant.
+        for id in ["-", "default"] {
+            let named = key_for(&s, "/a", &[("x-location-id", id)]).unwrap();
+            assert_eq!(named.tenant.as_deref(), Some(id));
+            assert_ne!(named.primary, none.primary, "{id:?}");
+        }
+        // An id the key cannot hold is not read as none: the request bypasses the cache.
+        let long = "t".repeat(MAX_TENANT_LEN + 1);
+        for id in ["", " ", long.as_str(), "a\u{1}b", "a\tb"] {
+            assert_eq!(
+                key_for(&s, "/a", &[("x-location-id", id)]),
+                Err(super::super::tenant::INVALID_TENANT),
+                "{id:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn control_characters_in_the_query_bypass() {
+        let s = section(r#"{"key": {"headers": ["accept-language"]}}"#);
+        // Found by the `key` fuzz target: a newline in the query added a line to the key, whose
+        // parts are one line each (that is what keeps two requests' keys apart).
+        for path in [
+            "/a?a=1\naccept-language=de",
+            "/a?a=\u{0}",
+            "/a?a=\u{7f}",
+            "/a?\t",
+        ] {
+            assert_eq!(key_for(&s, path, &[]), Err("ambiguous-path"), "{path:?}");
+        }
+        assert!(key_for(&s, "/a?a=%0A", &[]).is_ok());
+    }
+
+    #[test]
+    fn authorities_with_url_delimiters_bypass() {
+        let s = section("{}");
+        let key = |authority: &str, path: &str| {
+            cache_key(
+                &s,
+                &KeyInput {
+                    service: "leads",
+                    scheme: "http",
+                    authority,
+                    path,
+                    headers: &[],
+                    non_utf8: &[],
+                },
+            )
+        };
+        // Found by the `key` fuzz target: "a/b" + "/c" had the URL of "a" + "/b/c".
+        for authority in [
+            "a/b",
+            "a?b",
+            "a#b",
+            "user@a",
+            "a\\b",
+            "caf\u{e9}",
+            "a b",
+            "a\u{7f}",
+        ] {
+            assert_eq!(key(authority, "/c"), Err("bad-authority"), "{authority:?}");
+        }
+        for authority in [
+            "a",
+            "a:8080",
+            "[::1]:80",
+            "xn--caf-dma.example",
+            "a_b.example",
+        ] {
+            assert!(key(authority, "/c").is_ok(), "{authority:?}");
+        }
+        assert_ne!(key("a", "/b/c"), key("a/b", "/c"));
     }
 
     #[test]

@@ -82,8 +82,7 @@ pub fn lookups(counts: &OutcomeCounts) -> u64 {
         .iter()
         .zip(counts.iter())
         .filter(|(outcome, _)| outcome.is_cache_lookup())
-        .map(|(_, count)| count)
-        .sum()
+        .fold(0u64, |total, (_, count)| total.saturating_add(*count))
 }
 
 /// Cache hits / cache lookups, or `None` without lookups.
@@ -91,10 +90,10 @@ pub fn hit_rate(counts: &OutcomeCounts) -> Option<f64> {
     let (mut hits, mut lookups) = (0u64, 0u64);
     for (outcome, count) in Outcome::ALL.iter().zip(counts.iter()) {
         if outcome.is_cache_hit() {
-            hits += count;
+            hits = hits.saturating_add(*count);
         }
         if outcome.is_cache_lookup() {
-            lookups += count;
+            lookups = lookups.saturating_add(*count);
         }
     }
     (lookups > 0).then(|| hits as f64 / lookups as f64)

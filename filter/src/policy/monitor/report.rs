@@ -196,7 +196,7 @@ pub fn cache_report(
         json!({
             "hits": t.hits,
             "misses": t.misses,
-            "hit_rate": ratio(t.hits, t.hits + t.misses),
+            "hit_rate": ratio(t.hits, t.hits.saturating_add(t.misses)),
             "stores": t.stores,
             "evictions": t.evictions,
             "entries": t.entries,

@@ -92,7 +92,8 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
-    /// Adds a snapshot unless it is older than `stale_after_ms`.
+    /// Adds a snapshot unless it is older than `stale_after_ms`. Sums saturate: the figures come
+    /// from shared data, where any bytes may be.
     pub fn add(&mut self, snapshot: &WorkerSnapshot, now_ms: u64, stale_after_ms: u64) {
         let age = now_ms.saturating_sub(snapshot.published_ms);
         if age > stale_after_ms {
@@ -112,16 +113,17 @@ impl Aggregate {
             summary.edge.merge_sparse(&service.edge);
             summary.origin.merge_sparse(&service.origin);
             into.summary.merge(&summary);
-            into.l1_entries += service.l1_entries;
-            into.l1_bytes += service.l1_bytes;
+            into.l1_entries = into.l1_entries.saturating_add(service.l1_entries);
+            into.l1_bytes = into.l1_bytes.saturating_add(service.l1_bytes);
             for (tenant, entries) in &service.l1_tenants {
-                *into.l1_tenants.entry(tenant.clone()).or_default() += entries;
+                let sum = into.l1_tenants.entry(tenant.clone()).or_default();
+                *sum = sum.saturating_add(*entries);
             }
         }
         for (tenant, counts) in &snapshot.tenants {
             let into = self.tenants.entry(tenant.clone()).or_default();
-            into.requests += counts.requests;
-            into.rejected += counts.rejected;
+            into.requests = into.requests.saturating_add(counts.requests);
+            into.rejected = into.rejected.saturating_add(counts.rejected);
         }
     }
 }
@@ -202,6 +204,38 @@ mod tests {
             100_000 + STALE_AFTER_MS + 1,
             180_000
         ));
+    }
+
+    /// Found by the `snapshot` fuzz target: sums of published figures overflowed.
+    #[test]
+    fn huge_published_figures_saturate() {
+        let mut huge = snapshot(1, 50_000, 1);
+        for service in &mut huge.services {
+            service.outcomes = vec![u64::MAX; Outcome::COUNT];
+            service.l1_entries = u64::MAX;
+            service.l1_bytes = u64::MAX;
+            service.l1_tenants = vec![("loc-1".to_string(), u64::MAX)];
+        }
+        huge.tenants[0].1 = TenantCounts {
+            requests: u64::MAX,
+            rejected: u64::MAX,
+        };
+        let huge = WorkerSnapshot::decode(&huge.encode()).unwrap();
+        let mut aggregate = Aggregate::default();
+        aggregate.add(&huge, 50_000, STALE_AFTER_MS);
+        aggregate.add(&huge, 50_000, STALE_AFTER_MS);
+        let leads = &aggregate.services["leads"];
+        assert_eq!(leads.summary.requests(), u64::MAX);
+        assert_eq!(leads.summary.outcomes, [u64::MAX; Outcome::COUNT]);
+        assert_eq!(
+            crate::policy::monitor::outcome::lookups(&leads.summary.outcomes),
+            u64::MAX
+        );
+        assert_eq!(leads.l1_entries, u64::MAX);
+        assert_eq!(leads.l1_bytes, u64::MAX);
+        assert_eq!(leads.l1_tenants["loc-1"], u64::MAX);
+        assert_eq!(aggregate.tenants["loc-1"].requests, u64::MAX);
+        assert_eq!(aggregate.tenants["loc-1"].rejected, u64::MAX);
     }
 
     #[test]

@@ -29,13 +29,16 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Saturating: summaries add up figures other workers published in shared data.
     pub fn requests(&self) -> u64 {
-        self.outcomes.iter().sum()
+        self.outcomes
+            .iter()
+            .fold(0u64, |total, count| total.saturating_add(*count))
     }
 
     pub fn merge(&mut self, other: &Summary) {
         for (mine, theirs) in self.outcomes.iter_mut().zip(other.outcomes.iter()) {
-            *mine += theirs;
+            *mine = mine.saturating_add(*theirs);
         }
         self.edge.merge(&other.edge);
         self.origin.merge(&other.origin);
