@@ -1032,3 +1032,37 @@ fn an_authority_holding_a_path_cannot_store_for_another_path() {
     assert_eq!(origin_calls.get(), 2);
     assert!(metric(&host, "edge.cache.bypass") >= 1);
 }
+
+/// `x_location_id` and `x_forwarded_host` are the tenant and a forwarding header to a
+/// CGI-style origin: the first makes the request bypass the cache (never the shared
+/// namespace), the second is removed like its dashed spelling.
+#[test]
+fn underscore_spellings_neither_pick_a_namespace_nor_reach_the_origin() {
+    let mut host = Host::new();
+    origin(&mut host, |request, _| {
+        let seen = request
+            .headers
+            .pairs()
+            .iter()
+            .filter(|(n, _)| n.contains('_'))
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        Some(Reply::ok(format!("seen: {seen}")).header("cache-control", "max-age=60"))
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    let attack = get("/api/v1/leads/u").header("x_location_id", "victim");
+    let first = host.request(vm, attack);
+    assert!(
+        !cache_status(&first).contains("stored"),
+        "{}",
+        cache_status(&first)
+    );
+    let anonymous = host.request(vm, get("/api/v1/leads/u"));
+    assert!(
+        !cache_status(&anonymous).contains("hit"),
+        "nothing was shared"
+    );
+    let poisoned = get("/api/v1/leads/p").header("x_forwarded_host", "evil.example");
+    assert_eq!(host.request(vm, poisoned).body_text(), "seen: ");
+}

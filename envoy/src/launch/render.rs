@@ -61,6 +61,10 @@ static_resources:
           # The client's own address (not X-Forwarded-For) is `source.address`, which the
           # management endpoints' allow-list checks; behind another proxy, set xff_num_trusted_hops.
           use_remote_address: true
+          # `x_location_id` would reach CGI-style origins as `X-LOCATION-ID` while the filter
+          # reads no tenant (or no forwarding header) in it: such requests get 400.
+          common_http_protocol_options:
+            headers_with_underscores_action: REJECT_REQUEST
           route_config:
             name: edge
             virtual_hosts:

@@ -72,16 +72,29 @@ pub const UNKEYED_POISONING_HEADERS: [&str; 21] = [
 ];
 
 /// The poisoning headers a cacheable request carries that its service does not key on.
+/// Names as the request spelled them, so each can be removed; `x_forwarded_host` counts as
+/// `x-forwarded-host` (CGI-style origins read both as `HTTP_X_FORWARDED_HOST`).
 pub fn unkeyed_headers_present<'a>(
     section: &'a CacheSection,
     request_headers: &'a [(String, String)],
-) -> impl Iterator<Item = &'static str> + 'a {
-    UNKEYED_POISONING_HEADERS.into_iter().filter(move |name| {
-        !section.key.headers.iter().any(|k| k == name)
-            && request_headers
-                .iter()
-                .any(|(n, _)| n.eq_ignore_ascii_case(name))
-    })
+) -> impl Iterator<Item = &'a str> + 'a {
+    request_headers
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(move |n| {
+            UNKEYED_POISONING_HEADERS.iter().any(|name| {
+                same_header_name(n, name) && !section.key.headers.iter().any(|k| k == name)
+            })
+        })
+}
+
+/// Whether two header names are one for an origin: case-insensitive, `_` read as `-`.
+pub fn same_header_name(a: &str, b: &str) -> bool {
+    let fold = |c: u8| match c {
+        b'_' => b'-',
+        c => c.to_ascii_lowercase(),
+    };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
 
 /// The key for a request, or why the request bypasses the cache.
@@ -385,6 +398,24 @@ mod tests {
                 "{id:?}"
             );
         }
+    }
+
+    #[test]
+    fn underscore_spellings_of_tenant_and_forwarding_headers_are_caught() {
+        let s = section(r#"{"tenant": {"header": "x-location-id"}}"#);
+        assert_eq!(
+            key_for(&s, "/a", &[("x_location_id", "victim")]),
+            Err(super::super::tenant::REPEATED_TENANT)
+        );
+        let headers = [
+            ("x_forwarded_host".to_string(), "evil".to_string()),
+            ("X-Forwarded_Prefix".to_string(), "/x".to_string()),
+            ("accept".to_string(), "*/*".to_string()),
+        ];
+        let present: Vec<&str> = unkeyed_headers_present(&s, &headers).collect();
+        assert_eq!(present, ["x_forwarded_host", "X-Forwarded_Prefix"]);
+        assert!(same_header_name("X_Method-Override", "x-method-override"));
+        assert!(!same_header_name("x-forwarded-hos", "x-forwarded-host"));
     }
 
     #[test]

@@ -37,6 +37,14 @@ pub enum Single<'a> {
 
 impl<'a> HeaderView<'a> {
     pub fn single(&self, name: &str) -> Single<'a> {
+        // `x_location_id` beside (or instead of) `x-location-id`: an origin may read either.
+        if self
+            .headers
+            .iter()
+            .any(|(n, _)| !n.eq_ignore_ascii_case(name) && super::key::same_header_name(n, name))
+        {
+            return Single::Repeated;
+        }
         let mut values = self
             .headers
             .iter()

@@ -48,6 +48,12 @@ pub fn tenant_of(
         None => (full_path, None),
     };
     let value = if let Some(name) = &tenant.header {
+        // `x_location_id` would be another spelling of the same header for some origins.
+        if headers.iter().any(|(n, _)| {
+            !n.eq_ignore_ascii_case(name) && crate::policy::cache::key::same_header_name(n, name)
+        }) {
+            return Err(TenantError::Conflicting);
+        }
         let values = headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
