@@ -565,3 +565,22 @@ fn huge_published_figures_saturate_instead_of_wrapping() {
     assert_eq!(leads["requests"].as_u64(), Some(u64::MAX), "{leads}");
     assert_eq!(report["totals"]["requests"].as_u64(), Some(u64::MAX));
 }
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive() {
+    let (mut host, vms) = setup(1);
+    for scheme in ["Bearer", "bearer", "BEARER"] {
+        let response = host.request(
+            vms[0],
+            Request::get("/api/v1/performance/metrics")
+                .header("authorization", &format!("{scheme} {TOKEN}")),
+        );
+        assert_eq!(response.status, 200, "{scheme}: {}", response.body_text());
+    }
+    let wrong = host.request(
+        vms[0],
+        Request::get("/api/v1/performance/metrics")
+            .header("authorization", &format!("Basic {TOKEN}")),
+    );
+    assert_eq!(wrong.status, 401);
+}

@@ -23,7 +23,13 @@ pub fn error(status: u16, message: &str) -> Reply {
 /// The token a management request presents: `x-edge-admin-token`, or `Authorization: Bearer`.
 pub fn presented_token(headers: &Headers) -> Option<&str> {
     header(headers, "x-edge-admin-token").or_else(|| {
-        header(headers, "authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::trim))
+        // The auth scheme is case-insensitive (RFC 9110 §11.1).
+        header(headers, "authorization").and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then_some(token.trim())
+        })
     })
 }
 
