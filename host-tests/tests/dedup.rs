@@ -444,3 +444,23 @@ fn deliveries_ended_by_trailers_are_deduplicated_too() {
     assert!(replayed(&host.request(vms[1], body("one"))));
     assert_eq!(total(&counts), 3);
 }
+
+/// Found by the simulator (soak seed 27): the first attempt's result lost every CAS race when
+/// it was written, so its record stayed in flight and, once that expired, a duplicate reached
+/// the origin again. The result is now written again on the tick.
+#[test]
+fn a_result_whose_write_loses_its_races_is_written_later() {
+    let mut host = Host::new();
+    let counts = origin(&mut host, |request| accepted(request).delay_ms(200));
+    let vm = host.start_vm(CONFIG).unwrap();
+    let first = host.send(vm, delivery("/webhooks/x", "msg_c", "{}"));
+    host.advance(Duration::from_millis(190));
+    host.fail_next_cas_writes(8);
+    host.advance(Duration::from_millis(15));
+    assert_eq!(host.response(first).unwrap().status, 202);
+    // Past the in-flight time (2 s): the record holds the result, not an expired attempt.
+    host.advance(Duration::from_millis(2500));
+    let duplicate = host.request(vm, delivery("/webhooks/x", "msg_c", "{}"));
+    assert!(replayed(&duplicate), "{}", duplicate.body_text());
+    assert_eq!(counts.borrow().get("msg_c"), Some(&1));
+}

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use proxy_wasm_host::simulation::{run, schedule, shrink};
 
-const SEEDS: u64 = 12;
+const SEEDS: u64 = 24;
 const STEPS: usize = 400;
 
 fn env_u64(name: &str) -> Option<u64> {

@@ -6,6 +6,7 @@
 
 use proxy_wasm::hostcalls;
 
+use super::delivery::{queue as queue_delivery, Delivery, Queued};
 use super::host::shared_update as update;
 use super::host::HostStore;
 use super::metrics::Stat;
@@ -28,6 +29,11 @@ pub struct DedupWaiter {
     pub digest: [u8; 32],
     pub since_ms: u64,
     pub timeout_ms: u64,
+    pub service_index: usize,
+    /// The request, for the edge to send if this waiter takes over (see `delivery.rs`).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub trailers: Vec<(String, String)>,
 }
 
 /// The slot an identity's record lives in (or will): see [`record::choose_slot`].
@@ -69,8 +75,12 @@ pub fn claim(
     });
     match claimed {
         Ok(claim) | Err(UpdateError::Refused(claim)) => claim,
-        // Other workers kept writing this slot: let the delivery through rather than lose it.
-        Err(_) => Claim::Forward,
+        // Other workers kept writing this slot (or the host refused the write): never forward
+        // a delivery undeduplicated. It waits like a duplicate of an attempt in flight (the
+        // tick claims again) or, in conflict mode, gets 409; the sender retries either way.
+        Err(_) => Claim::InFlight {
+            expires_at_ms: now_ms,
+        },
     }
 }
 
@@ -79,12 +89,29 @@ pub fn claim(
 /// worker are answered at once from the root context. Whether the record changed.
 pub fn finish(worker: &mut Worker, key: &str, id: &str, attempt: u64, result: State) -> bool {
     let released = matches!(result, State::Released);
-    let written = update(&HostStore, key, ATTEMPTS, |current| {
+    let outcome = update(&HostStore, key, ATTEMPTS, |current| {
         record::complete(current, id, attempt, result.clone())
             .map(|write| ((), write))
             .ok_or(())
-    })
-    .is_ok();
+    });
+    let written = outcome.is_ok();
+    if matches!(
+        outcome,
+        Err(UpdateError::Contended { .. } | UpdateError::Failed)
+    ) {
+        // Lost every race (or the host refused): the result must not be lost, or a duplicate
+        // would reach the origin once the record expires. The tick writes it again.
+        let limit =
+            usize::try_from(worker.registry.limits().max_waiting_requests).unwrap_or(usize::MAX);
+        if worker.dedup_unfinished.len() < limit {
+            worker.dedup_unfinished.push(Unfinished {
+                key: key.to_string(),
+                id: id.to_string(),
+                attempt,
+                result,
+            });
+        }
+    }
     if written && released {
         worker.metrics.inc(Stat::DedupReleased);
     }
@@ -92,6 +119,27 @@ pub fn finish(worker: &mut Worker, key: &str, id: &str, attempt: u64, result: St
         worker.wake_root();
     }
     written
+}
+
+/// A result whose write lost its races, kept until a tick writes it.
+pub struct Unfinished {
+    key: String,
+    id: String,
+    attempt: u64,
+    result: State,
+}
+
+/// Writes the results whose first writes lost their races (from the tick).
+pub fn finish_unfinished(worker: &mut Worker) {
+    for unfinished in std::mem::take(&mut worker.dedup_unfinished) {
+        let Unfinished {
+            key,
+            id,
+            attempt,
+            result,
+        } = unfinished;
+        finish(worker, &key, &id, attempt, result);
+    }
 }
 
 /// Answers a duplicate with the first attempt's result.
@@ -169,15 +217,44 @@ pub fn poll_waiters(worker: &mut Worker, root: u32, now_ms: u64) {
                 worker.metrics.inc(Stat::DedupReplayed);
             }
             Claim::Forward => {
-                // This waiter's attempt now owns the record; its own response callbacks
-                // finish it.
-                worker
-                    .dedup_taken_over
-                    .insert(waiter.context_id, (key, attempt));
-                let _ = hostcalls::resume_http_request();
+                // This waiter's attempt owns the record now. The edge sends it, like a first
+                // attempt, so its result is recorded even if this sender hangs up too.
+                let queued = Queued {
+                    delivery: Delivery {
+                        context_id: waiter.context_id,
+                        key: key.clone(),
+                        id: waiter.id.clone(),
+                        attempt,
+                        service_index: waiter.service_index,
+                    },
+                    headers: waiter.headers,
+                    body: waiter.body,
+                    trailers: waiter.trailers,
+                    timeout_ms: waiter.timeout_ms,
+                };
+                if !queue_delivery(worker, queued) {
+                    // Through the router instead: its own response callbacks finish it.
+                    worker
+                        .dedup_taken_over
+                        .insert(waiter.context_id, (key, attempt));
+                    let _ = hostcalls::resume_http_request();
+                }
+            }
+            Claim::InFlight { .. }
+                if now_ms.saturating_sub(waiter.since_ms) > waiter.timeout_ms =>
+            {
+                // Still not claimable past the waiting time (a slot kept contended): retry later.
+                send(
+                    409,
+                    &conflict_headers(1),
+                    Some(br#"{"error":"the first delivery is still in progress"}"#),
+                );
+                worker.answered.insert(waiter.context_id);
+                worker.metrics.inc(Stat::DedupConflict);
             }
             Claim::InFlight { .. } => {
-                // Another waiter (on another worker) took over first: keep waiting on it.
+                // Another waiter (on another worker) took over first, or the slot is contended:
+                // keep waiting.
                 worker.dedup_waiters.push(DedupWaiter { key, ..waiter });
             }
             Claim::Mismatch => {

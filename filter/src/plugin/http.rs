@@ -733,8 +733,10 @@ impl EdgeHttp {
             Claim::InFlight { .. } => {
                 let limit =
                     usize::try_from(registry.limits().max_waiting_requests).unwrap_or(usize::MAX);
+                // A waiter keeps its body too (the edge sends it if the waiter takes over).
                 if section.in_flight == InFlightMode::Conflict
                     || worker.dedup_waiters.len() >= limit
+                    || !self.hold_paused(&mut worker, body.len())
                 {
                     worker.metrics.inc(Stat::DedupConflict);
                     drop(worker);
@@ -758,6 +760,10 @@ impl EdgeHttp {
                     digest: identity.body_digest,
                     since_ms: now_ms,
                     timeout_ms: section.in_flight_timeout_ms,
+                    service_index,
+                    headers,
+                    body: body.to_vec(),
+                    trailers,
                 });
                 self.dedup = Some(DedupPhase::Waiting {
                     id: identity.id,

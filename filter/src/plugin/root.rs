@@ -138,6 +138,7 @@ impl RootContext for EdgeRoot {
         answer_deferred(&mut worker, self.context_id, now_secs());
         poll_remote_leaders(&mut worker, self.context_id, now_ms);
         start_refreshes(&mut worker, now_ms);
+        super::dedup::finish_unfinished(&mut worker);
         super::dedup::poll_waiters(&mut worker, self.context_id, now_ms);
         super::breaker::flush(&mut worker, now_ms);
         let publish_every = worker.registry.settings().monitoring.publish_interval_ms;

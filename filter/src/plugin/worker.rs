@@ -77,6 +77,8 @@ pub struct Worker {
     pub dedup_taken_over: HashMap<u32, (String, u64)>,
     /// First attempts of deliveries at the origin, by the root context's call token.
     pub deliveries: HashMap<u32, super::delivery::Delivery>,
+    /// Dedup results whose write lost every race, written again on the tick.
+    pub dedup_unfinished: Vec<super::dedup::Unfinished>,
     /// Deliveries waiting for the root context to send them.
     pub delivery_queue: Vec<super::delivery::Queued>,
     /// Attempts this worker has started at the origin (see `dedup::next_attempt`).
@@ -140,6 +142,7 @@ impl Worker {
             deferred: Vec::new(),
             deliveries: HashMap::new(),
             delivery_queue: Vec::new(),
+            dedup_unfinished: Vec::new(),
             paused_bytes: 0,
             reply_budget: REPLIES_PER_CALLBACK,
             wake_queue: None,

@@ -137,6 +137,11 @@ pub fn schedule(seed: u64, steps: usize) -> Vec<Op> {
         }
     }
     ops.truncate(steps);
+    // `SIM_WITHOUT_DELIVERIES=1`: a schedule of everything but webhook deliveries (their
+    // violations come first in most seeds when a dedup fix is reverted and hide the others).
+    if std::env::var_os("SIM_WITHOUT_DELIVERIES").is_some() {
+        ops.retain(|op| !matches!(op, Op::Delivery { .. }));
+    }
     ops
 }
 

@@ -98,7 +98,14 @@ impl Sim {
         let state = Rc::clone(&origin);
         let mut rng = Rng::new(seed ^ 0x5eed_0419);
         host.origin(move |request| answer(&state, &mut rng, request));
-        let vms = host.start_vms(WORKERS, SIM_CONFIG);
+        // `SIM_LEGACY_CONFIG=1`: without the fields older filters reject, to replay a schedule
+        // against a build from before them (a fix reverted).
+        let config = if std::env::var_os("SIM_LEGACY_CONFIG").is_some() {
+            SIM_CONFIG.replace(",\n                     \"probe_timeout_ms\": 5000", "")
+        } else {
+            SIM_CONFIG.to_string()
+        };
+        let vms = host.start_vms(WORKERS, &config);
         Self {
             host,
             vms,
