@@ -38,6 +38,12 @@ impl Request {
         self
     }
 
+    /// Another value of `name`, after those already there (a repeated header).
+    pub fn add_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.add(name, value);
+        self
+    }
+
     pub fn authority(self, authority: &str) -> Self {
         self.header(":authority", authority)
     }

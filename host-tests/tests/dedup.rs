@@ -464,3 +464,20 @@ fn a_result_whose_write_loses_its_races_is_written_later() {
     assert!(replayed(&duplicate), "{}", duplicate.body_text());
     assert_eq!(counts.borrow().get("msg_c"), Some(&1));
 }
+
+#[test]
+fn a_delivery_id_given_twice_with_different_values_is_refused() {
+    let mut host = Host::new();
+    let counts = origin(&mut host, accepted);
+    let vm = host.start_vm(CONFIG).unwrap();
+    let first = host.request(vm, delivery("/webhooks/x", "msg_d", "{}"));
+    assert_eq!(first.status, 202);
+    for (a, b) in [("other", "msg_d"), ("msg_d", "other")] {
+        let twice = Request::post("/webhooks/x", b"{}".to_vec())
+            .header("webhook-id", a)
+            .add_header("webhook-id", b);
+        assert_eq!(host.request(vm, twice).status, 400);
+    }
+    assert_eq!(counts.borrow().get("msg_d"), Some(&1));
+    assert_eq!(counts.borrow().get("other"), None);
+}

@@ -39,7 +39,7 @@ use crate::policy::cache::key::{cache_key, unkeyed_headers_present, CacheKey, Ke
 use crate::policy::cache::lease::Acquire;
 use crate::policy::cache::purge_request::MAX_PURGE_BODY;
 use crate::policy::cache::warm::{plan_warm, WarmTarget, WARM_CONCURRENCY};
-use crate::policy::dedup::identity::identify;
+use crate::policy::dedup::identity::{ambiguous_id, identify};
 use crate::policy::dedup::record::{Claim, State as DedupState};
 use crate::policy::dedup::signature::{decode_secret, verify as verify_signature};
 use crate::policy::monitor::outcome::Outcome as MonitorOutcome;
@@ -662,6 +662,15 @@ impl EdgeHttp {
                     r#"{"error":"invalid or missing webhook signature"}"#.to_string(),
                 ));
             }
+        }
+        if ambiguous_id(section, &headers) {
+            worker_rc.borrow().metrics.inc(Stat::DedupMismatch);
+            self.observe(MonitorOutcome::Refused);
+            return self.reply_json((
+                400,
+                r#"{"error":"the delivery id is given more than once with different values"}"#
+                    .to_string(),
+            ));
         }
         // No identity: the request passes untouched.
         let Some(identity) = identify(section, &method, &path, &headers, body) else {

@@ -53,6 +53,24 @@ pub fn identify(
     None
 }
 
+/// Whether an id header the identity reads came more than once with different values (an
+/// origin may read either; the request is refused rather than guessed).
+pub fn ambiguous_id(section: &DedupSection, headers: &Headers) -> bool {
+    section
+        .identity
+        .iter()
+        .filter(|s| *s != "body")
+        .any(|source| {
+            let mut values = headers
+                .iter()
+                .filter(|(n, _)| crate::policy::cache::key::same_header_name(n, source))
+                .map(|(_, v)| v.trim());
+            values
+                .next()
+                .is_some_and(|first| values.any(|other| other != first))
+        })
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -70,6 +88,24 @@ mod tests {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn repeated_ids_that_disagree_are_ambiguous() {
+        let s = section(&["webhook-id", "body"]);
+        assert!(ambiguous_id(
+            &s,
+            &h(&[("webhook-id", "a"), ("webhook-id", "b")])
+        ));
+        assert!(ambiguous_id(
+            &s,
+            &h(&[("webhook-id", "a"), ("webhook_id", "b")])
+        ));
+        assert!(!ambiguous_id(
+            &s,
+            &h(&[("webhook-id", "a"), ("webhook-id", "a")])
+        ));
+        assert!(!ambiguous_id(&s, &h(&[("webhook-id", "a")])));
     }
 
     #[test]
