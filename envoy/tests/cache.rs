@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use edge_envoy::launch::{
-    http_request, http_request_bytes, origin_requests, test_stack, test_stack_with, HttpResponse,
-    Stack, TestOrigin, TestOriginSpec, Upstream,
+    http_request, http_request_bytes, origin_requests, test_stack, test_stack_before, HttpResponse,
+    Stack, TestOrigin, TestOriginSpec,
 };
 
 const TOKEN: &str = "demo-admin-token-change-me";
@@ -230,13 +230,7 @@ fn writes_and_purges_spare_the_misses_of_other_urls() {
         ..TestOriginSpec::default()
     })
     .unwrap();
-    let upstream = Upstream::External {
-        host: "127.0.0.1".into(),
-        port: origin.addr().port(),
-    };
-    let stack = test_stack_with(Some(CONFIG), 0.0, |options| {
-        options.upstream = upstream.clone();
-    });
+    let stack = test_stack_before(&origin, CONFIG, 2);
     let listen = stack.listen;
     let slow_get = |path: &'static str| {
         std::thread::spawn(move || http_request(listen, "GET", path, &[], b"").unwrap())

@@ -7,8 +7,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use edge_envoy::launch::{
-    http_request, origin_requests, set_origin_fault, test_stack, test_stack_with, HttpResponse,
-    KeepAliveClient, TestOrigin, TestOriginSpec, Upstream,
+    http_request, origin_requests, set_origin_fault, test_stack, test_stack_before, HttpResponse,
+    KeepAliveClient, TestOrigin, TestOriginSpec,
 };
 
 const CONFIG: &str = r#"{
@@ -141,14 +141,7 @@ fn leaders_and_waiters_are_all_answered(workers: u32) {
         ..TestOriginSpec::default()
     })
     .unwrap();
-    let upstream = Upstream::External {
-        host: "127.0.0.1".into(),
-        port: origin.addr().port(),
-    };
-    let stack = test_stack_with(Some(Z_CONFIG), 0.0, |options| {
-        options.upstream = upstream.clone();
-        options.workers = workers;
-    });
+    let stack = test_stack_before(&origin, Z_CONFIG, workers);
     let listen = stack.listen;
     let clients = KEYS * PER_KEY;
     let barrier = Arc::new(Barrier::new(clients));
@@ -239,14 +232,7 @@ fn a_thousand_waiters_on_one_worker_are_all_answered() {
         ..TestOriginSpec::default()
     })
     .unwrap();
-    let upstream = Upstream::External {
-        host: "127.0.0.1".into(),
-        port: origin.addr().port(),
-    };
-    let stack = test_stack_with(Some(CONFIG), 0.0, |options| {
-        options.upstream = upstream.clone();
-        options.workers = 1;
-    });
+    let stack = test_stack_before(&origin, CONFIG, 1);
     let listen = stack.listen;
     let barrier = Arc::new(Barrier::new(CLIENTS));
     let threads: Vec<_> = (0..CLIENTS)

@@ -87,3 +87,15 @@ pub fn set_origin_fault(origin: SocketAddr, fault: &str) {
     .unwrap_or_else(|err| panic!("origin faults: {err}"));
     assert_eq!(response.status, 200, "origin refused fault {fault}");
 }
+
+/// [`test_stack`] in front of a [`TestOrigin`](super::TestOrigin) instead of the demo origin.
+pub fn test_stack_before(origin: &super::TestOrigin, plugin_config: &str, workers: u32) -> Stack {
+    let upstream = super::Upstream::External {
+        host: "127.0.0.1".into(),
+        port: origin.addr().port(),
+    };
+    test_stack_with(Some(plugin_config), 0.0, |options| {
+        options.upstream = upstream.clone();
+        options.workers = workers;
+    })
+}

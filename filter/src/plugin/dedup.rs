@@ -192,13 +192,7 @@ pub fn poll_waiters(worker: &mut Worker, root: u32, now_ms: u64) {
             continue; // The stream is gone.
         }
         if in_flight {
-            send(
-                409,
-                &conflict_headers(1),
-                Some(br#"{"error":"the first delivery is still in progress"}"#),
-            );
-            worker.answered.insert(waiter.context_id);
-            worker.metrics.inc(Stat::DedupConflict);
+            send_conflict(worker, waiter.context_id);
             continue;
         }
         let key = slot_for(worker, &waiter.id, now_ms);
@@ -244,13 +238,7 @@ pub fn poll_waiters(worker: &mut Worker, root: u32, now_ms: u64) {
                 if now_ms.saturating_sub(waiter.since_ms) > waiter.timeout_ms =>
             {
                 // Still not claimable past the waiting time (a slot kept contended): retry later.
-                send(
-                    409,
-                    &conflict_headers(1),
-                    Some(br#"{"error":"the first delivery is still in progress"}"#),
-                );
-                worker.answered.insert(waiter.context_id);
-                worker.metrics.inc(Stat::DedupConflict);
+                send_conflict(worker, waiter.context_id);
             }
             Claim::InFlight { .. } => {
                 // Another waiter (on another worker) took over first, or the slot is contended:
@@ -269,6 +257,17 @@ pub fn poll_waiters(worker: &mut Worker, root: u32, now_ms: u64) {
         }
     }
     let _ = hostcalls::set_effective_context(root);
+}
+
+/// Tells a waiting duplicate (the effective context) to retry: 409 with `Retry-After: 1`.
+fn send_conflict(worker: &mut Worker, context_id: u32) {
+    send(
+        409,
+        &conflict_headers(1),
+        Some(br#"{"error":"the first delivery is still in progress"}"#),
+    );
+    worker.answered.insert(context_id);
+    worker.metrics.inc(Stat::DedupConflict);
 }
 
 pub fn json_headers() -> Vec<(String, String)> {
