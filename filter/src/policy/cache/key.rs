@@ -612,16 +612,17 @@ mod tests {
         .map(|n| (n.to_string(), "v".to_string()))
         .collect();
         let present: Vec<&str> = unkeyed_headers_present(&s, &headers).collect();
+        // As the request spells them, in its order.
         assert_eq!(
             present,
             [
-                "forwarded",
-                "x-forwarded-scheme",
-                "x-original-url",
-                "x-rewrite-url",
-                "x-http-method-override",
+                "Forwarded",
                 "x-http-method",
                 "x-method-override",
+                "x-http-method-override",
+                "x-original-url",
+                "x-rewrite-url",
+                "x-forwarded-scheme",
             ]
         );
     }
