@@ -142,14 +142,10 @@ fn answer(
         (Some(status), Some(section)) if section.replays(status) => {
             let limit = usize::try_from(section.max_response_bytes).unwrap_or(usize::MAX);
             let omitted = body.len() > limit;
-            State::Completed {
-                status,
-                headers: relayed.clone(),
-                body: if omitted { Vec::new() } else { body.to_vec() },
-                body_omitted: omitted,
-                expires_at_ms: now_millis()
-                    .saturating_add(section.retention_s.saturating_mul(1000)),
-            }
+            let expires_at_ms =
+                now_millis().saturating_add(section.retention_s.saturating_mul(1000));
+            let kept = (!omitted).then(|| body.to_vec());
+            State::completed(status, relayed.clone(), kept, expires_at_ms)
         }
         // The origin failed (or could not be reached): the next attempt goes to it again.
         _ => State::Released,

@@ -869,13 +869,9 @@ impl EdgeHttp {
         else {
             return;
         };
-        let result = DedupState::Completed {
-            status,
-            headers,
-            body: if omitted { Vec::new() } else { body },
-            body_omitted: omitted,
-            expires_at_ms: now_millis().saturating_add(retention_ms),
-        };
+        let expires_at_ms = now_millis().saturating_add(retention_ms);
+        let result =
+            DedupState::completed(status, headers, (!omitted).then_some(body), expires_at_ms);
         finish(&mut worker_rc.borrow_mut(), &key, &id, attempt, result);
     }
 
@@ -1454,13 +1450,8 @@ impl Context for EdgeHttp {
                 retention_ms,
                 ..
             }) => {
-                let result = DedupState::Completed {
-                    status,
-                    headers,
-                    body: Vec::new(),
-                    body_omitted: true,
-                    expires_at_ms: now_millis().saturating_add(retention_ms),
-                };
+                let expires_at_ms = now_millis().saturating_add(retention_ms);
+                let result = DedupState::completed(status, headers, None, expires_at_ms);
                 finish(&mut worker, &key, &id, attempt, result);
             }
             _ => {}

@@ -10,7 +10,7 @@
 
 use super::query::{self, may_match, Param, AMBIGUOUS_QUERY};
 use super::tenant::{cache_tenant, HeaderView, Single};
-use crate::policy::{CacheSection, KeyConfig, QueryMode, TenantConfig};
+use crate::policy::{CacheSection, KeyConfig, QueryMode};
 
 pub use super::tenant::MAX_TENANT_LEN;
 
@@ -212,36 +212,6 @@ fn normalise_query(key: &KeyConfig, params: &[Param]) -> Result<String, &'static
     }
     query::sort(&mut kept);
     Ok(query::join(&kept))
-}
-
-/// A request's tenant id from its header, query parameter or path segment (`full_path` may
-/// carry a query string); `None` when the request names none.
-pub fn tenant_id(
-    tenant: &TenantConfig,
-    full_path: &str,
-    header: &dyn Fn(&str) -> Option<String>,
-) -> Option<String> {
-    if let Some(name) = &tenant.header {
-        return header(name).filter(|v| !v.is_empty());
-    }
-    let (path, query) = match full_path.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (full_path, None),
-    };
-    if let Some(name) = &tenant.query {
-        let query = query?;
-        return query
-            .split('&')
-            .filter_map(|p| p.split_once('='))
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.to_string())
-            .filter(|v| !v.is_empty());
-    }
-    let index = usize::try_from(tenant.path_segment?).ok()?;
-    path.split('/')
-        .nth(index)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
 }
 
 #[cfg(test)]

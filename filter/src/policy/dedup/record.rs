@@ -72,6 +72,25 @@ pub enum State {
     Released,
 }
 
+impl State {
+    /// A result to replay until `expires_at_ms`; `body: None` when it was too large to keep
+    /// (or cut off): duplicates then get the status and headers only.
+    pub fn completed(
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Option<Vec<u8>>,
+        expires_at_ms: u64,
+    ) -> Self {
+        Self::Completed {
+            status,
+            headers,
+            body_omitted: body.is_none(),
+            body: body.unwrap_or_default(),
+            expires_at_ms,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
     pub id: String,
