@@ -5,20 +5,16 @@
 use proxy_wasm::hostcalls;
 use serde_json::json;
 
-use super::worker::Worker;
+use super::env::Env;
+use super::metrics::Stat;
+use super::reply::{json_error as error, Reply};
+use super::tiers::Tiers;
 use crate::policy::admin_guard::{admit, ManagementRequest};
 use crate::policy::cache::exchange::{header, Headers};
 use crate::policy::cache::generations::Dimension;
 use crate::policy::cache::key::{cache_key, KeyInput};
 use crate::policy::cache::purge_request::{parse_purge_request, split_url, PurgeTarget};
 use crate::policy::{Registry, RequestAttributes};
-
-/// A JSON reply: status and body.
-pub type Reply = (u16, String);
-
-pub fn error(status: u16, message: &str) -> Reply {
-    (status, json!({ "error": message }).to_string())
-}
 
 /// The token a management request presents: `x-edge-admin-token`, or `Authorization: Bearer`.
 pub fn presented_token(headers: &Headers) -> Option<&str> {
@@ -90,9 +86,13 @@ pub fn cache_url(registry: &Registry, scheme: &str, authority: &str, path: &str)
     .map(|key| key.url)
 }
 
-fn purged(worker: &mut Worker, dimension: Dimension<'_>, what: serde_json::Value) -> Reply {
-    if worker.purge(dimension) {
-        worker.metrics.inc(super::metrics::Stat::Purge);
+fn purged(
+    (env, tiers): (&Env, &mut Tiers),
+    dimension: Dimension<'_>,
+    what: serde_json::Value,
+) -> Reply {
+    if tiers.purge(dimension) {
+        env.metrics.inc(Stat::Purge);
         (200, json!({ "purged": what }).to_string())
     } else {
         error(503, "other workers kept purging at the same moment; retry")
@@ -100,31 +100,35 @@ fn purged(worker: &mut Worker, dimension: Dimension<'_>, what: serde_json::Value
 }
 
 /// `PURGE <path>`: invalidates one URL (all its tenants and variants).
-pub fn purge_url(worker: &mut Worker, scheme: &str, authority: &str, path: &str) -> Reply {
-    let registry = std::rc::Rc::clone(&worker.registry);
-    match cache_url(&registry, scheme, authority, path) {
-        Some(url) => purged(worker, Dimension::Url(&url), json!({ "url": url })),
+pub fn purge_url(
+    (env, tiers): (&Env, &mut Tiers),
+    scheme: &str,
+    authority: &str,
+    path: &str,
+) -> Reply {
+    match cache_url(&env.registry, scheme, authority, path) {
+        Some(url) => purged((env, tiers), Dimension::Url(&url), json!({ "url": url })),
         None => error(404, "no caching service serves this URL"),
     }
 }
 
 /// `POST <prefix>/cache/purge` with `{"tenant"|"service"|"tag"|"url": ...}`.
-pub fn purge_request(worker: &mut Worker, body: &[u8]) -> Reply {
+pub fn purge_request((env, tiers): (&Env, &mut Tiers), body: &[u8]) -> Reply {
     let target = match parse_purge_request(body) {
         Ok(target) => target,
         Err(reason) => return error(400, &reason),
     };
-    let registry = std::rc::Rc::clone(&worker.registry);
+    let registry = &env.registry;
     match target {
         PurgeTarget::Tenant(tenant) => purged(
-            worker,
+            (env, tiers),
             Dimension::Tenant(&tenant),
             json!({ "tenant": tenant }),
         ),
-        PurgeTarget::Tag(tag) => purged(worker, Dimension::Tag(&tag), json!({ "tag": tag })),
+        PurgeTarget::Tag(tag) => purged((env, tiers), Dimension::Tag(&tag), json!({ "tag": tag })),
         PurgeTarget::Service(name) => match registry.service_named(&name) {
             Some(service) => purged(
-                worker,
+                (env, tiers),
                 Dimension::Service(service.index),
                 json!({ "service": name }),
             ),
@@ -134,9 +138,9 @@ pub fn purge_request(worker: &mut Worker, body: &[u8]) -> Reply {
             let Some((scheme, authority, path)) = split_url(&url) else {
                 return error(400, "url must be absolute: http(s)://host/path");
             };
-            match cache_url(&registry, scheme, authority, path) {
+            match cache_url(registry, scheme, authority, path) {
                 Some(cache_url) => purged(
-                    worker,
+                    (env, tiers),
                     Dimension::Url(&cache_url),
                     json!({ "url": cache_url }),
                 ),

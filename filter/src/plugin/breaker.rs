@@ -6,10 +6,10 @@
 
 use std::collections::HashMap;
 
+use super::env::Env;
 use super::host::shared_update as update;
 use super::host::HostStore;
 use super::metrics::Stat;
-use super::worker::Worker;
 use crate::policy::breaker::machine::{
     admit, breaker_key, probe_abandoned, probe_done, record, Admission, Breaker, Outcomes, Phase,
 };
@@ -30,21 +30,29 @@ pub struct BreakerView {
 
 pub type Breakers = HashMap<usize, BreakerView>;
 
-fn seed(worker: &Worker, now_ms: u64) -> u64 {
-    now_ms.rotate_left(17) ^ worker.owner
+/// A request that passed a breaker: its outcome (or its abandoned probe) is still owed.
+#[derive(Debug, Clone, Copy)]
+pub struct BreakerPass {
+    pub service_index: usize,
+    /// It holds one of the half-open breaker's probe permits.
+    pub probe: bool,
+    pub started_ms: u64,
 }
 
-fn section(worker: &Worker, service_index: usize) -> Option<BreakerSection> {
-    worker
-        .registry
+fn seed(env: &Env, now_ms: u64) -> u64 {
+    now_ms.rotate_left(17) ^ env.owner
+}
+
+fn section(env: &Env, service_index: usize) -> Option<BreakerSection> {
+    env.registry
         .service_at(service_index)
         .and_then(|s| s.breaker.clone())
 }
 
 /// What `check` would say from the worker's copy alone (refreshed if older than the read-cache
 /// time), without taking a probe permit.
-pub fn peek(worker: &mut Worker, service_index: usize, now_ms: u64) -> Admission {
-    let view = worker.breakers.entry(service_index).or_default();
+pub fn peek(breakers: &mut Breakers, service_index: usize, now_ms: u64) -> Admission {
+    let view = breakers.entry(service_index).or_default();
     if view
         .read_at_ms
         .is_none_or(|at| now_ms.saturating_sub(at) >= READ_CACHE_MS)
@@ -67,12 +75,12 @@ pub fn peek(worker: &mut Worker, service_index: usize, now_ms: u64) -> Admission
 }
 
 /// Whether a request to the service may go to the origin.
-pub fn check(worker: &mut Worker, service_index: usize, now_ms: u64) -> Admission {
-    let Some(config) = section(worker, service_index) else {
+pub fn check(env: &Env, breakers: &mut Breakers, service_index: usize, now_ms: u64) -> Admission {
+    let Some(config) = section(env, service_index) else {
         return Admission::Pass;
     };
     if let decided @ (Admission::Pass | Admission::Reject { .. }) =
-        peek(worker, service_index, now_ms)
+        peek(breakers, service_index, now_ms)
     {
         return decided;
     }
@@ -98,27 +106,33 @@ pub fn check(worker: &mut Worker, service_index: usize, now_ms: u64) -> Admissio
             Admission::Reject {
                 retry_after_ms: config.open_base_ms,
             },
-            worker
-                .breakers
+            breakers
                 .get(&service_index)
                 .map(|v| v.state.clone())
                 .unwrap_or_default(),
         ),
     };
-    if let Some(view) = worker.breakers.get_mut(&service_index) {
+    if let Some(view) = breakers.get_mut(&service_index) {
         view.state = state;
         view.read_at_ms = Some(now_ms);
     }
     admission
 }
 
-/// Counts a response from the origin; a probe's outcome is written at once.
-pub fn outcome(worker: &mut Worker, service_index: usize, failed: bool, probe: bool, now_ms: u64) {
-    let Some(config) = section(worker, service_index) else {
+/// Counts the origin's response (`status`) to a request that passed; a probe's outcome is
+/// written at once.
+pub fn outcome(env: &Env, breakers: &mut Breakers, pass: BreakerPass, status: u16, now_ms: u64) {
+    let BreakerPass {
+        service_index,
+        probe,
+        started_ms,
+    } = pass;
+    let Some(config) = section(env, service_index) else {
         return;
     };
+    let failed = config.failed(status, now_ms.saturating_sub(started_ms));
     if probe {
-        let seed = seed(worker, now_ms);
+        let seed = seed(env, now_ms);
         let written = update(
             &HostStore,
             &breaker_key(service_index),
@@ -128,13 +142,13 @@ pub fn outcome(worker: &mut Worker, service_index: usize, failed: bool, probe: b
                 Ok::<_, ()>((next.clone(), next.encode()))
             },
         );
-        if let (Ok(state), Some(view)) = (written, worker.breakers.get_mut(&service_index)) {
+        if let (Ok(state), Some(view)) = (written, breakers.get_mut(&service_index)) {
             view.state = state;
             view.read_at_ms = Some(now_ms);
         }
         return;
     }
-    let view = worker.breakers.entry(service_index).or_default();
+    let view = breakers.entry(service_index).or_default();
     if failed {
         view.pending.failures = view.pending.failures.saturating_add(1);
     } else {
@@ -143,7 +157,7 @@ pub fn outcome(worker: &mut Worker, service_index: usize, failed: bool, probe: b
 }
 
 /// Gives back a probe permit that produced no outcome.
-pub fn abandon_probe(worker: &mut Worker, service_index: usize) {
+pub fn abandon_probe(breakers: &mut Breakers, service_index: usize) {
     let _ = update(
         &HostStore,
         &breaker_key(service_index),
@@ -153,24 +167,23 @@ pub fn abandon_probe(worker: &mut Worker, service_index: usize) {
             Ok::<_, ()>(((), next.encode()))
         },
     );
-    if let Some(view) = worker.breakers.get_mut(&service_index) {
+    if let Some(view) = breakers.get_mut(&service_index) {
         view.read_at_ms = None;
     }
 }
 
 /// Adds every breaker's counted outcomes to the shared window (from the tick).
-pub fn flush(worker: &mut Worker, now_ms: u64) {
-    let pending: Vec<(usize, Outcomes)> = worker
-        .breakers
+pub fn flush(env: &Env, breakers: &mut Breakers, now_ms: u64) {
+    let pending: Vec<(usize, Outcomes)> = breakers
         .iter_mut()
         .filter(|(_, v)| v.pending != Outcomes::default())
         .map(|(index, v)| (*index, std::mem::take(&mut v.pending)))
         .collect();
     for (service_index, outcomes) in pending {
-        let Some(config) = section(worker, service_index) else {
+        let Some(config) = section(env, service_index) else {
             continue;
         };
-        let seed = seed(worker, now_ms);
+        let seed = seed(env, now_ms);
         let written = update(
             &HostStore,
             &breaker_key(service_index),
@@ -184,9 +197,9 @@ pub fn flush(worker: &mut Worker, now_ms: u64) {
         );
         if let Ok((state, tripped)) = written {
             if tripped {
-                worker.metrics.inc(Stat::BreakerTrip);
+                env.metrics.inc(Stat::BreakerTrip);
             }
-            if let Some(view) = worker.breakers.get_mut(&service_index) {
+            if let Some(view) = breakers.get_mut(&service_index) {
                 view.state = state;
                 view.read_at_ms = Some(now_ms);
             }
@@ -196,14 +209,14 @@ pub fn flush(worker: &mut Worker, now_ms: u64) {
 
 /// `closed`, `half-open` or `open` as the worker's copy (at most [`READ_CACHE_MS`] old) says;
 /// never takes a probe permit: an open breaker past its period reads as half-open.
-pub fn phase_name(worker: &mut Worker, service_index: usize, now_ms: u64) -> &'static str {
+pub fn phase_name(breakers: &mut Breakers, service_index: usize, now_ms: u64) -> &'static str {
     if matches!(
-        peek(worker, service_index, now_ms),
+        peek(breakers, service_index, now_ms),
         Admission::Reject { .. }
     ) {
         return "open";
     }
-    match worker.breakers.get(&service_index).map(|v| v.state.phase) {
+    match breakers.get(&service_index).map(|v| v.state.phase) {
         Some(Phase::HalfOpen { .. }) | Some(Phase::Open { .. }) => "half-open",
         _ => "closed",
     }

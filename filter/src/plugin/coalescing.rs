@@ -1,20 +1,50 @@
-//! Answering the requests that waited for another request's response, from whichever context
-//! has the response (the leader's stream, or the root context polling L2 for a leader on
-//! another worker).
+//! Requests that wait for another request's response (one fetch per key, across workers), and
+//! answering them from whichever context has the response: the leader's stream, or the root
+//! context polling L2 for a leader on another worker.
 
 use proxy_wasm::hostcalls;
 
+use super::env::Env;
+use super::host::now_secs;
+use super::leases::Leases;
 use super::metrics::Stat;
+use super::replies::Replies;
 use super::reply::send_entry;
-use super::worker::{WaitInfo, Worker};
-use crate::policy::cache::coalesce::Waiter;
+use super::tiers::{L2Read, Tiers};
+use crate::policy::cache::coalesce::{Coalescer, Waiter};
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
     evaluate_hit, header, may_serve_if_error, timing, ttl_left, CacheStatus, HitDecision,
 };
-use crate::policy::cache::freshness::{conditional_matches, current_age};
+use crate::policy::cache::freshness::{conditional_matches, current_age, RequestFacts};
+use crate::policy::cache::generations::Generations;
 use crate::policy::cache::http_date::parse_http_date;
+use crate::policy::cache::lease::Acquire;
 use std::rc::Rc;
+
+/// What answering a request that waits for another one needs.
+pub struct WaitInfo {
+    pub head: bool,
+    pub request_headers: Vec<(String, String)>,
+    pub request: RequestFacts,
+    pub debug: bool,
+    pub lease_ms: u64,
+}
+
+/// The worker's coalescing groups, and the answers its root context still has to send.
+pub struct Coalescing {
+    pub coalescer: Coalescer<WaitInfo>,
+    deferred: Vec<DeferredGroup>,
+}
+
+impl Coalescing {
+    pub fn new(max_waiting: u64) -> Self {
+        Self {
+            coalescer: Coalescer::new(usize::try_from(max_waiting).unwrap_or(usize::MAX)),
+            deferred: Vec::new(),
+        }
+    }
+}
 
 /// What the leader ended with.
 #[derive(Clone, Copy)]
@@ -29,14 +59,14 @@ pub enum Outcome<'a> {
 }
 
 /// What a leader ended with, kept until the root context answers its waiters.
-pub enum Settled {
+enum Settled {
     Entry(Rc<Entry>),
     StaleIfError(Rc<Entry>),
     Release,
 }
 
 impl Settled {
-    pub fn of(outcome: Outcome<'_>) -> Self {
+    fn of(outcome: Outcome<'_>) -> Self {
         match outcome {
             Outcome::Entry(entry) => Self::Entry(Rc::new(entry.clone())),
             Outcome::StaleIfError(entry) => Self::StaleIfError(Rc::new(entry.clone())),
@@ -54,9 +84,9 @@ impl Settled {
 }
 
 /// Waiters whose leader finished inside a filter callback, to be answered from the root.
-pub struct DeferredGroup {
-    pub waiters: Vec<Waiter<WaitInfo>>,
-    pub settled: Settled,
+struct DeferredGroup {
+    waiters: Vec<Waiter<WaitInfo>>,
+    settled: Settled,
 }
 
 /// Answers the requests waiting for `key`, or releases them to the origin. `current` is the
@@ -66,67 +96,96 @@ pub struct DeferredGroup {
 /// `stopNextIteration`), so a leader in its response callbacks hands its waiters to
 /// [`defer_waiters`] instead.
 pub fn settle_waiters(
-    worker: &mut Worker,
+    (env, tiers, replies): (&Env, &Tiers, &mut Replies),
+    coalescing: &mut Coalescing,
     key: &str,
     outcome: Outcome<'_>,
     current: u32,
-    now: u64,
 ) {
-    let waiters = worker.coalescer.finish(key);
-    answer_waiters(worker, waiters, outcome, current, now);
+    let waiters = coalescing.coalescer.finish(key);
+    let deferred = &mut coalescing.deferred;
+    answer_waiters(
+        (env, &tiers.generations, replies),
+        deferred,
+        waiters,
+        outcome,
+        current,
+    );
 }
 
 /// From a filter callback: releases at once (resuming a stream is safe there), or queues the
 /// answers for the root context and wakes it through the worker's own shared queue (the tick
 /// answers them if the queue is unavailable).
-pub fn defer_waiters(worker: &mut Worker, key: &str, settled: Settled, current: u32, now: u64) {
-    let waiters = worker.coalescer.finish(key);
+pub fn defer_waiters(
+    (env, tiers, replies): (&Env, &Tiers, &mut Replies),
+    coalescing: &mut Coalescing,
+    key: &str,
+    outcome: Outcome<'_>,
+    current: u32,
+) {
+    let waiters = coalescing.coalescer.finish(key);
     if waiters.is_empty() {
         return;
     }
-    if matches!(settled, Settled::Release) {
-        answer_waiters(worker, waiters, Outcome::Release, current, now);
+    if matches!(outcome, Outcome::Release) {
+        let deferred = &mut coalescing.deferred;
+        answer_waiters(
+            (env, &tiers.generations, replies),
+            deferred,
+            waiters,
+            outcome,
+            current,
+        );
         return;
     }
-    worker.deferred.push(DeferredGroup { waiters, settled });
-    worker.wake_root();
-}
-
-/// Answers every deferred group (from the root context).
-pub fn answer_deferred(worker: &mut Worker, root: u32, now: u64) {
-    for group in std::mem::take(&mut worker.deferred) {
-        answer_waiters(worker, group.waiters, group.settled.outcome(), root, now);
-    }
-}
-
-/// Keeps `waiters` for the next root callback (this one's reply budget is spent).
-fn defer_rest(worker: &mut Worker, waiters: Vec<Waiter<WaitInfo>>, outcome: Outcome<'_>) {
-    if waiters.is_empty() {
-        return;
-    }
-    worker.deferred.push(DeferredGroup {
+    coalescing.deferred.push(DeferredGroup {
         waiters,
         settled: Settled::of(outcome),
     });
-    worker.wake_root();
+    replies.wake_root();
+}
+
+/// Answers every deferred group (from the root context).
+pub fn answer_deferred(
+    (env, tiers, replies): (&Env, &Tiers, &mut Replies),
+    coalescing: &mut Coalescing,
+    root: u32,
+) {
+    for group in std::mem::take(&mut coalescing.deferred) {
+        let outcome = group.settled.outcome();
+        let deferred = &mut coalescing.deferred;
+        answer_waiters(
+            (env, &tiers.generations, replies),
+            deferred,
+            group.waiters,
+            outcome,
+            root,
+        );
+    }
 }
 
 fn answer_waiters(
-    worker: &mut Worker,
+    (env, generations, replies): (&Env, &Generations, &mut Replies),
+    deferred: &mut Vec<DeferredGroup>,
     waiters: Vec<Waiter<WaitInfo>>,
     outcome: Outcome<'_>,
     current: u32,
-    now: u64,
 ) {
     if waiters.is_empty() {
         return;
     }
-    let name = worker.registry.settings().cache_status_name.clone();
+    let now = now_secs();
+    let name = &env.registry.settings().cache_status_name;
     let mut waiters = waiters.into_iter();
     while let Some(waiter) = waiters.next() {
-        if !worker.take_reply() {
+        if !replies.take() {
+            // This callback's reply budget is spent: the rest wait for the next root callback.
             let rest: Vec<_> = std::iter::once(waiter).chain(waiters).collect();
-            defer_rest(worker, rest, outcome);
+            deferred.push(DeferredGroup {
+                waiters: rest,
+                settled: Settled::of(outcome),
+            });
+            replies.wake_root();
             break;
         }
         if hostcalls::set_effective_context(waiter.context_id).is_err() {
@@ -139,7 +198,7 @@ fn answer_waiters(
                     entry,
                     &request.request_headers,
                     &request.request,
-                    &worker.generations,
+                    generations,
                     now,
                 ) {
                     HitDecision::Serve { .. } => Some((entry, None)),
@@ -156,12 +215,6 @@ fn answer_waiters(
         match answer {
             Some((entry, detail)) => {
                 let age = current_age(&timing(entry), now);
-                let not_modified = conditional_matches(
-                    header(&request.request_headers, "if-none-match"),
-                    header(&request.request_headers, "if-modified-since").and_then(parse_http_date),
-                    entry.etag.as_deref(),
-                    entry.last_modified,
-                );
                 let status = CacheStatus {
                     hit: true,
                     collapsed: true,
@@ -170,10 +223,11 @@ fn answer_waiters(
                     key: request.debug.then_some(entry.key.as_str()),
                     ..CacheStatus::default()
                 }
-                .render(&name);
+                .render(name);
+                let not_modified = client_not_modified(&request.request_headers, entry);
                 send_entry(entry, age, not_modified, request.head, &status);
-                worker.answered.insert(waiter.context_id);
-                worker.metrics.inc(Stat::Collapsed);
+                replies.mark_answered(waiter.context_id);
+                env.metrics.inc(Stat::Collapsed);
             }
             None => {
                 let _ = hostcalls::resume_http_request();
@@ -183,10 +237,79 @@ fn answer_waiters(
     let _ = hostcalls::set_effective_context(current);
 }
 
+/// Whether a request's own conditionals match `entry` (then it gets a 304).
+pub fn client_not_modified(request_headers: &[(String, String)], entry: &Entry) -> bool {
+    conditional_matches(
+        header(request_headers, "if-none-match"),
+        header(request_headers, "if-modified-since").and_then(parse_http_date),
+        entry.etag.as_deref(),
+        entry.last_modified,
+    )
+}
+
 /// Lets a waiting request go to the origin as the group's new leader.
 pub fn resume_as_leader(context_id: u32, current: u32) {
     if hostcalls::set_effective_context(context_id).is_ok() {
         let _ = hostcalls::resume_http_request();
     }
     let _ = hostcalls::set_effective_context(current);
+}
+
+/// Requests waiting for a key another worker fetches: while its lease holds they wait; once it
+/// is released (or expired) they are answered from L2, or one of them takes the lease and
+/// fetches. Requests that waited twice their lease time go to the origin themselves (a slow
+/// local leader, a lease that is never released). From the root context's tick.
+pub fn poll_remote_leaders(
+    (env, tiers, replies): (&Env, &Tiers, &mut Replies),
+    leases: &mut Leases,
+    coalescing: &mut Coalescing,
+    root: u32,
+    now_ms: u64,
+) {
+    // Twice the lease: a remote leader's expired lease is taken over first (see below).
+    for key in coalescing
+        .coalescer
+        .overdue(now_ms, |w| w.lease_ms.saturating_mul(2))
+    {
+        settle_waiters(
+            (env, tiers, replies),
+            coalescing,
+            &key,
+            Outcome::Release,
+            root,
+        );
+    }
+    for key in coalescing.coalescer.remote_keys() {
+        if leases.held_anywhere(&key, now_ms) {
+            continue;
+        }
+        if let L2Read::Found(entry) = tiers.l2_get(env, &key) {
+            settle_waiters(
+                (env, tiers, replies),
+                coalescing,
+                &key,
+                Outcome::Entry(&entry),
+                root,
+            );
+            continue;
+        }
+        let lease_ms = coalescing
+            .coalescer
+            .first_waiter(&key)
+            .map_or(5000, |w| w.lease_ms);
+        match leases.acquire(&key, now_ms, lease_ms) {
+            Acquire::Acquired => match coalescing.coalescer.promote(&key) {
+                Some(next) => resume_as_leader(next.context_id, root),
+                None => leases.release(&key),
+            },
+            Acquire::HeldElsewhere { .. } => {}
+            Acquire::Collision => settle_waiters(
+                (env, tiers, replies),
+                coalescing,
+                &key,
+                Outcome::Release,
+                root,
+            ),
+        }
+    }
 }

@@ -4,14 +4,17 @@
 
 use serde_json::{json, Map, Value};
 
-use super::monitor::breaker_state;
-use super::worker::Worker;
+use super::breaker::Breakers;
+use super::config_status::last_rejection;
+use super::env::Env;
+use super::monitor::{breaker_state, Monitor};
+use super::reply::Reply;
 use crate::policy::monitor::alerts::MIN_REQUESTS_FOR_ALERT;
 use crate::policy::monitor::outcome::{hit_rate, lookups};
 
 /// The reply: 200 when healthy or degraded, 503 when unhealthy.
-pub fn health(worker: &mut Worker, now_ms: u64) -> (u16, String) {
-    let registry = std::rc::Rc::clone(&worker.registry);
+pub fn health((env, breakers): (&Env, &mut Breakers), monitor: &Monitor, now_ms: u64) -> Reply {
+    let registry = &env.registry;
     let target = registry.settings().monitoring.hit_rate_target;
     let mut services = Map::new();
     let mut reasons: Vec<String> = Vec::new();
@@ -24,7 +27,7 @@ pub fn health(worker: &mut Worker, now_ms: u64) -> (u16, String) {
             continue;
         };
         let mut row = Map::new();
-        if let Some(phase) = breaker_state(worker, index, now_ms) {
+        if let Some(phase) = breaker_state(env, breakers, index, now_ms) {
             with_breaker += 1;
             if phase != "closed" {
                 reasons.push(format!("breaker {phase}: {}", service.name));
@@ -34,8 +37,8 @@ pub fn health(worker: &mut Worker, now_ms: u64) -> (u16, String) {
             }
             row.insert("breaker".into(), json!(phase));
         }
-        if service.cache.is_some() && worker.monitor.enabled {
-            let summary = worker.monitor.summary(index, now_ms);
+        if service.cache.is_some() && monitor.enabled {
+            let summary = monitor.summary(index, now_ms);
             let rate = hit_rate(&summary.outcomes);
             let enough = lookups(&summary.outcomes) >= MIN_REQUESTS_FOR_ALERT;
             if let Some(rate) = rate.filter(|_| enough) {
@@ -54,7 +57,7 @@ pub fn health(worker: &mut Worker, now_ms: u64) -> (u16, String) {
             services.insert(service.name.clone(), Value::Object(row));
         }
     }
-    if let Some(reason) = super::config_status::last_rejection() {
+    if let Some(reason) = last_rejection() {
         reasons.push(format!("configuration update rejected: {reason}"));
     }
     let status = if with_breaker > 0 && open == with_breaker {

@@ -1,10 +1,11 @@
 //! Host access the glue needs, with the SDK's panicking paths avoided where the host could
-//! refuse: header maps are read as bytes (non-UTF-8 values never panic), time errors read as 0.
+//! refuse: header maps are read as bytes (non-UTF-8 values never panic), buffers that cannot be
+//! read are empty, time errors read as 0. Also the one way the filter calls the origin itself.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::{MapType, Status};
+use proxy_wasm::types::{BufferType, MapType, Status};
 
 use std::cell::Cell;
 
@@ -36,6 +37,54 @@ pub fn headers_checked(map: MapType) -> (Vec<(String, String)>, Vec<String>) {
         })
         .unwrap_or_default();
     (pairs, non_utf8)
+}
+
+/// Names the matched service on the upstream request (a client-sent value is replaced).
+pub const SERVICE_HEADER: &str = "x-edge-service";
+
+/// The first `size` bytes of a body buffer (empty when the host refuses).
+pub fn body(buffer: BufferType, size: usize) -> Vec<u8> {
+    hostcalls::get_buffer(buffer, 0, size)
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// The `:status` of a header list, if it is a number.
+pub fn status_of(headers: &[(String, String)]) -> Option<u16> {
+    headers
+        .iter()
+        .find(|(name, _)| name == ":status")
+        .and_then(|(_, value)| value.parse().ok())
+}
+
+/// Sends a request to `cluster` as a call of the context running now (its answer comes to
+/// that context's `on_http_call_response`); the call token, or why the host refused.
+pub fn call(
+    cluster: &str,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+    trailers: &[(String, String)],
+    timeout: Duration,
+) -> Result<u32, Status> {
+    fn pairs(list: &[(String, String)]) -> Vec<(&str, &str)> {
+        list.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect()
+    }
+    hostcalls::dispatch_http_call(cluster, pairs(headers), body, pairs(trailers), timeout)
+}
+
+/// Writes a placeholder into every slot of a table that does not exist yet. Shared data has
+/// no atomic create (a write to a missing key ignores CAS), so two workers could both "create"
+/// a record; with every slot present from the start, every claim is a real CAS. Envoy
+/// configures the plugin on the main thread before workers take traffic, so that VM creates
+/// the table; workers then find it complete.
+pub fn precreate_slots(prefix: &str, slots: u64) {
+    for slot in 0..slots {
+        let key = format!("{prefix}{slot}");
+        if HostStore.get(&key).is_none() {
+            let _ = HostStore.set(&key, &[0], 0);
+        }
+    }
 }
 
 /// Wall-clock nanoseconds.
@@ -79,6 +128,11 @@ pub fn shared_update<O, E>(
         CAS_COUNTS.with(|c| c.set((c.get().0, c.get().1 + 1)));
     }
     result
+}
+
+/// Counts an update that ran out of retries without going through [`shared_update`].
+pub fn note_exhausted() {
+    CAS_COUNTS.with(|c| c.set((c.get().0, c.get().1 + 1)));
 }
 
 /// Adds the CAS counts gathered since the last call to the process-wide counters.

@@ -4,11 +4,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::admin::Reply;
-use super::breaker;
+use super::breaker::{self, Breakers};
+use super::env::Env;
 use super::host::HostStore;
 use super::metrics::{Stat, BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN, STATS};
-use super::worker::Worker;
+use super::reply::Reply;
+use crate::policy::cache::l1::L1Cache;
 use crate::policy::monitor::alerts::Thresholds;
 use crate::policy::monitor::outcome::Outcome;
 use crate::policy::monitor::report::{
@@ -92,15 +93,16 @@ fn services(registry: &Registry) -> impl Iterator<Item = &crate::policy::Service
 /// Breaker state name of a service as the worker sees it (at most the read-cache time old);
 /// `None` without a breaker.
 pub fn breaker_state(
-    worker: &mut Worker,
+    env: &Env,
+    breakers: &mut Breakers,
     service_index: usize,
     now_ms: u64,
 ) -> Option<&'static str> {
-    let has_breaker = worker
+    let has_breaker = env
         .registry
         .service_at(service_index)
         .is_some_and(|s| s.breaker.is_some());
-    has_breaker.then(|| breaker::phase_name(worker, service_index, now_ms))
+    has_breaker.then(|| breaker::phase_name(breakers, service_index, now_ms))
 }
 
 /// How often the tick re-counts L1 per service and tenant (a walk over every L1 entry);
@@ -117,9 +119,9 @@ struct L1Census {
 }
 
 /// Counts L1 entries and bytes per service, and the tenants holding the most of each.
-fn l1_census(worker: &Worker) -> HashMap<String, L1Census> {
+fn l1_census(l1: &L1Cache) -> HashMap<String, L1Census> {
     let mut counts: HashMap<&str, (u64, u64, HashMap<&str, u64>)> = HashMap::new();
-    for (key, tenant, size) in worker.l1.census() {
+    for (key, tenant, size) in l1.census() {
         // Keys are `v2\n<service>\n<tenant>\n...`.
         let service = key.split('\n').nth(1).unwrap_or_default();
         let row = counts.entry(service).or_default();
@@ -152,36 +154,42 @@ fn l1_census(worker: &Worker) -> HashMap<String, L1Census> {
 /// updates the breaker-state gauges. Called from the tick every `publish_interval_ms`, and
 /// before answering a JSON endpoint; `fresh_census` re-counts L1 now rather than every
 /// [`CENSUS_EVERY_MS`].
-pub fn publish(worker: &mut Worker, now_ms: u64, fresh_census: bool) {
-    worker.monitor.last_publish_ms = now_ms;
-    let registry = std::rc::Rc::clone(&worker.registry);
-    for service in services(&registry) {
-        if let Some(state) = breaker_state(worker, service.index, now_ms) {
+pub fn publish(
+    (env, breakers): (&Env, &mut Breakers),
+    monitor: &mut Monitor,
+    l1: &L1Cache,
+    now_ms: u64,
+    fresh_census: bool,
+) {
+    monitor.last_publish_ms = now_ms;
+    let registry = &env.registry;
+    for service in services(registry) {
+        if let Some(state) = breaker_state(env, breakers, service.index, now_ms) {
             let value = match state {
                 "open" => BREAKER_OPEN,
                 "half-open" => BREAKER_HALF_OPEN,
                 _ => BREAKER_CLOSED,
             };
-            worker.metrics.set_breaker_state(service.index, value);
+            env.metrics.set_breaker_state(service.index, value);
         }
     }
-    if !worker.monitor.enabled || !worker.monitor.seen_traffic {
+    if !monitor.enabled || !monitor.seen_traffic {
         return;
     }
-    let census_due = now_ms.saturating_sub(worker.monitor.census_at_ms) >= CENSUS_EVERY_MS;
-    if fresh_census || census_due || worker.monitor.census.is_empty() {
-        worker.monitor.census = l1_census(worker);
-        worker.monitor.census_at_ms = now_ms;
+    let census_due = now_ms.saturating_sub(monitor.census_at_ms) >= CENSUS_EVERY_MS;
+    if fresh_census || census_due || monitor.census.is_empty() {
+        monitor.census = l1_census(l1);
+        monitor.census_at_ms = now_ms;
     }
     let snapshot = WorkerSnapshot {
         v: SNAPSHOT_VERSION,
-        owner: worker.owner,
+        owner: env.owner,
         published_ms: now_ms,
-        services: services(&registry)
+        services: services(registry)
             .map(|service| {
-                let summary = worker.monitor.summary(service.index, now_ms);
+                let summary = monitor.summary(service.index, now_ms);
                 let mut row = service_snapshot(&service.name, &summary);
-                if let Some(census) = worker.monitor.census.get(&service.name) {
+                if let Some(census) = monitor.census.get(&service.name) {
                     row.l1_entries = census.entries;
                     row.l1_bytes = census.bytes;
                     row.l1_tenants = census.tenants.clone();
@@ -190,11 +198,8 @@ pub fn publish(worker: &mut Worker, now_ms: u64, fresh_census: bool) {
             })
             .collect(),
         tenants: {
-            worker.monitor.tenants.decay(now_ms);
-            worker
-                .monitor
-                .tenants
-                .top_and_most_limited(PUBLISHED_TENANTS)
+            monitor.tenants.decay(now_ms);
+            monitor.tenants.top_and_most_limited(PUBLISHED_TENANTS)
         },
     };
     let encoded = snapshot.encode();
@@ -202,9 +207,8 @@ pub fn publish(worker: &mut Worker, now_ms: u64, fresh_census: bool) {
     let stale_after = stale_after_ms(registry.settings().monitoring.publish_interval_ms);
     // The slot held so far, then every other one from a place that depends on the owner (so
     // workers starting together do not all race for slot 0).
-    let start = worker.owner % slots.max(1);
-    let candidates = worker
-        .monitor
+    let start = env.owner % slots.max(1);
+    let candidates = monitor
         .slot
         .into_iter()
         .chain((0..slots).map(|i| (start + i) % slots));
@@ -213,14 +217,14 @@ pub fn publish(worker: &mut Worker, now_ms: u64, fresh_census: bool) {
         let Some((current, cas)) = HostStore.get(&key) else {
             continue;
         };
-        if !may_take(Some(&current), worker.owner, now_ms, stale_after) {
-            if worker.monitor.slot == Some(slot) {
-                worker.monitor.slot = None;
+        if !may_take(Some(&current), env.owner, now_ms, stale_after) {
+            if monitor.slot == Some(slot) {
+                monitor.slot = None;
             }
             continue;
         }
         if HostStore.set(&key, &encoded, cas).is_ok() {
-            worker.monitor.slot = Some(slot);
+            monitor.slot = Some(slot);
             return;
         }
     }
@@ -241,36 +245,40 @@ pub fn aggregate(registry: &Registry, now_ms: u64) -> Aggregate {
     aggregate
 }
 
-fn service_infos(worker: &mut Worker, now_ms: u64) -> Vec<ServiceInfo> {
-    let registry = std::rc::Rc::clone(&worker.registry);
-    services(&registry)
+fn service_infos(env: &Env, breakers: &mut Breakers, now_ms: u64) -> Vec<ServiceInfo> {
+    services(&env.registry)
         .map(|service| ServiceInfo {
             name: service.name.clone(),
             caches: service.cache.is_some(),
             latency_target_ms: service.latency_target_ms,
-            breaker: breaker_state(worker, service.index, now_ms),
+            breaker: breaker_state(env, breakers, service.index, now_ms),
             rate_limits: service.rate_limit.is_some(),
             dedups: service.dedup.is_some(),
         })
         .collect()
 }
 
-fn freshness(worker: &Worker, now_ms: u64) -> Freshness {
+fn freshness(env: &Env, now_ms: u64) -> Freshness {
     Freshness {
-        publish_interval_ms: worker.registry.settings().monitoring.publish_interval_ms,
+        publish_interval_ms: env.registry.settings().monitoring.publish_interval_ms,
         now_ms,
     }
 }
 
 /// `GET <prefix>/metrics`.
-pub fn metrics(worker: &mut Worker, now_ms: u64) -> Reply {
-    publish(worker, now_ms, false);
-    let registry = std::rc::Rc::clone(&worker.registry);
-    let aggregate = aggregate(&registry, now_ms);
-    let infos = service_infos(worker, now_ms);
+pub fn metrics(
+    (env, breakers): (&Env, &mut Breakers),
+    monitor: &mut Monitor,
+    l1: &L1Cache,
+    now_ms: u64,
+) -> Reply {
+    publish((env, breakers), monitor, l1, now_ms, false);
+    let registry = &env.registry;
+    let aggregate = aggregate(registry, now_ms);
+    let infos = service_infos(env, breakers, now_ms);
     let counters: BTreeMap<String, u64> = ALL_STATS
         .iter()
-        .map(|stat| (stat_name(*stat).to_string(), worker.metrics.read(*stat)))
+        .map(|stat| (stat_name(*stat).to_string(), env.metrics.read(*stat)))
         .collect();
     let settings = &registry.settings().monitoring;
     let thresholds = Thresholds {
@@ -282,18 +290,23 @@ pub fn metrics(worker: &mut Worker, now_ms: u64) -> Reply {
         &infos,
         &counters,
         thresholds,
-        freshness(worker, now_ms),
+        freshness(env, now_ms),
     );
     (200, report.to_string())
 }
 
 /// `GET <prefix>/cache/stats`.
-pub fn cache_stats(worker: &mut Worker, now_ms: u64) -> Reply {
-    publish(worker, now_ms, true);
-    let registry = std::rc::Rc::clone(&worker.registry);
-    let aggregate = aggregate(&registry, now_ms);
-    let infos = service_infos(worker, now_ms);
-    let m = &worker.metrics;
+pub fn cache_stats(
+    (env, breakers): (&Env, &mut Breakers),
+    monitor: &mut Monitor,
+    l1: &L1Cache,
+    now_ms: u64,
+) -> Reply {
+    publish((env, breakers), monitor, l1, now_ms, true);
+    let registry = &env.registry;
+    let aggregate = aggregate(registry, now_ms);
+    let infos = service_infos(env, breakers, now_ms);
+    let m = &env.metrics;
     let l1 = TierFigures {
         hits: m.read(Stat::L1Hit),
         misses: m.read(Stat::L1Miss),
@@ -320,7 +333,7 @@ pub fn cache_stats(worker: &mut Worker, now_ms: u64) -> Reply {
         &infos,
         (l1, l2),
         compression,
-        freshness(worker, now_ms),
+        freshness(env, now_ms),
     );
     (200, report.to_string())
 }

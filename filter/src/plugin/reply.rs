@@ -2,9 +2,30 @@
 
 use log::warn;
 use proxy_wasm::hostcalls;
+use serde_json::json;
 
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{hit_headers, not_modified_headers};
+
+/// A JSON reply: status and body.
+pub type Reply = (u16, String);
+
+/// `{"error": message}` with `status`.
+pub fn json_error(status: u16, message: &str) -> Reply {
+    (status, json!({ "error": message }).to_string())
+}
+
+/// `Content-Type: application/json`.
+pub fn json_headers() -> Vec<(String, String)> {
+    vec![("content-type".to_string(), "application/json".to_string())]
+}
+
+/// JSON headers with `Retry-After`.
+pub fn retry_headers(retry_after_s: u64) -> Vec<(String, String)> {
+    let mut headers = json_headers();
+    headers.push(("retry-after".to_string(), retry_after_s.to_string()));
+    headers
+}
 
 /// Sends a reply on the current effective context.
 pub fn send(status: u16, headers: &[(String, String)], body: Option<&[u8]>) {
@@ -15,6 +36,11 @@ pub fn send(status: u16, headers: &[(String, String)], body: Option<&[u8]>) {
     if hostcalls::send_http_response(u32::from(status), pairs, body).is_err() {
         warn!("a local reply was refused by the host");
     }
+}
+
+/// Sends a JSON reply on the current effective context.
+pub fn send_json((status, body): &Reply) {
+    send(*status, &json_headers(), Some(body.as_bytes()));
 }
 
 /// Answers from a stored entry (a 304 when the request's conditionals match it).

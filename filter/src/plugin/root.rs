@@ -1,3 +1,7 @@
+//! The root context, one per plugin per worker: parses the configuration, creates the worker's
+//! state and the stream contexts, and does the background work of every feature — from the
+//! tick, from the wake queue, and for the calls it owns.
+
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
@@ -7,24 +11,26 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 
-use super::coalescing::{answer_deferred, resume_as_leader, settle_waiters, Outcome};
-use super::host::{now_millis, now_secs};
-use super::http::EdgeHttp;
+use super::breaker;
+use super::coalescing::{answer_deferred, poll_remote_leaders};
+use super::config_status;
+use super::dedup::{delivery, records::finish_unfinished, waiters::poll_waiters};
+use super::env::take_owner_id;
+use super::host::{flush_cas_counts, now_millis, precreate_slots};
 use super::metrics::Stat;
 use super::monitor::{publish, MONITOR_KEY_PREFIX};
 use super::refresh::{complete_refresh, start_refreshes};
-use super::worker::{L2Read, Worker};
-use crate::policy::cache::lease::{Acquire, LEASE_KEY_PREFIX};
+use super::stream::EdgeHttp;
+use super::worker::Worker;
+use crate::policy::cache::lease::LEASE_KEY_PREFIX;
 use crate::policy::dedup::record::DEDUP_KEY_PREFIX;
 use crate::policy::rate_limit::slot::SLOT_KEY_PREFIX;
-use crate::policy::Config;
+use crate::policy::{Config, Registry};
 
 /// How often the root context looks after background work: requests waiting for a leader on
 /// another worker (they are answered within this time of its store), background refreshes.
 const TICK: Duration = Duration::from_millis(20);
 
-/// One per plugin per worker: owns the parsed configuration and the worker's cache state, and
-/// creates the stream contexts.
 pub struct EdgeRoot {
     context_id: u32,
     worker: Option<Rc<RefCell<Worker>>>,
@@ -39,6 +45,39 @@ impl EdgeRoot {
     }
 }
 
+/// Whether the registry uses shared data (then the worker needs an identity and the tick).
+fn uses_shared_data(registry: &Registry) -> bool {
+    registry.caches()
+        || registry.deduplicates()
+        || registry.limits_rates()
+        || registry.breaks()
+        || registry.settings().monitoring.enabled
+}
+
+/// Creates what the registry's features keep in shared data, once per worker.
+fn prepare_shared_data(worker: &mut Worker) {
+    let registry = Rc::clone(&worker.env.registry);
+    let limits = registry.limits();
+    if registry.caches() {
+        precreate_slots(LEASE_KEY_PREFIX, limits.lease_slots);
+    }
+    if registry.caches() || registry.deduplicates() {
+        worker.replies.register_wake_queue(worker.env.owner);
+    }
+    if registry.deduplicates() {
+        precreate_slots(DEDUP_KEY_PREFIX, limits.dedup_slots);
+    }
+    if registry.limits_rates() {
+        precreate_slots(SLOT_KEY_PREFIX, limits.rate_limit_slots);
+    }
+    let monitoring = &registry.settings().monitoring;
+    if monitoring.enabled {
+        precreate_slots(MONITOR_KEY_PREFIX, monitoring.worker_slots);
+    }
+    worker.tiers.ensure_generations();
+    worker.generations_read_ms = now_millis();
+}
+
 impl Context for EdgeRoot {
     fn on_http_call_response(
         &mut self,
@@ -47,12 +86,15 @@ impl Context for EdgeRoot {
         body_size: usize,
         _trailers: usize,
     ) {
-        if let Some(worker) = &self.worker {
-            let mut worker = worker.borrow_mut();
-            worker.begin_callback();
-            if !super::delivery::complete(&mut worker, token, body_size, self.context_id) {
-                complete_refresh(&mut worker, token, body_size);
-            }
+        let Some(worker) = &self.worker else {
+            return;
+        };
+        let w = &mut *worker.borrow_mut();
+        w.replies.begin_callback();
+        let dedup = (&w.env, &mut w.dedup, &mut w.replies);
+        if !delivery::complete(dedup, token, body_size, self.context_id) {
+            let tiers = (&w.env, &mut w.tiers);
+            complete_refresh(tiers, &mut w.leases, &mut w.refreshes, token, body_size);
         }
     }
 }
@@ -75,7 +117,7 @@ impl RootContext for EdgeRoot {
             Err(err) => {
                 // Envoy refuses the plugin on `false`; one line names the field and the reason.
                 error!("configuration rejected: {err}");
-                super::config_status::rejected(&err.to_string());
+                config_status::rejected(&err.to_string());
                 return false;
             }
         };
@@ -84,37 +126,14 @@ impl RootContext for EdgeRoot {
             registry.service_count(),
             registry.default_service().name
         );
-        let mut worker = Worker::new(Rc::clone(&registry));
-        super::config_status::loaded(&worker.metrics);
-        worker.root_context_id = self.context_id;
-        let monitoring = &registry.settings().monitoring;
-        worker
-            .metrics
-            .set(Stat::L2Slots, registry.limits().l2_slots);
-        if registry.caches()
-            || registry.deduplicates()
-            || registry.limits_rates()
-            || registry.breaks()
-            || monitoring.enabled
-        {
-            worker.take_owner_id();
-            if registry.caches() {
-                worker.precreate_slots(LEASE_KEY_PREFIX, registry.limits().lease_slots);
-            }
-            if registry.caches() || registry.deduplicates() {
-                worker.register_wake_queue();
-            }
-            if registry.deduplicates() {
-                worker.precreate_slots(DEDUP_KEY_PREFIX, registry.limits().dedup_slots);
-            }
-            if registry.limits_rates() {
-                worker.precreate_slots(SLOT_KEY_PREFIX, registry.limits().rate_limit_slots);
-            }
-            if monitoring.enabled {
-                worker.precreate_slots(MONITOR_KEY_PREFIX, monitoring.worker_slots);
-            }
-            worker.ensure_generations();
-            worker.last_generation_refresh_ms = now_millis();
+        let shared = uses_shared_data(&registry);
+        let owner = if shared { take_owner_id() } else { 0 };
+        let mut worker = Worker::new(Rc::clone(&registry), owner);
+        config_status::loaded(&worker.env.metrics);
+        let l2_slots = registry.limits().l2_slots;
+        worker.env.metrics.set(Stat::L2Slots, l2_slots);
+        if shared {
+            prepare_shared_data(&mut worker);
             let _ = hostcalls::set_tick_period(TICK);
         }
         self.worker = Some(Rc::new(RefCell::new(worker)));
@@ -122,43 +141,48 @@ impl RootContext for EdgeRoot {
     }
 
     fn on_tick(&mut self) {
-        let Some(worker_rc) = &self.worker else {
+        let Some(worker) = &self.worker else {
             return;
         };
-        let mut worker = worker_rc.borrow_mut();
-        worker.begin_callback();
+        let w = &mut *worker.borrow_mut();
+        let root = self.context_id;
+        w.replies.begin_callback();
         let now_ms = now_millis();
-        let refresh_every = worker.registry.settings().generation_refresh_ms;
-        if now_ms.saturating_sub(worker.last_generation_refresh_ms) >= refresh_every {
-            worker.refresh_generations();
-            worker.last_generation_refresh_ms = now_ms;
+        let settings = w.env.registry.settings();
+        if now_ms.saturating_sub(w.generations_read_ms) >= settings.generation_refresh_ms {
+            w.tiers.refresh_generations();
+            w.generations_read_ms = now_ms;
         }
         // Waiters a woken root has not answered yet (the wake queue is unavailable).
-        super::delivery::start(&mut worker, self.context_id);
-        answer_deferred(&mut worker, self.context_id, now_secs());
-        poll_remote_leaders(&mut worker, self.context_id, now_ms);
-        start_refreshes(&mut worker, now_ms);
-        super::dedup::finish_unfinished(&mut worker);
-        super::dedup::poll_waiters(&mut worker, self.context_id, now_ms);
-        super::breaker::flush(&mut worker, now_ms);
-        let publish_every = worker.registry.settings().monitoring.publish_interval_ms;
-        if now_ms.saturating_sub(worker.monitor.last_publish_ms) >= publish_every {
-            publish(&mut worker, now_ms, false);
+        delivery::start((&w.env, &mut w.dedup, &mut w.replies), root);
+        let answering = (&w.env, &w.tiers, &mut w.replies);
+        answer_deferred(answering, &mut w.coalescing, root);
+        let answering = (&w.env, &w.tiers, &mut w.replies);
+        poll_remote_leaders(answering, &mut w.leases, &mut w.coalescing, root, now_ms);
+        start_refreshes((&w.env, &w.tiers), &mut w.leases, &mut w.refreshes, now_ms);
+        finish_unfinished((&w.env, &mut w.dedup, &mut w.replies));
+        poll_waiters((&w.env, &mut w.dedup, &mut w.replies), root, now_ms);
+        breaker::flush(&w.env, &mut w.breakers, now_ms);
+        let publish_every = settings.monitoring.publish_interval_ms;
+        if now_ms.saturating_sub(w.monitor.last_publish_ms) >= publish_every {
+            let l1 = &w.tiers.l1;
+            publish((&w.env, &mut w.breakers), &mut w.monitor, l1, now_ms, false);
         }
-        super::host::flush_cas_counts(&worker.metrics);
+        flush_cas_counts(&w.env.metrics);
     }
 
     fn on_queue_ready(&mut self, _queue_id: u32) {
-        let Some(worker_rc) = &self.worker else {
+        let Some(worker) = &self.worker else {
             return;
         };
-        let mut worker = worker_rc.borrow_mut();
-        worker.begin_callback();
-        worker.woken();
-        super::delivery::start(&mut worker, self.context_id);
-        answer_deferred(&mut worker, self.context_id, now_secs());
+        let w = &mut *worker.borrow_mut();
+        let root = self.context_id;
+        w.replies.begin_callback();
+        w.replies.woken();
+        delivery::start((&w.env, &mut w.dedup, &mut w.replies), root);
+        answer_deferred((&w.env, &w.tiers, &mut w.replies), &mut w.coalescing, root);
         // An attempt of this worker finished: its waiting duplicates get the result now.
-        super::dedup::poll_waiters(&mut worker, self.context_id, now_millis());
+        poll_waiters((&w.env, &mut w.dedup, &mut w.replies), root, now_millis());
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
@@ -167,41 +191,5 @@ impl RootContext for EdgeRoot {
 
     fn get_type(&self) -> Option<ContextType> {
         Some(ContextType::HttpContext)
-    }
-}
-
-/// Requests waiting for a key another worker fetches: while its lease holds they wait; once it
-/// is released (or expired) they are answered from L2, or one of them takes the lease and
-/// fetches. Requests that waited twice their lease time go to the origin themselves (a slow
-/// local leader, a lease that is never released).
-fn poll_remote_leaders(worker: &mut Worker, root: u32, now_ms: u64) {
-    let now = now_secs();
-    // Twice the lease: a remote leader's expired lease is taken over first (see below).
-    for key in worker
-        .coalescer
-        .overdue(now_ms, |w| w.lease_ms.saturating_mul(2))
-    {
-        settle_waiters(worker, &key, Outcome::Release, root, now);
-    }
-    for key in worker.coalescer.remote_keys() {
-        if worker.lease_held(&key, now_ms) {
-            continue;
-        }
-        if let L2Read::Found(entry) = worker.l2_get(&key) {
-            settle_waiters(worker, &key, Outcome::Entry(&entry), root, now);
-            continue;
-        }
-        let lease_ms = worker
-            .coalescer
-            .first_waiter(&key)
-            .map_or(5000, |w| w.lease_ms);
-        match worker.acquire_lease(&key, now_ms, lease_ms) {
-            Acquire::Acquired => match worker.coalescer.promote(&key) {
-                Some(next) => resume_as_leader(next.context_id, root),
-                None => worker.release_lease(&key),
-            },
-            Acquire::HeldElsewhere { .. } => {}
-            Acquire::Collision => settle_waiters(worker, &key, Outcome::Release, root, now),
-        }
     }
 }

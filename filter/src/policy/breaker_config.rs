@@ -140,6 +140,12 @@ impl BreakerSection {
         Ok(())
     }
 
+    /// Whether a response from the origin counts as a failure: a failure status, or slower
+    /// than `slow_ms` (`elapsed_ms` since the request passed the breaker).
+    pub fn failed(&self, status: u16, elapsed_ms: u64) -> bool {
+        self.is_failure(status) || self.slow_ms.is_some_and(|slow| elapsed_ms > slow)
+    }
+
     /// Whether a response status counts as a failure.
     pub fn is_failure(&self, status: u16) -> bool {
         if self.failure_statuses.is_empty() {

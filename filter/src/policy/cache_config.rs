@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use super::cache::exchange::StaleDefaults;
+use super::cache::freshness::StorePolicy;
 use super::ConfigError;
 
 /// Edge caching for one service (L1 per worker, L2 in shared data).
@@ -58,6 +60,16 @@ pub struct RefreshAhead {
     /// Refresh once less than this share of the lifetime is left.
     #[serde(default = "default_before_expiry_percent")]
     pub before_expiry_percent: u64,
+}
+
+impl RefreshAhead {
+    /// Whether a fresh entry hit `hits` times, `age_s` old, is due for a refresh before it
+    /// expires: it is hot and less than `before_expiry_percent` of its lifetime is left.
+    pub fn due(&self, hits: u32, lifetime_s: u64, age_s: u64) -> bool {
+        let left = lifetime_s.saturating_sub(age_s);
+        let threshold = lifetime_s.saturating_mul(self.before_expiry_percent) / 100;
+        hits >= self.min_hits && left <= threshold
+    }
 }
 
 fn default_lease_ms() -> u64 {
@@ -144,6 +156,24 @@ fn default_query_deny() -> Vec<String> {
 const MAX_NAME_LEN: usize = 128;
 
 impl CacheSection {
+    /// What decides whether (and how long) a response of this service is stored.
+    pub fn store_policy(&self) -> StorePolicy {
+        StorePolicy {
+            default_ttl: self.default_ttl_s,
+            heuristic: self.heuristic,
+            max_ttl: self.max_ttl_s,
+            store_set_cookie: self.store_set_cookie,
+        }
+    }
+
+    /// The stale windows an entry of this service gets when its response names none.
+    pub fn stale_defaults(&self) -> StaleDefaults {
+        StaleDefaults {
+            stale_while_revalidate: self.stale_while_revalidate_s,
+            stale_if_error: self.stale_if_error_s,
+        }
+    }
+
     pub(crate) fn validate(&self, path: &str) -> Result<(), ConfigError> {
         if let Some(ttl) = self.default_ttl_s {
             if ttl > self.max_ttl_s {
@@ -292,5 +322,23 @@ fn validate_header_name(path: &str, name: &str) -> Result<(), ConfigError> {
             path,
             format!("{name:?} is not a lower-case header name"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RefreshAhead;
+
+    #[test]
+    fn refresh_ahead_is_due_for_hot_entries_near_expiry() {
+        let ahead = RefreshAhead {
+            min_hits: 3,
+            before_expiry_percent: 10,
+        };
+        // 100 s lifetime: due once 10 s or less are left, and only when hot.
+        assert!(!ahead.due(3, 100, 89));
+        assert!(ahead.due(3, 100, 90));
+        assert!(!ahead.due(2, 100, 95));
+        assert!(ahead.due(5, 100, 200));
     }
 }

@@ -524,75 +524,79 @@ pub fn refresh_request_headers(
     headers
 }
 
-/// What the origin's answer to a refresh means for the stored entry.
+/// What a response fetched from the origin (a miss, a warm fetch, a revalidation) leaves in
+/// the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefreshOutcome {
-    /// `304`: the stored entry holds, with new freshness.
+pub enum FetchedEntry {
+    /// `304` to a revalidation: the stored entry holds, with new freshness.
     Refreshed(Entry),
-    /// A new storable response replaces it.
+    /// A storable response (a new one, or one replacing the stored entry).
     Replaced(Entry),
     /// Nothing to store (an error, `no-store`, too large, …).
     NotStored,
 }
 
-/// Everything about a refresh exchange besides the origin's answer.
-pub struct RefreshRequest<'a> {
-    pub old: &'a Entry,
+/// Everything about a fetch besides the origin's answer.
+pub struct Fetch<'a> {
+    /// The cache key the entry is stored under.
+    pub key: &'a str,
+    /// The stored entry being revalidated, if any (a `304` refreshes it).
+    pub old: Option<&'a Entry>,
     pub request: &'a RequestFacts,
     pub request_headers: &'a Headers,
     pub policy: &'a super::freshness::StorePolicy,
     pub defaults: StaleDefaults,
     pub request_time: u64,
-    pub now: u64,
+    /// When the response arrived (seconds); freshness is judged at this time.
+    pub response_time: u64,
     pub max_body: usize,
-    /// Purge generations a replacing response is stored under (its own tags included).
+    /// Purge generations the entry is stored under (its own tags included).
     pub generations: Vec<u32>,
 }
 
-/// The entry a refresh answer leaves in the cache.
-pub fn refresh_outcome(
-    refresh: &RefreshRequest<'_>,
+/// The entry an origin's answer leaves in the cache.
+pub fn fetched_entry(
+    fetch: &Fetch<'_>,
     status: u16,
     headers: &Headers,
     body: Vec<u8>,
-) -> RefreshOutcome {
-    let old = refresh.old;
-    if status == 304 {
+) -> FetchedEntry {
+    if let (304, Some(old)) = (status, fetch.old) {
         let merged = merge_headers(&old.headers, headers);
         let facts = response_facts(old.status, &merged);
         let storable =
-            super::freshness::storability(refresh.request, &facts, refresh.policy, refresh.now);
+            super::freshness::storability(fetch.request, &facts, fetch.policy, fetch.response_time);
         return match refresh_entry(
             old,
             headers,
             &facts,
             &storable,
-            refresh.request_time,
-            refresh.now,
+            fetch.request_time,
+            fetch.response_time,
         ) {
-            Some(entry) => RefreshOutcome::Refreshed(refresh.defaults.apply(entry)),
-            None => RefreshOutcome::NotStored,
+            Some(entry) => FetchedEntry::Refreshed(fetch.defaults.apply(entry)),
+            None => FetchedEntry::NotStored,
         };
     }
-    if body.len() > refresh.max_body {
-        return RefreshOutcome::NotStored;
+    if body.len() > fetch.max_body {
+        return FetchedEntry::NotStored;
     }
     let facts = response_facts(status, headers);
     let storable =
-        super::freshness::storability(refresh.request, &facts, refresh.policy, refresh.now);
+        super::freshness::storability(fetch.request, &facts, fetch.policy, fetch.response_time);
     let stored = Stored {
-        key: &old.key,
+        key: fetch.key,
         status,
         response_headers: headers,
-        request_headers: refresh.request_headers,
+        request_headers: fetch.request_headers,
         body,
-        request_time: refresh.request_time,
-        response_time: refresh.now,
-        generations: refresh.generations.clone(),
+        request_time: fetch.request_time,
+        response_time: fetch.response_time,
+        generations: fetch.generations.clone(),
     };
     match build_entry(stored, &facts, &storable) {
-        Some(entry) => RefreshOutcome::Replaced(refresh.defaults.apply(entry)),
-        None => RefreshOutcome::NotStored,
+        Some(entry) => FetchedEntry::Replaced(fetch.defaults.apply(entry)),
+        None => FetchedEntry::NotStored,
     }
 }
 

@@ -73,6 +73,24 @@ impl Outcome {
     }
 }
 
+/// What a request's outcome turns out to be once its response starts: `noted` is what the
+/// filter noted while handling the request, `answered_here` whether the filter (or another
+/// stream for it) answered, `status` the response status (read only when it matters).
+pub fn settle(
+    noted: Outcome,
+    answered_here: bool,
+    status: impl FnOnce() -> Option<u16>,
+) -> Outcome {
+    match (answered_here, noted) {
+        // Released waiters went to the origin themselves.
+        (false, Outcome::Collapsed) => Outcome::Miss,
+        (false, Outcome::DedupReplay) => Outcome::Pass,
+        // A waiting duplicate that was answered with a conflict, not a replay.
+        (true, Outcome::DedupReplay) if matches!(status(), Some(409 | 422)) => Outcome::Refused,
+        (_, other) => other,
+    }
+}
+
 /// Outcome counts, indexed by [`Outcome::index`].
 pub type OutcomeCounts = [u64; Outcome::COUNT];
 
@@ -102,6 +120,31 @@ pub fn hit_rate(counts: &OutcomeCounts) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settle_reclassifies_released_waiters_and_conflicts() {
+        assert_eq!(
+            settle(Outcome::Collapsed, false, || Some(200)),
+            Outcome::Miss
+        );
+        assert_eq!(
+            settle(Outcome::Collapsed, true, || Some(200)),
+            Outcome::Collapsed
+        );
+        assert_eq!(
+            settle(Outcome::DedupReplay, false, || Some(200)),
+            Outcome::Pass
+        );
+        assert_eq!(
+            settle(Outcome::DedupReplay, true, || Some(409)),
+            Outcome::Refused
+        );
+        assert_eq!(
+            settle(Outcome::DedupReplay, true, || Some(200)),
+            Outcome::DedupReplay
+        );
+        assert_eq!(settle(Outcome::HitL1, true, || Some(304)), Outcome::HitL1);
+    }
 
     #[test]
     fn indices_follow_all() {

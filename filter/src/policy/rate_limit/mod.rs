@@ -5,3 +5,4 @@ pub mod degrade;
 pub mod headers;
 pub mod slot;
 pub mod tenant;
+pub mod verdict;

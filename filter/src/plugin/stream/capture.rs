@@ -1,0 +1,269 @@
+//! The response side of caching: deciding whether the origin's response is stored, copying
+//! its body as it streams to the client, storing it, answering or releasing the coalescing
+//! group this stream leads, and invalidating cached URLs after a successful unsafe request.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{BufferType, MapType};
+
+use super::cache::{CacheFlow, Pending};
+use super::EdgeHttp;
+use crate::plugin::admin;
+use crate::plugin::coalescing::{defer_waiters, resume_as_leader, settle_waiters, Outcome};
+use crate::plugin::host::{body, now_secs};
+use crate::plugin::metrics::Stat;
+use crate::plugin::tiers::{FetchedResponse, Kept};
+use crate::plugin::worker::Worker;
+use crate::policy::cache::exchange::{
+    append_cache_status, header, header_joined, response_facts, CacheStatus,
+};
+use crate::policy::cache::freshness::{storability, Storable};
+use crate::policy::cache::generations::Dimension;
+
+/// A storable response whose body is being copied as it streams to the client.
+pub(super) struct Capture {
+    pending: Pending,
+    status: u16,
+    response_headers: Vec<(String, String)>,
+    response_time: u64,
+    body: Vec<u8>,
+    limit: usize,
+}
+
+/// Cache URLs an unsafe request invalidates when it succeeds, and the request's origin (for
+/// `Location` / `Content-Location`).
+pub(super) struct Invalidation {
+    pub urls: Vec<String>,
+    pub scheme: String,
+    pub authority: String,
+}
+
+impl EdgeHttp {
+    /// The origin's response headers to a forwarded request: stored or not, and said so in
+    /// `Cache-Status`.
+    pub(super) fn on_cache_response(
+        &mut self,
+        worker: &Rc<RefCell<Worker>>,
+        status: u16,
+        response: Vec<(String, String)>,
+        end_of_stream: bool,
+    ) {
+        let CacheFlow::Forwarded(pending) = self.cache.take() else {
+            return;
+        };
+        let registry = Rc::clone(&worker.borrow().env.registry);
+        let Some(section) = registry
+            .service_at(pending.service_index)
+            .and_then(|s| s.cache.as_ref())
+        else {
+            return;
+        };
+        let now = now_secs();
+        let storable = !pending.head && {
+            let facts = response_facts(status, &response);
+            let storable = storability(&pending.request, &facts, &section.store_policy(), now);
+            matches!(storable, Storable::Yes { .. })
+        };
+        let limit = usize::try_from(registry.limits().max_entry_bytes).unwrap_or(usize::MAX);
+        let length =
+            header(&response, "content-length").and_then(|l| l.trim().parse::<usize>().ok());
+        let fits = length.is_none_or(|l| l <= limit);
+        if storable && !fits {
+            worker.borrow().env.metrics.inc(Stat::TooLarge);
+        }
+        let capture = storable && fits;
+        let member = CacheStatus {
+            fwd: Some(pending.fwd),
+            stored: capture && (length.is_some() || end_of_stream),
+            key: section.debug.then_some(pending.key.primary.as_str()),
+            ..CacheStatus::default()
+        }
+        .render(&registry.settings().cache_status_name);
+        let value =
+            append_cache_status(header_joined(&response, "cache-status").as_deref(), &member);
+        let _ =
+            hostcalls::set_map_value(MapType::HttpResponseHeaders, "cache-status", Some(&value));
+        if !capture {
+            // Nothing will be stored: whoever waits for this key goes to the origin itself.
+            self.settle_group_later(Outcome::Release);
+            return;
+        }
+        self.cache = CacheFlow::Capturing(Box::new(Capture {
+            pending: *pending,
+            status,
+            response_headers: response,
+            response_time: now,
+            body: Vec::new(),
+            limit,
+        }));
+        if end_of_stream {
+            self.finish_capture();
+        }
+    }
+
+    /// A chunk of a captured response: it passes on as it comes; a bounded copy is kept.
+    pub(super) fn capture_body(&mut self, body_size: usize, end_of_stream: bool) {
+        let CacheFlow::Capturing(capture) = &mut self.cache else {
+            return;
+        };
+        if body_size > 0 {
+            let chunk = body(BufferType::HttpResponseBody, body_size);
+            let worker = self.worker.clone();
+            let within_budget = worker
+                .as_ref()
+                .is_some_and(|w| w.borrow_mut().budgets.reserve_capture(chunk.len()));
+            if !within_budget || capture.body.len().saturating_add(chunk.len()) > capture.limit {
+                let held = capture.body.len() + if within_budget { chunk.len() } else { 0 };
+                self.cache = CacheFlow::Idle;
+                if let Some(worker) = &worker {
+                    let w = &mut *worker.borrow_mut();
+                    w.budgets.release_capture(held);
+                    w.env.metrics.inc(Stat::TooLarge);
+                }
+                self.settle_group_later(Outcome::Release);
+                return;
+            }
+            capture.body.extend_from_slice(&chunk);
+        }
+        if end_of_stream {
+            self.finish_capture();
+        }
+    }
+
+    /// The captured response is complete: store it and answer the group's waiters with it.
+    pub(super) fn finish_capture(&mut self) {
+        let (CacheFlow::Capturing(capture), Some(worker)) =
+            (self.cache.take(), self.worker.clone())
+        else {
+            return;
+        };
+        let registry = Rc::clone(&worker.borrow().env.registry);
+        let Some(section) = registry
+            .service_at(capture.pending.service_index)
+            .and_then(|s| s.cache.as_ref())
+        else {
+            return;
+        };
+        let pending = &capture.pending;
+        let kept = {
+            let w = &mut *worker.borrow_mut();
+            w.budgets.release_capture(capture.body.len());
+            let fetched = FetchedResponse {
+                service_index: pending.service_index,
+                key: &pending.key,
+                started: &pending.generations,
+                request: &pending.request,
+                request_headers: &pending.request_headers,
+                request_time: pending.request_time,
+                response_time: capture.response_time,
+                status: capture.status,
+                response_headers: &capture.response_headers,
+                body: capture.body,
+                old: None,
+            };
+            w.tiers.store_fetched(&w.env, section, fetched)
+        };
+        match &kept {
+            Kept::Stored(entry) => self.settle_group_later(Outcome::Entry(entry)),
+            // Not storable, or a purge of this entry happened while it was on its way (it may
+            // be what was purged): the waiters go to the origin.
+            Kept::Unkept(_) | Kept::NotStorable => self.settle_group_later(Outcome::Release),
+        }
+    }
+
+    /// The stream ends: a capture in progress gives its bytes back.
+    pub(super) fn capture_done(&mut self, worker: &mut Worker) {
+        if let CacheFlow::Capturing(capture) = self.cache.take() {
+            worker.budgets.release_capture(capture.body.len());
+        }
+    }
+
+    /// After a successful unsafe request: invalidates its URL, and its `Location` and
+    /// `Content-Location` when they point at the same origin.
+    pub(super) fn invalidate_after_success(&mut self, worker: &Rc<RefCell<Worker>>, status: u16) {
+        let Some(Invalidation {
+            mut urls,
+            scheme,
+            authority,
+        }) = self.invalidation.take()
+        else {
+            return;
+        };
+        if !(200..400).contains(&status) {
+            return;
+        }
+        let w = &mut *worker.borrow_mut();
+        let response = crate::plugin::host::headers(MapType::HttpResponseHeaders);
+        for name in ["location", "content-location"] {
+            let target = header(&response, name)
+                .and_then(|value| same_origin_path(value, &scheme, &authority));
+            if let Some(url) = target
+                .and_then(|path| admin::cache_url(&w.env.registry, &scheme, &authority, &path))
+            {
+                urls.push(url);
+            }
+        }
+        for url in &urls {
+            if w.tiers.purge(Dimension::Url(url)) {
+                w.env.metrics.inc(Stat::Invalidation);
+            }
+        }
+    }
+
+    /// This stream led a coalescing group and is done: answer or release its waiters.
+    /// Not from a filter callback (see [`settle_waiters`]).
+    pub(super) fn settle_group(&mut self, outcome: Outcome<'_>) {
+        let (Some(key), Some(worker)) = (self.group.take(), self.worker.clone()) else {
+            return;
+        };
+        let w = &mut *worker.borrow_mut();
+        if w.coalescing.coalescer.is_leader(&key, self.context_id) {
+            let answering = (&w.env, &w.tiers, &mut w.replies);
+            settle_waiters(answering, &mut w.coalescing, &key, outcome, self.context_id);
+            w.leases.release(&key);
+        }
+    }
+
+    /// [`Self::settle_group`] from a response callback: answers go out from the root context.
+    fn settle_group_later(&mut self, outcome: Outcome<'_>) {
+        let (Some(key), Some(worker)) = (self.group.take(), self.worker.clone()) else {
+            return;
+        };
+        let w = &mut *worker.borrow_mut();
+        if w.coalescing.coalescer.is_leader(&key, self.context_id) {
+            let answering = (&w.env, &w.tiers, &mut w.replies);
+            defer_waiters(answering, &mut w.coalescing, &key, outcome, self.context_id);
+            w.leases.release(&key);
+        }
+    }
+
+    /// The stream ends: a leader that did not settle its group (client gone, stream reset)
+    /// hands it to the oldest waiter, which goes to the origin itself.
+    pub(super) fn group_done(&mut self, worker: &mut Worker) {
+        if self.group.is_none() {
+            return;
+        }
+        let coalescer = &mut worker.coalescing.coalescer;
+        if let Some(key) = coalescer.leave(self.context_id) {
+            match coalescer.promote(&key) {
+                Some(next) => resume_as_leader(next.context_id, self.context_id),
+                None => worker.leases.release(&key),
+            }
+        }
+    }
+}
+
+/// `Location`/`Content-Location` as a path, when it points at the request's own origin.
+fn same_origin_path(value: &str, scheme: &str, authority: &str) -> Option<String> {
+    if value.starts_with('/') && !value.starts_with("//") {
+        return Some(value.to_string());
+    }
+    let rest = value.strip_prefix(scheme)?.strip_prefix("://")?;
+    let path = rest.strip_prefix(authority)?;
+    if path.is_empty() {
+        return Some("/".to_string());
+    }
+    path.starts_with('/').then(|| path.to_string())
+}

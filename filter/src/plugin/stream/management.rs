@@ -1,0 +1,198 @@
+//! Management requests the filter answers itself under the admin prefix: health, metrics,
+//! cache stats, the dashboard, purges (`PURGE <url>`, `POST .../cache/purge`) and cache warming
+//! (`POST .../cache/warm`, see `warm.rs`). They never reach the origin.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::{Action, BufferType, MapType};
+
+use super::request::Request;
+use super::warm::WarmRun;
+use super::EdgeHttp;
+use crate::plugin::admin;
+use crate::plugin::dashboard;
+use crate::plugin::health::health;
+use crate::plugin::host::{body, now_millis};
+use crate::plugin::monitor;
+use crate::plugin::reply::json_error;
+use crate::plugin::worker::Worker;
+use crate::policy::cache::purge_request::MAX_PURGE_BODY;
+use crate::policy::cache::warm::plan_warm;
+use crate::policy::path_without_query;
+
+/// Where a management request stands.
+pub(super) enum Management {
+    /// Not a management request, or answered.
+    Idle,
+    /// Its body is being collected (Envoy's buffer filter holds it until complete).
+    CollectingBody(BodyFor),
+    /// A cache-warming run in progress.
+    Warming(Box<WarmRun>),
+}
+
+/// Which management endpoint a body is for.
+pub(super) enum BodyFor {
+    Purge,
+    Warm { scheme: String, authority: String },
+}
+
+/// Management endpoints that only read (token or allowed address needed).
+enum ReadEndpoint {
+    Metrics,
+    CacheStats,
+    Dashboard,
+}
+
+impl ReadEndpoint {
+    fn of(endpoint: &str) -> Option<Self> {
+        match endpoint {
+            "/metrics" => Some(Self::Metrics),
+            "/cache/stats" => Some(Self::CacheStats),
+            "/dashboard" => Some(Self::Dashboard),
+            _ => None,
+        }
+    }
+}
+
+impl EdgeHttp {
+    /// `Some` when the request is a management request (answered, or its body awaited).
+    pub(super) fn on_management(
+        &mut self,
+        worker: &Rc<RefCell<Worker>>,
+        request: &Request<'_>,
+        end_of_stream: bool,
+    ) -> Option<Action> {
+        let registry = Rc::clone(&worker.borrow().env.registry);
+        let prefix = &registry.settings().admin.path_prefix;
+        let endpoint = path_without_query(request.path).strip_prefix(prefix.as_str());
+        let reads = request.reads();
+        if endpoint == Some("/health") && reads {
+            let reply = {
+                let w = &mut *worker.borrow_mut();
+                health((&w.env, &mut w.breakers), &w.monitor, now_millis())
+            };
+            return Some(self.reply_json(reply));
+        }
+        if let Some(read) = endpoint.and_then(ReadEndpoint::of) {
+            if let Err(refusal) = admin::authorize(&registry, request.headers) {
+                if matches!(read, ReadEndpoint::Dashboard) {
+                    let login = dashboard::LOGIN.as_bytes();
+                    return Some(self.reply(refusal.0, &dashboard::headers(), Some(login)));
+                }
+                return Some(self.reply_json(refusal));
+            }
+            if !reads {
+                return Some(self.reply_json(json_error(405, "use GET")));
+            }
+            let now_ms = now_millis();
+            let report = {
+                let w = &mut *worker.borrow_mut();
+                let (reporting, l1) = ((&w.env, &mut w.breakers), &w.tiers.l1);
+                match read {
+                    ReadEndpoint::Metrics => {
+                        Some(monitor::metrics(reporting, &mut w.monitor, l1, now_ms))
+                    }
+                    ReadEndpoint::CacheStats => {
+                        Some(monitor::cache_stats(reporting, &mut w.monitor, l1, now_ms))
+                    }
+                    ReadEndpoint::Dashboard => None,
+                }
+            };
+            return Some(match report {
+                Some(reply) => self.reply_json(reply),
+                None => {
+                    let page = dashboard::PAGE.as_bytes();
+                    self.reply(200, &dashboard::headers(), Some(page))
+                }
+            });
+        }
+        let body_for = match endpoint {
+            Some("/cache/purge") => BodyFor::Purge,
+            Some("/cache/warm") => BodyFor::Warm {
+                scheme: request.scheme.to_string(),
+                authority: request.authority.to_string(),
+            },
+            _ if request.method == "PURGE" => BodyFor::Purge,
+            _ => return None,
+        };
+        if let Err(refusal) = admin::authorize(&registry, request.headers) {
+            return Some(self.reply_json(refusal));
+        }
+        if request.method == "PURGE" {
+            let reply = {
+                let w = &mut *worker.borrow_mut();
+                let tiers = (&w.env, &mut w.tiers);
+                admin::purge_url(tiers, request.scheme, request.authority, request.path)
+            };
+            return Some(self.reply_json(reply));
+        }
+        if request.method != "POST" {
+            return Some(self.reply_json(json_error(405, "use POST")));
+        }
+        if end_of_stream {
+            return Some(self.reply_json(json_error(400, "a JSON body is required")));
+        }
+        // Envoy delivers no body to a filter that paused the headers, so the headers go on and
+        // the buffer filter after this one holds them until the body is complete; the reply is
+        // sent then, and nothing reaches the origin. The token goes no further in any case.
+        for name in ["x-edge-admin-token", "authorization"] {
+            let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+        }
+        self.management = Management::CollectingBody(body_for);
+        Some(Action::Continue)
+    }
+
+    /// A chunk of a management request's body; the whole body is acted on.
+    pub(super) fn on_management_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !matches!(self.management, Management::CollectingBody(_)) {
+            return Action::Continue;
+        }
+        if body_size > MAX_PURGE_BODY {
+            self.management = Management::Idle;
+            return self.reply_json(json_error(413, "management request body too large"));
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let (Management::CollectingBody(body_for), Some(worker)) = (
+            std::mem::replace(&mut self.management, Management::Idle),
+            self.worker.clone(),
+        ) else {
+            return Action::Continue;
+        };
+        let request_body = body(BufferType::HttpRequestBody, body_size);
+        match body_for {
+            BodyFor::Purge => {
+                let reply = {
+                    let w = &mut *worker.borrow_mut();
+                    admin::purge_request((&w.env, &mut w.tiers), &request_body)
+                };
+                self.reply_json(reply)
+            }
+            BodyFor::Warm { scheme, authority } => {
+                let registry = Rc::clone(&worker.borrow().env.registry);
+                match plan_warm(&registry, &scheme, &authority, &request_body) {
+                    Err(reason) => self.reply_json(json_error(400, &reason)),
+                    Ok(targets) => {
+                        let generations = Rc::clone(&worker.borrow().tiers.generations);
+                        self.management =
+                            Management::Warming(Box::new(WarmRun::new(generations, targets)));
+                        self.continue_warm()
+                    }
+                }
+            }
+        }
+    }
+
+    /// Trailers on a management request are refused (`Some`).
+    pub(super) fn on_management_trailers(&mut self) -> Option<Action> {
+        if !matches!(self.management, Management::CollectingBody(_)) {
+            return None;
+        }
+        self.management = Management::Idle;
+        let refusal = json_error(400, "management requests take no trailers");
+        Some(self.reply_json(refusal))
+    }
+}

@@ -1,0 +1,225 @@
+//! One HTTP stream: the `Context`/`HttpContext` callbacks, each reading as guards (rate limit,
+//! breaker) → management → cache → dedup. What each step does lives in its own file:
+//! `request` (the request view, monitoring), `guards`, `management` and `warm`, `cache` (lookup),
+//! `revalidation`, `capture` (storing and invalidating on the response), `dedup`.
+
+mod cache;
+mod capture;
+mod dedup;
+mod guards;
+mod management;
+mod request;
+mod revalidation;
+mod warm;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::{Action, BufferType, MapType};
+
+use self::cache::CacheFlow;
+use self::dedup::DedupPhase;
+use self::management::Management;
+use self::request::{Observed, Request};
+use super::breaker::BreakerPass;
+use super::host::{body, headers, headers_checked, status_of, SERVICE_HEADER};
+use super::reply::{send, send_json, Reply};
+use super::worker::Worker;
+
+pub struct EdgeHttp {
+    context_id: u32,
+    worker: Option<Rc<RefCell<Worker>>>,
+    /// The filter answered (a hit, a refusal, a management request). Its own reply passes back
+    /// through the response callbacks, which must leave it alone.
+    answered: bool,
+    /// Where the request stands with the cache.
+    cache: CacheFlow,
+    /// The coalescing group this stream leads or waits in (alongside `cache`: a leader may be
+    /// forwarded, revalidating or capturing; a waiter is forwarded once released).
+    group: Option<String>,
+    /// Cache URLs an unsafe request invalidates when it succeeds.
+    invalidation: Option<capture::Invalidation>,
+    management: Management,
+    /// Webhook deduplication of this request.
+    dedup: Option<DedupPhase>,
+    /// `RateLimit-Policy` and `RateLimit` values for the response.
+    rate_headers: Option<(String, String)>,
+    /// The breaker this request passed (its outcome is owed).
+    breaker: Option<BreakerPass>,
+    /// Monitoring of this request (not of management requests, nor with monitoring off).
+    observed: Option<Observed>,
+    /// Bytes of the worker's paused-request budget this stream holds until it ends.
+    paused_bytes: usize,
+}
+
+impl EdgeHttp {
+    pub fn new(context_id: u32, worker: Option<Rc<RefCell<Worker>>>) -> Self {
+        Self {
+            context_id,
+            worker,
+            answered: false,
+            cache: CacheFlow::Idle,
+            group: None,
+            invalidation: None,
+            management: Management::Idle,
+            dedup: None,
+            rate_headers: None,
+            breaker: None,
+            observed: None,
+            paused_bytes: 0,
+        }
+    }
+
+    /// Answers this stream itself.
+    fn reply(&mut self, status: u16, headers: &[(String, String)], body: Option<&[u8]>) -> Action {
+        send(status, headers, body);
+        self.answered = true;
+        Action::Pause
+    }
+
+    fn reply_json(&mut self, reply: Reply) -> Action {
+        send_json(&reply);
+        self.answered = true;
+        Action::Pause
+    }
+
+    /// Takes `bytes` of the worker's paused-request budget for this stream (given back when
+    /// it ends); `false` when the budget is spent.
+    fn hold_paused(&mut self, worker: &mut Worker, bytes: usize) -> bool {
+        let held = worker.budgets.reserve_paused(&worker.env.metrics, bytes);
+        if held {
+            self.paused_bytes += bytes;
+        }
+        held
+    }
+}
+
+impl Context for EdgeHttp {
+    fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
+        if let Some(worker) = &self.worker {
+            worker.borrow_mut().replies.begin_callback();
+        }
+        if matches!(self.management, Management::Warming(_)) {
+            self.on_warmed(token, body_size);
+        } else if let CacheFlow::Revalidating(revalidation) = self.cache.take() {
+            self.on_revalidated(revalidation, body_size);
+        }
+    }
+
+    fn on_done(&mut self) -> bool {
+        let Some(worker) = self.worker.clone() else {
+            return true;
+        };
+        let w = &mut *worker.borrow_mut();
+        w.replies.take_answered(self.context_id);
+        w.budgets.release_paused(self.paused_bytes);
+        self.capture_done(w);
+        self.guards_done(w);
+        self.dedup_done(w);
+        self.group_done(w);
+        true
+    }
+}
+
+impl HttpContext for EdgeHttp {
+    fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
+        let Some(worker) = self.worker.clone() else {
+            return Action::Continue;
+        };
+        let registry = Rc::clone(&worker.borrow().env.registry);
+        let (request_headers, non_utf8) = headers_checked(MapType::HttpRequestHeaders);
+        let request = Request::new(&registry, &request_headers, &non_utf8);
+        if let Some(action) = self.on_management(&worker, &request, end_of_stream) {
+            return action;
+        }
+        self.start_observing(&worker, &request);
+        if let Some(refused) = self.admit(&worker, &request) {
+            return refused;
+        }
+        let mut action = self.cache_request(&worker, &request);
+        if let Some(dedup) = self.dedup_request(&worker, &request, end_of_stream) {
+            action = dedup;
+        }
+        let collecting = matches!(self.dedup, Some(DedupPhase::Collecting { .. }));
+        if matches!(action, Action::Continue) && !self.answered && !collecting {
+            self.observe_forwarded();
+        }
+        if !self.answered {
+            // Failing to tag is not worth failing the request: the request still goes through.
+            let name = Some(request.service.name.as_str());
+            let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, SERVICE_HEADER, name);
+        }
+        action
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if matches!(self.dedup, Some(DedupPhase::Collecting { .. })) {
+            // The buffer filter after this one holds the request; nothing reached the origin.
+            if !end_of_stream {
+                return Action::Pause;
+            }
+            let request_body = body(BufferType::HttpRequestBody, body_size);
+            return self.decide_dedup(&request_body, Vec::new());
+        }
+        self.on_management_body(body_size, end_of_stream)
+    }
+
+    fn on_http_request_trailers(&mut self, _: usize) -> Action {
+        if let Some(refused) = self.on_management_trailers() {
+            return refused;
+        }
+        if matches!(self.dedup, Some(DedupPhase::Collecting { .. })) {
+            // Trailers end the request (HTTP/2): the body callbacks never saw end_of_stream,
+            // so the decision is made here, on the body Envoy buffered while they paused
+            // (the whole body). Nothing reached the origin yet.
+            let request_body = body(BufferType::HttpRequestBody, usize::MAX);
+            return self.decide_dedup(&request_body, headers(MapType::HttpRequestTrailers));
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
+        let Some(worker) = self.worker.clone() else {
+            return Action::Continue;
+        };
+        self.add_rate_headers();
+        let answered_here =
+            self.answered || worker.borrow_mut().replies.take_answered(self.context_id);
+        if answered_here {
+            // Our own reply (or one another stream sent for us): no origin outcome, nothing to
+            // store or tag.
+            self.breaker_outcome(&worker, None);
+            self.settle_observed(true, || status_of(&headers(MapType::HttpResponseHeaders)));
+            self.cache = CacheFlow::Idle;
+            self.dedup = None;
+            return Action::Continue;
+        }
+        let response = headers(MapType::HttpResponseHeaders);
+        let status = status_of(&response).unwrap_or(0);
+        self.breaker_outcome(&worker, Some(status));
+        self.settle_observed(false, || Some(status));
+        self.observe_origin_answer();
+        self.invalidate_after_success(&worker, status);
+        self.on_dedup_response(&worker, status, &response, end_of_stream);
+        self.on_cache_response(&worker, status, response, end_of_stream);
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.record_dedup_body(body_size, end_of_stream);
+        self.capture_body(body_size, end_of_stream);
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _: usize) -> Action {
+        self.finish_dedup();
+        self.finish_capture();
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        self.record_observed();
+    }
+}

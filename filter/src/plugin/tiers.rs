@@ -1,0 +1,289 @@
+//! The worker's two cache tiers: its own L1 (no shared data on a hit) and the L2 slots in
+//! shared data, the purge generations entries are checked against, and the one way a response
+//! fetched from the origin is stored (misses, warm fetches, revalidations, refreshes).
+
+use std::rc::Rc;
+
+use log::warn;
+
+use super::env::Env;
+use super::host::{shared_update as update, HostStore};
+use super::metrics::Stat;
+use crate::policy::cache::entry::Entry;
+use crate::policy::cache::exchange::{
+    fetched_entry, keep_until, tags, Fetch, FetchedEntry, Headers,
+};
+use crate::policy::cache::freshness::RequestFacts;
+use crate::policy::cache::generations::{Dimension, Generations, GENERATIONS_KEY};
+use crate::policy::cache::key::CacheKey;
+use crate::policy::cache::l1::{L1Cache, L1Stats};
+use crate::policy::cache::l2::{slot_key, slot_of};
+use crate::policy::shared_store::{SetError, SharedStore};
+use crate::policy::CacheSection;
+
+/// How often a purge retries when other workers purge at the same moment.
+const PURGE_ATTEMPTS: u32 = 16;
+
+pub struct Tiers {
+    pub l1: L1Cache,
+    /// Shared with the requests in flight, which keep the counters they started under.
+    pub generations: Rc<Generations>,
+    generations_cas: Option<u32>,
+    /// Logged once: an L2 write the host refused.
+    l2_write_warned: bool,
+}
+
+/// What an L2 slot held for a key.
+pub enum L2Read {
+    Found(Entry),
+    /// Nothing, or another key's entry (slots are shared by hash).
+    Absent,
+    /// A value that does not decode: counted, treated as absent.
+    Corrupt,
+}
+
+/// A response the origin gave the filter (or a stream), to store.
+pub struct FetchedResponse<'a> {
+    pub service_index: usize,
+    pub key: &'a CacheKey,
+    /// The purge generations when the request started.
+    pub started: &'a Generations,
+    pub request: &'a RequestFacts,
+    pub request_headers: &'a Headers,
+    pub request_time: u64,
+    pub response_time: u64,
+    pub status: u16,
+    pub response_headers: &'a Headers,
+    pub body: Vec<u8>,
+    /// The stored entry this fetch revalidated, if it did.
+    pub old: Option<&'a Entry>,
+}
+
+/// What storing a fetched response came to.
+pub enum Kept {
+    /// Stored in L1 (and L2 if it fits).
+    Stored(Entry),
+    /// A usable answer, not kept: a purge of its service, URL, tenant or tags happened while
+    /// it was fetched (it may be what was purged).
+    Unkept(Entry),
+    /// Nothing to store (not storable, too large, an error).
+    NotStorable,
+}
+
+impl Tiers {
+    pub fn new(env: &Env) -> Self {
+        let limits = env.registry.limits();
+        let mut l1 = L1Cache::new(
+            usize::try_from(limits.l1_max_entries).unwrap_or(usize::MAX),
+            usize::try_from(limits.l1_max_bytes).unwrap_or(usize::MAX),
+        );
+        l1.set_tenant_share(limits.l1_tenant_share_percent.map(|p| p as f64 / 100.0));
+        Self {
+            l1,
+            generations: Rc::new(Generations::default()),
+            generations_cas: None,
+            l2_write_warned: false,
+        }
+    }
+
+    /// An L1 lookup (expired entries it drops are counted).
+    pub fn l1_get(&mut self, env: &Env, key: &str, now: u64) -> Option<Rc<Entry>> {
+        let before = self.l1.stats();
+        let entry = self.l1.get(key, now);
+        self.track_l1(env, before);
+        entry
+    }
+
+    pub fn l2_get(&self, env: &Env, key: &str) -> L2Read {
+        let slots = env.registry.limits().l2_slots;
+        let Some((bytes, _)) = HostStore.get(&slot_key(slot_of(key, slots))) else {
+            return L2Read::Absent;
+        };
+        match Entry::decode_key(&bytes) {
+            Ok(stored) if stored == key => {}
+            Ok(_) => return L2Read::Absent,
+            Err(_) if bytes.is_empty() => return L2Read::Absent,
+            Err(_) => return L2Read::Corrupt,
+        }
+        match Entry::decode(&bytes) {
+            Ok(entry) => L2Read::Found(entry),
+            Err(_) => L2Read::Corrupt,
+        }
+    }
+
+    /// Stores a fetched response if it may be stored and no purge crossed its fetch.
+    pub fn store_fetched(
+        &mut self,
+        env: &Env,
+        section: &CacheSection,
+        fetched: FetchedResponse<'_>,
+    ) -> Kept {
+        let stamp = self.stamp_since(
+            fetched.started,
+            fetched.service_index,
+            fetched.key,
+            &tags(fetched.response_headers, &section.tag_header),
+        );
+        let fetch = Fetch {
+            key: &fetched.key.primary,
+            old: fetched.old,
+            request: fetched.request,
+            request_headers: fetched.request_headers,
+            policy: &section.store_policy(),
+            defaults: section.stale_defaults(),
+            request_time: fetched.request_time,
+            response_time: fetched.response_time,
+            max_body: usize::try_from(env.registry.limits().max_entry_bytes).unwrap_or(usize::MAX),
+            generations: stamp.clone().unwrap_or_default(),
+        };
+        let status = fetched.status;
+        match fetched_entry(&fetch, status, fetched.response_headers, fetched.body) {
+            FetchedEntry::Refreshed(entry) | FetchedEntry::Replaced(entry) if stamp.is_some() => {
+                self.store(env, entry.clone(), fetched.key.tenant.as_deref());
+                Kept::Stored(entry)
+            }
+            FetchedEntry::Refreshed(entry) | FetchedEntry::Replaced(entry) => Kept::Unkept(entry),
+            FetchedEntry::NotStored => Kept::NotStorable,
+        }
+    }
+
+    /// Stores in L1 and L2 and counts what happened.
+    pub fn store(&mut self, env: &Env, entry: Entry, tenant: Option<&str>) {
+        let limits = env.registry.limits();
+        let metrics = &env.metrics;
+        let encoded = entry.encode();
+        let entry_key = entry.key.clone();
+        let slot = slot_key(slot_of(&entry.key, limits.l2_slots));
+        self.insert_l1(env, entry, tenant);
+        let slot_bytes = usize::try_from(limits.l2_slot_bytes()).unwrap_or(usize::MAX);
+        if encoded.len() > slot_bytes {
+            // Within the L2 byte budget only: this one stays in L1.
+            metrics.inc(Stat::L2TooLarge);
+            return;
+        }
+        // (cas, bytes the slot held): an empty slot (never written, or the placeholder) is
+        // filled by this store.
+        let (cas, previous_len) = match HostStore.get(&slot) {
+            Some((previous, cas)) => {
+                if Entry::decode_key(&previous).is_ok_and(|k| k != entry_key) {
+                    // Another key's entry leaves L2 (slots are shared by hash).
+                    metrics.inc(Stat::L2Eviction);
+                }
+                (cas, previous.len())
+            }
+            None => (0, 0),
+        };
+        match HostStore.set(&slot, &encoded, cas) {
+            Ok(()) => {
+                metrics.inc(Stat::StoreL2);
+                if previous_len <= 1 {
+                    metrics.inc(Stat::L2Entries);
+                }
+                let grown = i64::try_from(encoded.len()).unwrap_or(0)
+                    - i64::try_from(previous_len).unwrap_or(0);
+                metrics.add(Stat::L2Bytes, grown);
+                if let Some((stored, raw)) = Entry::stored_body_len(&encoded) {
+                    metrics.add(Stat::StoredBytesRaw, i64::try_from(raw).unwrap_or(0));
+                    metrics.add(
+                        Stat::StoredBytesCompressed,
+                        i64::try_from(stored).unwrap_or(0),
+                    );
+                }
+            }
+            // Another worker just wrote this slot: its entry is as good as ours.
+            Err(SetError::CasMismatch) => {}
+            Err(_) => {
+                if !self.l2_write_warned {
+                    warn!("L2 write refused by the host; entries stay in L1 only");
+                    self.l2_write_warned = true;
+                }
+            }
+        }
+    }
+
+    /// Copies an entry into L1 (a store, or a promotion from L2) and tracks L1 size and evictions.
+    pub fn insert_l1(&mut self, env: &Env, entry: Entry, tenant: Option<&str>) {
+        let before = self.l1.stats();
+        let keep = keep_until(&entry);
+        if self.l1.insert(entry, tenant, keep) {
+            env.metrics.inc(Stat::StoreL1);
+        }
+        self.track_l1(env, before);
+    }
+
+    pub fn remove_l1(&mut self, env: &Env, key: &str) {
+        let before = self.l1.stats();
+        self.l1.remove(key);
+        self.track_l1(env, before);
+    }
+
+    fn track_l1(&self, env: &Env, before: L1Stats) {
+        let after = self.l1.stats();
+        let delta =
+            |a: usize, b: usize| i64::try_from(a).unwrap_or(0) - i64::try_from(b).unwrap_or(0);
+        let metrics = &env.metrics;
+        metrics.add(Stat::L1Entries, delta(after.entries, before.entries));
+        metrics.add(Stat::L1Bytes, delta(after.bytes, before.bytes));
+        let evicted = (after.evictions + after.expired_evictions)
+            .saturating_sub(before.evictions + before.expired_evictions);
+        metrics.add(Stat::L1Eviction, i64::try_from(evicted).unwrap_or(0));
+    }
+
+    /// The purge generations an entry records: its service, URL, tenant and tags, as they were
+    /// in `started` (the counters when its request started). `None` when a purge has touched
+    /// one of those since: the response may be what was purged, so it is not stored. Purges of
+    /// other URLs, tenants or tags do not matter.
+    fn stamp_since(
+        &self,
+        started: &Generations,
+        service_index: usize,
+        key: &CacheKey,
+        tags: &[String],
+    ) -> Option<Vec<u32>> {
+        let mut dimensions = vec![Dimension::Service(service_index), Dimension::Url(&key.url)];
+        if let Some(tenant) = &key.tenant {
+            dimensions.push(Dimension::Tenant(tenant));
+        }
+        dimensions.extend(tags.iter().map(|t| Dimension::Tag(t)));
+        let stamp = started.stamp(&dimensions);
+        self.generations.is_current(&stamp).then_some(stamp)
+    }
+
+    /// Creates the generations value if no worker has yet (a write to a missing key ignores
+    /// CAS, so this happens at start-up, before any purge can race it).
+    pub fn ensure_generations(&mut self) {
+        if HostStore.get(GENERATIONS_KEY).is_none() {
+            let _ = HostStore.set(GENERATIONS_KEY, &Generations::default().encode(), 0);
+        }
+        self.refresh_generations();
+    }
+
+    /// Re-reads the purge generations; decodes only when another worker changed them.
+    pub fn refresh_generations(&mut self) {
+        match HostStore.get(GENERATIONS_KEY) {
+            Some((bytes, cas)) if Some(cas) != self.generations_cas => {
+                self.generations = Rc::new(Generations::decode(Some(&bytes)));
+                self.generations_cas = Some(cas);
+            }
+            _ => {}
+        }
+    }
+
+    /// Invalidates everything stored under `dimension`, on every worker.
+    pub fn purge(&mut self, dimension: Dimension<'_>) -> bool {
+        let bumped = update(&HostStore, GENERATIONS_KEY, PURGE_ATTEMPTS, |current| {
+            let mut generations = Generations::decode(current);
+            generations.bump(dimension);
+            let encoded = generations.encode();
+            Ok::<_, ()>((generations, encoded))
+        });
+        match bumped {
+            Ok(generations) => {
+                self.generations = Rc::new(generations);
+                self.generations_cas = None;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
