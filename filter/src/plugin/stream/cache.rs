@@ -8,10 +8,8 @@ use std::rc::Rc;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, MapType};
 
-use super::capture::{Capture, Invalidation};
 use super::request::{header_bytes, Request};
-use super::revalidation::Revalidation;
-use super::EdgeHttp;
+use super::state::{CacheFlow, EdgeHttp, Invalidation, Pending};
 use crate::plugin::coalescing::WaitInfo;
 use crate::plugin::host::{now_millis, now_secs, SERVICE_HEADER};
 use crate::plugin::metrics::Stat;
@@ -22,53 +20,14 @@ use crate::plugin::worker::Worker;
 use crate::policy::cache::coalesce::Join;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    evaluate_hit, hit_headers, refresh_request_headers, request_facts, timing, ttl_left,
-    CacheStatus, HitDecision, MissKind,
+    evaluate_hit, refresh_request_headers, request_facts, ttl_left, CacheStatus, HitDecision,
+    MissKind,
 };
-use crate::policy::cache::freshness::{
-    current_age, request_directs, RequestDirective, RequestFacts,
-};
-use crate::policy::cache::generations::Generations;
+use crate::policy::cache::freshness::{request_directs, RequestDirective, RequestFacts};
 use crate::policy::cache::key::{unkeyed_headers_present, CacheKey};
 use crate::policy::cache::lease::Acquire;
 use crate::policy::monitor::outcome::Outcome;
-use crate::policy::rate_limit::degrade::may_serve_while_limited;
 use crate::policy::CacheSection;
-
-/// Where a stream stands with the cache. Each phase holds what its next step needs (boxed:
-/// the stream moves its phase on every response, and most streams never leave `Idle`).
-pub(super) enum CacheFlow {
-    /// Nothing to do for the cache (not cached, answered here, or done).
-    Idle,
-    /// On its way to the origin (or waiting for a leader): its response may be stored.
-    Forwarded(Box<Pending>),
-    /// Paused while the filter asks the origin whether a stale entry still holds.
-    Revalidating(Box<Revalidation>),
-    /// The response is storable: its body is copied as it streams to the client.
-    Capturing(Box<Capture>),
-}
-
-impl CacheFlow {
-    /// The current phase; the stream is `Idle` until a new one is set.
-    pub fn take(&mut self) -> Self {
-        std::mem::replace(self, Self::Idle)
-    }
-}
-
-/// A cache miss on its way to the origin: what storing its response needs.
-pub(super) struct Pending {
-    pub service_index: usize,
-    pub key: CacheKey,
-    pub request_headers: Vec<(String, String)>,
-    pub request: RequestFacts,
-    pub request_time: u64,
-    /// The purge generations when the request arrived: a response fetched across a purge of
-    /// its service, URL, tenant or tags is not stored.
-    pub generations: Rc<Generations>,
-    /// Why the cache forwarded the request (`Cache-Status: fwd=`).
-    pub fwd: &'static str,
-    pub head: bool,
-}
 
 /// What the tiers hold for a request.
 enum Lookup {
@@ -355,79 +314,6 @@ impl EdgeHttp {
         self.answered = true;
         Action::Pause
     }
-
-    /// Answers a GET from a stored entry when the origin must not be asked (a rate-limited
-    /// tenant, an open breaker). `status` gives the Cache-Status member; its `ttl` is filled in.
-    /// `max_stale_s`: the entry must be usable without the origin, stale by at most this many
-    /// seconds (a limited tenant); `None`: any stored entry, fresh or stale (an open breaker).
-    pub(super) fn serve_stored(
-        &mut self,
-        worker: &Rc<RefCell<Worker>>,
-        request: &Request<'_>,
-        status: CacheStatus<'_>,
-        extra_headers: &[(String, String)],
-        counter: Stat,
-        max_stale_s: Option<u64>,
-    ) -> bool {
-        let Some(section) = &request.service.cache else {
-            return false;
-        };
-        let Ok(key) = request.cache_key(section) else {
-            return false;
-        };
-        let now = now_secs();
-        let found = {
-            let w = &mut *worker.borrow_mut();
-            stored_answer(w, request, &key, now, max_stale_s).map(|entry| {
-                w.env.metrics.inc(counter);
-                let name = Rc::clone(&w.env.registry);
-                (entry, name)
-            })
-        };
-        let Some((entry, registry)) = found else {
-            return false;
-        };
-        let age = current_age(&timing(&entry), now);
-        let cache_status = CacheStatus {
-            ttl: Some(ttl_left(&entry, age)),
-            ..status
-        }
-        .render(&registry.settings().cache_status_name);
-        let mut headers = hit_headers(&entry, age, &cache_status);
-        headers.extend(extra_headers.iter().cloned());
-        let body = (request.method != "HEAD").then_some(entry.body.as_slice());
-        self.reply(entry.status, &headers, body);
-        true
-    }
-}
-
-/// A stored entry that may answer `request` without the origin (see
-/// [`EdgeHttp::serve_stored`]).
-fn stored_answer(
-    w: &mut Worker,
-    request: &Request<'_>,
-    key: &CacheKey,
-    now: u64,
-    max_stale_s: Option<u64>,
-) -> Option<Rc<Entry>> {
-    let entry = w.tiers.l1_get(&w.env, &key.primary, now).or_else(|| {
-        match w.tiers.l2_get(&w.env, &key.primary) {
-            L2Read::Found(entry) => Some(Rc::new(entry)),
-            _ => None,
-        }
-    })?;
-    let facts = request_facts(request.method, request.headers);
-    let generations = &w.tiers.generations;
-    let usable = match max_stale_s {
-        Some(bound) => {
-            may_serve_while_limited(&entry, request.headers, &facts, generations, now, bound)
-        }
-        None => !matches!(
-            evaluate_hit(&entry, request.headers, &facts, generations, now),
-            HitDecision::Miss(_)
-        ),
-    };
-    usable.then_some(entry)
 }
 
 /// A background refresh of `entry`, sent with its validators and the request's keyed headers.

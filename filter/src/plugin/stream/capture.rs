@@ -8,8 +8,7 @@ use std::rc::Rc;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
-use super::cache::{CacheFlow, Pending};
-use super::EdgeHttp;
+use super::state::{CacheFlow, Capture, EdgeHttp, Invalidation};
 use crate::plugin::admin;
 use crate::plugin::coalescing::{defer_waiters, resume_as_leader, settle_waiters, Outcome};
 use crate::plugin::host::{body, now_secs};
@@ -21,24 +20,6 @@ use crate::policy::cache::exchange::{
 };
 use crate::policy::cache::freshness::{storability, Storable};
 use crate::policy::cache::generations::Dimension;
-
-/// A storable response whose body is being copied as it streams to the client.
-pub(super) struct Capture {
-    pending: Pending,
-    status: u16,
-    response_headers: Vec<(String, String)>,
-    response_time: u64,
-    body: Vec<u8>,
-    limit: usize,
-}
-
-/// Cache URLs an unsafe request invalidates when it succeeds, and the request's origin (for
-/// `Location` / `Content-Location`).
-pub(super) struct Invalidation {
-    pub urls: Vec<String>,
-    pub scheme: String,
-    pub authority: String,
-}
 
 impl EdgeHttp {
     /// The origin's response headers to a forwarded request: stored or not, and said so in

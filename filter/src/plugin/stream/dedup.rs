@@ -8,7 +8,7 @@ use std::rc::Rc;
 use proxy_wasm::types::{Action, BufferType};
 
 use super::request::{header_bytes, Request};
-use super::EdgeHttp;
+use super::state::{DedupPhase, EdgeHttp, Recording};
 use crate::plugin::dedup::delivery::queue as queue_delivery;
 use crate::plugin::dedup::records::{claim, finish, next_attempt, replay, slot_for};
 use crate::plugin::dedup::state::{Completion, DedupWaiter, Delivery, Queued};
@@ -23,58 +23,6 @@ use crate::policy::dedup::record::{Claim, Record, State};
 use crate::policy::dedup::signature::{decode_secret, verify as verify_signature};
 use crate::policy::monitor::outcome::Outcome;
 use crate::policy::{DedupSection, InFlightMode};
-
-/// Where a deduplicated request stands.
-pub(super) enum DedupPhase {
-    /// Its body is being collected (the identity may need it; its digest always does).
-    Collecting {
-        service_index: usize,
-        method: String,
-        path: String,
-        headers: Vec<(String, String)>,
-    },
-    /// It is the first attempt and the root context sent it to the origin (see
-    /// `dedup/delivery.rs`): the answer arrives as a local reply, whatever this stream does.
-    Dispatched,
-    /// It is the first attempt (`attempt` in the record): its result completes the record.
-    Owner {
-        key: String,
-        id: String,
-        service_index: usize,
-        attempt: u64,
-    },
-    /// A duplicate waiting for the first attempt (the tick answers or releases it).
-    Waiting { id: String, service_index: usize },
-    /// Its 2xx result is being copied into the record.
-    Recording(Recording),
-}
-
-/// A first attempt's replayable result, copied as it streams to the sender.
-pub(super) struct Recording {
-    key: String,
-    id: String,
-    attempt: u64,
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    omitted: bool,
-    limit: usize,
-    retention_ms: u64,
-}
-
-impl Recording {
-    /// The record's result; the body only when it was copied whole.
-    fn completion(self, keep_body: bool) -> Completion {
-        let expires_at_ms = now_millis().saturating_add(self.retention_ms);
-        let body = (keep_body && !self.omitted).then_some(self.body);
-        Completion {
-            key: self.key,
-            id: self.id,
-            attempt: self.attempt,
-            result: State::completed(self.status, self.headers, body, expires_at_ms),
-        }
-    }
-}
 
 /// How a delivery is answered without the origin.
 enum Answer {

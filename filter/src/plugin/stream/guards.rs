@@ -9,7 +9,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, MapType};
 
 use super::request::Request;
-use super::EdgeHttp;
+use super::state::EdgeHttp;
 use crate::plugin::breaker::{self, BreakerPass};
 use crate::plugin::host::now_millis;
 use crate::plugin::metrics::Stat;

@@ -9,8 +9,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::request::Request;
-use super::warm::WarmRun;
-use super::EdgeHttp;
+use super::state::{BodyFor, EdgeHttp, Management, WarmRun};
 use crate::plugin::admin;
 use crate::plugin::dashboard;
 use crate::plugin::health::health;
@@ -21,22 +20,6 @@ use crate::plugin::worker::Worker;
 use crate::policy::cache::purge_request::MAX_PURGE_BODY;
 use crate::policy::cache::warm::plan_warm;
 use crate::policy::path_without_query;
-
-/// Where a management request stands.
-pub(super) enum Management {
-    /// Not a management request, or answered.
-    Idle,
-    /// Its body is being collected (Envoy's buffer filter holds it until complete).
-    CollectingBody(BodyFor),
-    /// A cache-warming run in progress.
-    Warming(Box<WarmRun>),
-}
-
-/// Which management endpoint a body is for.
-pub(super) enum BodyFor {
-    Purge,
-    Warm { scheme: String, authority: String },
-}
 
 /// Management endpoints that only read (token or allowed address needed).
 enum ReadEndpoint {

@@ -1,7 +1,8 @@
 //! One HTTP stream: the `Context`/`HttpContext` callbacks, each reading as guards (rate limit,
-//! breaker) → management → cache → dedup. What each step does lives in its own file:
-//! `request` (the request view, monitoring), `guards`, `management` and `warm`, `cache` (lookup),
-//! `revalidation`, `capture` (storing and invalidating on the response), `dedup`.
+//! breaker) → management → cache → dedup. The stream's state and its phases are in `state`;
+//! what each step does lives in its own file: `request` (the request view, monitoring),
+//! `guards`, `management` and `warm`, `cache` (lookup) and `stored`, `revalidation`, `capture`
+//! (storing and invalidating on the response), `dedup` and `recording`.
 
 mod cache;
 mod capture;
@@ -10,91 +11,20 @@ mod guards;
 mod management;
 mod request;
 mod revalidation;
+mod state;
+mod stored;
 mod warm;
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use self::cache::CacheFlow;
-use self::dedup::DedupPhase;
-use self::management::Management;
-use self::request::{Observed, Request};
-use super::breaker::BreakerPass;
+use self::request::Request;
+pub use self::state::EdgeHttp;
+use self::state::{CacheFlow, DedupPhase, Management};
 use super::host::{body, headers, headers_checked, status_of, SERVICE_HEADER};
-use super::reply::{send, send_json, Reply};
-use super::worker::Worker;
-
-pub struct EdgeHttp {
-    context_id: u32,
-    worker: Option<Rc<RefCell<Worker>>>,
-    /// The filter answered (a hit, a refusal, a management request). Its own reply passes back
-    /// through the response callbacks, which must leave it alone.
-    answered: bool,
-    /// Where the request stands with the cache.
-    cache: CacheFlow,
-    /// The coalescing group this stream leads or waits in (alongside `cache`: a leader may be
-    /// forwarded, revalidating or capturing; a waiter is forwarded once released).
-    group: Option<String>,
-    /// Cache URLs an unsafe request invalidates when it succeeds.
-    invalidation: Option<capture::Invalidation>,
-    management: Management,
-    /// Webhook deduplication of this request.
-    dedup: Option<DedupPhase>,
-    /// `RateLimit-Policy` and `RateLimit` values for the response.
-    rate_headers: Option<(String, String)>,
-    /// The breaker this request passed (its outcome is owed).
-    breaker: Option<BreakerPass>,
-    /// Monitoring of this request (not of management requests, nor with monitoring off).
-    observed: Option<Observed>,
-    /// Bytes of the worker's paused-request budget this stream holds until it ends.
-    paused_bytes: usize,
-}
-
-impl EdgeHttp {
-    pub fn new(context_id: u32, worker: Option<Rc<RefCell<Worker>>>) -> Self {
-        Self {
-            context_id,
-            worker,
-            answered: false,
-            cache: CacheFlow::Idle,
-            group: None,
-            invalidation: None,
-            management: Management::Idle,
-            dedup: None,
-            rate_headers: None,
-            breaker: None,
-            observed: None,
-            paused_bytes: 0,
-        }
-    }
-
-    /// Answers this stream itself.
-    fn reply(&mut self, status: u16, headers: &[(String, String)], body: Option<&[u8]>) -> Action {
-        send(status, headers, body);
-        self.answered = true;
-        Action::Pause
-    }
-
-    fn reply_json(&mut self, reply: Reply) -> Action {
-        send_json(&reply);
-        self.answered = true;
-        Action::Pause
-    }
-
-    /// Takes `bytes` of the worker's paused-request budget for this stream (given back when
-    /// it ends); `false` when the budget is spent.
-    fn hold_paused(&mut self, worker: &mut Worker, bytes: usize) -> bool {
-        let held = worker.budgets.reserve_paused(&worker.env.metrics, bytes);
-        if held {
-            self.paused_bytes += bytes;
-        }
-        held
-    }
-}
 
 impl Context for EdgeHttp {
     fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {

@@ -3,7 +3,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::EdgeHttp;
+use super::state::{EdgeHttp, Observed};
 use crate::plugin::host::now_nanos;
 use crate::plugin::worker::Worker;
 use crate::policy::cache::exchange::header;
@@ -73,17 +73,6 @@ impl<'a> Request<'a> {
 /// Bytes a copy of a header list holds.
 pub(super) fn header_bytes(headers: &[(String, String)]) -> usize {
     headers.iter().map(|(n, v)| n.len() + v.len()).sum()
-}
-
-/// What monitoring records of a request when its stream ends.
-pub(super) struct Observed {
-    service_index: usize,
-    started_us: u64,
-    outcome: Outcome,
-    /// When the request (or the filter's revalidation) went to the origin.
-    forwarded_us: Option<u64>,
-    origin_us: Option<u64>,
-    tenant: Option<String>,
 }
 
 impl EdgeHttp {

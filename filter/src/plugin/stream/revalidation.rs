@@ -10,9 +10,8 @@ use log::warn;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use super::cache::{CacheFlow, Pending};
 use super::request::Request;
-use super::EdgeHttp;
+use super::state::{CacheFlow, EdgeHttp, Pending, Revalidation};
 use crate::plugin::coalescing::{client_not_modified, Outcome};
 use crate::plugin::host::{body, call, headers, now_secs, status_of, SERVICE_HEADER};
 use crate::plugin::metrics::Stat;
@@ -30,12 +29,6 @@ use crate::policy::CacheSection;
 
 /// How long a revalidation request to the origin may take.
 pub(super) const REVALIDATION_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// A stale entry being revalidated with a request the filter sent itself.
-pub(super) struct Revalidation {
-    pending: Pending,
-    entry: Entry,
-}
 
 impl EdgeHttp {
     /// Asks the origin whether a stale entry still holds, with the entry's validators.

@@ -1,44 +1,16 @@
 //! Cache warming (`POST <admin prefix>/cache/warm`): the stream fetches the planned URLs
 //! itself, a few at a time, stores what may be stored, and answers with the counts.
 
-use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use proxy_wasm::types::{Action, BufferType, MapType};
 
-use super::management::Management;
 use super::revalidation::REVALIDATION_TIMEOUT;
-use super::EdgeHttp;
+use super::state::{EdgeHttp, Management};
 use crate::plugin::host::{body, call, headers, now_secs, status_of};
 use crate::plugin::tiers::{FetchedResponse, Kept};
 use crate::policy::cache::exchange::request_facts;
-use crate::policy::cache::generations::Generations;
-use crate::policy::cache::warm::{WarmTarget, WARM_CONCURRENCY};
-
-/// Fetches of one warm request: queued, in flight (by call token), and their outcomes.
-pub(super) struct WarmRun {
-    /// The purge generations when the run started: a fetch that crosses a purge of its own
-    /// URL, tenant or tags is not stored.
-    generations: Rc<Generations>,
-    queued: VecDeque<WarmTarget>,
-    in_flight: HashMap<u32, WarmTarget>,
-    stored: u32,
-    skipped: u32,
-    failed: u32,
-}
-
-impl WarmRun {
-    pub fn new(generations: Rc<Generations>, targets: Vec<WarmTarget>) -> Self {
-        Self {
-            generations,
-            queued: targets.into(),
-            in_flight: HashMap::new(),
-            stored: 0,
-            skipped: 0,
-            failed: 0,
-        }
-    }
-}
+use crate::policy::cache::warm::WARM_CONCURRENCY;
 
 impl EdgeHttp {
     /// Starts queued warm fetches up to the concurrency bound; replies once all are done.

@@ -1,0 +1,94 @@
+//! Answering from a stored entry when the origin must not be asked: a rate-limited tenant
+//! (within `max_stale_when_limited_s`), an open breaker (any stored entry).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::request::Request;
+use super::state::EdgeHttp;
+use crate::plugin::host::now_secs;
+use crate::plugin::metrics::Stat;
+use crate::plugin::tiers::L2Read;
+use crate::plugin::worker::Worker;
+use crate::policy::cache::entry::Entry;
+use crate::policy::cache::exchange::{
+    evaluate_hit, hit_headers, request_facts, timing, ttl_left, CacheStatus, HitDecision,
+};
+use crate::policy::cache::freshness::current_age;
+use crate::policy::cache::key::CacheKey;
+use crate::policy::rate_limit::degrade::may_serve_while_limited;
+
+impl EdgeHttp {
+    /// Answers a GET from a stored entry when the origin must not be asked (a rate-limited
+    /// tenant, an open breaker). `status` gives the Cache-Status member; its `ttl` is filled in.
+    /// `max_stale_s`: the entry must be usable without the origin, stale by at most this many
+    /// seconds (a limited tenant); `None`: any stored entry, fresh or stale (an open breaker).
+    pub(super) fn serve_stored(
+        &mut self,
+        worker: &Rc<RefCell<Worker>>,
+        request: &Request<'_>,
+        status: CacheStatus<'_>,
+        extra_headers: &[(String, String)],
+        counter: Stat,
+        max_stale_s: Option<u64>,
+    ) -> bool {
+        let Some(section) = &request.service.cache else {
+            return false;
+        };
+        let Ok(key) = request.cache_key(section) else {
+            return false;
+        };
+        let now = now_secs();
+        let found = {
+            let w = &mut *worker.borrow_mut();
+            stored_answer(w, request, &key, now, max_stale_s).map(|entry| {
+                w.env.metrics.inc(counter);
+                let name = Rc::clone(&w.env.registry);
+                (entry, name)
+            })
+        };
+        let Some((entry, registry)) = found else {
+            return false;
+        };
+        let age = current_age(&timing(&entry), now);
+        let cache_status = CacheStatus {
+            ttl: Some(ttl_left(&entry, age)),
+            ..status
+        }
+        .render(&registry.settings().cache_status_name);
+        let mut headers = hit_headers(&entry, age, &cache_status);
+        headers.extend(extra_headers.iter().cloned());
+        let body = (request.method != "HEAD").then_some(entry.body.as_slice());
+        self.reply(entry.status, &headers, body);
+        true
+    }
+}
+
+/// A stored entry that may answer `request` without the origin (see
+/// [`EdgeHttp::serve_stored`]).
+fn stored_answer(
+    w: &mut Worker,
+    request: &Request<'_>,
+    key: &CacheKey,
+    now: u64,
+    max_stale_s: Option<u64>,
+) -> Option<Rc<Entry>> {
+    let entry = w.tiers.l1_get(&w.env, &key.primary, now).or_else(|| {
+        match w.tiers.l2_get(&w.env, &key.primary) {
+            L2Read::Found(entry) => Some(Rc::new(entry)),
+            _ => None,
+        }
+    })?;
+    let facts = request_facts(request.method, request.headers);
+    let generations = &w.tiers.generations;
+    let usable = match max_stale_s {
+        Some(bound) => {
+            may_serve_while_limited(&entry, request.headers, &facts, generations, now, bound)
+        }
+        None => !matches!(
+            evaluate_hit(&entry, request.headers, &facts, generations, now),
+            HitDecision::Miss(_)
+        ),
+    };
+    usable.then_some(entry)
+}
