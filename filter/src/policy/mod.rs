@@ -6,6 +6,7 @@ pub mod breaker;
 mod breaker_config;
 pub mod cache;
 mod cache_config;
+pub mod codec;
 mod config;
 mod config_error;
 pub mod dedup;
