@@ -7,10 +7,10 @@ use serde_json::json;
 
 use super::worker::Worker;
 use crate::policy::admin_guard::{admit, ManagementRequest};
-use crate::policy::cache::exchange::{header, Headers};
 use crate::policy::cache::generations::Dimension;
 use crate::policy::cache::key::{cache_key, KeyInput};
 use crate::policy::cache::purge_request::{parse_purge_request, split_url, PurgeTarget};
+use crate::policy::header_list::{header, Headers};
 use crate::policy::{Registry, RequestAttributes};
 
 /// A JSON reply: status and body.

@@ -10,10 +10,11 @@ use super::worker::{WaitInfo, Worker};
 use crate::policy::cache::coalesce::Waiter;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    evaluate_hit, header, may_serve_if_error, timing, ttl_left, CacheStatus, HitDecision,
+    evaluate_hit, may_serve_if_error, timing, ttl_left, CacheStatus, HitDecision,
 };
 use crate::policy::cache::freshness::{conditional_matches, current_age};
 use crate::policy::cache::http_date::parse_http_date;
+use crate::policy::header_list::header;
 use std::rc::Rc;
 
 /// What the leader ended with.

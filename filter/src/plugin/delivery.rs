@@ -13,8 +13,9 @@ use super::host::{headers, now_millis};
 use super::http::SERVICE_HEADER;
 use super::reply::send;
 use super::worker::Worker;
-use crate::policy::cache::exchange::{header, relayed_headers};
+use crate::policy::cache::exchange::relayed_headers;
 use crate::policy::dedup::record::State;
+use crate::policy::header_list::header;
 
 /// A delivery at the origin: its record and the stream that sent it.
 pub struct Delivery {

@@ -24,10 +24,10 @@ use crate::policy::breaker::machine::Admission;
 use crate::policy::cache::coalesce::Join;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    append_cache_status, build_entry, evaluate_hit, header, header_joined, hit_headers,
-    is_origin_error, may_serve_if_error, refresh_outcome, refresh_request_headers, relayed_headers,
-    request_facts, response_facts, tags, timing, ttl_left, CacheStatus, HitDecision, MissKind,
-    RefreshOutcome, RefreshRequest, Stored,
+    append_cache_status, build_entry, evaluate_hit, hit_headers, is_origin_error,
+    may_serve_if_error, refresh_outcome, refresh_request_headers, relayed_headers, request_facts,
+    response_facts, tags, timing, ttl_left, CacheStatus, HitDecision, MissKind, RefreshOutcome,
+    RefreshRequest, Stored,
 };
 use crate::policy::cache::freshness::{
     conditional_matches, current_age, request_directs, storability, RequestDirective, RequestFacts,
@@ -42,6 +42,7 @@ use crate::policy::cache::warm::{plan_warm, WarmTarget, WARM_CONCURRENCY};
 use crate::policy::dedup::identity::{ambiguous_id, identify};
 use crate::policy::dedup::record::{Claim, State as DedupState};
 use crate::policy::dedup::signature::{decode_secret, verify as verify_signature};
+use crate::policy::header_list::{header, header_joined};
 use crate::policy::monitor::outcome::Outcome as MonitorOutcome;
 use crate::policy::rate_limit::degrade::may_serve_while_limited;
 use crate::policy::{

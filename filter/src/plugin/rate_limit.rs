@@ -5,7 +5,7 @@ use super::host::shared_update as update;
 use super::host::HostStore;
 use super::metrics::Stat;
 use super::worker::Worker;
-use crate::policy::cache::exchange::Headers;
+use crate::policy::header_list::Headers;
 use crate::policy::rate_limit::bucket::{Decision, Limit};
 use crate::policy::rate_limit::headers::{policy_header, retry_after_s, state_header};
 use crate::policy::rate_limit::slot::{identity, slot_key, take, Taken};

@@ -13,12 +13,13 @@ use super::metrics::Stat;
 use super::worker::Worker;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    header, refresh_outcome, tags, RefreshOutcome, RefreshRequest, StaleDefaults,
+    refresh_outcome, tags, RefreshOutcome, RefreshRequest, StaleDefaults,
 };
 use crate::policy::cache::freshness::{RequestFacts, StorePolicy};
 use crate::policy::cache::generations::Generations;
 use crate::policy::cache::key::CacheKey;
 use crate::policy::cache::lease::Acquire;
+use crate::policy::header_list::header;
 use crate::policy::CacheSection;
 
 /// How long a background refresh may take.

@@ -11,6 +11,8 @@ mod config;
 mod config_error;
 pub mod dedup;
 mod dedup_config;
+pub mod hash;
+pub mod header_list;
 mod limits;
 mod matcher;
 pub mod monitor;

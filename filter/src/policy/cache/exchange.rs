@@ -9,26 +9,7 @@ use super::freshness::{
 };
 use super::generations::{Generations, MAX_TAGS_PER_ENTRY};
 use super::http_date::parse_http_date;
-
-pub type Headers = [(String, String)];
-
-/// The first value of a header (names compare case-insensitively).
-pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-/// Every value of a header joined with ", " (for list headers such as Cache-Control).
-pub fn header_joined(headers: &Headers, name: &str) -> Option<String> {
-    let values: Vec<&str> = headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-        .collect();
-    (!values.is_empty()).then(|| values.join(", "))
-}
+use crate::policy::header_list::{header, header_joined, Headers};
 
 fn has_pragma_no_cache(headers: &Headers) -> bool {
     header_joined(headers, "pragma").is_some_and(|p| {

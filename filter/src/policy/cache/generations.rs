@@ -6,6 +6,7 @@
 //! traffic); two names sharing a slot are purged together — more misses, never a stale hit.
 
 use crate::policy::codec::{ReadError, Reader, Writer};
+use crate::policy::hash::fnv1a;
 
 /// The one shared-data key holding every generation counter.
 pub const GENERATIONS_KEY: &str = "edge:gen";
@@ -41,13 +42,6 @@ impl Dimension<'_> {
             }
         }
     }
-}
-
-/// FNV-1a, 64 bit: stable across workers and builds.
-pub fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 fn bucket(text: &str, slots: usize) -> usize {

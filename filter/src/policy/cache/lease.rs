@@ -2,8 +2,8 @@
 //! key (by hash), its owner and when it expires, so a dead owner never blocks anyone for long.
 //! Leases live in a fixed number of slots (the key space stays bounded).
 
-use super::generations::fnv1a;
 use crate::policy::codec::{ReadError, Reader, Writer};
+use crate::policy::hash::fnv1a;
 
 pub const LEASE_KEY_PREFIX: &str = "edge:lease:";
 const FORMAT_VERSION: u8 = 1;

@@ -1,8 +1,8 @@
 //! A delivery's record in shared data, in a bounded slot table (`edge:dedup:<slot>`), and the
 //! pure transitions the CAS helper applies: claim, complete, release.
 
-use crate::policy::cache::generations::fnv1a;
 use crate::policy::codec::{ReadError, Reader, Writer};
+use crate::policy::hash::fnv1a;
 
 pub const DEDUP_KEY_PREFIX: &str = "edge:dedup:";
 const FORMAT_VERSION: u8 = 1;

@@ -5,13 +5,12 @@
 //! demands a check with the origin.
 
 use crate::policy::cache::entry::Entry;
-use crate::policy::cache::exchange::{
-    evaluate_hit, timing, within_stale_window, Headers, HitDecision,
-};
+use crate::policy::cache::exchange::{evaluate_hit, timing, within_stale_window, HitDecision};
 use crate::policy::cache::freshness::{
     current_age, request_directs, RequestDirective, RequestFacts,
 };
 use crate::policy::cache::generations::Generations;
+use crate::policy::header_list::Headers;
 
 /// Whether `entry` may answer a limited tenant's request at `now` (seconds).
 pub fn may_serve_while_limited(

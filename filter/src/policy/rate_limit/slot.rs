@@ -7,8 +7,8 @@
 //! closed) until the first of them is full: any other answer would let someone exceed a limit.
 
 use super::bucket::{Bucket, Decision, Limit};
-use crate::policy::cache::generations::fnv1a;
 use crate::policy::codec::{ReadError, Reader, Writer};
+use crate::policy::hash::fnv1a;
 
 pub const SLOT_KEY_PREFIX: &str = "edge:rl:";
 /// Version 1 held one bucket per slot under a 64-bit hash; it reads as an empty slot.
