@@ -26,12 +26,12 @@ use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
     append_cache_status, build_entry, evaluate_hit, hit_headers, is_origin_error,
     may_serve_if_error, refresh_outcome, refresh_request_headers, relayed_headers, request_facts,
-    response_facts, tags, timing, ttl_left, CacheStatus, HitDecision, MissKind, RefreshOutcome,
-    RefreshRequest, Stored,
+    response_facts, tags, timing, ttl_left, CacheStatus, Forward, HitDecision, MissKind,
+    RefreshOutcome, RefreshRequest, Stored,
 };
 use crate::policy::cache::freshness::{
-    conditional_matches, current_age, request_directs, storability, RequestDirective, RequestFacts,
-    Storable,
+    conditional_matches, current_age, request_directs, storability, NotStorable, RequestDirective,
+    RequestFacts, Storable,
 };
 use crate::policy::cache::generations::{Dimension, Generations};
 use crate::policy::cache::http_date::parse_http_date;
@@ -65,7 +65,7 @@ struct Pending {
     /// its service, URL, tenant or tags is not stored.
     generations: Rc<Generations>,
     /// Why the cache forwarded the request (`Cache-Status: fwd=`).
-    fwd: &'static str,
+    fwd: Forward,
     head: bool,
 }
 
@@ -430,7 +430,7 @@ impl EdgeHttp {
             fwd,
             head,
         };
-        let mut fwd = "uri-miss";
+        let mut fwd = Forward::UriMiss;
         let mut stale = None;
         // L1 first (no shared data on this path), then L2 — also when L1 held an entry that is
         // purged or of another variant: another worker may have stored a current one.
@@ -511,7 +511,7 @@ impl EdgeHttp {
                     if stale.is_none() {
                         stale = Some(entry);
                     }
-                    fwd = "stale";
+                    fwd = Forward::Stale;
                 }
                 HitDecision::Miss(kind) => {
                     worker.metrics.inc(miss);
@@ -519,8 +519,8 @@ impl EdgeHttp {
                         worker.remove_l1(&key.primary);
                     }
                     fwd = match kind {
-                        MissKind::VaryMismatch => "vary-miss",
-                        MissKind::Purged => "miss",
+                        MissKind::VaryMismatch => Forward::VaryMiss,
+                        MissKind::Purged => Forward::Miss,
                     };
                 }
             }
@@ -579,7 +579,9 @@ impl EdgeHttp {
         drop(worker);
         self.observe(MonitorOutcome::Miss);
         match stale {
-            Some(entry) => self.revalidate((*entry).clone(), pending("stale"), section, request),
+            Some(entry) => {
+                self.revalidate((*entry).clone(), pending(Forward::Stale), section, request)
+            }
             None => {
                 worker_rc.borrow().metrics.inc(Stat::Miss);
                 self.pending = Some(pending(fwd));
@@ -1248,7 +1250,7 @@ impl EdgeHttp {
             worker_rc.borrow().metrics.inc(Stat::StaleIfError);
             self.observe(MonitorOutcome::Stale);
             let cache_status = CacheStatus {
-                fwd: Some("stale"),
+                fwd: Some(Forward::Stale),
                 fwd_status: status,
                 ttl: Some(ttl_left(old, age)),
                 detail: Some("stale-if-error"),
@@ -1326,7 +1328,7 @@ impl EdgeHttp {
             Some(entry) => {
                 let age = current_age(&timing(entry), now);
                 let cache_status = CacheStatus {
-                    fwd: Some("stale"),
+                    fwd: Some(Forward::Stale),
                     fwd_status: Some(status),
                     stored,
                     ttl: Some(ttl_left(entry, age)),
@@ -1345,7 +1347,7 @@ impl EdgeHttp {
             None => {
                 // Relay the origin's answer as it is.
                 let member = CacheStatus {
-                    fwd: Some("stale"),
+                    fwd: Some(Forward::Stale),
                     fwd_status: Some(status),
                     key: section.debug.then_some(pending.key.primary.as_str()),
                     ..CacheStatus::default()
@@ -1584,7 +1586,7 @@ impl HttpContext for EdgeHttp {
                     worker_rc.borrow().metrics.inc(Stat::BreakerRejected);
                     self.observe(MonitorOutcome::BreakerOpen);
                     let stale = CacheStatus {
-                        fwd: Some("stale"),
+                        fwd: Some(Forward::Stale),
                         detail: Some("circuit-open"),
                         ..CacheStatus::default()
                     };
@@ -1817,7 +1819,7 @@ impl HttpContext for EdgeHttp {
         let now = now_secs();
         let facts = response_facts(status, &response);
         let storable = if pending.head {
-            Storable::No("method")
+            Storable::No(NotStorable::Method)
         } else {
             storability(&pending.request, &facts, &store_policy(section), now)
         };

@@ -241,12 +241,36 @@ pub fn not_modified_headers(entry: &Entry, age: u64, cache_status: &str) -> Vec<
     headers
 }
 
+/// Why the cache forwarded a request (RFC 9211 `Cache-Status: fwd=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// No stored response for the key.
+    UriMiss,
+    /// A stored response for the key, but of another variant (`Vary`).
+    VaryMiss,
+    /// A stored response that may not answer (purged).
+    Miss,
+    /// A stored response that is stale (or must be revalidated).
+    Stale,
+}
+
+impl Forward {
+    /// The `fwd` parameter's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forward::UriMiss => "uri-miss",
+            Forward::VaryMiss => "vary-miss",
+            Forward::Miss => "miss",
+            Forward::Stale => "stale",
+        }
+    }
+}
+
 /// An RFC 9211 `Cache-Status` member.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CacheStatus<'a> {
     pub hit: bool,
-    /// `uri-miss`, `vary-miss`, `miss`, `stale`, `request`, `bypass`.
-    pub fwd: Option<&'static str>,
+    pub fwd: Option<Forward>,
     pub fwd_status: Option<u16>,
     pub stored: bool,
     /// Answered from another request's response (coalescing).
@@ -266,7 +290,7 @@ impl CacheStatus<'_> {
         }
         if let Some(fwd) = self.fwd {
             out.push_str("; fwd=");
-            out.push_str(fwd);
+            out.push_str(fwd.as_str());
         }
         if let Some(status) = self.fwd_status {
             out.push_str(&format!("; fwd-status={status}"));
@@ -727,7 +751,7 @@ mod tests {
         };
         assert_eq!(status.render("edge"), "edge; hit; ttl=42");
         let status = CacheStatus {
-            fwd: Some("uri-miss"),
+            fwd: Some(Forward::UriMiss),
             stored: true,
             key: Some("v1\na\"b"),
             ..CacheStatus::default()
@@ -766,5 +790,17 @@ mod tests {
             Some("max-age=120")
         );
         assert_eq!(refreshed.body, b"{}");
+    }
+
+    #[test]
+    fn forward_reasons_read_as_before() {
+        for (fwd, text) in [
+            (Forward::UriMiss, "uri-miss"),
+            (Forward::VaryMiss, "vary-miss"),
+            (Forward::Miss, "miss"),
+            (Forward::Stale, "stale"),
+        ] {
+            assert_eq!(fwd.as_str(), text);
+        }
     }
 }
