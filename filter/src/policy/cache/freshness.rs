@@ -138,12 +138,12 @@ fn heuristically_cacheable(status: u16) -> bool {
 }
 
 /// Decides whether a shared cache may store `response` to `request`, and for how long it is
-/// fresh. `now` stands in for a missing `Date`.
+/// fresh. `now_s` stands in for a missing `Date`.
 pub fn storability(
     request: &RequestFacts,
     response: &ResponseFacts,
     policy: &StorePolicy,
-    now: u64,
+    now_s: u64,
 ) -> Storable {
     let cc = &response.cache_control;
     if request.method != "GET" {
@@ -178,7 +178,7 @@ pub fn storability(
     let freshness_lifetime = if no_cache {
         Some(0)
     } else {
-        freshness_lifetime(response, policy, now)
+        freshness_lifetime(response, policy, now_s)
     };
     match freshness_lifetime {
         None => Storable::No(NotStorable::NoFreshness),
@@ -192,9 +192,9 @@ pub fn storability(
 }
 
 /// RFC 9111 §4.2.1 for a shared cache, then the policy's default and heuristic (§4.2.2).
-fn freshness_lifetime(response: &ResponseFacts, policy: &StorePolicy, now: u64) -> Option<u64> {
+fn freshness_lifetime(response: &ResponseFacts, policy: &StorePolicy, now_s: u64) -> Option<u64> {
     let cc = &response.cache_control;
-    let date = response.date.unwrap_or(now);
+    let date = response.date.unwrap_or(now_s);
     if let Some(s) = cc.s_maxage {
         return Some(s);
     }
@@ -217,7 +217,8 @@ fn freshness_lifetime(response: &ResponseFacts, policy: &StorePolicy, now: u64) 
     None
 }
 
-/// When a response was requested and received, and what it said about its age.
+/// When a response was requested and received, and what it said about its age (all in seconds,
+/// times as Unix seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     pub request_time: u64,
@@ -226,10 +227,10 @@ pub struct Timing {
     pub age_header: Option<u64>,
 }
 
-/// RFC 9111 §4.2.3: the age of a stored response at `now`. A `Date` in the future (clock skew)
-/// gives an apparent age of 0; a missing `Date` or `Age` counts as none; `now` before
+/// RFC 9111 §4.2.3: the age of a stored response at `now_s`. A `Date` in the future (clock skew)
+/// gives an apparent age of 0; a missing `Date` or `Age` counts as none; `now_s` before
 /// `response_time` gives no resident time.
-pub fn current_age(timing: &Timing, now: u64) -> u64 {
+pub fn current_age(timing: &Timing, now_s: u64) -> u64 {
     let apparent_age = timing
         .date
         .map_or(0, |date| timing.response_time.saturating_sub(date));
@@ -239,13 +240,13 @@ pub fn current_age(timing: &Timing, now: u64) -> u64 {
         .unwrap_or(0)
         .saturating_add(response_delay);
     let corrected_initial_age = apparent_age.max(corrected_age_value);
-    let resident_time = now.saturating_sub(timing.response_time);
+    let resident_time = now_s.saturating_sub(timing.response_time);
     corrected_initial_age.saturating_add(resident_time)
 }
 
 /// RFC 9111 §4.2: fresh while the lifetime exceeds the age.
-pub fn is_fresh(freshness_lifetime: u64, age: u64) -> bool {
-    freshness_lifetime > age
+pub fn is_fresh(freshness_lifetime_s: u64, age_s: u64) -> bool {
+    freshness_lifetime_s > age_s
 }
 
 /// What a request's directives ask of a stored entry.
@@ -266,8 +267,8 @@ pub enum RequestDirective {
 pub fn request_directs(
     request: &CacheControl,
     pragma_no_cache: bool,
-    freshness_lifetime: u64,
-    age: u64,
+    freshness_lifetime_s: u64,
+    age_s: u64,
 ) -> RequestDirective {
     if request.no_store {
         return RequestDirective::Bypass;
@@ -276,12 +277,12 @@ pub fn request_directs(
         return RequestDirective::Revalidate;
     }
     if let Some(max_age) = request.max_age {
-        if max_age == 0 || age > max_age {
+        if max_age == 0 || age_s > max_age {
             return RequestDirective::Revalidate;
         }
     }
     if let Some(min_fresh) = request.min_fresh {
-        if freshness_lifetime.saturating_sub(age) < min_fresh {
+        if freshness_lifetime_s.saturating_sub(age_s) < min_fresh {
             return RequestDirective::Revalidate;
         }
     }

@@ -169,8 +169,8 @@ mod tests {
         burst: 5,
     };
 
-    fn admitted(state: &mut Option<Vec<u8>>, who: &str, now: u64, per_slot: usize) -> Taken {
-        let (taken, next) = take(state.as_deref(), who, LIMIT, 1, now, per_slot);
+    fn admitted(state: &mut Option<Vec<u8>>, who: &str, now_ms: u64, per_slot: usize) -> Taken {
+        let (taken, next) = take(state.as_deref(), who, LIMIT, 1, now_ms, per_slot);
         *state = Some(next);
         taken
     }
