@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use super::error::LaunchError;
 use super::http_client::http_request;
 use super::options::LaunchOptions;
 use super::ports::free_port;
@@ -48,7 +49,7 @@ pub fn test_stack_with(
     latency_scale: f64,
     adjust: impl Fn(&mut LaunchOptions),
 ) -> Stack {
-    let mut last_error = String::new();
+    let mut last_error = None;
     for _ in 0..PORT_ATTEMPTS {
         let mut options = test_options(latency_scale);
         adjust(&mut options);
@@ -58,11 +59,14 @@ pub fn test_stack_with(
         };
         match started {
             Ok(stack) => return stack,
-            Err(err) if err.contains("Address already in use") => last_error = err,
+            Err(err @ LaunchError::AddressInUse { .. }) => last_error = Some(err),
             Err(err) => panic!("{err}"),
         }
     }
-    panic!("{last_error}")
+    match last_error {
+        Some(err) => panic!("{err}"),
+        None => panic!("no attempt to start a stack"),
+    }
 }
 
 /// Requests the demo origin served for one endpoint (`leads`, `coaching`, …).
