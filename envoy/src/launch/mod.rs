@@ -22,6 +22,6 @@ pub use render::{render_envoy_config, RenderInput};
 pub use stack::Stack;
 pub use test_origin::{TestOrigin, TestOriginSpec};
 pub use test_support::{
-    origin_requests, set_origin_fault, test_options, test_stack, test_stack_before,
-    test_stack_with, test_stack_with_workers,
+    admin_stats, cache_status, origin_requests, set_origin_fault, test_options, test_stack,
+    test_stack_before, test_stack_with, test_stack_with_workers, wasm_counter,
 };

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use super::error::LaunchError;
-use super::http_client::http_request;
+use super::http_client::{http_request, HttpResponse};
 use super::options::LaunchOptions;
 use super::ports::free_port;
 use super::stack::Stack;
@@ -67,6 +67,27 @@ pub fn test_stack_with(
         Some(err) => panic!("{err}"),
         None => panic!("no attempt to start a stack"),
     }
+}
+
+/// The response's `Cache-Status`, empty when it has none.
+pub fn cache_status(response: &HttpResponse) -> &str {
+    response.header("cache-status").unwrap_or_default()
+}
+
+/// Envoy's `/stats` lines whose names match `filter` (a regular expression).
+pub fn admin_stats(admin: SocketAddr, filter: &str) -> String {
+    http_request(admin, "GET", &format!("/stats?filter={filter}"), &[], b"")
+        .unwrap_or_else(|err| panic!("stats: {err}"))
+        .text()
+}
+
+/// The filter's counter `name` (`wasmcustom.<name>` in Envoy's stats), 0 while it is absent.
+pub fn wasm_counter(admin: SocketAddr, name: &str) -> u64 {
+    admin_stats(admin, &format!("{name}$"))
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("wasmcustom.{name}: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Requests the demo origin served for one endpoint (`leads`, `coaching`, …).
