@@ -18,8 +18,6 @@ const CONFIG: &str = r#"{
     "limits": {"l2_slots": 256, "lease_slots": 64}
 }"#;
 
-/// An origin whose answers `respond` picks, counting the requests it gets.
-
 fn cacheable(n: u32) -> Reply {
     Reply::ok(format!("version {n}"))
         .header("cache-control", "public, max-age=60")
