@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use edge_envoy::launch::{
-    http_request, http_request_bytes, origin_requests, test_stack, test_stack_before, HttpResponse,
-    Stack, TestOrigin, TestOriginSpec,
+    admin_stats, cache_status, http_request, http_request_bytes, origin_requests, test_stack,
+    test_stack_before, HttpResponse, Stack, TestOrigin, TestOriginSpec,
 };
 
 const TOKEN: &str = "demo-admin-token-change-me";
@@ -14,10 +14,6 @@ const TOKEN: &str = "demo-admin-token-change-me";
 fn get(stack: &Stack, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
     http_request(stack.listen, "GET", path, headers, b"")
         .unwrap_or_else(|err| panic!("GET {path}: {err}"))
-}
-
-fn cache_status(response: &HttpResponse) -> &str {
-    response.header("cache-status").unwrap_or_default()
 }
 
 #[test]
@@ -49,9 +45,7 @@ fn miss_then_hits_reach_the_origin_once() {
     assert_eq!(gzip.header("content-encoding"), Some("gzip"));
     assert!(cache_status(&gzip).contains("hit"));
     assert_eq!(origin_requests(origin, "leads"), 1);
-    let stats = http_request(stack.admin, "GET", "/stats?filter=edge.cache", &[], b"")
-        .unwrap()
-        .text();
+    let stats = admin_stats(stack.admin, "edge.cache");
     assert!(stats.contains("edge.cache.miss: 1"), "{stats}");
 }
 

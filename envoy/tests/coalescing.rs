@@ -7,8 +7,8 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use edge_envoy::launch::{
-    http_request, origin_requests, set_origin_fault, test_stack, test_stack_before, HttpResponse,
-    KeepAliveClient, TestOrigin, TestOriginSpec,
+    cache_status, http_request, origin_requests, set_origin_fault, test_stack, test_stack_before,
+    HttpResponse, KeepAliveClient, TestOrigin, TestOriginSpec,
 };
 
 const CONFIG: &str = r#"{
@@ -21,10 +21,6 @@ const CONFIG: &str = r#"{
 
 /// One caching service for the dedicated test origin.
 const Z_CONFIG: &str = r#"{"services":[{"name":"z","match":{"path_prefix":"/z/"},"cache":{}}]}"#;
-
-fn cache_status(response: &HttpResponse) -> &str {
-    response.header("cache-status").unwrap_or_default()
-}
 
 #[test]
 fn two_hundred_concurrent_misses_reach_the_origin_once() {

@@ -15,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use edge_envoy::launch::{
-    http_request, set_origin_fault, test_stack, test_stack_with_workers, HttpResponse, Stack,
+    http_request, set_origin_fault, test_stack, test_stack_with_workers, wasm_counter,
+    HttpResponse, Stack,
 };
 
 /// The tests here measure timings and counts: one at a time.
@@ -167,16 +168,6 @@ fn post(listen: SocketAddr, host: &str, id: &str) -> HttpResponse {
 
 fn replayed(response: &HttpResponse) -> bool {
     response.header("x-edge-dedup") == Some("replayed")
-}
-
-fn wasm_counter(admin: SocketAddr, name: &str) -> u64 {
-    let stats = http_request(admin, "GET", &format!("/stats?filter={name}$"), &[], b"").unwrap();
-    stats
-        .text()
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("wasmcustom.{name}: ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 /// The edge-case stack: 1 worker, webhooks answered in 400 ms.

@@ -64,7 +64,7 @@ fn invalid_configuration_is_refused_by_envoy_with_the_field_path() {
             "Envoy accepted an invalid plugin configuration:\n{}",
             stack.envoy.log()
         ),
-        Err(err) => err,
+        Err(err) => err.to_string(),
     };
     assert!(
         err.contains("Envoy exited"),

@@ -4,29 +4,12 @@
 
 use std::sync::{Arc, Barrier};
 
-use edge_envoy::launch::{http_request, origin_requests, test_stack, Stack};
+use edge_envoy::launch::{http_request, origin_requests, test_stack, wasm_counter, Stack};
 
 const CONFIG: &str = r#"{
     "services": [{"name": "leads", "match": {"path_prefix": "/api/v1/leads/"}, "cache": {}}],
     "limits": {"max_paused_bytes": 65536}
 }"#;
-
-fn stat(stack: &Stack, name: &str) -> u64 {
-    let stats = http_request(
-        stack.admin,
-        "GET",
-        &format!("/stats?filter={name}"),
-        &[],
-        b"",
-    )
-    .unwrap_or_else(|err| panic!("stats: {err}"))
-    .text();
-    stats
-        .lines()
-        .find_map(|line| line.split_once(": ").filter(|(n, _)| n.ends_with(name)))
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .unwrap_or(0)
-}
 
 fn burst(stack: &Stack, path: &'static str, clients: usize) {
     let listen = stack.listen;
@@ -51,7 +34,7 @@ fn paused_requests_stop_at_the_byte_budget() {
     let stack = test_stack(Some(CONFIG), 1.0);
     let origin = stack.origin.as_ref().unwrap().addr();
     burst(&stack, "/api/v1/leads/900", 24);
-    let exceeded = stat(&stack, "edge.paused_budget_exceeded");
+    let exceeded = wasm_counter(stack.admin, "edge.paused_budget_exceeded");
     assert!(
         exceeded > 0,
         "24 × 16 KiB cannot fit in 64 KiB on 2 workers"
@@ -62,6 +45,6 @@ fn paused_requests_stop_at_the_byte_budget() {
     );
     // Budget given back: a second burst behaves the same.
     burst(&stack, "/api/v1/leads/901", 24);
-    let second = stat(&stack, "edge.paused_budget_exceeded") - exceeded;
+    let second = wasm_counter(stack.admin, "edge.paused_budget_exceeded") - exceeded;
     assert!(second > 0 && second < 24, "{second} of 24 over the budget");
 }

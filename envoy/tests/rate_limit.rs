@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edge_envoy::launch::{http_request, test_stack};
+use edge_envoy::launch::{admin_stats, http_request, test_stack};
 
 const CONFIG: &str = r#"{
     "services": [
@@ -169,9 +169,7 @@ fn no_spelling_of_a_tenant_and_no_colliding_tenant_gets_a_fresh_bucket() {
         "{:?}",
         validated.header("cache-status")
     );
-    let stats = http_request(stack.admin, "GET", "/stats?filter=edge.ratelimit", &[], b"")
-        .unwrap()
-        .text();
+    let stats = admin_stats(stack.admin, "edge.ratelimit");
     assert!(
         stats.contains("edge.ratelimit.invalid_tenant: 3"),
         "{stats}"

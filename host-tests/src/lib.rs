@@ -26,6 +26,7 @@ mod module;
 mod shared_data;
 mod shared_queues;
 pub mod simulation;
+pub mod test_support;
 mod trap;
 mod vm_state;
 mod wire;

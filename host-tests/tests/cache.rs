@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use edge_filter::policy::cache::l2::{slot_key, slot_of};
+use proxy_wasm_host::test_support::{cache_status, counting_origin, metric};
 use proxy_wasm_host::{Host, Reply, Request, Response, UpstreamRequest, VmId};
 
 const TOKEN: &str = "test-admin-token-0123456789";
@@ -26,22 +27,14 @@ fn origin(
     host: &mut Host,
     respond: impl Fn(&UpstreamRequest, u32) -> Option<Reply> + 'static,
 ) -> Rc<Cell<u32>> {
-    let count = Rc::new(Cell::new(0));
-    let seen = Rc::clone(&count);
-    host.origin(move |request| {
-        seen.set(seen.get() + 1);
-        respond(request, seen.get()).unwrap_or_else(|| {
-            Reply::ok(format!(
-                r#"{{"path":"{}","n":{}}}"#,
-                request.path(),
-                seen.get()
-            ))
-            .header("content-type", "application/json")
-            .header("cache-control", "public, max-age=60")
-            .header("etag", &format!("\"v{}\"", seen.get()))
+    counting_origin(host, move |request, n| {
+        respond(request, n).unwrap_or_else(|| {
+            Reply::ok(format!(r#"{{"path":"{}","n":{n}}}"#, request.path()))
+                .header("content-type", "application/json")
+                .header("cache-control", "public, max-age=60")
+                .header("etag", &format!("\"v{n}\""))
         })
-    });
-    count
+    })
 }
 
 fn setup() -> (Host, VmId, Rc<Cell<u32>>) {
@@ -53,14 +46,6 @@ fn setup() -> (Host, VmId, Rc<Cell<u32>>) {
 
 fn get(path: &str) -> Request {
     Request::get(path)
-}
-
-fn cache_status(response: &Response) -> String {
-    response.header("cache-status").unwrap_or_default()
-}
-
-fn metric(host: &Host, name: &str) -> u64 {
-    host.metric(name).map_or(0, |m| m.value)
 }
 
 #[test]

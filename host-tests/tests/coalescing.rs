@@ -5,7 +5,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use proxy_wasm_host::{Host, Reply, Request, Response, UpstreamRequest};
+use proxy_wasm_host::test_support::{cache_status as status_of, counting_origin as origin, metric};
+use proxy_wasm_host::{Host, Reply, Request, Response};
 
 const CONFIG: &str = r#"{
     "services": [
@@ -17,32 +18,10 @@ const CONFIG: &str = r#"{
     "limits": {"l2_slots": 256, "lease_slots": 64}
 }"#;
 
-/// An origin whose answers `respond` picks, counting the requests it gets.
-fn origin(
-    host: &mut Host,
-    respond: impl Fn(&UpstreamRequest, u32) -> Reply + 'static,
-) -> Rc<Cell<u32>> {
-    let count = Rc::new(Cell::new(0));
-    let seen = Rc::clone(&count);
-    host.origin(move |request| {
-        seen.set(seen.get() + 1);
-        respond(request, seen.get())
-    });
-    count
-}
-
 fn cacheable(n: u32) -> Reply {
     Reply::ok(format!("version {n}"))
         .header("cache-control", "public, max-age=60")
         .header("etag", &format!("\"v{n}\""))
-}
-
-fn status_of(response: &Response) -> String {
-    response.header("cache-status").unwrap_or_default()
-}
-
-fn metric(host: &Host, name: &str) -> u64 {
-    host.metric(name).map_or(0, |m| m.value)
 }
 
 #[test]

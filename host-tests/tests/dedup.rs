@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+use proxy_wasm_host::test_support::metric;
 use proxy_wasm_host::{Host, Reply, Request, Response, UpstreamRequest, VmId};
 
 const CONFIG: &str = r#"{
@@ -322,7 +323,7 @@ fn signatures_are_verified_before_accepting() {
 }
 
 fn released(host: &Host) -> u64 {
-    host.metric("edge.dedup.released").map_or(0, |m| m.value)
+    metric(host, "edge.dedup.released")
 }
 
 #[test]

@@ -5,18 +5,16 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use proxy_wasm_host::test_support::counting_origin;
 use proxy_wasm_host::{Host, Reply, Request};
 
-fn counting_origin(host: &mut Host, body: Vec<u8>, delay_ms: u64) -> Rc<Cell<u32>> {
-    let calls = Rc::new(Cell::new(0));
-    let seen = Rc::clone(&calls);
-    host.origin(move |_| {
-        seen.set(seen.get() + 1);
+/// An origin answering `body` (cacheable) after `delay_ms`; returns its call count.
+fn page_origin(host: &mut Host, body: Vec<u8>, delay_ms: u64) -> Rc<Cell<u32>> {
+    counting_origin(host, move |_, _| {
         Reply::ok(body.clone())
             .header("cache-control", "max-age=60")
             .delay_ms(delay_ms)
-    });
-    calls
+    })
 }
 
 #[test]
@@ -24,7 +22,7 @@ fn paused_requests_stop_at_the_byte_budget_and_give_it_back() {
     let config = r#"{"services": [{"name": "p", "match": {"path_prefix": "/p/"}, "cache": {}}],
                      "limits": {"max_paused_bytes": 65536}}"#;
     let mut host = Host::new();
-    let calls = counting_origin(&mut host, b"page".to_vec(), 100);
+    let calls = page_origin(&mut host, b"page".to_vec(), 100);
     let vm = host.start_vm(config).unwrap();
     // Each request carries ~8 KiB of headers: a waiter holds two copies (16 KiB), so the
     // 64 KiB budget holds four of them; the others go to the origin uncoalesced.
@@ -77,7 +75,7 @@ fn entries_larger_than_an_l2_slot_share_stay_in_l1() {
             (state >> 24) as u8
         })
         .collect();
-    let calls = counting_origin(&mut host, noise, 0);
+    let calls = page_origin(&mut host, noise, 0);
     let vms = host.start_vms(2, config);
     assert_eq!(host.request(vms[0], Request::get("/p/big")).status, 200);
     assert_eq!(host.metric("edge.cache.l2.too_large").unwrap().value, 1);

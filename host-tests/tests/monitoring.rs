@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use proxy_wasm_host::test_support::{as_tenant as get, metric as counter};
 use proxy_wasm_host::{Host, Reply, Request, Response, VmId};
 use serde_json::Value;
 
@@ -40,14 +41,6 @@ fn setup(vms: usize) -> (Host, Vec<VmId>) {
     });
     let vms = host.start_vms(vms, &config("{}"));
     (host, vms)
-}
-
-fn get(path: &str, tenant: &str) -> Request {
-    Request::get(path).header("x-location-id", tenant)
-}
-
-fn counter(host: &Host, name: &str) -> u64 {
-    host.metric(name).map_or(0, |m| m.value)
 }
 
 fn requests(host: &Host, service: &str, outcome: &str) -> u64 {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use proxy_wasm_host::test_support::{as_tenant, metric};
 use proxy_wasm_host::{Host, Reply, Request, Response, VmId};
 
 const CONFIG: &str = r#"{
@@ -27,14 +28,6 @@ fn setup(vms: usize) -> (Host, Vec<VmId>) {
     host.origin(|_| Reply::ok("fine").header("cache-control", "max-age=1"));
     let vms = host.start_vms(vms, CONFIG);
     (host, vms)
-}
-
-fn as_tenant(path: &str, tenant: &str) -> Request {
-    Request::get(path).header("x-location-id", tenant)
-}
-
-fn metric(host: &Host, name: &str) -> u64 {
-    host.metric(name).map_or(0, |m| m.value)
 }
 
 #[test]

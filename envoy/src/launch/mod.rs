@@ -2,6 +2,7 @@
 //! process, and a tiny HTTP client for readiness checks and tests.
 
 mod envoy_process;
+mod error;
 mod http_client;
 mod options;
 mod paths;
@@ -12,6 +13,7 @@ mod test_origin;
 mod test_support;
 
 pub use envoy_process::EnvoyProcess;
+pub use error::LaunchError;
 pub use http_client::{http_request, http_request_bytes, HttpResponse, KeepAliveClient};
 pub use options::{LaunchOptions, Upstream, USAGE};
 pub use paths::{default_envoy_binary, default_plugin_config, default_wasm, workspace_root};
@@ -20,6 +22,6 @@ pub use render::{render_envoy_config, RenderInput};
 pub use stack::Stack;
 pub use test_origin::{TestOrigin, TestOriginSpec};
 pub use test_support::{
-    origin_requests, set_origin_fault, test_options, test_stack, test_stack_before,
-    test_stack_with, test_stack_with_workers,
+    admin_stats, cache_status, origin_requests, set_origin_fault, test_options, test_stack,
+    test_stack_before, test_stack_with, test_stack_with_workers, wasm_counter,
 };

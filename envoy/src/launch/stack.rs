@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::envoy_process::EnvoyProcess;
+use super::error::LaunchError;
 use super::options::{LaunchOptions, Upstream};
 use super::paths::workspace_root;
 use super::render::{render_envoy_config, RenderInput};
@@ -27,11 +28,14 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Stack {
     /// Starts the origin (for [`Upstream::Demo`]) and Envoy, and waits until Envoy is ready.
-    pub fn start(options: &LaunchOptions) -> Result<Self, String> {
+    pub fn start(options: &LaunchOptions) -> Result<Self, LaunchError> {
         let plugin_config = std::fs::read_to_string(&options.plugin_config).map_err(|err| {
-            format!(
-                "cannot read the plugin configuration {}: {err}",
-                options.plugin_config.display()
+            LaunchError::io(
+                format!(
+                    "read the plugin configuration {}",
+                    options.plugin_config.display()
+                ),
+                err,
             )
         })?;
         Self::start_with_plugin_config(options, &plugin_config)
@@ -41,13 +45,9 @@ impl Stack {
     pub fn start_with_plugin_config(
         options: &LaunchOptions,
         plugin_config: &str,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, LaunchError> {
         if !options.wasm.exists() {
-            return Err(format!(
-                "no filter module at {} — build it with: cargo build --release --target \
-                 wasm32-unknown-unknown -p edge-filter",
-                options.wasm.display()
-            ));
+            return Err(LaunchError::NoFilterModule(options.wasm.clone()));
         }
         let (origin, host, port) = match &options.upstream {
             Upstream::Demo => {
@@ -56,7 +56,7 @@ impl Stack {
                     ..OriginConfig::default()
                 };
                 let origin = OriginHandle::start(SocketAddr::from(([127, 0, 0, 1], 0)), config)
-                    .map_err(|err| format!("cannot start the demo origin: {err}"))?;
+                    .map_err(|err| LaunchError::io("start the demo origin", err))?;
                 let addr = origin.addr();
                 (Some(origin), addr.ip().to_string(), addr.port())
             }
@@ -74,7 +74,7 @@ impl Stack {
         });
         let config_path = run_dir.join("envoy.yaml");
         std::fs::write(&config_path, config)
-            .map_err(|err| format!("cannot write {}: {err}", config_path.display()))?;
+            .map_err(|err| LaunchError::io(format!("write {}", config_path.display()), err))?;
         let mut envoy = EnvoyProcess::spawn(
             &options.envoy,
             &config_path,
@@ -96,13 +96,13 @@ impl Stack {
 }
 
 /// `target/edge-runs/<pid>-<n>`: the rendered configuration and Envoy's log of one run.
-fn new_run_dir() -> Result<PathBuf, String> {
+fn new_run_dir() -> Result<PathBuf, LaunchError> {
     static RUNS: AtomicU32 = AtomicU32::new(0);
     let n = RUNS.fetch_add(1, Ordering::Relaxed);
     let dir = workspace_root()
         .join("target/edge-runs")
         .join(format!("{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir)
-        .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+        .map_err(|err| LaunchError::io(format!("create {}", dir.display()), err))?;
     Ok(dir)
 }

@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 
-use super::http_client::http_request;
+use super::error::LaunchError;
+use super::http_client::{http_request, HttpResponse};
 use super::options::LaunchOptions;
 use super::ports::free_port;
 use super::stack::Stack;
@@ -48,7 +49,7 @@ pub fn test_stack_with(
     latency_scale: f64,
     adjust: impl Fn(&mut LaunchOptions),
 ) -> Stack {
-    let mut last_error = String::new();
+    let mut last_error = None;
     for _ in 0..PORT_ATTEMPTS {
         let mut options = test_options(latency_scale);
         adjust(&mut options);
@@ -58,11 +59,35 @@ pub fn test_stack_with(
         };
         match started {
             Ok(stack) => return stack,
-            Err(err) if err.contains("Address already in use") => last_error = err,
+            Err(err @ LaunchError::AddressInUse { .. }) => last_error = Some(err),
             Err(err) => panic!("{err}"),
         }
     }
-    panic!("{last_error}")
+    match last_error {
+        Some(err) => panic!("{err}"),
+        None => panic!("no attempt to start a stack"),
+    }
+}
+
+/// The response's `Cache-Status`, empty when it has none.
+pub fn cache_status(response: &HttpResponse) -> &str {
+    response.header("cache-status").unwrap_or_default()
+}
+
+/// Envoy's `/stats` lines whose names match `filter` (a regular expression).
+pub fn admin_stats(admin: SocketAddr, filter: &str) -> String {
+    http_request(admin, "GET", &format!("/stats?filter={filter}"), &[], b"")
+        .unwrap_or_else(|err| panic!("stats: {err}"))
+        .text()
+}
+
+/// The filter's counter `name` (`wasmcustom.<name>` in Envoy's stats), 0 while it is absent.
+pub fn wasm_counter(admin: SocketAddr, name: &str) -> u64 {
+    admin_stats(admin, &format!("{name}$"))
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("wasmcustom.{name}: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// Requests the demo origin served for one endpoint (`leads`, `coaching`, …).

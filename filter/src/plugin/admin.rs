@@ -10,10 +10,10 @@ use super::metrics::Stat;
 use super::reply::{json_error as error, Reply};
 use super::tiers::Tiers;
 use crate::policy::admin_guard::{admit, ManagementRequest};
-use crate::policy::cache::exchange::{header, Headers};
 use crate::policy::cache::generations::Dimension;
 use crate::policy::cache::key::{cache_key, KeyInput};
 use crate::policy::cache::purge_request::{parse_purge_request, split_url, PurgeTarget};
+use crate::policy::header_list::{header, Headers};
 use crate::policy::{Registry, RequestAttributes};
 
 /// The token a management request presents: `x-edge-admin-token`, or `Authorization: Bearer`.

@@ -14,12 +14,13 @@ use super::tiers::{L2Read, Tiers};
 use crate::policy::cache::coalesce::{Coalescer, Waiter};
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    evaluate_hit, header, may_serve_if_error, timing, ttl_left, CacheStatus, HitDecision,
+    evaluate_hit, may_serve_if_error, timing, ttl_left, CacheStatus, HitDecision,
 };
 use crate::policy::cache::freshness::{conditional_matches, current_age, RequestFacts};
 use crate::policy::cache::generations::Generations;
 use crate::policy::cache::http_date::parse_http_date;
 use crate::policy::cache::lease::Acquire;
+use crate::policy::header_list::header;
 use std::rc::Rc;
 
 /// What answering a request that waits for another one needs.

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use super::host::{now_nanos, shared_update, HostStore};
 use super::metrics::Metrics;
-use crate::policy::cache::generations::fnv1a;
+use crate::policy::hash::fnv1a;
 use crate::policy::Registry;
 
 pub struct Env {

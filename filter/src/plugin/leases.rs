@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use super::host::{shared_update as update, HostStore};
-use crate::policy::cache::generations::fnv1a;
 use crate::policy::cache::lease::{self, lease_key, Acquire};
+use crate::policy::hash::fnv1a;
 use crate::policy::shared_store::{SharedStore, UpdateError};
 
 pub struct Leases {

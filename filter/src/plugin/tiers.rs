@@ -10,14 +10,13 @@ use super::env::Env;
 use super::host::{shared_update as update, HostStore};
 use super::metrics::Stat;
 use crate::policy::cache::entry::Entry;
-use crate::policy::cache::exchange::{
-    fetched_entry, keep_until, tags, Fetch, FetchedEntry, Headers,
-};
+use crate::policy::cache::exchange::{fetched_entry, keep_until, tags, Fetch, FetchedEntry};
 use crate::policy::cache::freshness::RequestFacts;
 use crate::policy::cache::generations::{Dimension, Generations, GENERATIONS_KEY};
 use crate::policy::cache::key::CacheKey;
 use crate::policy::cache::l1::{L1Cache, L1Stats};
 use crate::policy::cache::l2::{slot_key, slot_of};
+use crate::policy::header_list::Headers;
 use crate::policy::shared_store::{SetError, SharedStore};
 use crate::policy::CacheSection;
 

@@ -1,3 +1,7 @@
+//! The plugin configuration as operators write it (JSON): the service list, the default
+//! service and the global sections, parsed strictly (unknown fields refused) and validated as a
+//! whole, so a bad configuration is refused at load time with the field it names.
+
 use serde::Deserialize;
 
 use super::{

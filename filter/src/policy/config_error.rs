@@ -1,3 +1,5 @@
+//! The one error a configuration is refused with: the field path and the reason.
+
 use std::fmt;
 
 /// Why a plugin configuration was refused: the field path (`services[2].match.path_prefix`)

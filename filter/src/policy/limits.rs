@@ -1,3 +1,6 @@
+//! Process-wide bounds (`limits` in the configuration): every map, queue and buffer the filter
+//! keeps, in the VM and in shared data, is sized from here, each within a checked range.
+
 use serde::Deserialize;
 
 use super::ConfigError;

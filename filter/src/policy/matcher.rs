@@ -1,3 +1,6 @@
+//! Which service a request belongs to: a compiled `match` section (authority, path exact or
+//! prefix, methods) tested against the attributes the glue reads from the request.
+
 use super::MatchConfig;
 
 /// The request attributes services are matched by, as the glue reads them from the headers.

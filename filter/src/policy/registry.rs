@@ -1,3 +1,7 @@
+//! The validated configuration in the form the request path uses: services in match order with
+//! their compiled matchers (the first that matches wins, else the default service), and the
+//! global settings.
+
 use super::{
     AdminConfig, BreakerSection, CacheSection, Config, DedupSection, Limits, Matcher,
     MonitoringConfig, RateLimitSection, RequestAttributes,

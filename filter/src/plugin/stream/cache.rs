@@ -20,8 +20,8 @@ use crate::plugin::worker::Worker;
 use crate::policy::cache::coalesce::Join;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    evaluate_hit, refresh_request_headers, request_facts, ttl_left, CacheStatus, HitDecision,
-    MissKind,
+    evaluate_hit, refresh_request_headers, request_facts, ttl_left, CacheStatus, Forward,
+    HitDecision, MissKind,
 };
 use crate::policy::cache::freshness::{request_directs, RequestDirective, RequestFacts};
 use crate::policy::cache::key::{unkeyed_headers_present, CacheKey};
@@ -40,7 +40,7 @@ enum Lookup {
     },
     /// Nothing that answers it; `stale`: an entry the origin may revalidate.
     Miss {
-        fwd: &'static str,
+        fwd: Forward,
         stale: Option<Rc<Entry>>,
     },
 }
@@ -141,7 +141,7 @@ impl EdgeHttp {
         match stale {
             Some(entry) => {
                 let pending = Pending {
-                    fwd: "stale",
+                    fwd: Forward::Stale,
                     ..*pending
                 };
                 self.revalidate(worker, (*entry).clone(), pending, section, request)
@@ -165,7 +165,7 @@ impl EdgeHttp {
         facts: &RequestFacts,
         now: u64,
     ) -> Lookup {
-        let (mut fwd, mut stale) = ("uri-miss", None);
+        let (mut fwd, mut stale) = (Forward::UriMiss, None);
         for tier in [Stat::L1Hit, Stat::L2Hit] {
             let (miss, entry) = if tier == Stat::L1Hit {
                 (Stat::L1Miss, w.tiers.l1_get(&w.env, &key.primary, now))
@@ -227,7 +227,7 @@ impl EdgeHttp {
                     if stale.is_none() {
                         stale = Some(entry);
                     }
-                    fwd = "stale";
+                    fwd = Forward::Stale;
                 }
                 HitDecision::Miss(kind) => {
                     w.env.metrics.inc(miss);
@@ -235,8 +235,8 @@ impl EdgeHttp {
                         w.tiers.remove_l1(&w.env, &key.primary);
                     }
                     fwd = match kind {
-                        MissKind::VaryMismatch => "vary-miss",
-                        MissKind::Purged => "miss",
+                        MissKind::VaryMismatch => Forward::VaryMiss,
+                        MissKind::Purged => Forward::Miss,
                     };
                 }
             }

@@ -15,11 +15,10 @@ use crate::plugin::host::{body, now_secs};
 use crate::plugin::metrics::Stat;
 use crate::plugin::tiers::{FetchedResponse, Kept};
 use crate::plugin::worker::Worker;
-use crate::policy::cache::exchange::{
-    append_cache_status, header, header_joined, response_facts, CacheStatus,
-};
+use crate::policy::cache::exchange::{append_cache_status, response_facts, CacheStatus};
 use crate::policy::cache::freshness::{storability, Storable};
 use crate::policy::cache::generations::Dimension;
+use crate::policy::header_list::{header, header_joined};
 
 impl EdgeHttp {
     /// The origin's response headers to a forwarded request: stored or not, and said so in

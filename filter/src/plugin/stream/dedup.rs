@@ -17,10 +17,11 @@ use crate::plugin::host::{body, now_millis, now_secs};
 use crate::plugin::metrics::Stat;
 use crate::plugin::reply::{json_error, retry_headers};
 use crate::plugin::worker::Worker;
-use crate::policy::cache::exchange::{header, relayed_headers};
+use crate::policy::cache::exchange::relayed_headers;
 use crate::policy::dedup::identity::{ambiguous_id, identify};
 use crate::policy::dedup::record::{Claim, Record, State};
 use crate::policy::dedup::signature::{decode_secret, verify as verify_signature};
+use crate::policy::header_list::header;
 use crate::policy::monitor::outcome::Outcome;
 use crate::policy::{DedupSection, InFlightMode};
 

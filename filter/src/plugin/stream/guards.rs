@@ -17,7 +17,7 @@ use crate::plugin::rate_limit;
 use crate::plugin::reply::{json_headers, retry_headers};
 use crate::plugin::worker::Worker;
 use crate::policy::breaker::machine::Admission;
-use crate::policy::cache::exchange::CacheStatus;
+use crate::policy::cache::exchange::{CacheStatus, Forward};
 use crate::policy::monitor::outcome::Outcome;
 use crate::policy::rate_limit::verdict::{LimitedRequest, Verdict};
 use crate::policy::RateLimitSection;
@@ -116,7 +116,7 @@ impl EdgeHttp {
                 worker.borrow().env.metrics.inc(Stat::BreakerRejected);
                 self.observe(Outcome::BreakerOpen);
                 let stale = CacheStatus {
-                    fwd: Some("stale"),
+                    fwd: Some(Forward::Stale),
                     detail: Some("circuit-open"),
                     ..CacheStatus::default()
                 };

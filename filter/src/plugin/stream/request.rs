@@ -6,8 +6,8 @@ use std::rc::Rc;
 use super::state::{EdgeHttp, Observed};
 use crate::plugin::host::now_nanos;
 use crate::plugin::worker::Worker;
-use crate::policy::cache::exchange::header;
 use crate::policy::cache::key::{cache_key, CacheKey, KeyInput};
+use crate::policy::header_list::header;
 use crate::policy::monitor::outcome::{settle, Outcome};
 use crate::policy::{CacheSection, Registry, RequestAttributes, Service};
 

@@ -19,11 +19,12 @@ use crate::plugin::tiers::{FetchedResponse, Kept};
 use crate::plugin::worker::Worker;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    append_cache_status, header_joined, is_origin_error, may_serve_if_error,
-    refresh_request_headers, relayed_headers, timing, ttl_left, CacheStatus,
+    append_cache_status, is_origin_error, may_serve_if_error, refresh_request_headers,
+    relayed_headers, timing, ttl_left, CacheStatus, Forward,
 };
 use crate::policy::cache::freshness::current_age;
 use crate::policy::cache::key::unkeyed_headers_present;
+use crate::policy::header_list::header_joined;
 use crate::policy::monitor::outcome::Outcome as Observed;
 use crate::policy::CacheSection;
 
@@ -91,7 +92,7 @@ impl EdgeHttp {
             worker.borrow().env.metrics.inc(Stat::StaleIfError);
             self.observe(Observed::Stale);
             let cache_status = CacheStatus {
-                fwd: Some("stale"),
+                fwd: Some(Forward::Stale),
                 fwd_status: status,
                 ttl: Some(ttl_left(&old, age)),
                 detail: Some("stale-if-error"),
@@ -146,7 +147,7 @@ impl EdgeHttp {
             Kept::NotStorable => (None, false),
         };
         let forwarded = CacheStatus {
-            fwd: Some("stale"),
+            fwd: Some(Forward::Stale),
             fwd_status: Some(status),
             key,
             ..CacheStatus::default()

@@ -14,6 +14,7 @@ use crate::plugin::host::now_millis;
 use crate::plugin::reply::{send, send_json, Reply};
 use crate::plugin::worker::Worker;
 use crate::policy::cache::entry::Entry;
+use crate::policy::cache::exchange::Forward;
 use crate::policy::cache::freshness::RequestFacts;
 use crate::policy::cache::generations::Generations;
 use crate::policy::cache::key::CacheKey;
@@ -125,7 +126,7 @@ pub(super) struct Pending {
     /// its service, URL, tenant or tags is not stored.
     pub generations: Rc<Generations>,
     /// Why the cache forwarded the request (`Cache-Status: fwd=`).
-    pub fwd: &'static str,
+    pub fwd: Forward,
     pub head: bool,
 }
 

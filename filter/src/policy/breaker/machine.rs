@@ -9,6 +9,7 @@
 //! requests in flight across workers; `close_after_successes` successes close it, a failure
 //! reopens it with the next backoff. After `healthy_reset_s` closed, the trip count resets.
 
+use crate::policy::codec::{ReadError, Reader, Writer};
 use crate::policy::BreakerSection;
 
 /// Version 2 added the probe permits' expiry; a version-1 value reads as expired permits.
@@ -91,8 +92,10 @@ pub struct Outcomes {
 }
 
 impl Breaker {
+    /// `[2][phase u8][three phase words u64][health u32][trips u32][closed since ms u64]`
+    /// then per bucket `[slot u64][successes u32][failures u32]`, little-endian. Version 1
+    /// had two phase words.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![FORMAT_VERSION];
         let (kind, a, b, c) = match self.phase {
             Phase::Closed => (0u8, 0u64, 0u64, 0u64),
             Phase::Open { until_ms } => (1, until_ms, 0, 0),
@@ -107,70 +110,63 @@ impl Breaker {
                 permits_expire_ms,
             ),
         };
-        out.push(kind);
-        out.extend_from_slice(&a.to_le_bytes());
-        out.extend_from_slice(&b.to_le_bytes());
-        out.extend_from_slice(&c.to_le_bytes());
-        out.extend_from_slice(&self.health.to_le_bytes());
-        out.extend_from_slice(&self.trips.to_le_bytes());
-        out.extend_from_slice(&self.closed_since_ms.to_le_bytes());
+        let mut out = Writer::new(FORMAT_VERSION);
+        out.u8(kind)
+            .u64(a)
+            .u64(b)
+            .u64(c)
+            .u32(self.health)
+            .u32(self.trips)
+            .u64(self.closed_since_ms);
         for bucket in &self.buckets {
-            out.extend_from_slice(&bucket.slot.to_le_bytes());
-            out.extend_from_slice(&bucket.successes.to_le_bytes());
-            out.extend_from_slice(&bucket.failures.to_le_bytes());
+            out.u64(bucket.slot)
+                .u32(bucket.successes)
+                .u32(bucket.failures);
         }
-        out
+        out.finish()
     }
 
     /// Missing, corrupt or unknown-version values read as a fresh, closed breaker.
     pub fn decode(bytes: Option<&[u8]>) -> Self {
-        bytes.and_then(Self::try_decode).unwrap_or_default()
+        bytes
+            .and_then(|bytes| Self::read(Reader::new(bytes)).ok())
+            .unwrap_or_default()
     }
 
-    fn try_decode(bytes: &[u8]) -> Option<Self> {
-        let mut at = 0usize;
-        let mut take = |n: usize| -> Option<&[u8]> {
-            let part = bytes.get(at..at + n)?;
-            at += n;
-            Some(part)
-        };
-        let version = *take(1)?.first()?;
-        if version != FORMAT_VERSION && version != FORMAT_VERSION_1 {
-            return None;
-        }
-        let kind = *take(1)?.first()?;
-        let word = |b: &[u8]| -> Option<u64> { Some(u64::from_le_bytes(b.try_into().ok()?)) };
-        let half = |b: &[u8]| -> Option<u32> { Some(u32::from_le_bytes(b.try_into().ok()?)) };
-        let a = word(take(8)?)?;
-        let b = word(take(8)?)?;
+    fn read(mut reader: Reader<'_>) -> Result<Self, ReadError> {
+        let version = reader.version(&[FORMAT_VERSION, FORMAT_VERSION_1])?;
+        let kind = reader.u8()?;
+        let a = reader.u64()?;
+        let b = reader.u64()?;
         // Version 1 had no permit expiry: its permits read as already expired.
         let c = if version == FORMAT_VERSION {
-            word(take(8)?)?
+            reader.u64()?
         } else {
             0
         };
+        let half = |word: u64| u32::try_from(word).map_err(|_| ReadError::Invalid);
         let phase = match kind {
             0 => Phase::Closed,
             1 => Phase::Open { until_ms: a },
             2 => Phase::HalfOpen {
-                in_flight: u32::try_from(a).ok()?,
-                successes: u32::try_from(b).ok()?,
+                in_flight: half(a)?,
+                successes: half(b)?,
                 permits_expire_ms: c,
             },
-            _ => return None,
+            _ => return Err(ReadError::Invalid),
         };
-        let health = half(take(4)?)?.min(HEALTH_MAX);
-        let trips = half(take(4)?)?;
-        let closed_since_ms = word(take(8)?)?;
+        let health = reader.u32()?.min(HEALTH_MAX);
+        let trips = reader.u32()?;
+        let closed_since_ms = reader.u64()?;
         let mut buckets = [Bucket::default(); BUCKETS];
         for bucket in &mut buckets {
             *bucket = Bucket {
-                slot: word(take(8)?)?,
-                successes: half(take(4)?)?,
-                failures: half(take(4)?)?,
+                slot: reader.u64()?,
+                successes: reader.u32()?,
+                failures: reader.u32()?,
             };
         }
-        (at == bytes.len()).then_some(Self {
+        reader.finish(Self {
             phase,
             buckets,
             health,
@@ -385,6 +381,73 @@ pub fn probe_abandoned(current: &Breaker) -> Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::codec::hex;
+
+    /// Bytes written by the format-2 encoder (and by format 1, without the permits' expiry):
+    /// still read, and format 2 written, exactly so.
+    #[test]
+    fn reads_and_writes_stored_format_bytes() {
+        let mut breaker = Breaker {
+            phase: Phase::HalfOpen {
+                in_flight: 1,
+                successes: 2,
+                permits_expire_ms: 5000,
+            },
+            health: 950,
+            trips: 2,
+            closed_since_ms: 1234,
+            ..Breaker::default()
+        };
+        breaker.buckets[3] = Bucket {
+            slot: 3,
+            successes: 4,
+            failures: 5,
+        };
+        let stored = hex(
+            "0202010000000000000002000000000000008813000000000000b60300000200\
+             0000d20400000000000000000000000000000000000000000000000000000000\
+             0000000000000000000000000000000000000000000000000000030000000000\
+             0000040000000500000000000000000000000000000000000000000000000000\
+             0000000000000000000000000000000000000000000000000000000000000000\
+             0000000000000000000000000000000000000000000000000000000000000000\
+             00000000000000000000",
+        );
+        assert_eq!(Breaker::decode(Some(&stored)), breaker);
+        assert_eq!(breaker.encode(), stored);
+        let open = Breaker {
+            phase: Phase::Open { until_ms: 77 },
+            ..breaker.clone()
+        };
+        let stored = hex(
+            "02014d0000000000000000000000000000000000000000000000b60300000200\
+             0000d20400000000000000000000000000000000000000000000000000000000\
+             0000000000000000000000000000000000000000000000000000030000000000\
+             0000040000000500000000000000000000000000000000000000000000000000\
+             0000000000000000000000000000000000000000000000000000000000000000\
+             0000000000000000000000000000000000000000000000000000000000000000\
+             00000000000000000000",
+        );
+        assert_eq!(Breaker::decode(Some(&stored)), open);
+        assert_eq!(open.encode(), stored);
+        let version_1 = hex(
+            "010201000000000000000200000000000000b603000002000000d20400000000\
+             0000000000000000000000000000000000000000000000000000000000000000\
+             0000000000000000000000000000000000000300000000000000040000000500\
+             0000000000000000000000000000000000000000000000000000000000000000\
+             0000000000000000000000000000000000000000000000000000000000000000\
+             0000000000000000000000000000000000000000000000000000000000000000\
+             0000",
+        );
+        let mut v1 = breaker.encode();
+        v1[0] = 1;
+        v1.drain(18..26);
+        breaker.phase = Phase::HalfOpen {
+            in_flight: 1,
+            successes: 2,
+            permits_expire_ms: 0,
+        };
+        assert_eq!(Breaker::decode(Some(&version_1)), breaker);
+    }
 
     fn config() -> BreakerSection {
         serde_json::from_value(serde_json::json!({

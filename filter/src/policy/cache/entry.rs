@@ -35,6 +35,8 @@
 //! The fixed 14-byte prefix makes [`Entry::stored_body_len`] O(1) and
 //! [`Entry::decode_key`] O(key length).
 
+use crate::policy::codec::{ReadError, Reader, Writer};
+
 /// Version byte written first in every encoded entry.
 pub const ENTRY_FORMAT_VERSION: u8 = 1;
 
@@ -126,148 +128,87 @@ impl std::fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
-/// Saturating length → u32 (an over-long field yields an encoding that
-/// `decode` rejects rather than a panic).
-fn len_u32(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
+impl From<ReadError> for DecodeError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::Truncated => DecodeError::Truncated,
+            ReadError::Invalid => DecodeError::Corrupt,
+        }
+    }
 }
 
-fn put_u32(out: &mut Vec<u8>, v: u32) {
-    out.extend_from_slice(&v.to_le_bytes());
+/// A count field, bounded by `max` and by what the remaining input could possibly hold
+/// (`min_item` bytes per item) so we never pre-allocate absurd capacities.
+fn count(r: &mut Reader<'_>, max: usize, min_item: usize) -> Result<usize, DecodeError> {
+    let n = r.len32()?;
+    if n > max {
+        return Err(DecodeError::Corrupt);
+    }
+    if n.saturating_mul(min_item) > r.remaining() {
+        return Err(DecodeError::Truncated);
+    }
+    Ok(n)
 }
 
-fn put_u64(out: &mut Vec<u8>, v: u64) {
-    out.extend_from_slice(&v.to_le_bytes());
+fn read_pairs(r: &mut Reader<'_>) -> Result<Vec<(String, String)>, DecodeError> {
+    let n = count(r, MAX_HEADERS, 8)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = r.str32()?.to_owned();
+        let value = r.str32()?.to_owned();
+        out.push((name, value));
+    }
+    Ok(out)
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_u32(out, len_u32(s.len()));
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn put_pairs(out: &mut Vec<u8>, pairs: &[(String, String)]) {
-    put_u32(out, len_u32(pairs.len()));
+fn write_pairs(out: &mut Writer, pairs: &[(String, String)]) {
+    out.len32(pairs.len());
     for (n, v) in pairs {
-        put_str(out, n);
-        put_str(out, v);
+        out.str32(n).str32(v);
     }
 }
 
-/// Bounds-checked forward reader.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], pos: usize) -> Self {
-        Reader { buf, pos }
-    }
-
-    fn remaining(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos)
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self.pos.checked_add(n).ok_or(DecodeError::Corrupt)?;
-        let s = self.buf.get(self.pos..end).ok_or(DecodeError::Truncated)?;
-        self.pos = end;
-        Ok(s)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
-        let s = self.take(N)?;
-        <[u8; N]>::try_from(s).map_err(|_| DecodeError::Truncated)
-    }
-
-    fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(u8::from_le_bytes(self.array::<1>()?))
-    }
-
-    fn u16(&mut self) -> Result<u16, DecodeError> {
-        Ok(u16::from_le_bytes(self.array::<2>()?))
-    }
-
-    fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(u32::from_le_bytes(self.array::<4>()?))
-    }
-
-    fn len(&mut self) -> Result<usize, DecodeError> {
-        usize::try_from(self.u32()?).map_err(|_| DecodeError::Corrupt)
-    }
-
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_le_bytes(self.array::<8>()?))
-    }
-
-    fn str(&mut self) -> Result<&'a str, DecodeError> {
-        let n = self.len()?;
-        let bytes = self.take(n)?;
-        std::str::from_utf8(bytes).map_err(|_| DecodeError::Corrupt)
-    }
-
-    /// A count field, bounded by `max` and by what the remaining input could
-    /// possibly hold (`min_item` bytes per item) so we never pre-allocate
-    /// absurd capacities.
-    fn count(&mut self, max: usize, min_item: usize) -> Result<usize, DecodeError> {
-        let n = self.len()?;
-        if n > max {
-            return Err(DecodeError::Corrupt);
-        }
-        if n.saturating_mul(min_item) > self.remaining() {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(n)
-    }
-
-    fn pairs(&mut self) -> Result<Vec<(String, String)>, DecodeError> {
-        let n = self.count(MAX_HEADERS, 8)?;
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let name = self.str()?.to_owned();
-            let value = self.str()?.to_owned();
-            out.push((name, value));
-        }
-        Ok(out)
-    }
-}
-
-/// Parsed fixed prefix: (flags, raw_body_len, stored_body_len, key).
+/// Parsed fixed prefix: (flags, raw_body_len, stored_body_len, key), and the reader after it.
 struct Prefix<'a> {
     flags: u8,
     raw_len: usize,
     stored_len: usize,
     key: &'a str,
-    end: usize,
+    rest: Reader<'a>,
 }
 
-fn check_version(bytes: &[u8]) -> Result<(), DecodeError> {
-    match bytes.first() {
-        None => Err(DecodeError::Empty),
-        Some(&ENTRY_FORMAT_VERSION) => Ok(()),
-        Some(&v) => Err(DecodeError::UnknownVersion(v)),
+/// The version byte and the reader after it.
+fn check_version(bytes: &[u8]) -> Result<Reader<'_>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    match r.u8() {
+        Err(_) => Err(DecodeError::Empty),
+        Ok(ENTRY_FORMAT_VERSION) => Ok(r),
+        Ok(v) => Err(DecodeError::UnknownVersion(v)),
     }
 }
 
-fn read_prefix(bytes: &[u8]) -> Result<Prefix<'_>, DecodeError> {
-    check_version(bytes)?;
-    let mut r = Reader::new(bytes, 1);
+/// Flags, raw and stored body lengths.
+fn read_lengths(r: &mut Reader<'_>) -> Result<(u8, usize, usize), DecodeError> {
     let flags = r.u8()?;
     if flags & !FLAG_LZ4 != 0 {
         return Err(DecodeError::Corrupt);
     }
-    let raw_len = r.len()?;
-    let stored_len = r.len()?;
+    Ok((flags, r.len32()?, r.len32()?))
+}
+
+fn read_prefix(bytes: &[u8]) -> Result<Prefix<'_>, DecodeError> {
+    let mut r = check_version(bytes)?;
+    let (flags, raw_len, stored_len) = read_lengths(&mut r)?;
     if raw_len > MAX_BODY_BYTES {
         return Err(DecodeError::Corrupt);
     }
-    let key = r.str()?;
+    let key = r.str32()?;
     Ok(Prefix {
         flags,
         raw_len,
         stored_len,
         key,
-        end: r.pos,
+        rest: r,
     })
 }
 
@@ -278,12 +219,12 @@ fn decode_body(p: &Prefix<'_>, stored: &[u8]) -> Result<Vec<u8>, DecodeError> {
         }
         return Ok(stored.to_vec());
     }
-    let mut r = Reader::new(stored, 0);
-    let declared = r.len().map_err(|_| DecodeError::Corrupt)?;
+    let mut r = Reader::new(stored);
+    let declared = r.len32().map_err(|_| DecodeError::Corrupt)?;
     if declared != p.raw_len {
         return Err(DecodeError::Corrupt);
     }
-    let block = stored.get(r.pos..).ok_or(DecodeError::Corrupt)?;
+    let block = r.rest();
     if p.raw_len > block.len().saturating_mul(LZ4_MAX_RATIO).saturating_add(64) {
         return Err(DecodeError::Corrupt);
     }
@@ -313,23 +254,23 @@ impl Entry {
             None => (0, &self.body),
         };
 
-        let mut out = Vec::with_capacity(
+        let mut out = Writer::with_capacity(
+            ENTRY_FORMAT_VERSION,
             FIXED_PREFIX
                 .saturating_add(self.key.len())
                 .saturating_add(64)
                 .saturating_add(stored.len())
                 .saturating_add(self.headers_len()),
         );
-        out.push(ENTRY_FORMAT_VERSION);
-        out.push(flags);
-        put_u32(&mut out, len_u32(self.body.len()));
-        put_u32(&mut out, len_u32(stored.len()));
-        put_str(&mut out, &self.key);
-        out.extend_from_slice(&self.status.to_le_bytes());
-        put_u64(&mut out, self.request_time);
-        put_u64(&mut out, self.response_time);
-        put_u64(&mut out, self.freshness_lifetime);
-        put_u32(&mut out, self.hits);
+        out.u8(flags)
+            .len32(self.body.len())
+            .len32(stored.len())
+            .str32(&self.key)
+            .u16(self.status)
+            .u64(self.request_time)
+            .u64(self.response_time)
+            .u64(self.freshness_lifetime)
+            .u32(self.hits);
 
         let opts = [
             (HAS_DATE, self.date),
@@ -350,30 +291,30 @@ impl Entry {
         if self.must_revalidate {
             presence |= MUST_REVALIDATE;
         }
-        out.push(presence);
+        out.u8(presence);
         for (_, v) in &opts {
             if let Some(v) = v {
-                put_u64(&mut out, *v);
+                out.u64(*v);
             }
         }
         if let Some(etag) = &self.etag {
-            put_str(&mut out, etag);
+            out.str32(etag);
         }
-        put_pairs(&mut out, &self.headers);
-        put_pairs(&mut out, &self.vary);
-        put_u32(&mut out, len_u32(self.generations.len()));
+        write_pairs(&mut out, &self.headers);
+        write_pairs(&mut out, &self.vary);
+        out.len32(self.generations.len());
         for g in &self.generations {
-            put_u32(&mut out, *g);
+            out.u32(*g);
         }
-        out.extend_from_slice(stored);
-        out
+        out.bytes(stored);
+        out.finish()
     }
 
     /// Parses an encoding produced by [`Entry::encode`]. Never panics; any
     /// inconsistency (including trailing bytes) is an error.
     pub fn decode(bytes: &[u8]) -> Result<Entry, DecodeError> {
         let p = read_prefix(bytes)?;
-        let mut r = Reader::new(bytes, p.end);
+        let mut r = p.rest.clone();
         let status = r.u16()?;
         let request_time = r.u64()?;
         let response_time = r.u64()?;
@@ -385,7 +326,7 @@ impl Entry {
         }
         let mut opt = |bit: u8| -> Result<Option<u64>, DecodeError> {
             if presence & bit != 0 {
-                r.u64().map(Some)
+                Ok(Some(r.u64()?))
             } else {
                 Ok(None)
             }
@@ -396,21 +337,19 @@ impl Entry {
         let stale_if_error = opt(HAS_SIE)?;
         let last_modified = opt(HAS_LAST_MODIFIED)?;
         let etag = if presence & HAS_ETAG != 0 {
-            Some(r.str()?.to_owned())
+            Some(r.str32()?.to_owned())
         } else {
             None
         };
-        let headers = r.pairs()?;
-        let vary = r.pairs()?;
-        let gen_count = r.count(MAX_GENERATIONS, 4)?;
+        let headers = read_pairs(&mut r)?;
+        let vary = read_pairs(&mut r)?;
+        let gen_count = count(&mut r, MAX_GENERATIONS, 4)?;
         let mut generations = Vec::with_capacity(gen_count);
         for _ in 0..gen_count {
             generations.push(r.u32()?);
         }
         let stored = r.take(p.stored_len)?;
-        if r.remaining() != 0 {
-            return Err(DecodeError::Corrupt);
-        }
+        r.finish(())?;
         let body = decode_body(&p, stored)?;
         Ok(Entry {
             key: p.key.to_owned(),
@@ -445,14 +384,8 @@ impl Entry {
     /// compressed), `raw` the uncompressed length. `None` for anything not a
     /// plausible current-version encoding.
     pub fn stored_body_len(bytes: &[u8]) -> Option<(usize, usize)> {
-        check_version(bytes).ok()?;
-        let mut r = Reader::new(bytes, 1);
-        let flags = r.u8().ok()?;
-        if flags & !FLAG_LZ4 != 0 {
-            return None;
-        }
-        let raw = r.len().ok()?;
-        let stored = r.len().ok()?;
+        let mut r = check_version(bytes).ok()?;
+        let (_, raw, stored) = read_lengths(&mut r).ok()?;
         Some((stored, raw))
     }
 
@@ -497,6 +430,54 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::codec::hex;
+
+    /// Bytes written by the format-1 encoder: still read, and written, exactly so.
+    #[test]
+    fn reads_and_writes_stored_format_1_bytes() {
+        let entry = Entry {
+            key: "GET|h|/a".into(),
+            status: 200,
+            headers: vec![("content-type".into(), "text/plain".into())],
+            body: b"hi".to_vec(),
+            request_time: 1_700_000_000,
+            response_time: 1_700_000_001,
+            date: Some(1_700_000_000),
+            age_header: None,
+            freshness_lifetime: 60,
+            must_revalidate: true,
+            stale_while_revalidate: Some(30),
+            stale_if_error: None,
+            etag: Some("\"e\"".into()),
+            last_modified: None,
+            vary: vec![("accept".into(), "x".into())],
+            generations: vec![1, 7],
+            hits: 3,
+        };
+        let stored = hex(
+            "01000200000002000000080000004745547c687c2f61c80000f1536500000000\
+             01f15365000000003c00000000000000030000006500f15365000000001e0000\
+             000000000003000000226522010000000c000000636f6e74656e742d74797065\
+             0a000000746578742f706c61696e010000000600000061636365707401000000\
+             780200000001000000070000006869",
+        );
+        assert_eq!(Entry::decode(&stored), Ok(entry.clone()));
+        assert_eq!(entry.encode(), stored);
+        // A compressed body (decoded only: the compressor's choices may change).
+        let compressed = Entry {
+            body: b"abcdefgh".repeat(200),
+            ..entry
+        };
+        let stored = hex(
+            "0101400600001d000000080000004745547c687c2f61c80000f1536500000000\
+             01f15365000000003c00000000000000030000006500f15365000000001e0000\
+             000000000003000000226522010000000c000000636f6e74656e742d74797065\
+             0a000000746578742f706c61696e010000000600000061636365707401000000\
+             78020000000100000007000000400600008f61626364656667680800ffffffff\
+             ffff2560636465666768",
+        );
+        assert_eq!(Entry::decode(&stored), Ok(compressed));
+    }
 
     fn json_body(target: usize) -> Vec<u8> {
         let mut s = String::from("{\"items\":[");

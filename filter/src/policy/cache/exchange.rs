@@ -9,26 +9,7 @@ use super::freshness::{
 };
 use super::generations::{Generations, MAX_TAGS_PER_ENTRY};
 use super::http_date::parse_http_date;
-
-pub type Headers = [(String, String)];
-
-/// The first value of a header (names compare case-insensitively).
-pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
-/// Every value of a header joined with ", " (for list headers such as Cache-Control).
-pub fn header_joined(headers: &Headers, name: &str) -> Option<String> {
-    let values: Vec<&str> = headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-        .collect();
-    (!values.is_empty()).then(|| values.join(", "))
-}
+use crate::policy::header_list::{header, header_joined, Headers};
 
 fn has_pragma_no_cache(headers: &Headers) -> bool {
     header_joined(headers, "pragma").is_some_and(|p| {
@@ -93,13 +74,13 @@ pub enum HitDecision {
     Miss(MissKind),
 }
 
-/// Whether `entry` may answer a request with these headers at `now` (RFC 9111 §4).
+/// Whether `entry` may answer a request with these headers at `now_s` (RFC 9111 §4).
 pub fn evaluate_hit(
     entry: &Entry,
     request_headers: &Headers,
     request: &RequestFacts,
     generations: &Generations,
-    now: u64,
+    now_s: u64,
 ) -> HitDecision {
     if !generations.is_current(&entry.generations) {
         return HitDecision::Miss(MissKind::Purged);
@@ -111,7 +92,7 @@ pub fn evaluate_hit(
     if !vary_matches {
         return HitDecision::Miss(MissKind::VaryMismatch);
     }
-    let age = current_age(&timing(entry), now);
+    let age = current_age(&timing(entry), now_s);
     let directive = request_directs(
         &request.cache_control,
         request.pragma_no_cache,
@@ -136,16 +117,17 @@ pub fn evaluate_hit(
     HitDecision::Revalidate
 }
 
-/// Whether a stale entry may still be served within `window` seconds of staleness (RFC 5861);
+/// Whether a stale entry may still be served within `window_s` seconds of staleness (RFC 5861);
 /// `must-revalidate`, `proxy-revalidate`, `s-maxage` and `no-cache` forbid it (RFC 9111 §4.2.4).
-pub fn within_stale_window(entry: &Entry, age: u64, window: Option<u64>) -> bool {
-    let staleness = age.saturating_sub(entry.freshness_lifetime);
-    !entry.must_revalidate && window.is_some_and(|window| staleness <= window)
+pub fn within_stale_window(entry: &Entry, age_s: u64, window_s: Option<u64>) -> bool {
+    let staleness = age_s.saturating_sub(entry.freshness_lifetime);
+    !entry.must_revalidate && window_s.is_some_and(|window_s| staleness <= window_s)
 }
 
 /// Whether the entry may answer instead of an origin failure (stale-if-error).
-pub fn may_serve_if_error(entry: &Entry, age: u64) -> bool {
-    is_fresh(entry.freshness_lifetime, age) || within_stale_window(entry, age, entry.stale_if_error)
+pub fn may_serve_if_error(entry: &Entry, age_s: u64) -> bool {
+    is_fresh(entry.freshness_lifetime, age_s)
+        || within_stale_window(entry, age_s, entry.stale_if_error)
 }
 
 pub fn timing(entry: &Entry) -> Timing {
@@ -158,10 +140,10 @@ pub fn timing(entry: &Entry) -> Timing {
 }
 
 /// Seconds of freshness left (negative when stale), for `Cache-Status: ttl=`.
-pub fn ttl_left(entry: &Entry, age: u64) -> i64 {
+pub fn ttl_left(entry: &Entry, age_s: u64) -> i64 {
     let lifetime = i64::try_from(entry.freshness_lifetime).unwrap_or(i64::MAX);
-    let age = i64::try_from(age).unwrap_or(i64::MAX);
-    lifetime.saturating_sub(age)
+    let age_s = i64::try_from(age_s).unwrap_or(i64::MAX);
+    lifetime.saturating_sub(age_s)
 }
 
 /// Headers that describe one connection, never a stored response (RFC 9110 §7.6.1), plus those
@@ -232,15 +214,19 @@ pub fn append_cache_status(existing: Option<&str>, member: &str) -> String {
 }
 
 /// Headers of a response served from `entry`.
-pub fn hit_headers(entry: &Entry, age: u64, cache_status: &str) -> Vec<(String, String)> {
+pub fn hit_headers(entry: &Entry, age_s: u64, cache_status: &str) -> Vec<(String, String)> {
     let mut headers = entry.headers.clone();
-    headers.push(("age".to_string(), age.to_string()));
+    headers.push(("age".to_string(), age_s.to_string()));
     headers.push(("cache-status".to_string(), cache_status.to_string()));
     headers
 }
 
 /// Headers of a 304 served from `entry` (RFC 9110 §15.4.5).
-pub fn not_modified_headers(entry: &Entry, age: u64, cache_status: &str) -> Vec<(String, String)> {
+pub fn not_modified_headers(
+    entry: &Entry,
+    age_s: u64,
+    cache_status: &str,
+) -> Vec<(String, String)> {
     const KEPT: [&str; 6] = [
         "cache-control",
         "content-location",
@@ -255,17 +241,41 @@ pub fn not_modified_headers(entry: &Entry, age: u64, cache_status: &str) -> Vec<
         .filter(|(n, _)| KEPT.iter().any(|k| n.eq_ignore_ascii_case(k)))
         .cloned()
         .collect();
-    headers.push(("age".to_string(), age.to_string()));
+    headers.push(("age".to_string(), age_s.to_string()));
     headers.push(("cache-status".to_string(), cache_status.to_string()));
     headers
+}
+
+/// Why the cache forwarded a request (RFC 9211 `Cache-Status: fwd=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// No stored response for the key.
+    UriMiss,
+    /// A stored response for the key, but of another variant (`Vary`).
+    VaryMiss,
+    /// A stored response that may not answer (purged).
+    Miss,
+    /// A stored response that is stale (or must be revalidated).
+    Stale,
+}
+
+impl Forward {
+    /// The `fwd` parameter's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Forward::UriMiss => "uri-miss",
+            Forward::VaryMiss => "vary-miss",
+            Forward::Miss => "miss",
+            Forward::Stale => "stale",
+        }
+    }
 }
 
 /// An RFC 9211 `Cache-Status` member.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CacheStatus<'a> {
     pub hit: bool,
-    /// `uri-miss`, `vary-miss`, `miss`, `stale`, `request`, `bypass`.
-    pub fwd: Option<&'static str>,
+    pub fwd: Option<Forward>,
     pub fwd_status: Option<u16>,
     pub stored: bool,
     /// Answered from another request's response (coalescing).
@@ -285,7 +295,7 @@ impl CacheStatus<'_> {
         }
         if let Some(fwd) = self.fwd {
             out.push_str("; fwd=");
-            out.push_str(fwd);
+            out.push_str(fwd.as_str());
         }
         if let Some(status) = self.fwd_status {
             out.push_str(&format!("; fwd-status={status}"));
@@ -442,16 +452,16 @@ pub fn refresh_entry(
     not_modified_headers: &Headers,
     facts: &ResponseFacts,
     storable: &Storable,
-    request_time: u64,
-    response_time: u64,
+    request_time_s: u64,
+    response_time_s: u64,
 ) -> Option<Entry> {
     if !matches!(storable, Storable::Yes { .. }) {
         return None;
     }
     let refreshed = Entry {
         headers: merge_headers(&entry.headers, not_modified_headers),
-        request_time,
-        response_time,
+        request_time: request_time_s,
+        response_time: response_time_s,
         date: facts.date,
         age_header: facts.age,
         etag: facts.etag.clone().or_else(|| entry.etag.clone()),
@@ -546,8 +556,9 @@ pub struct Fetch<'a> {
     pub request_headers: &'a Headers,
     pub policy: &'a super::freshness::StorePolicy,
     pub defaults: StaleDefaults,
+    /// Unix seconds.
     pub request_time: u64,
-    /// When the response arrived (seconds); freshness is judged at this time.
+    /// When the response arrived (Unix seconds); freshness is judged at this time.
     pub response_time: u64,
     pub max_body: usize,
     /// Purge generations the entry is stored under (its own tags included).
@@ -750,7 +761,7 @@ mod tests {
         };
         assert_eq!(status.render("edge"), "edge; hit; ttl=42");
         let status = CacheStatus {
-            fwd: Some("uri-miss"),
+            fwd: Some(Forward::UriMiss),
             stored: true,
             key: Some("v1\na\"b"),
             ..CacheStatus::default()
@@ -789,5 +800,17 @@ mod tests {
             Some("max-age=120")
         );
         assert_eq!(refreshed.body, b"{}");
+    }
+
+    #[test]
+    fn forward_reasons_read_as_before() {
+        for (fwd, text) in [
+            (Forward::UriMiss, "uri-miss"),
+            (Forward::VaryMiss, "vary-miss"),
+            (Forward::Miss, "miss"),
+            (Forward::Stale, "stale"),
+        ] {
+            assert_eq!(fwd.as_str(), text);
+        }
     }
 }

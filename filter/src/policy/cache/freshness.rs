@@ -89,9 +89,44 @@ pub enum Storable {
         stale_while_revalidate: Option<u64>,
         stale_if_error: Option<u64>,
     },
-    /// Short reason for logs and metrics: "method", "no-store", "status", "private",
-    /// "authorization", "set-cookie", "vary-star", "no-freshness".
-    No(&'static str),
+    No(NotStorable),
+}
+
+/// Why a response may not be stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotStorable {
+    /// Not a GET (or a HEAD, whose response has no body to store).
+    Method,
+    /// `Cache-Control: no-store` on the request or the response.
+    NoStore,
+    /// A status not cacheable by default, without explicit freshness for 302/307.
+    Status,
+    /// `Cache-Control: private`.
+    Private,
+    /// A request with `Authorization` and a response that does not allow sharing it.
+    Authorization,
+    /// `Set-Cookie` on a service that does not store it.
+    SetCookie,
+    /// `Vary: *`.
+    VaryStar,
+    /// Neither explicit nor heuristic freshness.
+    NoFreshness,
+}
+
+impl NotStorable {
+    /// Short reason for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotStorable::Method => "method",
+            NotStorable::NoStore => "no-store",
+            NotStorable::Status => "status",
+            NotStorable::Private => "private",
+            NotStorable::Authorization => "authorization",
+            NotStorable::SetCookie => "set-cookie",
+            NotStorable::VaryStar => "vary-star",
+            NotStorable::NoFreshness => "no-freshness",
+        }
+    }
 }
 
 /// Statuses cacheable by default (RFC 9110 §15.1): heuristic freshness may apply to them.
@@ -103,37 +138,37 @@ fn heuristically_cacheable(status: u16) -> bool {
 }
 
 /// Decides whether a shared cache may store `response` to `request`, and for how long it is
-/// fresh. `now` stands in for a missing `Date`.
+/// fresh. `now_s` stands in for a missing `Date`.
 pub fn storability(
     request: &RequestFacts,
     response: &ResponseFacts,
     policy: &StorePolicy,
-    now: u64,
+    now_s: u64,
 ) -> Storable {
     let cc = &response.cache_control;
     if request.method != "GET" {
-        return Storable::No("method");
+        return Storable::No(NotStorable::Method);
     }
     if request.cache_control.no_store || cc.no_store {
-        return Storable::No("no-store");
+        return Storable::No(NotStorable::NoStore);
     }
     let explicit = cc.s_maxage.is_some() || cc.max_age.is_some() || response.expires.is_some();
     let status_ok = heuristically_cacheable(response.status)
         || (matches!(response.status, 302 | 307) && explicit);
     if !status_ok {
-        return Storable::No("status");
+        return Storable::No(NotStorable::Status);
     }
     if cc.private {
-        return Storable::No("private");
+        return Storable::No(NotStorable::Private);
     }
     if request.has_authorization && !(cc.public || cc.s_maxage.is_some() || cc.must_revalidate) {
-        return Storable::No("authorization");
+        return Storable::No(NotStorable::Authorization);
     }
     if response.has_set_cookie && !policy.store_set_cookie {
-        return Storable::No("set-cookie");
+        return Storable::No(NotStorable::SetCookie);
     }
     if response.vary == Vary::Star {
-        return Storable::No("vary-star");
+        return Storable::No(NotStorable::VaryStar);
     }
 
     // A response `Pragma: no-cache` counts only when Cache-Control says nothing.
@@ -143,10 +178,10 @@ pub fn storability(
     let freshness_lifetime = if no_cache {
         Some(0)
     } else {
-        freshness_lifetime(response, policy, now)
+        freshness_lifetime(response, policy, now_s)
     };
     match freshness_lifetime {
-        None => Storable::No("no-freshness"),
+        None => Storable::No(NotStorable::NoFreshness),
         Some(lifetime) => Storable::Yes {
             freshness_lifetime: lifetime.min(policy.max_ttl),
             must_revalidate,
@@ -157,9 +192,9 @@ pub fn storability(
 }
 
 /// RFC 9111 §4.2.1 for a shared cache, then the policy's default and heuristic (§4.2.2).
-fn freshness_lifetime(response: &ResponseFacts, policy: &StorePolicy, now: u64) -> Option<u64> {
+fn freshness_lifetime(response: &ResponseFacts, policy: &StorePolicy, now_s: u64) -> Option<u64> {
     let cc = &response.cache_control;
-    let date = response.date.unwrap_or(now);
+    let date = response.date.unwrap_or(now_s);
     if let Some(s) = cc.s_maxage {
         return Some(s);
     }
@@ -182,7 +217,8 @@ fn freshness_lifetime(response: &ResponseFacts, policy: &StorePolicy, now: u64) 
     None
 }
 
-/// When a response was requested and received, and what it said about its age.
+/// When a response was requested and received, and what it said about its age (all in seconds,
+/// times as Unix seconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
     pub request_time: u64,
@@ -191,10 +227,10 @@ pub struct Timing {
     pub age_header: Option<u64>,
 }
 
-/// RFC 9111 §4.2.3: the age of a stored response at `now`. A `Date` in the future (clock skew)
-/// gives an apparent age of 0; a missing `Date` or `Age` counts as none; `now` before
+/// RFC 9111 §4.2.3: the age of a stored response at `now_s`. A `Date` in the future (clock skew)
+/// gives an apparent age of 0; a missing `Date` or `Age` counts as none; `now_s` before
 /// `response_time` gives no resident time.
-pub fn current_age(timing: &Timing, now: u64) -> u64 {
+pub fn current_age(timing: &Timing, now_s: u64) -> u64 {
     let apparent_age = timing
         .date
         .map_or(0, |date| timing.response_time.saturating_sub(date));
@@ -204,13 +240,13 @@ pub fn current_age(timing: &Timing, now: u64) -> u64 {
         .unwrap_or(0)
         .saturating_add(response_delay);
     let corrected_initial_age = apparent_age.max(corrected_age_value);
-    let resident_time = now.saturating_sub(timing.response_time);
+    let resident_time = now_s.saturating_sub(timing.response_time);
     corrected_initial_age.saturating_add(resident_time)
 }
 
 /// RFC 9111 §4.2: fresh while the lifetime exceeds the age.
-pub fn is_fresh(freshness_lifetime: u64, age: u64) -> bool {
-    freshness_lifetime > age
+pub fn is_fresh(freshness_lifetime_s: u64, age_s: u64) -> bool {
+    freshness_lifetime_s > age_s
 }
 
 /// What a request's directives ask of a stored entry.
@@ -231,8 +267,8 @@ pub enum RequestDirective {
 pub fn request_directs(
     request: &CacheControl,
     pragma_no_cache: bool,
-    freshness_lifetime: u64,
-    age: u64,
+    freshness_lifetime_s: u64,
+    age_s: u64,
 ) -> RequestDirective {
     if request.no_store {
         return RequestDirective::Bypass;
@@ -241,12 +277,12 @@ pub fn request_directs(
         return RequestDirective::Revalidate;
     }
     if let Some(max_age) = request.max_age {
-        if max_age == 0 || age > max_age {
+        if max_age == 0 || age_s > max_age {
             return RequestDirective::Revalidate;
         }
     }
     if let Some(min_fresh) = request.min_fresh {
-        if freshness_lifetime.saturating_sub(age) < min_fresh {
+        if freshness_lifetime_s.saturating_sub(age_s) < min_fresh {
             return RequestDirective::Revalidate;
         }
     }
@@ -375,7 +411,7 @@ mod tests {
             Storable::Yes {
                 freshness_lifetime, ..
             } => freshness_lifetime,
-            Storable::No(r) => panic!("not storable: {r}"),
+            Storable::No(r) => panic!("not storable: {}", r.as_str()),
         }
     }
 
@@ -403,7 +439,7 @@ mod tests {
             r.method = m.to_string();
             assert_eq!(
                 storability(&r, &resp("max-age=60"), &policy(), NOW),
-                Storable::No("method")
+                Storable::No(NotStorable::Method)
             );
         }
         assert_eq!(
@@ -433,7 +469,10 @@ mod tests {
                 default_ttl: Some(5),
                 ..policy()
             };
-            assert_eq!(storability(&req(), &r, &p, NOW), Storable::No("status"));
+            assert_eq!(
+                storability(&req(), &r, &p, NOW),
+                Storable::No(NotStorable::Status)
+            );
             r.cache_control = CacheControl::parse("max-age=30");
             assert_eq!(storability(&req(), &r, &p, NOW), yes(30, false));
             r.cache_control = CacheControl::parse("s-maxage=40");
@@ -449,7 +488,7 @@ mod tests {
             r.status = s;
             assert_eq!(
                 storability(&req(), &r, &policy(), NOW),
-                Storable::No("status"),
+                Storable::No(NotStorable::Status),
                 "{s}"
             );
         }
@@ -459,21 +498,21 @@ mod tests {
     fn no_store_and_private() {
         assert_eq!(
             storability(&req(), &resp("no-store, max-age=60"), &policy(), NOW),
-            Storable::No("no-store")
+            Storable::No(NotStorable::NoStore)
         );
         let mut r = req();
         r.cache_control = CacheControl::parse("no-store");
         assert_eq!(
             storability(&r, &resp("max-age=60"), &policy(), NOW),
-            Storable::No("no-store")
+            Storable::No(NotStorable::NoStore)
         );
         assert_eq!(
             storability(&req(), &resp("private, max-age=60"), &policy(), NOW),
-            Storable::No("private")
+            Storable::No(NotStorable::Private)
         );
         assert_eq!(
             storability(&req(), &resp("private=\"x\", s-maxage=60"), &policy(), NOW),
-            Storable::No("private")
+            Storable::No(NotStorable::Private)
         );
         // Request no-cache / Pragma do not prevent storing.
         let mut r = req();
@@ -491,7 +530,7 @@ mod tests {
         r.has_authorization = true;
         assert_eq!(
             storability(&r, &resp("max-age=60"), &policy(), NOW),
-            Storable::No("authorization")
+            Storable::No(NotStorable::Authorization)
         );
         assert_eq!(
             storability(&r, &resp("public, max-age=60"), &policy(), NOW),
@@ -513,7 +552,7 @@ mod tests {
         r.has_set_cookie = true;
         assert_eq!(
             storability(&req(), &r, &policy(), NOW),
-            Storable::No("set-cookie")
+            Storable::No(NotStorable::SetCookie)
         );
         let p = StorePolicy {
             store_set_cookie: true,
@@ -525,7 +564,7 @@ mod tests {
         r.vary = Vary::parse(Some("Accept, *"));
         assert_eq!(
             storability(&req(), &r, &policy(), NOW),
-            Storable::No("vary-star")
+            Storable::No(NotStorable::VaryStar)
         );
         r.vary = Vary::parse(Some("Accept-Encoding"));
         assert_eq!(storability(&req(), &r, &policy(), NOW), yes(60, false));
@@ -559,7 +598,7 @@ mod tests {
         };
         assert_eq!(
             storability(&req(), &r, &p, NOW),
-            Storable::No("no-freshness")
+            Storable::No(NotStorable::NoFreshness)
         );
         // Heuristic without Last-Modified: nothing to go on.
         let p = StorePolicy {
@@ -569,7 +608,7 @@ mod tests {
         r.last_modified = None;
         assert_eq!(
             storability(&req(), &r, &p, NOW),
-            Storable::No("no-freshness")
+            Storable::No(NotStorable::NoFreshness)
         );
     }
 
@@ -877,5 +916,22 @@ mod tests {
             lifetime(storability(&req(), &extreme, &p, u64::MAX)),
             u64::MAX
         );
+    }
+
+    #[test]
+    fn reasons_read_as_before() {
+        let reasons = [
+            (NotStorable::Method, "method"),
+            (NotStorable::NoStore, "no-store"),
+            (NotStorable::Status, "status"),
+            (NotStorable::Private, "private"),
+            (NotStorable::Authorization, "authorization"),
+            (NotStorable::SetCookie, "set-cookie"),
+            (NotStorable::VaryStar, "vary-star"),
+            (NotStorable::NoFreshness, "no-freshness"),
+        ];
+        for (reason, text) in reasons {
+            assert_eq!(reason.as_str(), text);
+        }
     }
 }

@@ -5,6 +5,9 @@
 //! Tenants, URLs and tags hash into fixed slot ranges (the key space is one key, whatever the
 //! traffic); two names sharing a slot are purged together — more misses, never a stale hit.
 
+use crate::policy::codec::{ReadError, Reader, Writer};
+use crate::policy::hash::fnv1a;
+
 /// The one shared-data key holding every generation counter.
 pub const GENERATIONS_KEY: &str = "edge:gen";
 const FORMAT_VERSION: u8 = 2;
@@ -41,13 +44,6 @@ impl Dimension<'_> {
     }
 }
 
-/// FNV-1a, 64 bit: stable across workers and builds.
-pub fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 fn bucket(text: &str, slots: usize) -> usize {
     (fnv1a(text) % slots as u64) as usize
 }
@@ -73,33 +69,31 @@ impl Default for Generations {
 impl Generations {
     /// Decodes the shared value; a missing, corrupt or unknown-version value reads as all zero.
     pub fn decode(bytes: Option<&[u8]>) -> Self {
-        let Some(bytes) = bytes else {
-            return Self::default();
-        };
-        let Some((&FORMAT_VERSION, rest)) = bytes.split_first() else {
-            return Self::default();
-        };
-        if rest.len() != (TOTAL_SLOTS + 1) * 4 {
-            return Self::default();
-        }
-        let mut words = rest
-            .chunks_exact(4)
-            .map(|c| <[u8; 4]>::try_from(c).map_or(0, u32::from_le_bytes));
-        let epoch = words.next().unwrap_or(0);
-        Self {
-            counters: words.collect(),
-            epoch,
-        }
+        bytes
+            .and_then(|bytes| Self::read(Reader::new(bytes)).ok())
+            .unwrap_or_default()
     }
 
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + (self.counters.len() + 1) * 4);
-        out.push(FORMAT_VERSION);
-        out.extend_from_slice(&self.epoch.to_le_bytes());
-        for counter in &self.counters {
-            out.extend_from_slice(&counter.to_le_bytes());
+    fn read(mut reader: Reader<'_>) -> Result<Self, ReadError> {
+        reader.version(&[FORMAT_VERSION])?;
+        if reader.remaining() != (TOTAL_SLOTS + 1) * 4 {
+            return Err(ReadError::Invalid);
         }
-        out
+        let epoch = reader.u32()?;
+        let counters = (0..TOTAL_SLOTS)
+            .map(|_| reader.u32())
+            .collect::<Result<_, _>>()?;
+        reader.finish(Self { counters, epoch })
+    }
+
+    /// `[2][epoch u32]` then every counter (`u32`), little-endian.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Writer::with_capacity(FORMAT_VERSION, (self.counters.len() + 1) * 4);
+        out.u32(self.epoch);
+        for counter in &self.counters {
+            out.u32(*counter);
+        }
+        out.finish()
     }
 
     fn current(&self, slot: usize) -> u32 {
@@ -138,6 +132,22 @@ impl Generations {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bytes written by the format-2 encoder (version, epoch, then every counter, u32 LE):
+    /// still read, and written, exactly so.
+    #[test]
+    fn reads_and_writes_stored_format_2_bytes() {
+        let mut stored = vec![2, 3, 0, 0, 0];
+        stored.extend(std::iter::repeat_n(0, TOTAL_SLOTS * 4));
+        stored[5 + 4 * 4] = 2; // service 4
+        stored[5 + 4 * (SERVICE_SLOTS + 1) + 1] = 1; // tenant slot 1: 256
+        let mut generations = Generations::default();
+        generations.counters[4] = 2;
+        generations.counters[SERVICE_SLOTS + 1] = 256;
+        generations.epoch = 3;
+        assert_eq!(Generations::decode(Some(&stored)), generations);
+        assert_eq!(generations.encode(), stored);
+    }
 
     #[test]
     fn a_bump_invalidates_only_entries_stamped_with_that_dimension() {

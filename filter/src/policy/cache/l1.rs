@@ -17,7 +17,7 @@ pub struct L1Stats {
     pub bytes: usize,
     /// Live entries evicted to make room (count, byte or tenant bound).
     pub evictions: u64,
-    /// Entries found past their `expires_at` on `get` and dropped.
+    /// Entries found past their `expires_at_s` on `get` and dropped.
     pub expired_evictions: u64,
 }
 
@@ -27,7 +27,7 @@ struct Slot {
     hits: u32,
     size: usize,
     tenant: Option<String>,
-    expires_at: u64,
+    expires_at_s: u64,
 }
 
 /// Per-worker LRU of decoded entries. Not thread-safe (holds `Rc`s); one per
@@ -89,10 +89,10 @@ impl L1Cache {
     }
 
     /// Looks up `key` and marks it most recently used. An entry whose
-    /// `expires_at < now` is removed, counted in `expired_evictions` and not
+    /// `expires_at_s < now_s` is removed, counted in `expired_evictions` and not
     /// returned.
-    pub fn get(&mut self, key: &str, now: u64) -> Option<Rc<Entry>> {
-        let expired = self.lru.peek(key)?.expires_at < now;
+    pub fn get(&mut self, key: &str, now_s: u64) -> Option<Rc<Entry>> {
+        let expired = self.lru.peek(key)?.expires_at_s < now_s;
         if expired {
             self.take(key);
             self.expired_evictions = self.expired_evictions.saturating_add(1);
@@ -112,7 +112,7 @@ impl L1Cache {
         }
     }
 
-    /// Inserts or replaces `entry` (keyed by `entry.key`). `expires_at` is
+    /// Inserts or replaces `entry` (keyed by `entry.key`). `expires_at_s` is
     /// the unix time after which the entry is useless even as stale.
     /// `tenant` is used for the share cap. When the tenant is at its cap, its
     /// own least recently used entries are evicted first; then global LRU
@@ -120,7 +120,7 @@ impl L1Cache {
     /// any previous entry under the same key, which the new response
     /// supersedes) when the entry alone exceeds `max_bytes` or
     /// `max_entries` is 0.
-    pub fn insert(&mut self, entry: Entry, tenant: Option<&str>, expires_at: u64) -> bool {
+    pub fn insert(&mut self, entry: Entry, tenant: Option<&str>, expires_at_s: u64) -> bool {
         let size = entry.size_bytes();
         // Replacement: the old version goes first (not counted as an eviction).
         self.take(&entry.key);
@@ -161,7 +161,7 @@ impl L1Cache {
                 entry: Rc::new(entry),
                 size,
                 tenant,
-                expires_at,
+                expires_at_s,
             },
         );
         true
@@ -349,7 +349,7 @@ mod tests {
         let mut c = L1Cache::new(10, usize::MAX);
         c.insert(entry("a", 1), None, 1000);
         assert!(c.get("a", 999).is_some());
-        assert!(c.get("a", 1000).is_some()); // expires_at < now only
+        assert!(c.get("a", 1000).is_some()); // expires_at_s < now_s only
         assert!(c.get("a", 1001).is_none());
         let s = c.stats();
         assert_eq!(s.entries, 0);

@@ -1,7 +1,7 @@
 //! L2 slot math: a cache key hashes to one of a fixed number of shared-data keys, so the L2
 //! key space is bounded by construction whatever the traffic.
 
-use super::generations::fnv1a;
+use crate::policy::hash::fnv1a;
 
 /// Prefix of every L2 key: `edge:l2:<slot>`.
 pub const L2_KEY_PREFIX: &str = "edge:l2:";

@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::policy::cache::exchange::{header, Headers};
+use crate::policy::header_list::{header, Headers};
 use crate::policy::DedupSection;
 
 /// Longest sender-given id accepted (longer ones fall through to the next source).

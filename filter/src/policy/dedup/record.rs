@@ -1,7 +1,8 @@
 //! A delivery's record in shared data, in a bounded slot table (`edge:dedup:<slot>`), and the
 //! pure transitions the CAS helper applies: claim, complete, release.
 
-use crate::policy::cache::generations::fnv1a;
+use crate::policy::codec::{ReadError, Reader, Writer};
+use crate::policy::hash::fnv1a;
 
 pub const DEDUP_KEY_PREFIX: &str = "edge:dedup:";
 const FORMAT_VERSION: u8 = 1;
@@ -111,57 +112,25 @@ pub enum Claim {
     Mismatch,
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, tail) = (self.bytes.get(..n)?, self.bytes.get(n..)?);
-        self.bytes = tail;
-        Some(head)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1)?.first().copied()
-    }
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn string(&mut self) -> Option<String> {
-        let len = self.u32()? as usize;
-        String::from_utf8(self.take(len)?.to_vec()).ok()
-    }
-}
-
 impl Record {
+    /// `[1][kind u8][id: u32 length + UTF-8][body digest, 32 bytes]`, then for in flight
+    /// `[attempt u64][expires at ms u64]`, for completed `[status u16][expires at ms u64]
+    /// [flags u8: bit 0 LZ4, bit 1 body omitted][header count u32]` (name, value: u32 length +
+    /// UTF-8 each) `[body: u32 length + bytes]`; little-endian.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![FORMAT_VERSION];
         let kind = match self.state {
             State::InFlight { .. } => 1,
             State::Completed { .. } => 2,
             State::Released => 3,
         };
-        out.push(kind);
-        put_str(&mut out, &self.id);
-        out.extend_from_slice(&self.body_digest);
+        let mut out = Writer::new(FORMAT_VERSION);
+        out.u8(kind).str32(&self.id).bytes(&self.body_digest);
         match &self.state {
             State::InFlight {
                 attempt,
                 expires_at_ms,
             } => {
-                out.extend_from_slice(&attempt.to_le_bytes());
-                out.extend_from_slice(&expires_at_ms.to_le_bytes());
+                out.u64(*attempt).u64(*expires_at_ms);
             }
             State::Completed {
                 status,
@@ -170,34 +139,32 @@ impl Record {
                 body_omitted,
                 expires_at_ms,
             } => {
-                out.extend_from_slice(&status.to_le_bytes());
-                out.extend_from_slice(&expires_at_ms.to_le_bytes());
                 let compressed =
                     (body.len() > LZ4_THRESHOLD).then(|| lz4_flex::compress_prepend_size(body));
-                out.push(u8::from(compressed.is_some()) | (u8::from(*body_omitted) << 1));
-                out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
+                out.u16(*status)
+                    .u64(*expires_at_ms)
+                    .u8(u8::from(compressed.is_some()) | (u8::from(*body_omitted) << 1))
+                    .len32(headers.len());
                 for (name, value) in headers {
-                    put_str(&mut out, name);
-                    put_str(&mut out, value);
+                    out.str32(name).str32(value);
                 }
-                let stored = compressed.as_deref().unwrap_or(body);
-                out.extend_from_slice(&(stored.len() as u32).to_le_bytes());
-                out.extend_from_slice(stored);
+                out.bytes32(compressed.as_deref().unwrap_or(body));
             }
             State::Released => {}
         }
-        out
+        out.finish()
     }
 
     /// A missing, corrupt or unknown-version value reads as no record.
     pub fn decode(bytes: Option<&[u8]>) -> Option<Self> {
-        let mut r = Reader { bytes: bytes? };
-        if r.u8()? != FORMAT_VERSION {
-            return None;
-        }
+        Self::read(Reader::new(bytes?)).ok()
+    }
+
+    fn read(mut r: Reader<'_>) -> Result<Self, ReadError> {
+        r.version(&[FORMAT_VERSION])?;
         let kind = r.u8()?;
-        let id = r.string()?;
-        let body_digest: [u8; 32] = r.take(32)?.try_into().ok()?;
+        let id = r.str32()?.to_string();
+        let body_digest: [u8; 32] = r.array()?;
         let state = match kind {
             1 => State::InFlight {
                 attempt: r.u64()?,
@@ -207,22 +174,21 @@ impl Record {
                 let status = r.u16()?;
                 let expires_at_ms = r.u64()?;
                 let flags = r.u8()?;
-                let count = r.u32()? as usize;
+                let count = r.len32()?;
                 if count > MAX_HEADERS {
-                    return None;
+                    return Err(ReadError::Invalid);
                 }
                 let mut headers = Vec::with_capacity(count);
                 for _ in 0..count {
-                    headers.push((r.string()?, r.string()?));
+                    headers.push((r.str32()?.to_string(), r.str32()?.to_string()));
                 }
-                let stored_len = r.u32()? as usize;
-                let stored = r.take(stored_len)?;
+                let stored = r.bytes32()?;
                 let body = if flags & 1 == 1 {
-                    let claimed = u32::from_le_bytes(stored.get(..4)?.try_into().ok()?) as usize;
-                    if claimed > MAX_BODY || claimed > stored_len.saturating_mul(256) {
-                        return None;
+                    let claimed = Reader::new(stored).len32()?;
+                    if claimed > MAX_BODY || claimed > stored.len().saturating_mul(256) {
+                        return Err(ReadError::Invalid);
                     }
-                    lz4_flex::decompress_size_prepended(stored).ok()?
+                    lz4_flex::decompress_size_prepended(stored).map_err(|_| ReadError::Invalid)?
                 } else {
                     stored.to_vec()
                 };
@@ -235,9 +201,9 @@ impl Record {
                 }
             }
             3 => State::Released,
-            _ => return None,
+            _ => return Err(ReadError::Invalid),
         };
-        r.bytes.is_empty().then_some(Self {
+        r.finish(Self {
             id,
             body_digest,
             state,
@@ -314,6 +280,54 @@ pub fn release(current: Option<&[u8]>, id: &str, attempt: u64) -> Option<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::codec::hex;
+
+    /// Bytes written by the format-1 encoder: still read, and written, exactly so.
+    #[test]
+    fn reads_and_writes_stored_format_1_bytes() {
+        let record = |state| Record {
+            id: "hook:1".into(),
+            body_digest: D1,
+            state,
+        };
+        for (state, stored) in [
+            (
+                State::InFlight {
+                    attempt: 7,
+                    expires_at_ms: 31_000,
+                },
+                "010106000000686f6f6b3a310101010101010101010101010101010101010101\
+                 01010101010101010101010107000000000000001879000000000000",
+            ),
+            (
+                State::completed(
+                    202,
+                    vec![("content-type".into(), "application/json".into())],
+                    Some(b"{}".to_vec()),
+                    9,
+                ),
+                "010206000000686f6f6b3a310101010101010101010101010101010101010101\
+                 010101010101010101010101ca00090000000000000000010000000c00000063\
+                 6f6e74656e742d74797065100000006170706c69636174696f6e2f6a736f6e02\
+                 0000007b7d",
+            ),
+            (
+                State::completed(500, vec![], None, 10),
+                "010206000000686f6f6b3a310101010101010101010101010101010101010101\
+                 010101010101010101010101f4010a00000000000000020000000000000000",
+            ),
+            (
+                State::Released,
+                "010306000000686f6f6b3a310101010101010101010101010101010101010101\
+                 010101010101010101010101",
+            ),
+        ] {
+            let record = record(state);
+            let stored = hex(stored);
+            assert_eq!(Record::decode(Some(&stored)), Some(record.clone()));
+            assert_eq!(record.encode(), stored);
+        }
+    }
 
     const D1: [u8; 32] = [1; 32];
     const D2: [u8; 32] = [2; 32];

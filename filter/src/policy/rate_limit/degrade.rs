@@ -5,25 +5,24 @@
 //! demands a check with the origin.
 
 use crate::policy::cache::entry::Entry;
-use crate::policy::cache::exchange::{
-    evaluate_hit, timing, within_stale_window, Headers, HitDecision,
-};
+use crate::policy::cache::exchange::{evaluate_hit, timing, within_stale_window, HitDecision};
 use crate::policy::cache::freshness::{
     current_age, request_directs, RequestDirective, RequestFacts,
 };
 use crate::policy::cache::generations::Generations;
+use crate::policy::header_list::Headers;
 
-/// Whether `entry` may answer a limited tenant's request at `now` (seconds).
+/// Whether `entry` may answer a limited tenant's request at `now_s` (seconds).
 pub fn may_serve_while_limited(
     entry: &Entry,
     request_headers: &Headers,
     request: &RequestFacts,
     generations: &Generations,
-    now: u64,
+    now_s: u64,
     max_stale_s: u64,
 ) -> bool {
-    let age = current_age(&timing(entry), now);
-    match evaluate_hit(entry, request_headers, request, generations, now) {
+    let age = current_age(&timing(entry), now_s);
+    match evaluate_hit(entry, request_headers, request, generations, now_s) {
         HitDecision::Miss(_) => false,
         HitDecision::Serve { .. } => true,
         // Stale (within or beyond its own stale-while-revalidate window): only within the bound,
@@ -69,13 +68,20 @@ mod tests {
         }
     }
 
-    fn may(entry: &Entry, request: &[(&str, &str)], now: u64, bound: u64) -> bool {
+    fn may(entry: &Entry, request: &[(&str, &str)], now_s: u64, bound: u64) -> bool {
         let headers: Vec<(String, String)> = request
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
         let facts = request_facts("GET", &headers);
-        may_serve_while_limited(entry, &headers, &facts, &Generations::default(), now, bound)
+        may_serve_while_limited(
+            entry,
+            &headers,
+            &facts,
+            &Generations::default(),
+            now_s,
+            bound,
+        )
     }
 
     #[test]

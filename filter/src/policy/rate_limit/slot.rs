@@ -7,7 +7,8 @@
 //! closed) until the first of them is full: any other answer would let someone exceed a limit.
 
 use super::bucket::{Bucket, Decision, Limit};
-use crate::policy::cache::generations::fnv1a;
+use crate::policy::codec::{ReadError, Reader, Writer};
+use crate::policy::hash::fnv1a;
 
 pub const SLOT_KEY_PREFIX: &str = "edge:rl:";
 /// Version 1 held one bucket per slot under a 64-bit hash; it reads as an empty slot.
@@ -41,46 +42,38 @@ impl Slot {
     /// `[2][count]` then per bucket `[identity length u16][identity][micro-tokens u64]
     /// [last ms u64][full-at ms u64]`, little-endian.
     fn encode(&self) -> Vec<u8> {
-        let mut out = vec![FORMAT_VERSION, 0];
-        let mut count = 0u8;
-        for held in &self.held {
-            let Ok(length) = u16::try_from(held.identity.len()) else {
-                continue; // Identities are far shorter (service name and 128 bytes).
-            };
-            if count == u8::MAX {
-                break;
-            }
-            count += 1;
-            out.extend_from_slice(&length.to_le_bytes());
-            out.extend_from_slice(&held.identity);
-            for word in [
-                held.bucket.micro_tokens,
-                held.bucket.last_ms,
-                held.full_at_ms,
-            ] {
-                out.extend_from_slice(&word.to_le_bytes());
-            }
+        // Identities are far shorter (service name and 128 bytes); a longer one is not kept.
+        let kept: Vec<&Held> = self
+            .held
+            .iter()
+            .filter(|held| u16::try_from(held.identity.len()).is_ok())
+            .take(usize::from(u8::MAX))
+            .collect();
+        let mut out = Writer::new(FORMAT_VERSION);
+        out.u8(u8::try_from(kept.len()).unwrap_or(u8::MAX));
+        for held in kept {
+            out.bytes16(&held.identity)
+                .u64(held.bucket.micro_tokens)
+                .u64(held.bucket.last_ms)
+                .u64(held.full_at_ms);
         }
-        if let Some(slot) = out.get_mut(1) {
-            *slot = count;
-        }
-        out
+        out.finish()
     }
 
     /// Missing, corrupt or unknown-version values read as an empty slot.
     fn decode(bytes: Option<&[u8]>) -> Option<Self> {
-        let mut reader = Reader(bytes?);
-        if reader.take(1)? != [FORMAT_VERSION] {
-            return None;
-        }
-        let count = *reader.take(1)?.first()?;
+        Self::read(Reader::new(bytes?)).ok()
+    }
+
+    fn read(mut reader: Reader<'_>) -> Result<Self, ReadError> {
+        reader.version(&[FORMAT_VERSION])?;
+        let count = reader.u8()?;
         let mut held = Vec::with_capacity(usize::from(count));
         for _ in 0..count {
-            let length = u16::from_le_bytes(reader.take(2)?.try_into().ok()?);
-            let identity = reader.take(usize::from(length))?.to_vec();
-            let micro_tokens = reader.word()?;
-            let last_ms = reader.word()?;
-            let full_at_ms = reader.word()?;
+            let identity = reader.bytes16()?.to_vec();
+            let micro_tokens = reader.u64()?;
+            let last_ms = reader.u64()?;
+            let full_at_ms = reader.u64()?;
             held.push(Held {
                 identity,
                 bucket: Bucket {
@@ -90,21 +83,7 @@ impl Slot {
                 full_at_ms,
             });
         }
-        reader.0.is_empty().then_some(Self { held })
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn word(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+        reader.finish(Self { held })
     }
 }
 
@@ -177,6 +156,7 @@ pub fn take(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::codec::hex;
     #[cfg(not(target_arch = "wasm32"))]
     use crate::policy::shared_store::memory::MemoryStore;
     #[cfg(not(target_arch = "wasm32"))]
@@ -189,8 +169,8 @@ mod tests {
         burst: 5,
     };
 
-    fn admitted(state: &mut Option<Vec<u8>>, who: &str, now: u64, per_slot: usize) -> Taken {
-        let (taken, next) = take(state.as_deref(), who, LIMIT, 1, now, per_slot);
+    fn admitted(state: &mut Option<Vec<u8>>, who: &str, now_ms: u64, per_slot: usize) -> Taken {
+        let (taken, next) = take(state.as_deref(), who, LIMIT, 1, now_ms, per_slot);
         *state = Some(next);
         taken
     }
@@ -282,6 +262,21 @@ mod tests {
             );
         }
         assert_eq!(Slot::decode(Some(&full)).map(|s| s.encode()), Some(full));
+    }
+
+    /// Bytes written by the format-2 encoder: still read, and written, exactly so.
+    #[test]
+    fn reads_and_writes_stored_format_2_bytes() {
+        let (_, one) = take(None, "s\na", LIMIT, 1, 0, 4);
+        let (_, two) = take(Some(&one), "s\nbc", LIMIT, 2, 50, 4);
+        let stored = hex(
+            "02020300730a6100093d00000000000000000000000000640000000000000004\
+             00730a6263c0c62d00000000003200000000000000fa00000000000000",
+        );
+        assert_eq!(two, stored);
+        let slot = Slot::decode(Some(&stored));
+        assert_eq!(slot.as_ref().map(|s| s.held.len()), Some(2), "{slot:?}");
+        assert_eq!(slot.map(|s| s.encode()), Some(stored));
     }
 
     /// Admitted per tenant within every window of its requests.

@@ -3,7 +3,7 @@
 //! encoded spelling, bytes that are not UTF-8) is refused rather than guessed, so a client can
 //! neither open itself a new bucket nor land in another tenant's.
 
-use crate::policy::cache::exchange::Headers;
+use crate::policy::header_list::Headers;
 use crate::policy::TenantConfig;
 
 pub use crate::policy::tenant_id::MAX_TENANT_ID_LEN;

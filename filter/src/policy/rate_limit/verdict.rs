@@ -5,7 +5,7 @@ use super::bucket::{Decision, Limit};
 use super::headers::{policy_header, retry_after_s, state_header};
 use super::slot::{identity, slot_key, take, Taken};
 use super::tenant::tenant_of;
-use crate::policy::cache::exchange::Headers;
+use crate::policy::header_list::Headers;
 use crate::policy::shared_store::{update, SharedStore, UpdateError};
 use crate::policy::{Limits, MissingTenant, Mode, OnContention, RateLimitSection};
 
