@@ -107,9 +107,7 @@ pub fn complete_refresh(
         return false;
     };
     let registry = Rc::clone(&env.registry);
-    let section = registry
-        .service_at(job.service_index)
-        .and_then(|s| s.cache.as_ref());
+    let section = registry.cache_at(job.service_index);
     let response = headers(MapType::HttpCallResponseHeaders);
     if let (Some(section), Some(status)) = (section, status_of(&response)) {
         let fetched = FetchedResponse {

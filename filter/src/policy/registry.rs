@@ -99,6 +99,16 @@ impl Registry {
         }
     }
 
+    /// The cache section of the service at `index`, if it caches.
+    pub fn cache_at(&self, index: usize) -> Option<&CacheSection> {
+        self.service_at(index).and_then(|s| s.cache.as_ref())
+    }
+
+    /// The dedup section of the service at `index`, if it deduplicates.
+    pub fn dedup_at(&self, index: usize) -> Option<&DedupSection> {
+        self.service_at(index).and_then(|s| s.dedup.as_ref())
+    }
+
     /// A service (or the default service) by name.
     pub fn service_named(&self, name: &str) -> Option<&Service> {
         self.services

@@ -119,10 +119,7 @@ fn answer(
     root: u32,
 ) {
     let relayed = relayed_headers(response);
-    let section = env
-        .registry
-        .service_at(delivery.service_index)
-        .and_then(|s| s.dedup.as_ref());
+    let section = env.registry.dedup_at(delivery.service_index);
     let result = match (status, section) {
         (Some(status), Some(section)) if section.replays(status) => {
             let limit = usize::try_from(section.max_response_bytes).unwrap_or(usize::MAX);

@@ -13,7 +13,7 @@ use crate::plugin::admin;
 use crate::plugin::coalescing::{defer_waiters, resume_as_leader, settle_waiters, Outcome};
 use crate::plugin::host::{body, now_secs};
 use crate::plugin::metrics::Stat;
-use crate::plugin::tiers::{FetchedResponse, Kept};
+use crate::plugin::tiers::Kept;
 use crate::plugin::worker::Worker;
 use crate::policy::cache::exchange::{append_cache_status, response_facts, CacheStatus};
 use crate::policy::cache::freshness::{storability, Storable};
@@ -34,10 +34,7 @@ impl EdgeHttp {
             return;
         };
         let registry = Rc::clone(&worker.borrow().env.registry);
-        let Some(section) = registry
-            .service_at(pending.service_index)
-            .and_then(|s| s.cache.as_ref())
-        else {
+        let Some(section) = registry.cache_at(pending.service_index) else {
             return;
         };
         let now = now_secs();
@@ -120,29 +117,19 @@ impl EdgeHttp {
             return;
         };
         let registry = Rc::clone(&worker.borrow().env.registry);
-        let Some(section) = registry
-            .service_at(capture.pending.service_index)
-            .and_then(|s| s.cache.as_ref())
-        else {
+        let Some(section) = registry.cache_at(capture.pending.service_index) else {
             return;
         };
         let pending = &capture.pending;
         let kept = {
             let w = &mut *worker.borrow_mut();
             w.budgets.release_capture(capture.body.len());
-            let fetched = FetchedResponse {
-                service_index: pending.service_index,
-                key: &pending.key,
-                started: &pending.generations,
-                request: &pending.request,
-                request_headers: &pending.request_headers,
-                request_time: pending.request_time,
-                response_time: capture.response_time,
-                status: capture.status,
-                response_headers: &capture.response_headers,
-                body: capture.body,
-                old: None,
-            };
+            let response = (
+                capture.status,
+                capture.response_headers.as_slice(),
+                capture.body,
+            );
+            let fetched = pending.fetched(response, capture.response_time, None);
             w.tiers.store_fetched(&w.env, section, fetched)
         };
         match &kept {
@@ -195,28 +182,30 @@ impl EdgeHttp {
     /// This stream led a coalescing group and is done: answer or release its waiters.
     /// Not from a filter callback (see [`settle_waiters`]).
     pub(super) fn settle_group(&mut self, outcome: Outcome<'_>) {
-        let (Some(key), Some(worker)) = (self.group.take(), self.worker.clone()) else {
-            return;
-        };
-        let w = &mut *worker.borrow_mut();
-        if w.coalescing.coalescer.is_leader(&key, self.context_id) {
-            let answering = (&w.env, &w.tiers, &mut w.replies);
-            settle_waiters(answering, &mut w.coalescing, &key, outcome, self.context_id);
-            w.leases.release(&key);
-        }
+        self.end_group(outcome, false);
     }
 
     /// [`Self::settle_group`] from a response callback: answers go out from the root context.
     fn settle_group_later(&mut self, outcome: Outcome<'_>) {
+        self.end_group(outcome, true);
+    }
+
+    fn end_group(&mut self, outcome: Outcome<'_>, from_filter_callback: bool) {
         let (Some(key), Some(worker)) = (self.group.take(), self.worker.clone()) else {
             return;
         };
         let w = &mut *worker.borrow_mut();
-        if w.coalescing.coalescer.is_leader(&key, self.context_id) {
-            let answering = (&w.env, &w.tiers, &mut w.replies);
-            defer_waiters(answering, &mut w.coalescing, &key, outcome, self.context_id);
-            w.leases.release(&key);
+        if !w.coalescing.coalescer.is_leader(&key, self.context_id) {
+            return;
         }
+        let answering = (&w.env, &w.tiers, &mut w.replies);
+        let (coalescing, current) = (&mut w.coalescing, self.context_id);
+        if from_filter_callback {
+            defer_waiters(answering, coalescing, &key, outcome, current);
+        } else {
+            settle_waiters(answering, coalescing, &key, outcome, current);
+        }
+        w.leases.release(&key);
     }
 
     /// The stream ends: a leader that did not settle its group (client gone, stream reset)

@@ -38,7 +38,7 @@ enum Answer {
 /// The dedup section of service `index`.
 fn section_of(worker: &Rc<RefCell<Worker>>, index: usize) -> Option<DedupSection> {
     let registry = Rc::clone(&worker.borrow().env.registry);
-    registry.service_at(index).and_then(|s| s.dedup.clone())
+    registry.dedup_at(index).cloned()
 }
 
 impl EdgeHttp {

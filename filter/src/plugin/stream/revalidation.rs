@@ -15,7 +15,7 @@ use super::state::{CacheFlow, EdgeHttp, Pending, Revalidation};
 use crate::plugin::coalescing::{client_not_modified, Outcome};
 use crate::plugin::host::{body, call, headers, now_secs, status_of, SERVICE_HEADER};
 use crate::plugin::metrics::Stat;
-use crate::plugin::tiers::{FetchedResponse, Kept};
+use crate::plugin::tiers::Kept;
 use crate::plugin::worker::Worker;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
@@ -69,10 +69,7 @@ impl EdgeHttp {
             return;
         };
         let registry = Rc::clone(&worker.borrow().env.registry);
-        let Some(section) = registry
-            .service_at(revalidation.pending.service_index)
-            .and_then(|s| s.cache.as_ref())
-        else {
+        let Some(section) = registry.cache_at(revalidation.pending.service_index) else {
             let _ = hostcalls::resume_http_request();
             return;
         };
@@ -117,19 +114,8 @@ impl EdgeHttp {
         if status == 304 {
             worker.borrow().env.metrics.inc(Stat::Revalidated);
         }
-        let fetched = FetchedResponse {
-            service_index: pending.service_index,
-            key: &pending.key,
-            started: &pending.generations,
-            request: &pending.request,
-            request_headers: &pending.request_headers,
-            request_time: pending.request_time,
-            response_time: now,
-            status,
-            response_headers: &response,
-            body: body.clone(),
-            old: Some(&old),
-        };
+        let answer = (status, response.as_slice(), body.clone());
+        let fetched = pending.fetched(answer, now, Some(&old));
         let kept = {
             let w = &mut *worker.borrow_mut();
             let kept = w.tiers.store_fetched(&w.env, section, fetched);

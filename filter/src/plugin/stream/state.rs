@@ -12,6 +12,7 @@ use crate::plugin::breaker::BreakerPass;
 use crate::plugin::dedup::state::Completion;
 use crate::plugin::host::now_millis;
 use crate::plugin::reply::{send, send_json, Reply};
+use crate::plugin::tiers::FetchedResponse;
 use crate::plugin::worker::Worker;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::Forward;
@@ -128,6 +129,30 @@ pub(super) struct Pending {
     /// Why the cache forwarded the request (`Cache-Status: fwd=`).
     pub fwd: Forward,
     pub head: bool,
+}
+
+impl Pending {
+    /// The origin's answer to this request, as the tiers store it.
+    pub(super) fn fetched<'a>(
+        &'a self,
+        (status, response_headers, body): (u16, &'a [(String, String)], Vec<u8>),
+        response_time: u64,
+        old: Option<&'a Entry>,
+    ) -> FetchedResponse<'a> {
+        FetchedResponse {
+            service_index: self.service_index,
+            key: &self.key,
+            started: &self.generations,
+            request: &self.request,
+            request_headers: &self.request_headers,
+            request_time: self.request_time,
+            response_time,
+            status,
+            response_headers,
+            body,
+            old,
+        }
+    }
 }
 
 /// A storable response whose body is being copied as it streams to the client.

@@ -57,9 +57,7 @@ impl EdgeHttp {
         };
         let response = headers(MapType::HttpCallResponseHeaders);
         let registry = Rc::clone(&worker.borrow().env.registry);
-        let section = registry
-            .service_at(target.service_index)
-            .and_then(|s| s.cache.as_ref());
+        let section = registry.cache_at(target.service_index);
         match (status_of(&response), section) {
             (Some(status), Some(section)) if status < 500 => {
                 let now = now_secs();
