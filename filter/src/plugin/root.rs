@@ -2,7 +2,6 @@
 //! state and the stream contexts, and does the background work of every feature — from the
 //! tick, from the wake queue, and for the calls it owns.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use super::metrics::Stat;
 use super::monitor::{publish, MONITOR_KEY_PREFIX};
 use super::refresh::{complete_refresh, start_refreshes};
 use super::stream::EdgeHttp;
-use super::worker::Worker;
+use super::worker::{Worker, WorkerRef};
 use crate::policy::cache::lease::LEASE_KEY_PREFIX;
 use crate::policy::dedup::record::DEDUP_KEY_PREFIX;
 use crate::policy::rate_limit::slot::SLOT_KEY_PREFIX;
@@ -33,7 +32,7 @@ const TICK: Duration = Duration::from_millis(20);
 
 pub struct EdgeRoot {
     context_id: u32,
-    worker: Option<Rc<RefCell<Worker>>>,
+    worker: Option<WorkerRef>,
 }
 
 impl EdgeRoot {
@@ -91,9 +90,9 @@ impl Context for EdgeRoot {
         };
         let w = &mut *worker.borrow_mut();
         w.replies.begin_callback();
-        let dedup = (&w.env, &mut w.dedup, &mut w.replies);
+        let dedup = (&*w.env, &mut w.dedup, &mut w.replies);
         if !delivery::complete(dedup, token, body_size, self.context_id) {
-            let tiers = (&w.env, &mut w.tiers);
+            let tiers = (&*w.env, &mut w.tiers);
             complete_refresh(tiers, &mut w.leases, &mut w.refreshes, token, body_size);
         }
     }
@@ -136,7 +135,7 @@ impl RootContext for EdgeRoot {
             prepare_shared_data(&mut worker);
             let _ = hostcalls::set_tick_period(TICK);
         }
-        self.worker = Some(Rc::new(RefCell::new(worker)));
+        self.worker = Some(WorkerRef::new(worker));
         true
     }
 
@@ -154,19 +153,25 @@ impl RootContext for EdgeRoot {
             w.generations_read_ms = now_ms;
         }
         // Waiters a woken root has not answered yet (the wake queue is unavailable).
-        delivery::start((&w.env, &mut w.dedup, &mut w.replies), root);
-        let answering = (&w.env, &w.tiers, &mut w.replies);
+        delivery::start((&*w.env, &mut w.dedup, &mut w.replies), root);
+        let answering = (&*w.env, &w.tiers, &mut w.replies);
         answer_deferred(answering, &mut w.coalescing, root);
-        let answering = (&w.env, &w.tiers, &mut w.replies);
+        let answering = (&*w.env, &w.tiers, &mut w.replies);
         poll_remote_leaders(answering, &mut w.leases, &mut w.coalescing, root, now_ms);
-        start_refreshes((&w.env, &w.tiers), &mut w.leases, &mut w.refreshes, now_ms);
-        finish_unfinished((&w.env, &mut w.dedup, &mut w.replies));
-        poll_waiters((&w.env, &mut w.dedup, &mut w.replies), root, now_ms);
+        start_refreshes((&*w.env, &w.tiers), &mut w.leases, &mut w.refreshes, now_ms);
+        finish_unfinished((&*w.env, &mut w.dedup, &mut w.replies));
+        poll_waiters((&*w.env, &mut w.dedup, &mut w.replies), root, now_ms);
         breaker::flush(&w.env, &mut w.breakers, now_ms);
         let publish_every = settings.monitoring.publish_interval_ms;
         if now_ms.saturating_sub(w.monitor.last_publish_ms) >= publish_every {
             let l1 = &w.tiers.l1;
-            publish((&w.env, &mut w.breakers), &mut w.monitor, l1, now_ms, false);
+            publish(
+                (&*w.env, &mut w.breakers),
+                &mut w.monitor,
+                l1,
+                now_ms,
+                false,
+            );
         }
         flush_cas_counts(&w.env.metrics);
     }
@@ -179,10 +184,10 @@ impl RootContext for EdgeRoot {
         let root = self.context_id;
         w.replies.begin_callback();
         w.replies.woken();
-        delivery::start((&w.env, &mut w.dedup, &mut w.replies), root);
-        answer_deferred((&w.env, &w.tiers, &mut w.replies), &mut w.coalescing, root);
+        delivery::start((&*w.env, &mut w.dedup, &mut w.replies), root);
+        answer_deferred((&*w.env, &w.tiers, &mut w.replies), &mut w.coalescing, root);
         // An attempt of this worker finished: its waiting duplicates get the result now.
-        poll_waiters((&w.env, &mut w.dedup, &mut w.replies), root, now_millis());
+        poll_waiters((&*w.env, &mut w.dedup, &mut w.replies), root, now_millis());
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

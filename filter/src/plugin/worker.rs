@@ -2,6 +2,7 @@
 //! share it; each feature works on its own field (and the lower-level `env`, `tiers`,
 //! `leases`, `replies`, `budgets` it needs), never on the whole worker.
 
+use std::cell::{Ref, RefCell, RefMut};
 use std::rc::Rc;
 
 use super::breaker::Breakers;
@@ -17,7 +18,8 @@ use super::tiers::Tiers;
 use crate::policy::Registry;
 
 pub struct Worker {
-    pub env: Env,
+    /// Also in every [`WorkerRef`]: configuration and stats need no borrow of the worker.
+    pub env: Rc<Env>,
     pub tiers: Tiers,
     pub leases: Leases,
     pub replies: Replies,
@@ -35,7 +37,7 @@ pub struct Worker {
 impl Worker {
     pub fn new(registry: Rc<Registry>, owner: u64) -> Self {
         let limits = registry.limits().clone();
-        let env = Env::new(registry, owner);
+        let env = Rc::new(Env::new(registry, owner));
         Self {
             tiers: Tiers::new(&env),
             leases: Leases::new(owner, limits.lease_slots),
@@ -49,5 +51,30 @@ impl Worker {
             generations_read_ms: 0,
             env,
         }
+    }
+}
+
+/// What a context holds of its worker: the read-only `env` directly, the rest behind a
+/// `RefCell` borrowed for as long as one step takes (never across a reply).
+#[derive(Clone)]
+pub struct WorkerRef {
+    pub env: Rc<Env>,
+    state: Rc<RefCell<Worker>>,
+}
+
+impl WorkerRef {
+    pub fn new(worker: Worker) -> Self {
+        Self {
+            env: Rc::clone(&worker.env),
+            state: Rc::new(RefCell::new(worker)),
+        }
+    }
+
+    pub fn borrow(&self) -> Ref<'_, Worker> {
+        self.state.borrow()
+    }
+
+    pub fn borrow_mut(&self) -> RefMut<'_, Worker> {
+        self.state.borrow_mut()
     }
 }

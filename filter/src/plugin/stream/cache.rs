@@ -2,7 +2,6 @@
 //! lookup in L1 then L2, coalescing misses per key across workers, and answering from a
 //! stored entry.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
@@ -16,7 +15,7 @@ use crate::plugin::metrics::Stat;
 use crate::plugin::refresh::RefreshJob;
 use crate::plugin::reply::send_entry;
 use crate::plugin::tiers::L2Read;
-use crate::plugin::worker::Worker;
+use crate::plugin::worker::{Worker, WorkerRef};
 use crate::policy::cache::coalesce::Join;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
@@ -47,11 +46,7 @@ enum Lookup {
 
 impl EdgeHttp {
     /// Caching for a request: lookup for GET and HEAD, invalidation for unsafe methods.
-    pub(super) fn cache_request(
-        &mut self,
-        worker: &Rc<RefCell<Worker>>,
-        request: &Request<'_>,
-    ) -> Action {
+    pub(super) fn cache_request(&mut self, worker: &WorkerRef, request: &Request<'_>) -> Action {
         let Some(section) = &request.service.cache else {
             return Action::Continue;
         };
@@ -73,7 +68,7 @@ impl EdgeHttp {
                 Action::Continue
             }
             (_, Err(_)) => {
-                worker.borrow().env.metrics.inc(Stat::Bypass);
+                worker.env.metrics.inc(Stat::Bypass);
                 Action::Continue
             }
             _ => Action::Continue,
@@ -82,7 +77,7 @@ impl EdgeHttp {
 
     fn lookup(
         &mut self,
-        worker: &Rc<RefCell<Worker>>,
+        worker: &WorkerRef,
         section: &CacheSection,
         key: CacheKey,
         request: &Request<'_>,
@@ -90,7 +85,7 @@ impl EdgeHttp {
         let facts = request_facts(request.method, request.headers);
         let directive = request_directs(&facts.cache_control, facts.pragma_no_cache, 0, 0);
         if directive == RequestDirective::Bypass {
-            worker.borrow().env.metrics.inc(Stat::Bypass);
+            worker.env.metrics.inc(Stat::Bypass);
             return Action::Continue;
         }
         let now = now_secs();
@@ -117,7 +112,7 @@ impl EdgeHttp {
                     detail: (outcome == Outcome::Stale).then_some("stale-while-revalidate"),
                     ..CacheStatus::default()
                 };
-                let name = Rc::clone(&worker.borrow().env.registry);
+                let name = Rc::clone(&worker.env.registry);
                 let status = status.render(&name.settings().cache_status_name);
                 return self.serve(&entry, age, not_modified, request.method == "HEAD", &status);
             }
@@ -147,7 +142,7 @@ impl EdgeHttp {
                 self.revalidate(worker, (*entry).clone(), pending, section, request)
             }
             None => {
-                worker.borrow().env.metrics.inc(Stat::Miss);
+                worker.env.metrics.inc(Stat::Miss);
                 self.cache = CacheFlow::Forwarded(pending);
                 Action::Continue
             }
@@ -307,7 +302,7 @@ impl EdgeHttp {
     ) -> Action {
         if not_modified {
             if let Some(worker) = &self.worker {
-                worker.borrow().env.metrics.inc(Stat::NotModified);
+                worker.env.metrics.inc(Stat::NotModified);
             }
         }
         send_entry(entry, age, not_modified, head, status);

@@ -2,7 +2,6 @@
 //! its body as it streams to the client, storing it, answering or releasing the coalescing
 //! group this stream leads, and invalidating cached URLs after a successful unsafe request.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
@@ -14,7 +13,7 @@ use crate::plugin::coalescing::{defer_waiters, resume_as_leader, settle_waiters,
 use crate::plugin::host::{body, now_secs};
 use crate::plugin::metrics::Stat;
 use crate::plugin::tiers::Kept;
-use crate::plugin::worker::Worker;
+use crate::plugin::worker::{Worker, WorkerRef};
 use crate::policy::cache::exchange::{append_cache_status, response_facts, CacheStatus};
 use crate::policy::cache::freshness::{storability, Storable};
 use crate::policy::cache::generations::Dimension;
@@ -25,7 +24,7 @@ impl EdgeHttp {
     /// `Cache-Status`.
     pub(super) fn on_cache_response(
         &mut self,
-        worker: &Rc<RefCell<Worker>>,
+        worker: &WorkerRef,
         status: u16,
         response: Vec<(String, String)>,
         end_of_stream: bool,
@@ -33,7 +32,7 @@ impl EdgeHttp {
         let CacheFlow::Forwarded(pending) = self.cache.take() else {
             return;
         };
-        let registry = Rc::clone(&worker.borrow().env.registry);
+        let registry = Rc::clone(&worker.env.registry);
         let Some(section) = registry.cache_at(pending.service_index) else {
             return;
         };
@@ -48,7 +47,7 @@ impl EdgeHttp {
             header(&response, "content-length").and_then(|l| l.trim().parse::<usize>().ok());
         let fits = length.is_none_or(|l| l <= limit);
         if storable && !fits {
-            worker.borrow().env.metrics.inc(Stat::TooLarge);
+            worker.env.metrics.inc(Stat::TooLarge);
         }
         let capture = storable && fits;
         let member = CacheStatus {
@@ -116,7 +115,7 @@ impl EdgeHttp {
         else {
             return;
         };
-        let registry = Rc::clone(&worker.borrow().env.registry);
+        let registry = Rc::clone(&worker.env.registry);
         let Some(section) = registry.cache_at(capture.pending.service_index) else {
             return;
         };
@@ -149,7 +148,7 @@ impl EdgeHttp {
 
     /// After a successful unsafe request: invalidates its URL, and its `Location` and
     /// `Content-Location` when they point at the same origin.
-    pub(super) fn invalidate_after_success(&mut self, worker: &Rc<RefCell<Worker>>, status: u16) {
+    pub(super) fn invalidate_after_success(&mut self, worker: &WorkerRef, status: u16) {
         let Some(Invalidation {
             mut urls,
             scheme,
@@ -198,7 +197,7 @@ impl EdgeHttp {
         if !w.coalescing.coalescer.is_leader(&key, self.context_id) {
             return;
         }
-        let answering = (&w.env, &w.tiers, &mut w.replies);
+        let answering = (&*w.env, &w.tiers, &mut w.replies);
         let (coalescing, current) = (&mut w.coalescing, self.context_id);
         if from_filter_callback {
             defer_waiters(answering, coalescing, &key, outcome, current);

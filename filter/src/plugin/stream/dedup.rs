@@ -2,7 +2,6 @@
 //! goes on as the first attempt (sent by the root context), waits for one, is replayed, or is
 //! refused; a first attempt's result is recorded as it streams back.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::types::{Action, BufferType};
@@ -16,7 +15,7 @@ use crate::plugin::dedup::waiters::IN_PROGRESS;
 use crate::plugin::host::{body, now_millis, now_secs};
 use crate::plugin::metrics::Stat;
 use crate::plugin::reply::{json_error, retry_headers};
-use crate::plugin::worker::Worker;
+use crate::plugin::worker::{Worker, WorkerRef};
 use crate::policy::cache::exchange::relayed_headers;
 use crate::policy::dedup::identity::{ambiguous_id, identify};
 use crate::policy::dedup::record::{Claim, Record, State};
@@ -36,8 +35,8 @@ enum Answer {
 }
 
 /// The dedup section of service `index`.
-fn section_of(worker: &Rc<RefCell<Worker>>, index: usize) -> Option<DedupSection> {
-    let registry = Rc::clone(&worker.borrow().env.registry);
+fn section_of(worker: &WorkerRef, index: usize) -> Option<DedupSection> {
+    let registry = Rc::clone(&worker.env.registry);
     registry.dedup_at(index).cloned()
 }
 
@@ -46,7 +45,7 @@ impl EdgeHttp {
     /// the origin. `Some` when that changes what the request headers callback returns.
     pub(super) fn dedup_request(
         &mut self,
-        worker: &Rc<RefCell<Worker>>,
+        worker: &WorkerRef,
         request: &Request<'_>,
         end_of_stream: bool,
     ) -> Option<Action> {
@@ -118,7 +117,7 @@ impl EdgeHttp {
                         trailers,
                         timeout_ms,
                     };
-                    if queue_delivery((&w.env, &mut w.dedup, &mut w.replies), queued) {
+                    if queue_delivery((&*w.env, &mut w.dedup, &mut w.replies), queued) {
                         // The root context owns the origin call: its answer completes the
                         // record and is relayed to this stream.
                         self.dedup = Some(DedupPhase::Dispatched);
@@ -197,7 +196,7 @@ impl EdgeHttp {
     /// A bad webhook signature (401), or an id given twice with different values (400).
     fn refuse_delivery(
         &mut self,
-        worker: &Rc<RefCell<Worker>>,
+        worker: &WorkerRef,
         section: &DedupSection,
         headers: &[(String, String)],
         body: &[u8],
@@ -225,7 +224,7 @@ impl EdgeHttp {
             }
         }
         if ambiguous_id(section, headers) {
-            worker.borrow().env.metrics.inc(Stat::DedupMismatch);
+            worker.env.metrics.inc(Stat::DedupMismatch);
             self.observe(Outcome::Refused);
             let message = "the delivery id is given more than once with different values";
             return Some(self.reply_json(json_error(400, message)));
@@ -236,7 +235,7 @@ impl EdgeHttp {
     /// The origin answered a first attempt: keep a replayable result, or release the record.
     pub(super) fn on_dedup_response(
         &mut self,
-        worker: &Rc<RefCell<Worker>>,
+        worker: &WorkerRef,
         status: u16,
         response: &[(String, String)],
         end_of_stream: bool,
@@ -277,7 +276,7 @@ impl EdgeHttp {
                 result: State::Released,
             };
             let w = &mut *worker.borrow_mut();
-            finish((&w.env, &mut w.dedup, &mut w.replies), released);
+            finish((&*w.env, &mut w.dedup, &mut w.replies), released);
             return;
         }
         self.dedup = Some(DedupPhase::Recording(Recording {
@@ -325,7 +324,7 @@ impl EdgeHttp {
         };
         let w = &mut *worker.borrow_mut();
         finish(
-            (&w.env, &mut w.dedup, &mut w.replies),
+            (&*w.env, &mut w.dedup, &mut w.replies),
             recording.completion(true),
         );
     }
@@ -351,7 +350,7 @@ impl EdgeHttp {
             Some(DedupPhase::Recording(recording)) => {
                 let completion = recording.completion(false);
                 finish(
-                    (&worker.env, &mut worker.dedup, &mut worker.replies),
+                    (&*worker.env, &mut worker.dedup, &mut worker.replies),
                     completion,
                 );
             }

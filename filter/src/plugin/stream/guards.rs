@@ -2,9 +2,6 @@
 //! allowed) and the service's breaker (503, or any stored answer), and on the response the
 //! breaker's outcome and the rate-limit headers.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, MapType};
 
@@ -15,7 +12,7 @@ use crate::plugin::host::now_millis;
 use crate::plugin::metrics::Stat;
 use crate::plugin::rate_limit;
 use crate::plugin::reply::{json_headers, retry_headers};
-use crate::plugin::worker::Worker;
+use crate::plugin::worker::{Worker, WorkerRef};
 use crate::policy::breaker::machine::Admission;
 use crate::policy::cache::exchange::{CacheStatus, Forward};
 use crate::policy::monitor::outcome::Outcome;
@@ -24,11 +21,7 @@ use crate::policy::RateLimitSection;
 
 impl EdgeHttp {
     /// Rate limit, then breaker. `Some` when the request was answered here.
-    pub(super) fn admit(
-        &mut self,
-        worker: &Rc<RefCell<Worker>>,
-        request: &Request<'_>,
-    ) -> Option<Action> {
+    pub(super) fn admit(&mut self, worker: &WorkerRef, request: &Request<'_>) -> Option<Action> {
         if let Some(section) = &request.service.rate_limit {
             if let Some(refused) = self.rate_limit(worker, section, request) {
                 return Some(refused);
@@ -42,7 +35,7 @@ impl EdgeHttp {
 
     fn rate_limit(
         &mut self,
-        worker: &Rc<RefCell<Worker>>,
+        worker: &WorkerRef,
         section: &RateLimitSection,
         request: &Request<'_>,
     ) -> Option<Action> {
@@ -52,7 +45,7 @@ impl EdgeHttp {
             path: request.path,
             headers: request.headers,
         };
-        let verdict = rate_limit::check(&worker.borrow().env, section, &limited, now_millis());
+        let verdict = rate_limit::check(&worker.env, section, &limited, now_millis());
         let (tenant, mut headers, retry_after_s) = match verdict {
             Verdict::Admit { fields, tenant } => {
                 self.rate_headers = fields;
@@ -98,11 +91,7 @@ impl EdgeHttp {
         Some(self.reply(429, &headers, Some(body.as_bytes())))
     }
 
-    fn pass_breaker(
-        &mut self,
-        worker: &Rc<RefCell<Worker>>,
-        request: &Request<'_>,
-    ) -> Option<Action> {
+    fn pass_breaker(&mut self, worker: &WorkerRef, request: &Request<'_>) -> Option<Action> {
         let now_ms = now_millis();
         let service_index = request.service.index;
         let admission = {
@@ -113,7 +102,7 @@ impl EdgeHttp {
             Admission::Pass => false,
             Admission::Probe => true,
             Admission::Reject { retry_after_ms } => {
-                worker.borrow().env.metrics.inc(Stat::BreakerRejected);
+                worker.env.metrics.inc(Stat::BreakerRejected);
                 self.observe(Outcome::BreakerOpen);
                 let stale = CacheStatus {
                     fwd: Some(Forward::Stale),
@@ -162,7 +151,7 @@ impl EdgeHttp {
 
     /// The response starts: the origin's `status` counts for the breaker; answered without
     /// the origin (`None`) there is no outcome, and a probe gives its permit back.
-    pub(super) fn breaker_outcome(&mut self, worker: &Rc<RefCell<Worker>>, status: Option<u16>) {
+    pub(super) fn breaker_outcome(&mut self, worker: &WorkerRef, status: Option<u16>) {
         let Some(pass) = self.breaker.take() else {
             return;
         };

@@ -2,7 +2,6 @@
 //! cache stats, the dashboard, purges (`PURGE <url>`, `POST .../cache/purge`) and cache warming
 //! (`POST .../cache/warm`, see `warm.rs`). They never reach the origin.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
@@ -16,7 +15,7 @@ use crate::plugin::health::health;
 use crate::plugin::host::{body, now_millis};
 use crate::plugin::monitor;
 use crate::plugin::reply::json_error;
-use crate::plugin::worker::Worker;
+use crate::plugin::worker::WorkerRef;
 use crate::policy::cache::purge_request::MAX_PURGE_BODY;
 use crate::policy::cache::warm::plan_warm;
 use crate::policy::path_without_query;
@@ -43,18 +42,18 @@ impl EdgeHttp {
     /// `Some` when the request is a management request (answered, or its body awaited).
     pub(super) fn on_management(
         &mut self,
-        worker: &Rc<RefCell<Worker>>,
+        worker: &WorkerRef,
         request: &Request<'_>,
         end_of_stream: bool,
     ) -> Option<Action> {
-        let registry = Rc::clone(&worker.borrow().env.registry);
+        let registry = Rc::clone(&worker.env.registry);
         let prefix = &registry.settings().admin.path_prefix;
         let endpoint = path_without_query(request.path).strip_prefix(prefix.as_str());
         let reads = request.reads();
         if endpoint == Some("/health") && reads {
             let reply = {
                 let w = &mut *worker.borrow_mut();
-                health((&w.env, &mut w.breakers), &w.monitor, now_millis())
+                health((&*w.env, &mut w.breakers), &w.monitor, now_millis())
             };
             return Some(self.reply_json(reply));
         }
@@ -72,7 +71,7 @@ impl EdgeHttp {
             let now_ms = now_millis();
             let report = {
                 let w = &mut *worker.borrow_mut();
-                let (reporting, l1) = ((&w.env, &mut w.breakers), &w.tiers.l1);
+                let (reporting, l1) = ((&*w.env, &mut w.breakers), &w.tiers.l1);
                 match read {
                     ReadEndpoint::Metrics => {
                         Some(monitor::metrics(reporting, &mut w.monitor, l1, now_ms))
@@ -106,7 +105,7 @@ impl EdgeHttp {
         if request.method == "PURGE" {
             let reply = {
                 let w = &mut *worker.borrow_mut();
-                let tiers = (&w.env, &mut w.tiers);
+                let tiers = (&*w.env, &mut w.tiers);
                 admin::purge_url(tiers, request.scheme, request.authority, request.path)
             };
             return Some(self.reply_json(reply));
@@ -150,12 +149,12 @@ impl EdgeHttp {
             BodyFor::Purge => {
                 let reply = {
                     let w = &mut *worker.borrow_mut();
-                    admin::purge_request((&w.env, &mut w.tiers), &request_body)
+                    admin::purge_request((&*w.env, &mut w.tiers), &request_body)
                 };
                 self.reply_json(reply)
             }
             BodyFor::Warm { scheme, authority } => {
-                let registry = Rc::clone(&worker.borrow().env.registry);
+                let registry = Rc::clone(&worker.env.registry);
                 match plan_warm(&registry, &scheme, &authority, &request_body) {
                     Err(reason) => self.reply_json(json_error(400, &reason)),
                     Ok(targets) => {

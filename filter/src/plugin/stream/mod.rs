@@ -58,7 +58,7 @@ impl HttpContext for EdgeHttp {
         let Some(worker) = self.worker.clone() else {
             return Action::Continue;
         };
-        let registry = Rc::clone(&worker.borrow().env.registry);
+        let registry = Rc::clone(&worker.env.registry);
         let (request_headers, non_utf8) = headers_checked(MapType::HttpRequestHeaders);
         let request = Request::new(&registry, &request_headers, &non_utf8);
         if let Some(action) = self.on_management(&worker, &request, end_of_stream) {

@@ -1,11 +1,8 @@
 //! The request as the stream reads it once, and what monitoring notes of it until `on_log`.
 
-use std::cell::RefCell;
-use std::rc::Rc;
-
 use super::state::{EdgeHttp, Observed};
 use crate::plugin::host::now_nanos;
-use crate::plugin::worker::Worker;
+use crate::plugin::worker::WorkerRef;
 use crate::policy::cache::key::{cache_key, CacheKey, KeyInput};
 use crate::policy::header_list::header;
 use crate::policy::monitor::outcome::{settle, Outcome};
@@ -77,8 +74,8 @@ pub(super) fn header_bytes(headers: &[(String, String)]) -> usize {
 
 impl EdgeHttp {
     /// Starts monitoring the request (when monitoring is on).
-    pub(super) fn start_observing(&mut self, worker: &Rc<RefCell<Worker>>, request: &Request<'_>) {
-        if worker.borrow().monitor.enabled {
+    pub(super) fn start_observing(&mut self, worker: &WorkerRef, request: &Request<'_>) {
+        if worker.env.registry.settings().monitoring.enabled {
             self.observed = Some(Observed {
                 service_index: request.service.index,
                 started_us: now_nanos() / 1000,

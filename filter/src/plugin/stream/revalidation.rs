@@ -2,7 +2,6 @@
 //! client's request waits: a `304` refreshes it, a new response replaces it, an origin error
 //! within its stale-if-error window lets it stand in.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use crate::plugin::coalescing::{client_not_modified, Outcome};
 use crate::plugin::host::{body, call, headers, now_secs, status_of, SERVICE_HEADER};
 use crate::plugin::metrics::Stat;
 use crate::plugin::tiers::Kept;
-use crate::plugin::worker::Worker;
+use crate::plugin::worker::WorkerRef;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
     append_cache_status, is_origin_error, may_serve_if_error, refresh_request_headers,
@@ -35,13 +34,13 @@ impl EdgeHttp {
     /// Asks the origin whether a stale entry still holds, with the entry's validators.
     pub(super) fn revalidate(
         &mut self,
-        worker: &Rc<RefCell<Worker>>,
+        worker: &WorkerRef,
         entry: Entry,
         pending: Pending,
         section: &CacheSection,
         request: &Request<'_>,
     ) -> Action {
-        let registry = Rc::clone(&worker.borrow().env.registry);
+        let registry = Rc::clone(&worker.env.registry);
         let cluster = &registry.settings().upstream_cluster;
         self.observe_forwarded();
         let unkeyed: Vec<&str> = unkeyed_headers_present(section, request.headers).collect();
@@ -68,7 +67,7 @@ impl EdgeHttp {
         let Some(worker) = self.worker.clone() else {
             return;
         };
-        let registry = Rc::clone(&worker.borrow().env.registry);
+        let registry = Rc::clone(&worker.env.registry);
         let Some(section) = registry.cache_at(revalidation.pending.service_index) else {
             let _ = hostcalls::resume_http_request();
             return;
@@ -86,7 +85,7 @@ impl EdgeHttp {
         let key = section.debug.then_some(pending.key.primary.as_str());
         // The origin failed: a stale entry within its stale-if-error window stands in.
         if status.is_none_or(is_origin_error) && may_serve_if_error(&old, age) {
-            worker.borrow().env.metrics.inc(Stat::StaleIfError);
+            worker.env.metrics.inc(Stat::StaleIfError);
             self.observe(Observed::Stale);
             let cache_status = CacheStatus {
                 fwd: Some(Forward::Stale),
@@ -112,7 +111,7 @@ impl EdgeHttp {
         };
         let body = body(BufferType::HttpCallResponseBody, body_size);
         if status == 304 {
-            worker.borrow().env.metrics.inc(Stat::Revalidated);
+            worker.env.metrics.inc(Stat::Revalidated);
         }
         let answer = (status, response.as_slice(), body.clone());
         let fetched = pending.fetched(answer, now, Some(&old));

@@ -2,7 +2,6 @@
 //! (cache, management, dedup). Each phase holds what its next step needs; a step that is not
 //! legal in the current phase finds nothing to take and does nothing.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
@@ -13,7 +12,7 @@ use crate::plugin::dedup::state::Completion;
 use crate::plugin::host::now_millis;
 use crate::plugin::reply::{send, send_json, Reply};
 use crate::plugin::tiers::FetchedResponse;
-use crate::plugin::worker::Worker;
+use crate::plugin::worker::{Worker, WorkerRef};
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::Forward;
 use crate::policy::cache::freshness::RequestFacts;
@@ -25,7 +24,7 @@ use crate::policy::monitor::outcome::Outcome;
 
 pub struct EdgeHttp {
     pub(super) context_id: u32,
-    pub(super) worker: Option<Rc<RefCell<Worker>>>,
+    pub(super) worker: Option<WorkerRef>,
     /// The filter answered (a hit, a refusal, a management request). Its own reply passes back
     /// through the response callbacks, which must leave it alone.
     pub(super) answered: bool,
@@ -50,7 +49,7 @@ pub struct EdgeHttp {
 }
 
 impl EdgeHttp {
-    pub fn new(context_id: u32, worker: Option<Rc<RefCell<Worker>>>) -> Self {
+    pub fn new(context_id: u32, worker: Option<WorkerRef>) -> Self {
         Self {
             context_id,
             worker,

@@ -1,7 +1,6 @@
 //! Answering from a stored entry when the origin must not be asked: a rate-limited tenant
 //! (within `max_stale_when_limited_s`), an open breaker (any stored entry).
 
-use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::request::Request;
@@ -9,7 +8,7 @@ use super::state::EdgeHttp;
 use crate::plugin::host::now_secs;
 use crate::plugin::metrics::Stat;
 use crate::plugin::tiers::L2Read;
-use crate::plugin::worker::Worker;
+use crate::plugin::worker::{Worker, WorkerRef};
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
     evaluate_hit, hit_headers, request_facts, timing, ttl_left, CacheStatus, HitDecision,
@@ -25,7 +24,7 @@ impl EdgeHttp {
     /// seconds (a limited tenant); `None`: any stored entry, fresh or stale (an open breaker).
     pub(super) fn serve_stored(
         &mut self,
-        worker: &Rc<RefCell<Worker>>,
+        worker: &WorkerRef,
         request: &Request<'_>,
         status: CacheStatus<'_>,
         extra_headers: &[(String, String)],

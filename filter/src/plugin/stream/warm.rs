@@ -18,7 +18,7 @@ impl EdgeHttp {
         let Some(worker) = self.worker.clone() else {
             return Action::Continue;
         };
-        let registry = Rc::clone(&worker.borrow().env.registry);
+        let registry = Rc::clone(&worker.env.registry);
         let cluster = &registry.settings().upstream_cluster;
         let Management::Warming(warm) = &mut self.management else {
             return Action::Continue;
@@ -56,7 +56,7 @@ impl EdgeHttp {
             return;
         };
         let response = headers(MapType::HttpCallResponseHeaders);
-        let registry = Rc::clone(&worker.borrow().env.registry);
+        let registry = Rc::clone(&worker.env.registry);
         let section = registry.cache_at(target.service_index);
         match (status_of(&response), section) {
             (Some(status), Some(section)) if status < 500 => {
