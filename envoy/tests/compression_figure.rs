@@ -26,6 +26,7 @@ fn entry(body: Vec<u8>) -> Entry {
         vary: Vec::new(),
         generations: Vec::new(),
         hits: 0,
+        encoded: Vec::new(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! panic; what decodes re-encodes to the same value; a byte more or less is never accepted;
 //! every entry the encoder writes decodes to itself.
 
+use edge_filter::policy::cache::encoding::Coding;
 use edge_filter::policy::cache::entry::{DecodeError, Entry, MAX_GENERATIONS, MAX_HEADERS};
 
 use super::input::Input;
@@ -94,6 +95,16 @@ fn structured(data: &[u8]) {
             .map(|_| input.u32())
             .collect(),
         hits: input.u32(),
+        encoded: (0..input.below(3))
+            .map(|_| {
+                let coding = if input.bool() {
+                    Coding::Br
+                } else {
+                    Coding::Gzip
+                };
+                (coding, input.bytes(32).to_vec())
+            })
+            .collect(),
     };
     let bytes = entry.encode();
     let in_bounds = entry.headers.len() <= MAX_HEADERS

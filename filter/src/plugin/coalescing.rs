@@ -9,18 +9,17 @@ use super::host::now_secs;
 use super::leases::Leases;
 use super::metrics::Stat;
 use super::replies::Replies;
-use super::reply::send_entry;
+use super::reply::{send_entry, EntryAnswer};
 use super::tiers::{L2Read, Tiers};
 use crate::policy::cache::coalesce::{Coalescer, Waiter};
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    evaluate_hit, may_serve_if_error, timing, ttl_left, CacheStatus, HitDecision,
+    entry_not_modified, evaluate_hit, may_serve_if_error, timing, ttl_left, CacheStatus,
+    HitDecision,
 };
-use crate::policy::cache::freshness::{conditional_matches, current_age, RequestFacts};
+use crate::policy::cache::freshness::{current_age, RequestFacts};
 use crate::policy::cache::generations::Generations;
-use crate::policy::cache::http_date::parse_http_date;
 use crate::policy::cache::lease::Acquire;
-use crate::policy::header_list::header;
 use std::rc::Rc;
 
 /// What answering a request that waits for another one needs.
@@ -225,8 +224,14 @@ fn answer_waiters(
                     ..CacheStatus::default()
                 }
                 .render(name);
-                let not_modified = client_not_modified(&request.request_headers, entry);
-                send_entry(entry, age, not_modified, request.head, &status);
+                let answer = EntryAnswer {
+                    age,
+                    not_modified: entry_not_modified(entry, &request.request_headers),
+                    head: request.head,
+                    cache_status: &status,
+                    request_headers: &request.request_headers,
+                };
+                send_entry(entry, &answer);
                 replies.mark_answered(waiter.context_id);
                 env.metrics.inc(Stat::Collapsed);
             }
@@ -236,16 +241,6 @@ fn answer_waiters(
         }
     }
     let _ = hostcalls::set_effective_context(current);
-}
-
-/// Whether a request's own conditionals match `entry` (then it gets a 304).
-pub fn client_not_modified(request_headers: &[(String, String)], entry: &Entry) -> bool {
-    conditional_matches(
-        header(request_headers, "if-none-match"),
-        header(request_headers, "if-modified-since").and_then(parse_http_date),
-        entry.etag.as_deref(),
-        entry.last_modified,
-    )
 }
 
 /// Lets a waiting request go to the origin as the group's new leader.

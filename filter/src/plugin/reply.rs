@@ -5,7 +5,9 @@ use proxy_wasm::hostcalls;
 use serde_json::json;
 
 use crate::policy::cache::entry::Entry;
-use crate::policy::cache::exchange::{hit_headers, not_modified_headers};
+use crate::policy::cache::exchange::{
+    answer_body, answer_coding, hit_headers, not_modified_headers,
+};
 
 /// A JSON reply: status and body.
 pub type Reply = (u16, String);
@@ -43,12 +45,26 @@ pub fn send_json((status, body): &Reply) {
     send(*status, &json_headers(), Some(body.as_bytes()));
 }
 
-/// Answers from a stored entry (a 304 when the request's conditionals match it).
-pub fn send_entry(entry: &Entry, age: u64, not_modified: bool, head: bool, cache_status: &str) {
-    if not_modified {
-        send(304, &not_modified_headers(entry, age, cache_status), None);
+/// How an answer from a stored entry goes out.
+pub struct EntryAnswer<'a> {
+    pub age: u64,
+    /// The request's conditionals match: `304`.
+    pub not_modified: bool,
+    pub head: bool,
+    pub cache_status: &'a str,
+    /// The request's headers (`Accept-Encoding` picks the body's coding).
+    pub request_headers: &'a [(String, String)],
+}
+
+/// Answers from a stored entry (a 304 when the request's conditionals match it), in the
+/// coding the request prefers of those the entry holds.
+pub fn send_entry(entry: &Entry, answer: &EntryAnswer<'_>) {
+    let coding = answer_coding(entry, answer.request_headers);
+    let (age, status) = (answer.age, answer.cache_status);
+    if answer.not_modified {
+        send(304, &not_modified_headers(entry, coding, age, status), None);
     } else {
-        let body = (!head).then_some(entry.body.as_slice());
-        send(entry.status, &hit_headers(entry, age, cache_status), body);
+        let body = (!answer.head).then(|| answer_body(entry, coding));
+        send(entry.status, &hit_headers(entry, coding, age, status), body);
     }
 }

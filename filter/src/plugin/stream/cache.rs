@@ -13,10 +13,11 @@ use crate::plugin::coalescing::WaitInfo;
 use crate::plugin::host::{now_millis, now_secs, SERVICE_HEADER};
 use crate::plugin::metrics::Stat;
 use crate::plugin::refresh::RefreshJob;
-use crate::plugin::reply::send_entry;
+use crate::plugin::reply::{send_entry, EntryAnswer};
 use crate::plugin::tiers::L2Read;
 use crate::plugin::worker::{Worker, WorkerRef};
 use crate::policy::cache::coalesce::Join;
+use crate::policy::cache::encoding::cache_negotiates;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
     evaluate_hit, refresh_request_headers, request_facts, ttl_left, CacheStatus, Forward,
@@ -56,6 +57,11 @@ impl EdgeHttp {
                 // What the origin answers a cacheable request may only depend on what is keyed.
                 for name in unkeyed_headers_present(section, request.headers) {
                     let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+                }
+                // The origin sends the identity body; the cache encodes it per client.
+                if cache_negotiates(section) {
+                    let _ =
+                        hostcalls::remove_map_value(MapType::HttpRequestHeaders, "accept-encoding");
                 }
                 self.lookup(worker, section, key, request)
             }
@@ -114,7 +120,14 @@ impl EdgeHttp {
                 };
                 let name = Rc::clone(&worker.env.registry);
                 let status = status.render(&name.settings().cache_status_name);
-                return self.serve(&entry, age, not_modified, request.method == "HEAD", &status);
+                let answer = EntryAnswer {
+                    age,
+                    not_modified,
+                    head: request.method == "HEAD",
+                    cache_status: &status,
+                    request_headers: request.headers,
+                };
+                return self.serve(&entry, &answer);
             }
             Lookup::Miss { fwd, stale } => (fwd, stale),
         };
@@ -292,20 +305,13 @@ impl EdgeHttp {
     }
 
     /// Answers this stream from a stored entry.
-    pub(super) fn serve(
-        &mut self,
-        entry: &Entry,
-        age: u64,
-        not_modified: bool,
-        head: bool,
-        status: &str,
-    ) -> Action {
-        if not_modified {
+    pub(super) fn serve(&mut self, entry: &Entry, answer: &EntryAnswer<'_>) -> Action {
+        if answer.not_modified {
             if let Some(worker) = &self.worker {
                 worker.env.metrics.inc(Stat::NotModified);
             }
         }
-        send_entry(entry, age, not_modified, head, status);
+        send_entry(entry, answer);
         self.answered = true;
         Action::Pause
     }

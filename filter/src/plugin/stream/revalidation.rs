@@ -11,15 +11,16 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::request::Request;
 use super::state::{CacheFlow, EdgeHttp, Pending, Revalidation};
-use crate::plugin::coalescing::{client_not_modified, Outcome};
+use crate::plugin::coalescing::Outcome;
 use crate::plugin::host::{body, call, headers, now_secs, status_of, SERVICE_HEADER};
 use crate::plugin::metrics::Stat;
+use crate::plugin::reply::EntryAnswer;
 use crate::plugin::tiers::Kept;
 use crate::plugin::worker::WorkerRef;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    append_cache_status, is_origin_error, may_serve_if_error, refresh_request_headers,
-    relayed_headers, timing, ttl_left, CacheStatus, Forward,
+    append_cache_status, entry_not_modified, is_origin_error, may_serve_if_error,
+    refresh_request_headers, relayed_headers, timing, ttl_left, CacheStatus, Forward,
 };
 use crate::policy::cache::freshness::current_age;
 use crate::policy::cache::key::unkeyed_headers_present;
@@ -96,8 +97,14 @@ impl EdgeHttp {
                 ..CacheStatus::default()
             }
             .render(name);
-            let not_modified = client_not_modified(&pending.request_headers, &old);
-            self.serve(&old, age, not_modified, pending.head, &cache_status);
+            let answer = EntryAnswer {
+                age,
+                not_modified: entry_not_modified(&old, &pending.request_headers),
+                head: pending.head,
+                cache_status: &cache_status,
+                request_headers: &pending.request_headers,
+            };
+            self.serve(&old, &answer);
             self.settle_group(Outcome::StaleIfError(&old));
             return;
         }
@@ -146,8 +153,14 @@ impl EdgeHttp {
                     ..forwarded
                 }
                 .render(name);
-                let not_modified = client_not_modified(&pending.request_headers, entry);
-                self.serve(entry, age, not_modified, pending.head, &cache_status);
+                let answer = EntryAnswer {
+                    age,
+                    not_modified: entry_not_modified(entry, &pending.request_headers),
+                    head: pending.head,
+                    cache_status: &cache_status,
+                    request_headers: &pending.request_headers,
+                };
+                self.serve(entry, &answer);
             }
             None => {
                 // Relay the origin's answer as it is.

@@ -11,7 +11,8 @@ use crate::plugin::tiers::L2Read;
 use crate::plugin::worker::{Worker, WorkerRef};
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    evaluate_hit, hit_headers, request_facts, timing, ttl_left, CacheStatus, HitDecision,
+    answer_body, answer_coding, evaluate_hit, hit_headers, request_facts, timing, ttl_left,
+    CacheStatus, HitDecision,
 };
 use crate::policy::cache::freshness::current_age;
 use crate::policy::cache::key::CacheKey;
@@ -55,9 +56,10 @@ impl EdgeHttp {
             ..status
         }
         .render(&registry.settings().cache_status_name);
-        let mut headers = hit_headers(&entry, age, &cache_status);
+        let coding = answer_coding(&entry, request.headers);
+        let mut headers = hit_headers(&entry, coding, age, &cache_status);
         headers.extend(extra_headers.iter().cloned());
-        let body = (request.method != "HEAD").then_some(entry.body.as_slice());
+        let body = (request.method != "HEAD").then(|| answer_body(&entry, coding));
         self.reply(entry.status, &headers, body);
         true
     }

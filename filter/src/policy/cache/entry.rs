@@ -26,19 +26,28 @@
 //! ..      4     header count (u32, <= MAX_HEADERS), then per header: name str, value str
 //! ..      4     vary count (u32, <= MAX_HEADERS), then per item: name str, value str
 //! ..      4     generation count (u32, <= MAX_GENERATIONS), then u32 each
+//! ..            (version 2 only) encodings: count (u32, <= 2), then per encoding:
+//!               coding (u8, `Coding::code`), bytes (u32 length + bytes)
 //! ..      s     body section (exactly stored_body_len bytes, must end the buffer):
 //!               raw body, or (flag bit0) the lz4_flex block format with its
 //!               u32 LE size prefix (`compress_prepend_size`), whose prefix
 //!               must equal raw_body_len
 //! ```
 //!
+//! Version 2 is written only for entries with encoded bodies (see `encoding.rs`); an entry
+//! without them is written as version 1, byte for byte as before.
+//!
 //! The fixed 14-byte prefix makes [`Entry::stored_body_len`] O(1) and
 //! [`Entry::decode_key`] O(key length).
 
+use super::encoding::Coding;
 use crate::policy::codec::{ReadError, Reader, Writer};
 
 /// Version byte written first in every encoded entry.
 pub const ENTRY_FORMAT_VERSION: u8 = 1;
+
+/// Version byte of an entry that carries encoded bodies.
+pub const ENCODED_FORMAT_VERSION: u8 = 2;
 
 /// Bodies strictly larger than this many bytes are LZ4-compressed (when that
 /// actually saves bytes).
@@ -99,6 +108,8 @@ pub struct Entry {
     pub generations: Vec<u32>,
     /// Hit counter (informational).
     pub hits: u32,
+    /// The body in the content codings the cache made at store time (see `encoding.rs`).
+    pub encoded: Vec<(Coding, Vec<u8>)>,
 }
 
 /// Why an encoded entry could not be decoded.
@@ -170,6 +181,7 @@ fn write_pairs(out: &mut Writer, pairs: &[(String, String)]) {
 
 /// Parsed fixed prefix: (flags, raw_body_len, stored_body_len, key), and the reader after it.
 struct Prefix<'a> {
+    version: u8,
     flags: u8,
     raw_len: usize,
     stored_len: usize,
@@ -178,11 +190,11 @@ struct Prefix<'a> {
 }
 
 /// The version byte and the reader after it.
-fn check_version(bytes: &[u8]) -> Result<Reader<'_>, DecodeError> {
+fn check_version(bytes: &[u8]) -> Result<(u8, Reader<'_>), DecodeError> {
     let mut r = Reader::new(bytes);
     match r.u8() {
         Err(_) => Err(DecodeError::Empty),
-        Ok(ENTRY_FORMAT_VERSION) => Ok(r),
+        Ok(v @ (ENTRY_FORMAT_VERSION | ENCODED_FORMAT_VERSION)) => Ok((v, r)),
         Ok(v) => Err(DecodeError::UnknownVersion(v)),
     }
 }
@@ -197,13 +209,14 @@ fn read_lengths(r: &mut Reader<'_>) -> Result<(u8, usize, usize), DecodeError> {
 }
 
 fn read_prefix(bytes: &[u8]) -> Result<Prefix<'_>, DecodeError> {
-    let mut r = check_version(bytes)?;
+    let (version, mut r) = check_version(bytes)?;
     let (flags, raw_len, stored_len) = read_lengths(&mut r)?;
     if raw_len > MAX_BODY_BYTES {
         return Err(DecodeError::Corrupt);
     }
     let key = r.str32()?;
     Ok(Prefix {
+        version,
         flags,
         raw_len,
         stored_len,
@@ -254,13 +267,22 @@ impl Entry {
             None => (0, &self.body),
         };
 
+        let version = if self.encoded.is_empty() {
+            ENTRY_FORMAT_VERSION
+        } else {
+            ENCODED_FORMAT_VERSION
+        };
+        let encoded_len = self.encoded.iter().fold(0usize, |acc, (_, b)| {
+            acc.saturating_add(b.len()).saturating_add(5)
+        });
         let mut out = Writer::with_capacity(
-            ENTRY_FORMAT_VERSION,
+            version,
             FIXED_PREFIX
                 .saturating_add(self.key.len())
                 .saturating_add(64)
                 .saturating_add(stored.len())
-                .saturating_add(self.headers_len()),
+                .saturating_add(self.headers_len())
+                .saturating_add(encoded_len),
         );
         out.u8(flags)
             .len32(self.body.len())
@@ -306,6 +328,12 @@ impl Entry {
         for g in &self.generations {
             out.u32(*g);
         }
+        if !self.encoded.is_empty() {
+            out.len32(self.encoded.len());
+            for (coding, bytes) in &self.encoded {
+                out.u8(coding.code()).bytes32(bytes);
+            }
+        }
         out.bytes(stored);
         out.finish()
     }
@@ -348,6 +376,14 @@ impl Entry {
         for _ in 0..gen_count {
             generations.push(r.u32()?);
         }
+        let mut encoded = Vec::new();
+        if p.version == ENCODED_FORMAT_VERSION {
+            let n = count(&mut r, Coding::ALL.len(), 5)?;
+            for _ in 0..n {
+                let coding = Coding::from_code(r.u8()?).ok_or(DecodeError::Corrupt)?;
+                encoded.push((coding, r.bytes32()?.to_vec()));
+            }
+        }
         let stored = r.take(p.stored_len)?;
         r.finish(())?;
         let body = decode_body(&p, stored)?;
@@ -369,6 +405,7 @@ impl Entry {
             vary,
             generations,
             hits,
+            encoded,
         })
     }
 
@@ -384,7 +421,7 @@ impl Entry {
     /// compressed), `raw` the uncompressed length. `None` for anything not a
     /// plausible current-version encoding.
     pub fn stored_body_len(bytes: &[u8]) -> Option<(usize, usize)> {
-        let mut r = check_version(bytes).ok()?;
+        let (_, mut r) = check_version(bytes).ok()?;
         let (_, raw, stored) = read_lengths(&mut r).ok()?;
         Some((stored, raw))
     }
@@ -418,6 +455,11 @@ impl Entry {
             .saturating_add(self.key.len())
             .saturating_add(self.etag.as_ref().map_or(0, String::len))
             .saturating_add(self.body.len())
+            .saturating_add(
+                self.encoded
+                    .iter()
+                    .fold(0usize, |acc, (_, b)| acc.saturating_add(b.len())),
+            )
             .saturating_add(pairs)
             .saturating_add(
                 self.generations
@@ -453,6 +495,7 @@ mod tests {
             vary: vec![("accept".into(), "x".into())],
             generations: vec![1, 7],
             hits: 3,
+            encoded: Vec::new(),
         };
         let stored = hex(
             "01000200000002000000080000004745547c687c2f61c80000f1536500000000\
@@ -538,6 +581,7 @@ mod tests {
             vary: vec![("accept-encoding".into(), "gzip".into())],
             generations: vec![1, 7, 42],
             hits: 3,
+            encoded: Vec::new(),
         }
     }
 
@@ -571,6 +615,7 @@ mod tests {
             vary: vec![("x".into(), String::new())],
             generations: vec![],
             hits: u32::MAX,
+            encoded: Vec::new(),
         };
         assert_eq!(Entry::decode(&e.encode()), Ok(e));
     }
@@ -706,17 +751,44 @@ mod tests {
         assert_eq!(Entry::decode(&b), Err(DecodeError::Corrupt));
     }
 
+    /// Encoded bodies make a version-2 entry; without them the bytes stay version 1.
+    #[test]
+    fn round_trip_with_encodings() {
+        let mut e = sample(json_body(4_000));
+        assert_eq!(e.encode()[0], ENTRY_FORMAT_VERSION);
+        e.encoded = vec![
+            (Coding::Br, b"br-bytes".to_vec()),
+            (Coding::Gzip, vec![0x1f, 0x8b, 8, 0]),
+        ];
+        let bytes = e.encode();
+        assert_eq!(bytes[0], ENCODED_FORMAT_VERSION);
+        assert_eq!(Entry::decode(&bytes), Ok(e.clone()));
+        assert_eq!(Entry::decode_key(&bytes), Ok(e.key.as_str()));
+        assert!(e.size_bytes() > sample(json_body(4_000)).size_bytes() + 11);
+        // An unknown coding byte, or a third encoding, is corrupt.
+        let mut unknown = bytes.clone();
+        let at = unknown
+            .windows(9)
+            .position(|w| w == b"br-bytes\0" || w.starts_with(b"br-bytes"))
+            .unwrap();
+        unknown[at - 5] = 9;
+        assert_eq!(Entry::decode(&unknown), Err(DecodeError::Corrupt));
+        for cut in 1..bytes.len() {
+            assert!(Entry::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
     #[test]
     fn version_and_empty() {
         assert_eq!(Entry::decode(&[]), Err(DecodeError::Empty));
         assert_eq!(Entry::decode_key(&[]), Err(DecodeError::Empty));
         assert_eq!(Entry::stored_body_len(&[]), None);
         let mut bytes = sample(b"abc".to_vec()).encode();
-        bytes[0] = 2;
-        assert_eq!(Entry::decode(&bytes), Err(DecodeError::UnknownVersion(2)));
+        bytes[0] = 3;
+        assert_eq!(Entry::decode(&bytes), Err(DecodeError::UnknownVersion(3)));
         assert_eq!(
             Entry::decode_key(&bytes),
-            Err(DecodeError::UnknownVersion(2))
+            Err(DecodeError::UnknownVersion(3))
         );
         assert_eq!(Entry::stored_body_len(&bytes), None);
         assert_eq!(Entry::decode(&[0]), Err(DecodeError::UnknownVersion(0)));

@@ -2,6 +2,7 @@
 //! a request, the headers a hit carries, and the entry a response becomes.
 
 use super::cache_control::CacheControl;
+use super::encoding::{encode_all, names_variant, negotiate, variant_etag, Coding};
 use super::entry::Entry;
 use super::freshness::{
     conditional_matches, current_age, is_fresh, request_directs, RequestDirective, RequestFacts,
@@ -102,12 +103,7 @@ pub fn evaluate_hit(
     if directive != RequestDirective::Normal {
         return HitDecision::Revalidate;
     }
-    let not_modified = conditional_matches(
-        header(request_headers, "if-none-match"),
-        header(request_headers, "if-modified-since").and_then(parse_http_date),
-        entry.etag.as_deref(),
-        entry.last_modified,
-    );
+    let not_modified = entry_not_modified(entry, request_headers);
     if is_fresh(entry.freshness_lifetime, age) {
         return HitDecision::Serve { age, not_modified };
     }
@@ -115,6 +111,24 @@ pub fn evaluate_hit(
         return HitDecision::ServeStale { age, not_modified };
     }
     HitDecision::Revalidate
+}
+
+/// Whether a request's own conditionals match `entry` (then it gets a `304`): its validators,
+/// or the weak validator of one of its encoded variants.
+pub fn entry_not_modified(entry: &Entry, request_headers: &Headers) -> bool {
+    let if_none_match = header(request_headers, "if-none-match");
+    if let (Some(inm), Some(etag)) = (if_none_match, &entry.etag) {
+        let codings: Vec<Coding> = entry.encoded.iter().map(|(c, _)| *c).collect();
+        if !codings.is_empty() && names_variant(inm, etag, &codings) {
+            return true;
+        }
+    }
+    conditional_matches(
+        if_none_match,
+        header(request_headers, "if-modified-since").and_then(parse_http_date),
+        entry.etag.as_deref(),
+        entry.last_modified,
+    )
 }
 
 /// Whether a stale entry may still be served within `window_s` seconds of staleness (RFC 5861);
@@ -213,9 +227,63 @@ pub fn append_cache_status(existing: Option<&str>, member: &str) -> String {
     }
 }
 
-/// Headers of a response served from `entry`.
-pub fn hit_headers(entry: &Entry, age_s: u64, cache_status: &str) -> Vec<(String, String)> {
+/// The content coding an answer from `entry` uses for a request with these headers (`None`:
+/// identity), of those the entry holds.
+pub fn answer_coding(entry: &Entry, request_headers: &Headers) -> Option<Coding> {
+    if entry.encoded.is_empty() {
+        return None;
+    }
+    let available: Vec<Coding> = entry.encoded.iter().map(|(c, _)| *c).collect();
+    negotiate(
+        header_joined(request_headers, "accept-encoding").as_deref(),
+        &available,
+    )
+}
+
+/// The body an answer in `coding` sends.
+pub fn answer_body(entry: &Entry, coding: Option<Coding>) -> &[u8] {
+    coding
+        .and_then(|c| entry.encoded.iter().find(|(e, _)| *e == c))
+        .map_or(entry.body.as_slice(), |(_, bytes)| bytes.as_slice())
+}
+
+/// An entry with encoded bodies varies by `Accept-Encoding`; an encoded answer says its coding
+/// and carries its own weak validator (the identity body keeps the stored one).
+fn describe_coding(headers: &mut Vec<(String, String)>, entry: &Entry, coding: Option<Coding>) {
+    if entry.encoded.is_empty() {
+        return;
+    }
+    let varies = header_joined(headers, "vary").is_some_and(|vary| {
+        vary.split(',').any(|n| {
+            let n = n.trim();
+            n == "*" || n.eq_ignore_ascii_case("accept-encoding")
+        })
+    });
+    if !varies {
+        headers.push(("vary".to_string(), "accept-encoding".to_string()));
+    }
+    let Some(coding) = coding else {
+        return;
+    };
+    headers.retain(|(n, _)| {
+        !n.eq_ignore_ascii_case("content-length") && !n.eq_ignore_ascii_case("content-encoding")
+    });
+    headers.push(("content-encoding".to_string(), coding.as_str().to_string()));
+    if let Some(etag) = &entry.etag {
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case("etag"));
+        headers.push(("etag".to_string(), variant_etag(etag, coding)));
+    }
+}
+
+/// Headers of a response served from `entry` in `coding`.
+pub fn hit_headers(
+    entry: &Entry,
+    coding: Option<Coding>,
+    age_s: u64,
+    cache_status: &str,
+) -> Vec<(String, String)> {
     let mut headers = entry.headers.clone();
+    describe_coding(&mut headers, entry, coding);
     headers.push(("age".to_string(), age_s.to_string()));
     headers.push(("cache-status".to_string(), cache_status.to_string()));
     headers
@@ -224,6 +292,7 @@ pub fn hit_headers(entry: &Entry, age_s: u64, cache_status: &str) -> Vec<(String
 /// Headers of a 304 served from `entry` (RFC 9110 §15.4.5).
 pub fn not_modified_headers(
     entry: &Entry,
+    coding: Option<Coding>,
     age_s: u64,
     cache_status: &str,
 ) -> Vec<(String, String)> {
@@ -241,6 +310,8 @@ pub fn not_modified_headers(
         .filter(|(n, _)| KEPT.iter().any(|k| n.eq_ignore_ascii_case(k)))
         .cloned()
         .collect();
+    describe_coding(&mut headers, entry, coding);
+    headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-encoding"));
     headers.push(("age".to_string(), age_s.to_string()));
     headers.push(("cache-status".to_string(), cache_status.to_string()));
     headers
@@ -402,9 +473,14 @@ pub fn build_entry(
     if !matches!(storable, Storable::Yes { .. }) {
         return None;
     }
+    // An identity body answers every client (the cache encodes it per request), so it does
+    // not vary by `Accept-Encoding` here whatever the origin says.
+    let identity = header(stored.response_headers, "content-encoding")
+        .is_none_or(|v| v.trim().is_empty() || v.trim().eq_ignore_ascii_case("identity"));
     let vary = match &facts.vary {
         Vary::Headers(names) => names
             .iter()
+            .filter(|name| !(identity && name.as_str() == "accept-encoding"))
             .map(|name| {
                 let value = header_joined(stored.request_headers, name).unwrap_or_default();
                 (name.clone(), value)
@@ -430,6 +506,7 @@ pub fn build_entry(
         vary,
         generations: stored.generations,
         hits: 0,
+        encoded: Vec::new(),
     };
     with_freshness(entry, storable)
 }
@@ -490,15 +567,17 @@ pub fn keep_until(entry: &Entry) -> u64 {
 }
 
 /// Headers of a request the filter sends the origin itself (revalidation, background refresh):
-/// the client's request minus framing, conditionals and unkeyed poisoning headers, as a GET,
-/// with the stored validators.
+/// the client's request minus framing, conditionals, `Accept-Encoding` (the cache stores the
+/// identity body and encodes it itself) and unkeyed poisoning headers, as a GET, with the
+/// stored validators.
 pub fn refresh_request_headers(
     request_headers: &Headers,
     unkeyed: &[&str],
     service_header: (&str, &str),
     validators: Option<&Entry>,
 ) -> Vec<(String, String)> {
-    const DROPPED: [&str; 9] = [
+    const DROPPED: [&str; 10] = [
+        "accept-encoding",
         "connection",
         "keep-alive",
         "transfer-encoding",
@@ -606,7 +685,10 @@ pub fn fetched_entry(
         generations: fetch.generations.clone(),
     };
     match build_entry(stored, &facts, &storable) {
-        Some(entry) => FetchedEntry::Replaced(fetch.defaults.apply(entry)),
+        Some(mut entry) => {
+            entry.encoded = encode_all(&entry.headers, &entry.body);
+            FetchedEntry::Replaced(fetch.defaults.apply(entry))
+        }
         None => FetchedEntry::NotStored,
     }
 }
@@ -646,6 +728,7 @@ mod tests {
             vary: vec![("accept-language".into(), "en".into())],
             generations: Generations::default().stamp(&[]),
             hits: 0,
+            encoded: Vec::new(),
         }
     }
 

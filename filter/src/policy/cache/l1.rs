@@ -261,6 +261,7 @@ mod tests {
             vary: vec![],
             generations: vec![],
             hits: 0,
+            encoded: Vec::new(),
         }
     }
 

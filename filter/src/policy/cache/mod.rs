@@ -2,6 +2,7 @@
 
 pub mod cache_control;
 pub mod coalesce;
+pub mod encoding;
 pub mod entry;
 pub mod exchange;
 pub mod freshness;

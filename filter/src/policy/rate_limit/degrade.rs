@@ -65,6 +65,7 @@ mod tests {
             vary: Vec::new(),
             generations: Generations::default().stamp(&[]),
             hits: 0,
+            encoded: Vec::new(),
         }
     }
 

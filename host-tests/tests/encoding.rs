@@ -1,0 +1,224 @@
+//! Content codings made by the cache: one stored identity body, `br` and `gzip` bodies made at
+//! store time, each hit in the coding the client prefers, with `Vary: Accept-Encoding` and a
+//! weak validator per coding; conditionals across them; no key per `Accept-Encoding` value.
+
+use std::io::Read;
+
+use proxy_wasm_host::test_support::{cache_status, counting_origin, metric};
+use proxy_wasm_host::{Host, Reply, Request, Response, VmId};
+
+const CONFIG: &str = r#"{
+    "services": [
+        {"name": "api", "match": {"path_prefix": "/api/"}, "cache": {}},
+        {"name": "keyed", "match": {"path_prefix": "/keyed/"},
+         "cache": {"key": {"headers": ["accept-encoding"]}}}
+    ],
+    "limits": {"l2_slots": 64, "lease_slots": 32}
+}"#;
+
+/// A JSON body of `len` bytes, compressible like an API list.
+fn json(len: usize) -> Vec<u8> {
+    let row = br#"{"id":17,"coach":"Dana","status":"scheduled","notes":"bring the report"},"#;
+    row.iter().cycle().take(len).copied().collect()
+}
+
+/// An origin answering every path with a cacheable JSON body of 4,000 bytes (or what the path
+/// asks for), counting its calls, and recording the `Accept-Encoding` it was sent.
+fn setup(
+    content_type: &'static str,
+    len: usize,
+) -> (Host, VmId, std::rc::Rc<std::cell::Cell<u32>>) {
+    let mut host = Host::new();
+    let calls = counting_origin(&mut host, move |request, _| {
+        assert_eq!(
+            request.header("accept-encoding"),
+            None,
+            "the origin is asked for identity"
+        );
+        Reply::ok(json(len))
+            .header("content-type", content_type)
+            .header("cache-control", "max-age=60")
+            .header("etag", "\"v1\"")
+            .header("vary", "Accept-Encoding")
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    (host, vm, calls)
+}
+
+fn get(path: &str, accept_encoding: Option<&str>) -> Request {
+    let request = Request::get(path);
+    match accept_encoding {
+        Some(value) => request.header("accept-encoding", value),
+        None => request,
+    }
+}
+
+fn decoded(response: &Response) -> Vec<u8> {
+    let mut out = Vec::new();
+    match response.header("content-encoding").as_deref() {
+        Some("gzip") => {
+            flate2::read::GzDecoder::new(&response.body[..])
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        Some("br") => {
+            brotli::BrotliDecompress(&mut &response.body[..], &mut out).unwrap();
+        }
+        None => out = response.body.clone(),
+        Some(other) => panic!("unexpected coding {other}"),
+    }
+    out
+}
+
+fn varies_by_accept_encoding(response: &Response) -> bool {
+    response
+        .header("vary")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("accept-encoding"))
+}
+
+#[test]
+fn gzip_br_and_identity_clients_share_one_entry() {
+    let (mut host, vm, calls) = setup("application/json", 4000);
+    let first = host.request(vm, get("/api/list", Some("gzip, deflate, br")));
+    assert_eq!(first.status, 200);
+    assert!(
+        cache_status(&first).contains("stored"),
+        "{}",
+        cache_status(&first)
+    );
+
+    let br = host.request(vm, get("/api/list", Some("gzip, deflate, br")));
+    assert!(cache_status(&br).contains("hit"), "{}", cache_status(&br));
+    assert_eq!(br.header("content-encoding").as_deref(), Some("br"));
+    assert_eq!(br.header("etag").as_deref(), Some("W/\"v1-br\""));
+    assert!(varies_by_accept_encoding(&br));
+    assert_eq!(decoded(&br), json(4000));
+    assert!(br.body.len() < 4000 / 3, "br body {} bytes", br.body.len());
+
+    let gzip = host.request(vm, get("/api/list", Some("GZIP;q=1.0, br;q=0")));
+    assert_eq!(gzip.header("content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(gzip.header("etag").as_deref(), Some("W/\"v1-gzip\""));
+    assert_eq!(decoded(&gzip), json(4000));
+    assert_ne!(
+        gzip.header("content-length").as_deref(),
+        Some("4000"),
+        "the identity length must not describe an encoded body"
+    );
+
+    let identity = host.request(vm, get("/api/list", None));
+    assert_eq!(identity.header("content-encoding"), None);
+    assert_eq!(
+        identity.header("etag").as_deref(),
+        Some("\"v1\""),
+        "strong validator kept"
+    );
+    assert_eq!(identity.body, json(4000));
+    assert!(varies_by_accept_encoding(&identity));
+    let refused = host.request(vm, get("/api/list", Some("br;q=0, gzip;q=0")));
+    assert_eq!(refused.header("content-encoding"), None);
+
+    assert_eq!(calls.get(), 1, "one origin fetch for every coding");
+    assert_eq!(metric(&host, "edge.cache.l1.hit"), 4);
+}
+
+#[test]
+fn accept_encoding_spellings_never_make_new_keys() {
+    let (mut host, vm, calls) = setup("application/json", 4000);
+    for value in [
+        "gzip",
+        "gzip, br",
+        "br, gzip",
+        "BR",
+        "gzip;q=0.5, br;q=0.7",
+        "identity",
+        "*",
+        "x-gzip",
+        "compress, deflate",
+        "gzip,gzip,gzip,gzip,gzip,gzip,gzip,gzip,gzip,gzip,gzip,gzip,gzip,gzip,gzip,gzip,gzip,gzip",
+    ] {
+        let response = host.request(vm, get("/api/one", Some(value)));
+        assert_eq!(response.status, 200, "{value}");
+        assert_eq!(decoded(&response), json(4000), "{value}");
+    }
+    assert_eq!(calls.get(), 1);
+}
+
+#[test]
+fn conditionals_match_the_validator_of_any_coding() {
+    let (mut host, vm, calls) = setup("application/json", 4000);
+    host.request(vm, get("/api/c", None));
+    for (accept, tag) in [
+        (Some("gzip"), "W/\"v1-gzip\""),
+        (Some("br"), "W/\"v1-br\""),
+        (Some("gzip"), "\"v1\""),
+        (None, "\"v1\""),
+        (None, "W/\"v1\""),
+    ] {
+        let response = host.request(vm, get("/api/c", accept).header("if-none-match", tag));
+        assert_eq!(response.status, 304, "{accept:?} {tag}");
+        assert!(response.body.is_empty());
+        assert_eq!(response.header("content-encoding"), None);
+        assert!(varies_by_accept_encoding(&response));
+    }
+    let changed = host.request(
+        vm,
+        get("/api/c", Some("gzip")).header("if-none-match", "W/\"v2-gzip\""),
+    );
+    assert_eq!(changed.status, 200);
+    assert_eq!(calls.get(), 1);
+}
+
+#[test]
+fn small_or_binary_bodies_are_not_encoded() {
+    for (content_type, len) in [("application/json", 100), ("image/png", 4000)] {
+        let (mut host, vm, _) = setup(content_type, len);
+        host.request(vm, get("/api/x", Some("gzip, br")));
+        let hit = host.request(vm, get("/api/x", Some("gzip, br")));
+        assert!(cache_status(&hit).contains("hit"));
+        assert_eq!(hit.header("content-encoding"), None, "{content_type} {len}");
+        assert_eq!(hit.header("etag").as_deref(), Some("\"v1\""));
+        assert_eq!(hit.body, json(len));
+    }
+}
+
+#[test]
+fn an_origin_encoded_body_is_served_as_the_origin_sent_it() {
+    let mut host = Host::new();
+    let gzipped = {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(&json(4000)).unwrap();
+        encoder.finish().unwrap()
+    };
+    let body = gzipped.clone();
+    let calls = counting_origin(&mut host, move |_, _| {
+        Reply::ok(body.clone())
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .header("cache-control", "max-age=60")
+            .header("vary", "accept-encoding")
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    host.request(vm, get("/api/pre", Some("gzip")));
+    let hit = host.request(vm, get("/api/pre", Some("gzip")));
+    assert_eq!(hit.header("content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(hit.body, gzipped);
+    assert_eq!(calls.get(), 1);
+}
+
+#[test]
+fn an_operator_who_keys_on_accept_encoding_keeps_the_origins_negotiation() {
+    let mut host = Host::new();
+    let calls = counting_origin(&mut host, |request, _| {
+        let coding = request.header("accept-encoding").unwrap_or_default();
+        Reply::ok(json(4000))
+            .header("content-type", "application/json")
+            .header("cache-control", "max-age=60")
+            .header("x-asked", &coding)
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    let first = host.request(vm, get("/keyed/a", Some("gzip")));
+    assert_eq!(first.header("x-asked").as_deref(), Some("gzip"));
+    host.request(vm, get("/keyed/a", Some("br")));
+    assert_eq!(calls.get(), 2, "one entry per keyed Accept-Encoding value");
+}
