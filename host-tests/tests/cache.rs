@@ -250,16 +250,18 @@ fn vary_keys_variants_and_tenants_namespace() {
         Some(
             Reply::ok(format!(
                 "{} #{n}",
-                request.header("accept-encoding").unwrap_or_default()
+                request.header("x-device").unwrap_or_default()
             ))
             .header("cache-control", "max-age=60")
-            .header("vary", "Accept-Encoding"),
+            .header("vary", "X-Device"),
         )
     });
     let vm = host.start_vm(CONFIG).unwrap();
-    let gzip = || get("/api/v1/leads/1").header("accept-encoding", "gzip");
-    host.request(vm, gzip());
-    assert!(cache_status(&host.request(vm, gzip())).contains("hit"));
+    // (`Accept-Encoding` would not do here: the cache negotiates codings itself, see
+    // tests/encoding.rs.)
+    let mobile = || get("/api/v1/leads/1").header("x-device", "mobile");
+    host.request(vm, mobile());
+    assert!(cache_status(&host.request(vm, mobile())).contains("hit"));
     let identity = host.request(vm, get("/api/v1/leads/1"));
     assert!(
         cache_status(&identity).contains("fwd=vary-miss"),
