@@ -74,11 +74,19 @@ static_resources:
               - match: {{ prefix: "/" }}
                 route: {{ cluster: origin, timeout: 15s }}
           http_filters:
-          # Decoding runs top to bottom, encoding bottom to top: the edge filter sees and
-          # stores uncompressed responses, and the compressors encode what leaves for clients.
+          # Decoding runs top to bottom, encoding bottom to top. The edge filter answers hits in
+          # the client's coding itself (br/gzip bodies made once when an entry is stored, with
+          # Vary: Accept-Encoding and weak validators per coding), and asks the origin for the
+          # identity body of cacheable requests. The compressors encode only what the cache did
+          # not: uncached responses without a validator (disable_on_etag_header keeps ETags
+          # intact) and already-encoded responses pass through them untouched.
           - name: compressor-brotli
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor
+              response_direction_config:
+                common_config:
+                  min_content_length: 256
+                disable_on_etag_header: true
               compressor_library:
                 name: brotli
                 typed_config:
@@ -86,9 +94,10 @@ static_resources:
           - name: compressor-gzip
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor
-              # The last compressor in decode order hides Accept-Encoding from the origin, so
-              # the origin answers uncompressed and one stored entry serves every client.
-              remove_accept_encoding_header: true
+              response_direction_config:
+                common_config:
+                  min_content_length: 256
+                disable_on_etag_header: true
               compressor_library:
                 name: gzip
                 typed_config:
