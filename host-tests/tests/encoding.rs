@@ -222,3 +222,41 @@ fn an_operator_who_keys_on_accept_encoding_keeps_the_origins_negotiation() {
     host.request(vm, get("/keyed/a", Some("br")));
     assert_eq!(calls.get(), 2, "one entry per keyed Accept-Encoding value");
 }
+
+#[test]
+fn an_entry_too_large_for_l2_with_its_codings_keeps_its_identity_body_there() {
+    // 1 MiB over 64 slots: 16 KiB a slot. Hex digits: LZ4 keeps ~10 KB, gzip and br ~5 KB each.
+    const SMALL_L2: &str = r#"{
+        "services": [{"name": "api", "match": {"path_prefix": "/api/"}, "cache": {}}],
+        "limits": {"l2_slots": 64, "lease_slots": 32, "l2_max_bytes": 1048576}
+    }"#;
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let body: Vec<u8> = (0..10_000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            b"0123456789abcdef"[(seed % 16) as usize]
+        })
+        .collect();
+    let mut host = Host::new();
+    let served = body.clone();
+    let calls = counting_origin(&mut host, move |_, _| {
+        Reply::ok(served.clone())
+            .header("content-type", "text/plain")
+            .header("cache-control", "max-age=60")
+            .header("etag", "\"hex\"")
+    });
+    let vms = host.start_vms(2, SMALL_L2);
+    host.request(vms[0], get("/api/hex", Some("gzip")));
+    let other = host.request(vms[1], get("/api/hex", Some("gzip")));
+    assert!(
+        cache_status(&other).contains("hit"),
+        "{}",
+        cache_status(&other)
+    );
+    assert_eq!(other.header("content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(decoded(&other), body);
+    assert_eq!(calls.get(), 1);
+    assert_eq!(metric(&host, "edge.cache.l2.too_large"), 0);
+}

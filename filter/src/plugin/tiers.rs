@@ -9,6 +9,7 @@ use log::warn;
 use super::env::Env;
 use super::host::{shared_update as update, HostStore};
 use super::metrics::Stat;
+use crate::policy::cache::encoding::encode_all;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{fetched_entry, keep_until, tags, Fetch, FetchedEntry};
 use crate::policy::cache::freshness::RequestFacts;
@@ -150,11 +151,20 @@ impl Tiers {
     pub fn store(&mut self, env: &Env, entry: Entry, tenant: Option<&str>) {
         let limits = env.registry.limits();
         let metrics = &env.metrics;
-        let encoded = entry.encode();
+        let slot_bytes = usize::try_from(limits.l2_slot_bytes()).unwrap_or(usize::MAX);
+        let mut encoded = entry.encode();
+        if encoded.len() > slot_bytes && !entry.encoded.is_empty() {
+            // Too large with its encoded bodies: L2 keeps the identity body, and a worker that
+            // reads it there encodes it again (see `with_encodings`).
+            let identity_only = Entry {
+                encoded: Vec::new(),
+                ..entry.clone()
+            };
+            encoded = identity_only.encode();
+        }
         let entry_key = entry.key.clone();
         let slot = slot_key(slot_of(&entry.key, limits.l2_slots));
         self.insert_l1(env, entry, tenant);
-        let slot_bytes = usize::try_from(limits.l2_slot_bytes()).unwrap_or(usize::MAX);
         if encoded.len() > slot_bytes {
             // Within the L2 byte budget only: this one stays in L1.
             metrics.inc(Stat::L2TooLarge);
@@ -198,6 +208,15 @@ impl Tiers {
                 }
             }
         }
+    }
+
+    /// An entry read from L2, with the encoded bodies it lacks made now (L2 keeps only the
+    /// identity body of an entry too large with them).
+    pub fn with_encodings(mut entry: Entry) -> Entry {
+        if entry.encoded.is_empty() {
+            entry.encoded = encode_all(&entry.headers, &entry.body);
+        }
+        entry
     }
 
     /// Copies an entry into L1 (a store, or a promotion from L2) and tracks L1 size and evictions.

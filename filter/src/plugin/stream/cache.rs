@@ -14,7 +14,7 @@ use crate::plugin::host::{now_millis, now_secs, SERVICE_HEADER};
 use crate::plugin::metrics::Stat;
 use crate::plugin::refresh::RefreshJob;
 use crate::plugin::reply::{send_entry, EntryAnswer};
-use crate::plugin::tiers::L2Read;
+use crate::plugin::tiers::{L2Read, Tiers};
 use crate::plugin::worker::{Worker, WorkerRef};
 use crate::policy::cache::coalesce::Join;
 use crate::policy::cache::encoding::cache_negotiates;
@@ -179,7 +179,7 @@ impl EdgeHttp {
                 (Stat::L1Miss, w.tiers.l1_get(&w.env, &key.primary, now))
             } else {
                 let from_l2 = match w.tiers.l2_get(&w.env, &key.primary) {
-                    L2Read::Found(entry) => Some(Rc::new(entry)),
+                    L2Read::Found(entry) => Some(Rc::new(Tiers::with_encodings(entry))),
                     L2Read::Corrupt => {
                         w.env.metrics.inc(Stat::Corrupt);
                         None
