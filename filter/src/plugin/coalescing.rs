@@ -20,6 +20,7 @@ use crate::policy::cache::freshness::{conditional_matches, current_age, RequestF
 use crate::policy::cache::generations::Generations;
 use crate::policy::cache::http_date::parse_http_date;
 use crate::policy::cache::lease::Acquire;
+use crate::policy::cache::range::RangeRequest;
 use crate::policy::header_list::header;
 use std::rc::Rc;
 
@@ -226,7 +227,8 @@ fn answer_waiters(
                 }
                 .render(name);
                 let not_modified = client_not_modified(&request.request_headers, entry);
-                send_entry(entry, age, not_modified, request.head, &status);
+                let range = RangeRequest::of(&request.request.method, &request.request_headers);
+                send_entry(entry, age, not_modified, request.head, &range, &status);
                 replies.mark_answered(waiter.context_id);
                 env.metrics.inc(Stat::Collapsed);
             }

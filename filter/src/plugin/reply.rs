@@ -6,6 +6,7 @@ use serde_json::json;
 
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{hit_headers, not_modified_headers};
+use crate::policy::cache::range::RangeRequest;
 
 /// A JSON reply: status and body.
 pub type Reply = (u16, String);
@@ -43,12 +44,24 @@ pub fn send_json((status, body): &Reply) {
     send(*status, &json_headers(), Some(body.as_bytes()));
 }
 
-/// Answers from a stored entry (a 304 when the request's conditionals match it).
-pub fn send_entry(entry: &Entry, age: u64, not_modified: bool, head: bool, cache_status: &str) {
+/// Answers from a stored entry: a 304 when the request's conditionals match it (they win over
+/// `Range`), else the bytes `range` asks for (206, 416, or the whole entry).
+pub fn send_entry(
+    entry: &Entry,
+    age: u64,
+    not_modified: bool,
+    head: bool,
+    range: &RangeRequest,
+    cache_status: &str,
+) {
     if not_modified {
         send(304, &not_modified_headers(entry, age, cache_status), None);
     } else {
-        let body = (!head).then_some(entry.body.as_slice());
-        send(entry.status, &hit_headers(entry, age, cache_status), body);
+        let answer = range.answer(entry, hit_headers(entry, age, cache_status));
+        send(
+            answer.status,
+            &answer.headers,
+            (!head).then_some(answer.body),
+        );
     }
 }

@@ -25,6 +25,7 @@ use crate::policy::cache::exchange::{
 use crate::policy::cache::freshness::{request_directs, RequestDirective, RequestFacts};
 use crate::policy::cache::key::{unkeyed_headers_present, CacheKey};
 use crate::policy::cache::lease::Acquire;
+use crate::policy::cache::range::RangeRequest;
 use crate::policy::monitor::outcome::Outcome;
 use crate::policy::CacheSection;
 
@@ -114,7 +115,9 @@ impl EdgeHttp {
                 };
                 let name = Rc::clone(&worker.env.registry);
                 let status = status.render(&name.settings().cache_status_name);
-                return self.serve(&entry, age, not_modified, request.method == "HEAD", &status);
+                let range = RangeRequest::of(request.method, request.headers);
+                let head = request.method == "HEAD";
+                return self.serve(&entry, age, not_modified, head, &range, &status);
             }
             Lookup::Miss { fwd, stale } => (fwd, stale),
         };
@@ -291,13 +294,14 @@ impl EdgeHttp {
         Ok(Action::Pause)
     }
 
-    /// Answers this stream from a stored entry.
+    /// Answers this stream from a stored entry (the bytes `range` asks for).
     pub(super) fn serve(
         &mut self,
         entry: &Entry,
         age: u64,
         not_modified: bool,
         head: bool,
+        range: &RangeRequest,
         status: &str,
     ) -> Action {
         if not_modified {
@@ -305,7 +309,7 @@ impl EdgeHttp {
                 worker.env.metrics.inc(Stat::NotModified);
             }
         }
-        send_entry(entry, age, not_modified, head, status);
+        send_entry(entry, age, not_modified, head, range, status);
         self.answered = true;
         Action::Pause
     }

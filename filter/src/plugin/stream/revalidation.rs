@@ -23,6 +23,7 @@ use crate::policy::cache::exchange::{
 };
 use crate::policy::cache::freshness::current_age;
 use crate::policy::cache::key::unkeyed_headers_present;
+use crate::policy::cache::range::RangeRequest;
 use crate::policy::header_list::header_joined;
 use crate::policy::monitor::outcome::Outcome as Observed;
 use crate::policy::CacheSection;
@@ -97,7 +98,8 @@ impl EdgeHttp {
             }
             .render(name);
             let not_modified = client_not_modified(&pending.request_headers, &old);
-            self.serve(&old, age, not_modified, pending.head, &cache_status);
+            let range = RangeRequest::of(&pending.request.method, &pending.request_headers);
+            self.serve(&old, age, not_modified, pending.head, &range, &cache_status);
             self.settle_group(Outcome::StaleIfError(&old));
             return;
         }
@@ -147,7 +149,15 @@ impl EdgeHttp {
                 }
                 .render(name);
                 let not_modified = client_not_modified(&pending.request_headers, entry);
-                self.serve(entry, age, not_modified, pending.head, &cache_status);
+                let range = RangeRequest::of(&pending.request.method, &pending.request_headers);
+                self.serve(
+                    entry,
+                    age,
+                    not_modified,
+                    pending.head,
+                    &range,
+                    &cache_status,
+                );
             }
             None => {
                 // Relay the origin's answer as it is.

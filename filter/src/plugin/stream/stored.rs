@@ -15,6 +15,7 @@ use crate::policy::cache::exchange::{
 };
 use crate::policy::cache::freshness::current_age;
 use crate::policy::cache::key::CacheKey;
+use crate::policy::cache::range::RangeRequest;
 use crate::policy::rate_limit::degrade::may_serve_while_limited;
 
 impl EdgeHttp {
@@ -55,10 +56,12 @@ impl EdgeHttp {
             ..status
         }
         .render(&registry.settings().cache_status_name);
-        let mut headers = hit_headers(&entry, age, &cache_status);
+        let range = RangeRequest::of(request.method, request.headers);
+        let answer = range.answer(&entry, hit_headers(&entry, age, &cache_status));
+        let mut headers = answer.headers;
         headers.extend(extra_headers.iter().cloned());
-        let body = (request.method != "HEAD").then_some(entry.body.as_slice());
-        self.reply(entry.status, &headers, body);
+        let body = (request.method != "HEAD").then_some(answer.body);
+        self.reply(answer.status, &headers, body);
         true
     }
 }

@@ -490,15 +490,17 @@ pub fn keep_until(entry: &Entry) -> u64 {
 }
 
 /// Headers of a request the filter sends the origin itself (revalidation, background refresh):
-/// the client's request minus framing, conditionals and unkeyed poisoning headers, as a GET,
-/// with the stored validators.
+/// the client's request minus framing, conditionals, ranges (the cache keeps whole
+/// representations) and unkeyed poisoning headers, as a GET, with the stored validators.
 pub fn refresh_request_headers(
     request_headers: &Headers,
     unkeyed: &[&str],
     service_header: (&str, &str),
     validators: Option<&Entry>,
 ) -> Vec<(String, String)> {
-    const DROPPED: [&str; 9] = [
+    const DROPPED: [&str; 11] = [
+        "range",
+        "if-range",
         "connection",
         "keep-alive",
         "transfer-encoding",
