@@ -384,3 +384,192 @@ fn an_open_breaker_answers_a_range_from_the_stored_entry() {
     );
     assert_eq!(response.body, b"89");
 }
+
+/// An origin that answers `/files/<len>` in chunks of `chunk` bytes, with `Content-Length`
+/// when `with_length` (else like a chunked HTTP/1.1 response, without it).
+fn streaming_origin(
+    chunk: usize,
+    with_length: bool,
+) -> (Host, VmId, std::rc::Rc<std::cell::Cell<u32>>) {
+    let mut host = Host::new();
+    let calls = counting_origin(&mut host, move |request, _| {
+        let len = length_in(&request.path());
+        let reply = file(len, "public, max-age=60")
+            .header("etag", "\"v1\"")
+            .chunked(chunk);
+        if with_length {
+            reply.header("content-length", &len.to_string())
+        } else {
+            reply
+        }
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    (host, vm, calls)
+}
+
+/// Asserts a `206` cut from the origin's response (not a hit).
+fn assert_fetched_part(response: &Response, first: usize, last: usize, len: usize) {
+    assert_eq!(response.status, 206, "{}", cache_status(response));
+    assert_eq!(
+        response.header("content-range").as_deref(),
+        Some(format!("bytes {first}-{last}/{len}").as_str())
+    );
+    assert_eq!(response.body, body_of(len)[first..=last].to_vec());
+    assert_eq!(
+        response.header("content-length").as_deref(),
+        Some((last - first + 1).to_string().as_str())
+    );
+    assert!(
+        cache_status(response).contains("fwd=uri-miss; stored"),
+        "{}",
+        cache_status(response)
+    );
+}
+
+#[test]
+fn a_range_miss_fetches_the_whole_representation_stores_it_and_answers_the_range() {
+    for chunk in [1usize, 3, 4096] {
+        let (mut host, vm, calls) = streaming_origin(chunk, true);
+        for (len, range, (first, last)) in [
+            (10usize, "bytes=2-4", (2usize, 4usize)),
+            (1, "bytes=0-", (0, 0)),
+            (3000, "bytes=-7", (2993, 2999)),
+            (20, "bytes=5-1000", (5, 19)),
+        ] {
+            let path = format!("/files/{len}");
+            let miss = host.request(vm, ranged(&path, range).header("if-range", "\"v1\""));
+            assert_fetched_part(&miss, first, last, len);
+            let asked = host.origin_calls().pop().expect("the origin was asked");
+            assert_eq!(asked.header("range"), None, "the whole representation");
+            assert_eq!(asked.header("if-range"), None);
+            // Stored whole: another range and the whole body are hits.
+            assert_part(&host.request(vm, ranged(&path, "bytes=0-0")), 0, 0, len);
+            assert_whole(&host.request(vm, Request::get(&path)), len);
+        }
+        assert_eq!(calls.get(), 4, "chunks of {chunk}");
+    }
+}
+
+#[test]
+fn an_unsatisfiable_range_miss_is_a_416_and_the_whole_is_stored() {
+    let (mut host, vm, calls) = streaming_origin(4, true);
+    for len in [10usize, 0] {
+        let path = format!("/files/{len}");
+        let miss = host.request(vm, ranged(&path, &format!("bytes={len}-")));
+        assert_unsatisfiable(&miss, len);
+        assert_eq!(miss.header("content-type"), None);
+        assert_whole(&host.request(vm, Request::get(&path)), len);
+    }
+    assert_eq!(calls.get(), 2);
+}
+
+#[test]
+fn a_range_miss_without_a_length_gets_the_whole_200() {
+    let (mut host, vm, calls) = streaming_origin(4, false);
+    let miss = host.request(vm, ranged("/files/10", "bytes=2-4"));
+    assert_whole(&miss, 10);
+    assert_eq!(host.origin_calls().pop().unwrap().header("range"), None);
+    assert_part(
+        &host.request(vm, ranged("/files/10", "bytes=2-4")),
+        2,
+        4,
+        10,
+    );
+    assert_eq!(calls.get(), 1);
+}
+
+#[test]
+fn a_non_matching_if_range_on_a_miss_gets_the_whole_200() {
+    let (mut host, vm, _) = streaming_origin(4, true);
+    let miss = host.request(
+        vm,
+        ranged("/files/10", "bytes=2-4").header("if-range", "\"v0\""),
+    );
+    assert_whole(&miss, 10);
+}
+
+#[test]
+fn several_ranges_on_a_miss_fetch_and_answer_the_whole() {
+    let (mut host, vm, calls) = streaming_origin(4, true);
+    let miss = host.request(vm, ranged("/files/10", "bytes=0-1,5-6"));
+    assert_whole(&miss, 10);
+    assert_eq!(host.origin_calls().pop().unwrap().header("range"), None);
+    assert_part(
+        &host.request(vm, ranged("/files/10", "bytes=5-6")),
+        5,
+        6,
+        10,
+    );
+    assert_eq!(calls.get(), 1);
+}
+
+#[test]
+fn ranges_the_cache_does_not_take_pass_to_the_origin_untouched() {
+    let mut host = Host::new();
+    counting_origin(&mut host, |request, _| {
+        match request.header("range").as_deref() {
+            Some("bytes=0-1") | Some("items=0-1") => Reply::status(206)
+                .header("content-range", "bytes 0-1/10")
+                .body("01"),
+            _ => file(10, "max-age=60"),
+        }
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    let uncached = host.request(vm, ranged("/uncached/10", "bytes=0-1"));
+    assert_eq!(uncached.status, 206, "a service without a cache");
+    assert_eq!(
+        host.origin_calls()
+            .pop()
+            .unwrap()
+            .header("range")
+            .as_deref(),
+        Some("bytes=0-1")
+    );
+    let other_unit = host.request(vm, ranged("/files/10", "items=0-1"));
+    assert_eq!(
+        other_unit.status, 206,
+        "another unit is the origin's to answer"
+    );
+    assert_eq!(
+        host.origin_calls()
+            .pop()
+            .unwrap()
+            .header("range")
+            .as_deref(),
+        Some("items=0-1")
+    );
+    let head = host.request(
+        vm,
+        Request::new("HEAD", "/files/10").header("range", "bytes=0-1"),
+    );
+    assert_eq!(
+        host.origin_calls()
+            .pop()
+            .unwrap()
+            .header("range")
+            .as_deref(),
+        Some("bytes=0-1"),
+        "HEAD responses are not stored: its Range is left alone ({})",
+        head.status
+    );
+}
+
+#[test]
+fn a_range_leader_and_its_waiters_each_get_their_range() {
+    let mut host = Host::new();
+    let calls = counting_origin(&mut host, |_, _| {
+        file(10, "max-age=60")
+            .header("content-length", "10")
+            .chunked(3)
+            .delay_ms(100)
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    let leader = host.send(vm, ranged("/files/10", "bytes=1-3"));
+    let waiter = host.send(vm, ranged("/files/10", "bytes=7-"));
+    let whole = host.send(vm, Request::get("/files/10"));
+    host.advance(Duration::from_millis(100));
+    assert_eq!(calls.get(), 1);
+    assert_fetched_part(&host.response(leader).expect("answered"), 1, 3, 10);
+    assert_part(&host.response(waiter).expect("answered"), 7, 9, 10);
+    assert_whole(&host.response(whole).expect("answered"), 10);
+}

@@ -130,8 +130,9 @@ impl EdgeHttp {
             generations: Rc::clone(&worker.borrow().tiers.generations),
             fwd,
             head: request.method == "HEAD",
+            range: RangeRequest::default(),
         });
-        let pending = match self.coalesce(&mut worker.borrow_mut(), section, pending) {
+        let mut pending = match self.coalesce(&mut worker.borrow_mut(), section, pending) {
             Ok(paused) => return paused,
             Err(pending) => pending,
         };
@@ -146,6 +147,7 @@ impl EdgeHttp {
             }
             None => {
                 worker.env.metrics.inc(Stat::Miss);
+                self.fetch_whole(&mut pending, request);
                 self.cache = CacheFlow::Forwarded(pending);
                 Action::Continue
             }

@@ -8,7 +8,7 @@
 
 use super::entry::Entry;
 use super::http_date::parse_http_date;
-use crate::policy::header_list::{header_joined, Headers};
+use crate::policy::header_list::{header, header_joined, Headers};
 
 /// One byte range as the client wrote it (RFC 9110 §14.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,18 +155,47 @@ impl RangeRequest {
     /// How `entry` answers this request when its representation is `body`. Only a stored
     /// `200` is sliced; an `If-Range` that does not match asks for the whole representation.
     pub fn decide(&self, entry: &Entry, body: &[u8]) -> RangeDecision {
+        self.decide_for(&Representation {
+            status: entry.status,
+            len: u64::try_from(body.len()).unwrap_or(u64::MAX),
+            etag: entry.etag.as_deref(),
+            last_modified: entry.last_modified,
+            date: entry.date,
+        })
+    }
+
+    /// How a representation answers this request (see [`Self::decide`]).
+    pub fn decide_for(&self, representation: &Representation<'_>) -> RangeDecision {
         let Some(range) = self.range else {
             return RangeDecision::Whole;
         };
-        if entry.status != 200 {
+        if representation.status != 200 {
             return RangeDecision::Whole;
         }
         if let Some(if_range) = &self.if_range {
-            if !if_range_holds(if_range, entry) {
+            if !if_range_holds(if_range, representation) {
                 return RangeDecision::Whole;
             }
         }
-        range.resolve(u64::try_from(body.len()).unwrap_or(u64::MAX))
+        range.resolve(representation.len)
+    }
+
+    /// How the origin's response to a request whose `Range` the filter removed (see
+    /// [`fetches_whole`]) is cut for the client: only a `200` whose `Content-Length` gives
+    /// its length up front; `None`: it passes whole.
+    pub fn decide_response(&self, status: u16, headers: &Headers) -> Option<RangeDecision> {
+        if self.range.is_none() || status != 200 || header(headers, "content-range").is_some() {
+            return None;
+        }
+        let len = header(headers, "content-length").and_then(|l| digits(l.trim()))?;
+        let date = |name| header(headers, name).and_then(parse_http_date);
+        Some(self.decide_for(&Representation {
+            status,
+            len,
+            etag: header(headers, "etag"),
+            last_modified: date("last-modified"),
+            date: date("date"),
+        }))
     }
 
     /// The answer `entry` gives this request; `headers` are those of its whole answer.
@@ -176,27 +205,112 @@ impl RangeRequest {
     }
 }
 
-/// Whether an `If-Range` value matches the entry (RFC 9110 §13.1.5): an entity-tag only when
-/// it and the stored one are strong and equal; a date only when it equals the stored
-/// `Last-Modified` and that is a strong validator (the stored `Date` at least a second later).
-pub fn if_range_holds(value: &str, entry: &Entry) -> bool {
+/// What a range is decided against: a representation's status, length and validators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Representation<'a> {
+    pub status: u16,
+    pub len: u64,
+    pub etag: Option<&'a str>,
+    /// `Last-Modified` and `Date`, Unix seconds.
+    pub last_modified: Option<u64>,
+    pub date: Option<u64>,
+}
+
+/// Whether an `If-Range` value matches the representation (RFC 9110 §13.1.5): an entity-tag
+/// only when it and the stored one are strong and equal; a date only when it equals the
+/// stored `Last-Modified` and that is a strong validator (`Date` at least a second later).
+pub fn if_range_holds(value: &str, representation: &Representation<'_>) -> bool {
     let value = value.trim();
     if value.starts_with('"') || value.starts_with("W/") {
         let strong = |tag: &str| tag.len() >= 2 && tag.starts_with('"') && tag.ends_with('"');
         return strong(value)
-            && entry
+            && representation
                 .etag
-                .as_deref()
                 .map(str::trim)
                 .is_some_and(|stored| strong(stored) && stored == value);
     }
     let Some(date) = parse_http_date(value) else {
         return false;
     };
-    entry.last_modified == Some(date)
-        && entry
+    representation.last_modified == Some(date)
+        && representation
             .date
             .is_some_and(|stored_date| stored_date >= date.saturating_add(1))
+}
+
+/// Whether a cacheable GET's `Range` is removed before it goes to the origin, so that the
+/// whole representation comes back and can be stored: any `bytes` range (one or several).
+/// Other units and malformed values pass untouched (the origin's answer to them, a `206`,
+/// is not stored).
+pub fn fetches_whole(method: &str, headers: &Headers) -> bool {
+    method == "GET"
+        && header_joined(headers, "range")
+            .is_some_and(|value| parse_range(&value) != RangeSpec::Ignored)
+}
+
+/// Response header edits that turn a whole `200` into `decision`'s answer: `(name, value)`,
+/// `None` removes the header. Nothing for [`RangeDecision::Whole`].
+pub fn cut_headers(decision: RangeDecision) -> Vec<(&'static str, Option<String>)> {
+    match decision {
+        RangeDecision::Whole => Vec::new(),
+        RangeDecision::Part { first, last, len } => vec![
+            (":status", Some("206".to_string())),
+            ("content-range", Some(format!("bytes {first}-{last}/{len}"))),
+            ("content-length", Some((last - first + 1).to_string())),
+            ("accept-ranges", Some("bytes".to_string())),
+        ],
+        RangeDecision::Unsatisfiable { len } => vec![
+            (":status", Some("416".to_string())),
+            ("content-range", Some(format!("bytes */{len}"))),
+            ("content-length", Some("0".to_string())),
+            ("content-type", None),
+            ("content-encoding", None),
+            ("accept-ranges", Some("bytes".to_string())),
+        ],
+    }
+}
+
+/// Cuts a body that streams in chunks down to a decision's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyCut {
+    /// Bytes of the representation seen so far.
+    seen: u64,
+    /// The bytes kept: `first..end` of the representation.
+    first: u64,
+    end: u64,
+}
+
+impl BodyCut {
+    /// The cut for `decision`; `None` for [`RangeDecision::Whole`] (nothing to cut).
+    pub fn new(decision: RangeDecision) -> Option<Self> {
+        match decision {
+            RangeDecision::Whole => None,
+            RangeDecision::Part { first, last, .. } => Some(Self {
+                seen: 0,
+                first,
+                end: last.saturating_add(1),
+            }),
+            RangeDecision::Unsatisfiable { .. } => Some(Self {
+                seen: 0,
+                first: 0,
+                end: 0,
+            }),
+        }
+    }
+
+    /// The part of the next chunk (`len` bytes) to pass on, as a range inside the chunk.
+    pub fn next(&mut self, len: usize) -> std::ops::Range<usize> {
+        let start = self.seen;
+        let len64 = u64::try_from(len).unwrap_or(u64::MAX);
+        self.seen = self.seen.saturating_add(len64);
+        let from = self.first.max(start);
+        let to = self.end.min(self.seen);
+        if from >= to {
+            return 0..0;
+        }
+        let inside = |at: u64| usize::try_from(at - start).unwrap_or(len).min(len);
+        inside(from)..inside(to)
+    }
 }
 
 /// A reply from a representation: status, headers, and the body bytes to send.
@@ -509,16 +623,82 @@ mod tests {
         );
         assert_eq!(ask(&format_http_date(901)), RangeDecision::Whole);
         assert_eq!(ask("not a date"), RangeDecision::Whole);
-        let mut weak = entry(b"0123456789");
-        weak.etag = Some("W/\"v1\"".into());
+        let weak = Representation {
+            status: 200,
+            len: 10,
+            etag: Some("W/\"v1\""),
+            last_modified: Some(900),
+            date: Some(1000),
+        };
         assert!(!if_range_holds("\"v1\"", &weak));
         assert!(!if_range_holds("W/\"v1\"", &weak));
-        let mut same_second = entry(b"x");
-        same_second.last_modified = Some(1000);
+        let same_second = Representation {
+            last_modified: Some(1000),
+            ..weak
+        };
         assert!(
             !if_range_holds(&format_http_date(1000), &same_second),
             "Last-Modified equal to Date is weak"
         );
+    }
+
+    #[test]
+    fn only_bytes_ranges_of_a_get_are_removed_upstream() {
+        assert!(fetches_whole("GET", &h(&[("range", "bytes=0-1")])));
+        assert!(fetches_whole("GET", &h(&[("range", "bytes=0-1,5-6")])));
+        assert!(!fetches_whole("GET", &h(&[("range", "items=0-1")])));
+        assert!(!fetches_whole("GET", &h(&[("range", "bytes=x")])));
+        assert!(!fetches_whole("HEAD", &h(&[("range", "bytes=0-1")])));
+        assert!(!fetches_whole("GET", &h(&[])));
+    }
+
+    #[test]
+    fn a_whole_response_is_cut_when_its_length_is_known() {
+        let request = RangeRequest::of("GET", &h(&[("range", "bytes=-2")]));
+        let response = h(&[("content-length", "10"), ("etag", "\"a\"")]);
+        let part = RangeDecision::Part {
+            first: 8,
+            last: 9,
+            len: 10,
+        };
+        assert_eq!(request.decide_response(200, &response), Some(part));
+        assert_eq!(request.decide_response(206, &response), None);
+        assert_eq!(request.decide_response(200, &h(&[])), None, "chunked");
+        assert_eq!(
+            RangeRequest::default().decide_response(200, &response),
+            None
+        );
+        let if_range = h(&[("range", "bytes=-2"), ("if-range", "\"b\"")]);
+        assert_eq!(
+            RangeRequest::of("GET", &if_range).decide_response(200, &response),
+            Some(RangeDecision::Whole)
+        );
+        let edits = cut_headers(part);
+        assert!(edits.contains(&(":status", Some("206".into()))));
+        assert!(edits.contains(&("content-range", Some("bytes 8-9/10".into()))));
+        assert!(edits.contains(&("content-length", Some("2".into()))));
+        let edits = cut_headers(RangeDecision::Unsatisfiable { len: 10 });
+        assert!(edits.contains(&(":status", Some("416".into()))));
+        assert!(edits.contains(&("content-range", Some("bytes */10".into()))));
+        assert!(cut_headers(RangeDecision::Whole).is_empty());
+    }
+
+    #[test]
+    fn a_cut_keeps_the_range_across_chunks() {
+        let part = RangeDecision::Part {
+            first: 3,
+            last: 6,
+            len: 10,
+        };
+        let mut cut = BodyCut::new(part).unwrap();
+        assert_eq!(cut.next(2), 0..0);
+        assert_eq!(cut.next(3), 1..3);
+        assert_eq!(cut.next(0), 0..0);
+        assert_eq!(cut.next(4), 0..2);
+        assert_eq!(cut.next(1), 0..0);
+        let mut none = BodyCut::new(RangeDecision::Unsatisfiable { len: 10 }).unwrap();
+        assert_eq!(none.next(10), 0..0);
+        assert_eq!(BodyCut::new(RangeDecision::Whole), None);
     }
 
     /// Property tests (native only: proptest is not built for wasm32).
@@ -574,6 +754,32 @@ mod tests {
                         prop_assert!(answer.body.is_empty());
                     }
                 }
+            }
+
+            #[test]
+            fn cutting_chunks_of_any_size_gives_the_answer_body(
+                value in any_range_value(),
+                body in prop::collection::vec(any::<u8>(), 0..64),
+                chunks in prop::collection::vec(0usize..20, 0..12),
+            ) {
+                let e = entry(&body);
+                let request = RangeRequest::of("GET", &h(&[("range", &value)]));
+                let decision = request.decide(&e, &e.body);
+                let expected = request.answer(&e, Vec::new()).body.to_vec();
+                let Some(mut cut) = BodyCut::new(decision) else {
+                    prop_assert_eq!(expected, body);
+                    return Ok(());
+                };
+                let mut kept = Vec::new();
+                let mut rest = body.as_slice();
+                for size in chunks.into_iter().chain([usize::MAX]) {
+                    let (chunk, after) = rest.split_at(size.min(rest.len()));
+                    rest = after;
+                    let range = cut.next(chunk.len());
+                    prop_assert!(range.start <= range.end && range.end <= chunk.len());
+                    kept.extend_from_slice(&chunk[range]);
+                }
+                prop_assert_eq!(kept, expected);
             }
 
             #[test]
