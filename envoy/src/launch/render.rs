@@ -79,6 +79,9 @@ static_resources:
           - name: compressor-brotli
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor
+              # A 206 is never encoded: its Content-Range counts the representation's bytes.
+              response_direction_config:
+                uncompressible_response_codes: [206]
               compressor_library:
                 name: brotli
                 typed_config:
@@ -89,6 +92,8 @@ static_resources:
               # The last compressor in decode order hides Accept-Encoding from the origin, so
               # the origin answers uncompressed and one stored entry serves every client.
               remove_accept_encoding_header: true
+              response_direction_config:
+                uncompressible_response_codes: [206]
               compressor_library:
                 name: gzip
                 typed_config:
