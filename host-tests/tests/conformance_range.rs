@@ -573,3 +573,115 @@ fn a_range_leader_and_its_waiters_each_get_their_range() {
     assert_part(&host.response(waiter).expect("answered"), 7, 9, 10);
     assert_whole(&host.response(whole).expect("answered"), 10);
 }
+
+/// An origin whose first answer is a cacheable `206` holding `bytes 2-6/10` (whatever was
+/// asked, like a scripted test server), and the whole `200` after that.
+fn partial_origin() -> (Host, VmId, std::rc::Rc<std::cell::Cell<u32>>) {
+    let mut host = Host::new();
+    let calls = counting_origin(&mut host, |_, n| {
+        if n == 1 {
+            Reply::status(206)
+                .header("content-type", "application/octet-stream")
+                .header("cache-control", "max-age=60")
+                .header("etag", "\"v1\"")
+                .header("content-range", "bytes 2-6/10")
+                .body(&body_of(10)[2..=6])
+        } else {
+            file(10, "max-age=60").header("etag", "\"v1\"")
+        }
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    (host, vm, calls)
+}
+
+#[test]
+fn a_206_from_the_origin_is_stored_and_answers_the_ranges_it_holds() {
+    let (mut host, vm, calls) = partial_origin();
+    let first = host.request(vm, ranged("/files/10", "bytes=2-6"));
+    assert_eq!(first.status, 206);
+    assert_eq!(first.body, b"23456");
+    assert!(
+        cache_status(&first).contains("stored"),
+        "{}",
+        cache_status(&first)
+    );
+    let same = host.request(vm, ranged("/files/10", "bytes=2-6"));
+    assert_part(&same, 2, 6, 10);
+    let inside = host.request(
+        vm,
+        ranged("/files/10", "bytes=3-4").header("if-range", "\"v1\""),
+    );
+    assert_part(&inside, 3, 4, 10);
+    assert_unsatisfiable(&host.request(vm, ranged("/files/10", "bytes=10-")), 10);
+    assert_eq!(
+        calls.get(),
+        1,
+        "every range inside 2-6 came from the partial entry"
+    );
+    // A range it does not hold goes to the origin; the whole 200 replaces the partial entry.
+    let outside = host.request(vm, ranged("/files/10", "bytes=7-"));
+    assert_eq!(calls.get(), 2);
+    assert_eq!(outside.status, 206);
+    assert_eq!(outside.body, b"789");
+    assert_whole(&host.request(vm, Request::get("/files/10")), 10);
+    assert_eq!(calls.get(), 2);
+}
+
+#[test]
+fn a_partial_entry_never_answers_a_request_for_the_whole() {
+    let (mut host, vm, calls) = partial_origin();
+    host.request(vm, ranged("/files/10", "bytes=2-6"));
+    let whole = host.request(vm, Request::get("/files/10"));
+    assert_eq!(calls.get(), 2);
+    assert_whole(&whole, 10);
+    assert!(!cache_status(&whole).contains("hit"));
+    let head = host.request(vm, Request::new("HEAD", "/files/10"));
+    assert_eq!(head.status, 200);
+}
+
+#[test]
+fn a_206_without_one_byte_range_is_not_stored() {
+    let mut host = Host::new();
+    let calls = counting_origin(&mut host, |_, _| {
+        Reply::status(206)
+            .header("cache-control", "max-age=60")
+            .header("content-type", "multipart/byteranges; boundary=x")
+            .body("--x--")
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    host.request(vm, ranged("/files/10", "bytes=0-1,4-5"));
+    host.request(vm, ranged("/files/10", "bytes=0-1,4-5"));
+    assert_eq!(calls.get(), 2);
+}
+
+#[test]
+fn waiters_a_partial_entry_does_not_cover_go_to_the_origin() {
+    let mut host = Host::new();
+    let calls = counting_origin(&mut host, |_, n| {
+        let reply = if n == 1 {
+            Reply::status(206)
+                .header("cache-control", "max-age=60")
+                .header("content-range", "bytes 2-6/10")
+                .body(&body_of(10)[2..=6])
+        } else {
+            file(10, "max-age=60")
+        };
+        reply.delay_ms(100)
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    let leader = host.send(vm, ranged("/files/10", "bytes=2-6"));
+    let covered = host.send(vm, ranged("/files/10", "bytes=3-3"));
+    let whole = host.send(vm, Request::get("/files/10"));
+    host.advance(Duration::from_millis(100));
+    host.advance(Duration::from_millis(100));
+    assert_eq!(host.response(leader).expect("answered").body, b"23456");
+    let covered = host.response(covered).expect("answered");
+    assert_eq!((covered.status, covered.body.as_slice()), (206, &b"3"[..]));
+    assert!(cache_status(&covered).contains("collapsed"));
+    assert_whole(&host.response(whole).expect("answered"), 10);
+    assert_eq!(
+        calls.get(),
+        2,
+        "the whole request went to the origin itself"
+    );
+}

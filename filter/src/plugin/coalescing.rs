@@ -194,7 +194,11 @@ fn answer_waiters(
             continue; // The stream is gone.
         }
         let request = &waiter.data;
+        let range = RangeRequest::of(&request.request.method, &request.request_headers);
         let answer = match outcome {
+            Outcome::Entry(entry) | Outcome::StaleIfError(entry) if !range.answerable_by(entry) => {
+                None
+            }
             Outcome::Entry(entry) => {
                 match evaluate_hit(
                     entry,
@@ -227,7 +231,6 @@ fn answer_waiters(
                 }
                 .render(name);
                 let not_modified = client_not_modified(&request.request_headers, entry);
-                let range = RangeRequest::of(&request.request.method, &request.request_headers);
                 send_entry(entry, age, not_modified, request.head, &range, &status);
                 replies.mark_answered(waiter.context_id);
                 env.metrics.inc(Stat::Collapsed);

@@ -166,6 +166,7 @@ impl EdgeHttp {
         now: u64,
     ) -> Lookup {
         let (mut fwd, mut stale) = (Forward::UriMiss, None);
+        let range = RangeRequest::of(request.method, request.headers);
         for tier in [Stat::L1Hit, Stat::L2Hit] {
             let (miss, entry) = if tier == Stat::L1Hit {
                 (Stat::L1Miss, w.tiers.l1_get(&w.env, &key.primary, now))
@@ -180,7 +181,8 @@ impl EdgeHttp {
                 };
                 (Stat::L2Miss, from_l2)
             };
-            let Some(entry) = entry else {
+            // A partial entry (a stored 206) answers only the ranges it holds.
+            let Some(entry) = entry.filter(|entry| range.answerable_by(entry)) else {
                 w.env.metrics.inc(miss);
                 continue;
             };

@@ -139,8 +139,9 @@ impl EdgeHttp {
             key,
             ..CacheStatus::default()
         };
+        let range = RangeRequest::of(&pending.request.method, &pending.request_headers);
         match &entry {
-            Some(entry) => {
+            Some(entry) if range.answerable_by(entry) => {
                 let age = current_age(&timing(entry), now);
                 let cache_status = CacheStatus {
                     stored,
@@ -149,7 +150,6 @@ impl EdgeHttp {
                 }
                 .render(name);
                 let not_modified = client_not_modified(&pending.request_headers, entry);
-                let range = RangeRequest::of(&pending.request.method, &pending.request_headers);
                 self.serve(
                     entry,
                     age,
@@ -159,8 +159,9 @@ impl EdgeHttp {
                     &cache_status,
                 );
             }
-            None => {
-                // Relay the origin's answer as it is.
+            _ => {
+                // Relay the origin's answer as it is (nothing stored, or a partial entry that
+                // does not hold this request's range).
                 let member = forwarded.render(name);
                 let mut relayed = relayed_headers(&response);
                 let existing = header_joined(&relayed, "cache-status");

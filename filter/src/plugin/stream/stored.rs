@@ -92,5 +92,6 @@ fn stored_answer(
             HitDecision::Miss(_)
         ),
     };
-    usable.then_some(entry)
+    let answerable = RangeRequest::of(request.method, request.headers).answerable_by(&entry);
+    (usable && answerable).then_some(entry)
 }

@@ -29,9 +29,11 @@ pub fn request_facts(method: &str, headers: &Headers) -> RequestFacts {
     }
 }
 
+/// Facts of a response; a `206` with one byte range counts as the `200` it is part of (it may be
+/// stored as a partial entry, see `range.rs`).
 pub fn response_facts(status: u16, headers: &Headers) -> ResponseFacts {
     ResponseFacts {
-        status,
+        status: super::range::storable_status(status, headers),
         cache_control: CacheControl::parse(
             &header_joined(headers, "cache-control").unwrap_or_default(),
         ),

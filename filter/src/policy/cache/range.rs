@@ -198,10 +198,101 @@ impl RangeRequest {
         }))
     }
 
-    /// The answer `entry` gives this request; `headers` are those of its whole answer.
+    /// The answer `entry` gives this request; `headers` are those of its whole answer. A
+    /// partial entry (a stored `206`) gives the bytes it holds; callers check
+    /// [`Self::answerable_by`] first (otherwise it answers as it was stored).
     pub fn answer<'a>(&self, entry: &'a Entry, headers: Vec<(String, String)>) -> Answer<'a> {
         let body = entry.body.as_slice();
-        ranged_answer(entry.status, headers, body, self.decide(entry, body))
+        if entry.status != 206 {
+            return ranged_answer(entry.status, headers, body, self.decide(entry, body));
+        }
+        match stored_part(entry).map(|part| (part, self.decide_part(entry, part))) {
+            Some((part, decision)) if part.answers(decision) => {
+                answer_from(200, headers, body, part.first, decision)
+            }
+            _ => Answer {
+                status: 206,
+                headers,
+                body,
+            },
+        }
+    }
+
+    /// Whether `entry` may answer this request: a complete entry always; a partial one (a
+    /// stored `206`) only a range inside the bytes it holds (or one beyond the length it
+    /// names: `416`), never a request for the whole representation.
+    pub fn answerable_by(&self, entry: &Entry) -> bool {
+        if entry.status != 206 {
+            return true;
+        }
+        stored_part(entry).is_some_and(|part| part.answers(self.decide_part(entry, part)))
+    }
+
+    /// The decision against the whole representation a partial entry is part of.
+    fn decide_part(&self, entry: &Entry, part: StoredPart) -> RangeDecision {
+        self.decide_for(&Representation {
+            status: 200,
+            len: part.len,
+            etag: entry.etag.as_deref(),
+            last_modified: entry.last_modified,
+            date: entry.date,
+        })
+    }
+}
+
+/// The bytes a `206` holds: `first..=last` of a `len`-byte representation (RFC 9110 §14.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredPart {
+    pub first: u64,
+    pub last: u64,
+    pub len: u64,
+}
+
+impl StoredPart {
+    /// Whether these bytes give `decision`'s answer.
+    fn answers(self, decision: RangeDecision) -> bool {
+        match decision {
+            RangeDecision::Part { first, last, .. } => self.first <= first && last <= self.last,
+            RangeDecision::Unsatisfiable { .. } => true,
+            RangeDecision::Whole => false,
+        }
+    }
+}
+
+/// The one byte range a `206` carries, from its `Content-Range: bytes first-last/len`; `None`
+/// for another status, several ranges (multipart), an unknown length (`*`) or a malformed
+/// value.
+pub fn partial_content(status: u16, headers: &Headers) -> Option<StoredPart> {
+    if status != 206 {
+        return None;
+    }
+    let value = header_joined(headers, "content-range")?;
+    let value = value.trim();
+    let (unit, rest) = value.split_once(' ')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let (range, len) = rest.trim_start().split_once('/')?;
+    let (first, last) = range.split_once('-')?;
+    let (first, last, len) = (digits(first)?, digits(last)?, digits(len)?);
+    (first <= last && last < len).then_some(StoredPart { first, last, len })
+}
+
+/// A partial entry's bytes, when its body holds exactly what its `Content-Range` names.
+pub fn stored_part(entry: &Entry) -> Option<StoredPart> {
+    let part = partial_content(entry.status, &entry.headers)?;
+    let held = u64::try_from(entry.body.len()).ok()?;
+    (held == part.last - part.first + 1).then_some(part)
+}
+
+/// The status a response is judged by for storing: a `206` with one byte range is part of the
+/// `200` it comes from and may be stored as a partial entry (RFC 9111 §3.3); any other
+/// response, its own.
+pub fn storable_status(status: u16, headers: &Headers) -> u16 {
+    if partial_content(status, headers).is_some() {
+        200
+    } else {
+        status
     }
 }
 
@@ -338,8 +429,19 @@ const KEPT_BY_416: [&str; 8] = [
 /// (it cannot, from [`RangeRequest::decide`]) answers the whole representation.
 pub fn ranged_answer<'a>(
     status: u16,
+    headers: Vec<(String, String)>,
+    body: &'a [u8],
+    decision: RangeDecision,
+) -> Answer<'a> {
+    answer_from(status, headers, body, 0, decision)
+}
+
+/// [`ranged_answer`] from a body that holds the representation's bytes from `offset` on.
+fn answer_from<'a>(
+    status: u16,
     mut headers: Vec<(String, String)>,
     body: &'a [u8],
+    offset: u64,
     decision: RangeDecision,
 ) -> Answer<'a> {
     if status != 200 {
@@ -362,10 +464,14 @@ pub fn ranged_answer<'a>(
     match decision {
         RangeDecision::Whole => whole(headers),
         RangeDecision::Part { first, last, len } => {
-            let slice = usize::try_from(first)
-                .ok()
-                .zip(usize::try_from(last).ok())
-                .filter(|_| u64::try_from(body.len()).ok() == Some(len))
+            let held = u64::try_from(body.len()).unwrap_or(u64::MAX);
+            let inside = |at: u64| {
+                at.checked_sub(offset)
+                    .and_then(|at| usize::try_from(at).ok())
+            };
+            let slice = inside(first)
+                .zip(inside(last))
+                .filter(|_| offset.saturating_add(held) <= len)
                 .and_then(|(first, last)| body.get(first..=last));
             let Some(slice) = slice else {
                 return whole(headers);
@@ -701,6 +807,87 @@ mod tests {
         assert_eq!(BodyCut::new(RangeDecision::Whole), None);
     }
 
+    fn partial(first: u64, last: u64, len: u64) -> Entry {
+        let mut e = entry(&body_bytes(len)[first as usize..=last as usize]);
+        e.status = 206;
+        e.headers.push((
+            "content-range".into(),
+            format!("bytes {first}-{last}/{len}"),
+        ));
+        e
+    }
+
+    fn body_bytes(len: u64) -> Vec<u8> {
+        (0..len).map(|i| b'0' + (i % 10) as u8).collect()
+    }
+
+    #[test]
+    fn a_206_with_one_byte_range_is_a_storable_part() {
+        let with = |value: &str| h(&[("content-range", value)]);
+        let part = |first, last, len| Some(StoredPart { first, last, len });
+        assert_eq!(partial_content(206, &with("bytes 2-6/10")), part(2, 6, 10));
+        assert_eq!(partial_content(206, &with("Bytes  0-0/1")), part(0, 0, 1));
+        for bad in [
+            "bytes 2-6/*",
+            "bytes */10",
+            "bytes 6-2/10",
+            "bytes 2-10/10",
+            "items 0-1/2",
+            "x",
+        ] {
+            assert_eq!(partial_content(206, &with(bad)), None, "{bad}");
+        }
+        assert_eq!(partial_content(200, &with("bytes 2-6/10")), None);
+        assert_eq!(partial_content(206, &h(&[])), None, "multipart");
+        assert_eq!(storable_status(206, &with("bytes 2-6/10")), 200);
+        assert_eq!(storable_status(206, &h(&[])), 206);
+        assert_eq!(storable_status(404, &h(&[])), 404);
+        let mut truncated = partial(2, 6, 10);
+        truncated.body.pop();
+        assert_eq!(
+            stored_part(&truncated),
+            None,
+            "the body must hold the range"
+        );
+    }
+
+    #[test]
+    fn a_partial_entry_answers_only_the_ranges_it_holds() {
+        let e = partial(2, 6, 10);
+        let ask = |range: &str| RangeRequest::of("GET", &h(&[("range", range)]));
+        for held in ["bytes=2-6", "bytes=3-4", "bytes=6-6"] {
+            assert!(ask(held).answerable_by(&e), "{held}");
+        }
+        let answer = ask("bytes=3-4").answer(&e, e.headers.clone());
+        assert_eq!((answer.status, answer.body), (206, &b"34"[..]));
+        assert_eq!(
+            header(&answer.headers, "content-range"),
+            Some("bytes 3-4/10")
+        );
+        let exact = ask("bytes=2-6").answer(&e, e.headers.clone());
+        assert_eq!((exact.status, exact.body), (206, &b"23456"[..]));
+        assert_eq!(
+            header(&exact.headers, "content-range"),
+            Some("bytes 2-6/10")
+        );
+        let beyond = ask("bytes=10-").answer(&e, e.headers.clone());
+        assert!(ask("bytes=10-").answerable_by(&e));
+        assert_eq!(beyond.status, 416);
+        assert_eq!(header(&beyond.headers, "content-range"), Some("bytes */10"));
+        for not_held in ["bytes=0-2", "bytes=6-", "bytes=-3", "bytes=0-1,3-4"] {
+            assert!(!ask(not_held).answerable_by(&e), "{not_held}");
+        }
+        assert!(!RangeRequest::default().answerable_by(&e), "the whole");
+        assert!(!RangeRequest::of("HEAD", &h(&[("range", "bytes=2-6")])).answerable_by(&e));
+        let stale_validator =
+            RangeRequest::of("GET", &h(&[("range", "bytes=2-6"), ("if-range", "\"v0\"")]));
+        assert!(!stale_validator.answerable_by(&e));
+        assert!(
+            RangeRequest::default().answerable_by(&entry(b"x")),
+            "a complete entry"
+        );
+    }
+
     /// Property tests (native only: proptest is not built for wasm32).
     #[cfg(not(target_arch = "wasm32"))]
     mod props {
@@ -780,6 +967,28 @@ mod tests {
                     kept.extend_from_slice(&chunk[range]);
                 }
                 prop_assert_eq!(kept, expected);
+            }
+
+            #[test]
+            fn a_partial_entry_answers_inside_what_it_holds(
+                value in any_range_value(),
+                (len, first, last) in (1u64..40).prop_flat_map(|len| (Just(len), 0..len))
+                    .prop_flat_map(|(len, first)| (Just(len), Just(first), first..len)),
+            ) {
+                let e = partial(first, last, len);
+                let request = RangeRequest::of("GET", &h(&[("range", &value)]));
+                let answer = request.answer(&e, e.headers.clone());
+                if request.answerable_by(&e) && answer.status == 206 {
+                    let range = header(&answer.headers, "content-range").unwrap_or_default();
+                    let (f, l) = range
+                        .strip_prefix("bytes ")
+                        .and_then(|r| r.split_once('/'))
+                        .and_then(|(r, _)| r.split_once('-'))
+                        .map(|(f, l)| (f.parse::<u64>().unwrap(), l.parse::<u64>().unwrap()))
+                        .unwrap();
+                    prop_assert!(first <= f && l <= last);
+                    prop_assert_eq!(answer.body, &body_bytes(len)[f as usize..=l as usize]);
+                }
             }
 
             #[test]
