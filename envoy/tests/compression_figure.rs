@@ -98,7 +98,10 @@ fn lz4_saves_most_of_the_demo_json() {
         100.0 * all_br as f64 / all_raw as f64,
         100.0 * all_gzip as f64 / all_raw as f64
     );
-    assert!(all_br < all_gzip && all_gzip < all_raw / 2, "br {all_br}, gzip {all_gzip}");
+    assert!(
+        all_br < all_gzip && all_gzip < all_raw / 2,
+        "br {all_br}, gzip {all_gzip}"
+    );
     assert!(
         ratio < 0.5,
         "LZ4 should at least halve JSON bodies, stored/raw = {ratio:.2}"

@@ -260,3 +260,22 @@ fn an_entry_too_large_for_l2_with_its_codings_keeps_its_identity_body_there() {
     assert_eq!(calls.get(), 1);
     assert_eq!(metric(&host, "edge.cache.l2.too_large"), 0);
 }
+
+#[test]
+fn a_range_is_cut_from_the_identity_body_whatever_the_client_accepts() {
+    let (mut host, vm, calls) = setup("application/json", 4000);
+    host.request(vm, get("/api/r", None));
+    let ranged = host.request(
+        vm,
+        get("/api/r", Some("gzip, br")).header("range", "bytes=10-19"),
+    );
+    assert_eq!(ranged.status, 206);
+    assert_eq!(ranged.header("content-encoding"), None);
+    assert_eq!(
+        ranged.header("content-range").as_deref(),
+        Some("bytes 10-19/4000")
+    );
+    assert_eq!(ranged.body, json(4000)[10..20].to_vec());
+    assert!(varies_by_accept_encoding(&ranged));
+    assert_eq!(calls.get(), 1);
+}

@@ -83,10 +83,12 @@ static_resources:
           - name: compressor-brotli
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor
+              # A 206 is never encoded: its Content-Range counts the representation's bytes.
               response_direction_config:
                 common_config:
                   min_content_length: 256
                 disable_on_etag_header: true
+                uncompressible_response_codes: [206]
               compressor_library:
                 name: brotli
                 typed_config:
@@ -94,10 +96,12 @@ static_resources:
           - name: compressor-gzip
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.compressor.v3.Compressor
+              # A 206 is never encoded: its Content-Range counts the representation's bytes.
               response_direction_config:
                 common_config:
                   min_content_length: 256
                 disable_on_etag_header: true
+                uncompressible_response_codes: [206]
               compressor_library:
                 name: gzip
                 typed_config:

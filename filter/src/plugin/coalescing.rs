@@ -20,6 +20,7 @@ use crate::policy::cache::exchange::{
 use crate::policy::cache::freshness::{current_age, RequestFacts};
 use crate::policy::cache::generations::Generations;
 use crate::policy::cache::lease::Acquire;
+use crate::policy::cache::range::RangeRequest;
 use std::rc::Rc;
 
 /// What answering a request that waits for another one needs.
@@ -192,7 +193,11 @@ fn answer_waiters(
             continue; // The stream is gone.
         }
         let request = &waiter.data;
+        let range = RangeRequest::of(&request.request.method, &request.request_headers);
         let answer = match outcome {
+            Outcome::Entry(entry) | Outcome::StaleIfError(entry) if !range.answerable_by(entry) => {
+                None
+            }
             Outcome::Entry(entry) => {
                 match evaluate_hit(
                     entry,
@@ -230,6 +235,7 @@ fn answer_waiters(
                     head: request.head,
                     cache_status: &status,
                     request_headers: &request.request_headers,
+                    range: &range,
                 };
                 send_entry(entry, &answer);
                 replies.mark_answered(waiter.context_id);

@@ -8,6 +8,7 @@ use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
     answer_body, answer_coding, hit_headers, not_modified_headers,
 };
+use crate::policy::cache::range::RangeRequest;
 
 /// A JSON reply: status and body.
 pub type Reply = (u16, String);
@@ -48,23 +49,39 @@ pub fn send_json((status, body): &Reply) {
 /// How an answer from a stored entry goes out.
 pub struct EntryAnswer<'a> {
     pub age: u64,
-    /// The request's conditionals match: `304`.
+    /// The request's conditionals match: `304` (it wins over `Range`).
     pub not_modified: bool,
     pub head: bool,
     pub cache_status: &'a str,
     /// The request's headers (`Accept-Encoding` picks the body's coding).
     pub request_headers: &'a [(String, String)],
+    /// The byte range the request asks for.
+    pub range: &'a RangeRequest,
 }
 
-/// Answers from a stored entry (a 304 when the request's conditionals match it), in the
-/// coding the request prefers of those the entry holds.
+/// Answers from a stored entry: a 304 when the request's conditionals match it, else the
+/// whole representation in the coding the request prefers of those the entry holds, or the
+/// identity bytes a `Range` asks for (206, 416).
 pub fn send_entry(entry: &Entry, answer: &EntryAnswer<'_>) {
-    let coding = answer_coding(entry, answer.request_headers);
+    let coding = if answer.range.is_partial() {
+        None
+    } else {
+        answer_coding(entry, answer.request_headers)
+    };
     let (age, status) = (answer.age, answer.cache_status);
     if answer.not_modified {
         send(304, &not_modified_headers(entry, coding, age, status), None);
-    } else {
+    } else if coding.is_some() {
         let body = (!answer.head).then(|| answer_body(entry, coding));
         send(entry.status, &hit_headers(entry, coding, age, status), body);
+    } else {
+        let ranged = answer
+            .range
+            .answer(entry, hit_headers(entry, None, age, status));
+        send(
+            ranged.status,
+            &ranged.headers,
+            (!answer.head).then_some(ranged.body),
+        );
     }
 }

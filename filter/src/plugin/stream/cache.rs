@@ -26,6 +26,7 @@ use crate::policy::cache::exchange::{
 use crate::policy::cache::freshness::{request_directs, RequestDirective, RequestFacts};
 use crate::policy::cache::key::{unkeyed_headers_present, CacheKey};
 use crate::policy::cache::lease::Acquire;
+use crate::policy::cache::range::RangeRequest;
 use crate::policy::monitor::outcome::Outcome;
 use crate::policy::CacheSection;
 
@@ -126,6 +127,7 @@ impl EdgeHttp {
                     head: request.method == "HEAD",
                     cache_status: &status,
                     request_headers: request.headers,
+                    range: &RangeRequest::of(request.method, request.headers),
                 };
                 return self.serve(&entry, &answer);
             }
@@ -140,8 +142,9 @@ impl EdgeHttp {
             generations: Rc::clone(&worker.borrow().tiers.generations),
             fwd,
             head: request.method == "HEAD",
+            range: RangeRequest::default(),
         });
-        let pending = match self.coalesce(&mut worker.borrow_mut(), section, pending) {
+        let mut pending = match self.coalesce(&mut worker.borrow_mut(), section, pending) {
             Ok(paused) => return paused,
             Err(pending) => pending,
         };
@@ -156,6 +159,7 @@ impl EdgeHttp {
             }
             None => {
                 worker.env.metrics.inc(Stat::Miss);
+                self.fetch_whole(&mut pending, request);
                 self.cache = CacheFlow::Forwarded(pending);
                 Action::Continue
             }
@@ -174,6 +178,7 @@ impl EdgeHttp {
         now: u64,
     ) -> Lookup {
         let (mut fwd, mut stale) = (Forward::UriMiss, None);
+        let range = RangeRequest::of(request.method, request.headers);
         for tier in [Stat::L1Hit, Stat::L2Hit] {
             let (miss, entry) = if tier == Stat::L1Hit {
                 (Stat::L1Miss, w.tiers.l1_get(&w.env, &key.primary, now))
@@ -188,7 +193,8 @@ impl EdgeHttp {
                 };
                 (Stat::L2Miss, from_l2)
             };
-            let Some(entry) = entry else {
+            // A partial entry (a stored 206) answers only the ranges it holds.
+            let Some(entry) = entry.filter(|entry| range.answerable_by(entry)) else {
                 w.env.metrics.inc(miss);
                 continue;
             };

@@ -32,6 +32,7 @@ impl EdgeHttp {
         let CacheFlow::Forwarded(pending) = self.cache.take() else {
             return;
         };
+        self.start_cut(&pending.range, status, &response);
         let registry = Rc::clone(&worker.env.registry);
         let Some(section) = registry.cache_at(pending.service_index) else {
             return;

@@ -2,13 +2,15 @@
 //! breaker) → management → cache → dedup. The stream's state and its phases are in `state`;
 //! what each step does lives in its own file: `request` (the request view, monitoring),
 //! `guards`, `management` and `warm`, `cache` (lookup) and `stored`, `revalidation`, `capture`
-//! (storing and invalidating on the response), `dedup` and `recording`.
+//! (storing and invalidating on the response), `ranged` (a range miss fetching the whole
+//! representation), `dedup` and `recording`.
 
 mod cache;
 mod capture;
 mod dedup;
 mod guards;
 mod management;
+mod ranged;
 mod request;
 mod revalidation;
 mod state;
@@ -140,6 +142,7 @@ impl HttpContext for EdgeHttp {
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         self.record_dedup_body(body_size, end_of_stream);
         self.capture_body(body_size, end_of_stream);
+        self.cut_body(body_size);
         Action::Continue
     }
 

@@ -24,6 +24,7 @@ use crate::policy::cache::exchange::{
 };
 use crate::policy::cache::freshness::current_age;
 use crate::policy::cache::key::unkeyed_headers_present;
+use crate::policy::cache::range::RangeRequest;
 use crate::policy::header_list::header_joined;
 use crate::policy::monitor::outcome::Outcome as Observed;
 use crate::policy::CacheSection;
@@ -103,6 +104,7 @@ impl EdgeHttp {
                 head: pending.head,
                 cache_status: &cache_status,
                 request_headers: &pending.request_headers,
+                range: &RangeRequest::of(&pending.request.method, &pending.request_headers),
             };
             self.serve(&old, &answer);
             self.settle_group(Outcome::StaleIfError(&old));
@@ -144,8 +146,9 @@ impl EdgeHttp {
             key,
             ..CacheStatus::default()
         };
+        let range = RangeRequest::of(&pending.request.method, &pending.request_headers);
         match &entry {
-            Some(entry) => {
+            Some(entry) if range.answerable_by(entry) => {
                 let age = current_age(&timing(entry), now);
                 let cache_status = CacheStatus {
                     stored,
@@ -159,11 +162,13 @@ impl EdgeHttp {
                     head: pending.head,
                     cache_status: &cache_status,
                     request_headers: &pending.request_headers,
+                    range: &range,
                 };
                 self.serve(entry, &answer);
             }
-            None => {
-                // Relay the origin's answer as it is.
+            _ => {
+                // Relay the origin's answer as it is (nothing stored, or a partial entry that
+                // does not hold this request's range).
                 let member = forwarded.render(name);
                 let mut relayed = relayed_headers(&response);
                 let existing = header_joined(&relayed, "cache-status");

@@ -18,6 +18,7 @@ use crate::policy::cache::exchange::Forward;
 use crate::policy::cache::freshness::RequestFacts;
 use crate::policy::cache::generations::Generations;
 use crate::policy::cache::key::CacheKey;
+use crate::policy::cache::range::{BodyCut, RangeRequest};
 use crate::policy::cache::warm::WarmTarget;
 use crate::policy::dedup::record::State;
 use crate::policy::monitor::outcome::Outcome;
@@ -46,6 +47,8 @@ pub struct EdgeHttp {
     pub(super) observed: Option<Observed>,
     /// Bytes of the worker's paused-request budget this stream holds until it ends.
     pub(super) paused_bytes: usize,
+    /// The origin's whole response being cut to the client's range (see `ranged.rs`).
+    pub(super) cut: Option<BodyCut>,
 }
 
 impl EdgeHttp {
@@ -63,6 +66,7 @@ impl EdgeHttp {
             breaker: None,
             observed: None,
             paused_bytes: 0,
+            cut: None,
         }
     }
 
@@ -128,6 +132,9 @@ pub(super) struct Pending {
     /// Why the cache forwarded the request (`Cache-Status: fwd=`).
     pub fwd: Forward,
     pub head: bool,
+    /// The client's range when the filter removed it from the request (the origin sends the
+    /// whole representation, cut for the client as it streams).
+    pub range: RangeRequest,
 }
 
 impl Pending {

@@ -16,6 +16,7 @@ use crate::policy::cache::exchange::{
 };
 use crate::policy::cache::freshness::current_age;
 use crate::policy::cache::key::CacheKey;
+use crate::policy::cache::range::RangeRequest;
 use crate::policy::rate_limit::degrade::may_serve_while_limited;
 
 impl EdgeHttp {
@@ -56,11 +57,22 @@ impl EdgeHttp {
             ..status
         }
         .render(&registry.settings().cache_status_name);
-        let coding = answer_coding(&entry, request.headers);
-        let mut headers = hit_headers(&entry, coding, age, &cache_status);
+        let range = RangeRequest::of(request.method, request.headers);
+        let coding = if range.is_partial() {
+            None
+        } else {
+            answer_coding(&entry, request.headers)
+        };
+        let headers = hit_headers(&entry, coding, age, &cache_status);
+        let (status, mut headers, body) = match coding {
+            Some(_) => (entry.status, headers, answer_body(&entry, coding)),
+            None => {
+                let ranged = range.answer(&entry, headers);
+                (ranged.status, ranged.headers, ranged.body)
+            }
+        };
         headers.extend(extra_headers.iter().cloned());
-        let body = (request.method != "HEAD").then(|| answer_body(&entry, coding));
-        self.reply(entry.status, &headers, body);
+        self.reply(status, &headers, (request.method != "HEAD").then_some(body));
         true
     }
 }
@@ -91,5 +103,6 @@ fn stored_answer(
             HitDecision::Miss(_)
         ),
     };
-    usable.then_some(entry)
+    let answerable = RangeRequest::of(request.method, request.headers).answerable_by(&entry);
+    (usable && answerable).then_some(entry)
 }

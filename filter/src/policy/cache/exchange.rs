@@ -30,9 +30,11 @@ pub fn request_facts(method: &str, headers: &Headers) -> RequestFacts {
     }
 }
 
+/// Facts of a response; a `206` with one byte range counts as the `200` it is part of (it may be
+/// stored as a partial entry, see `range.rs`).
 pub fn response_facts(status: u16, headers: &Headers) -> ResponseFacts {
     ResponseFacts {
-        status,
+        status: super::range::storable_status(status, headers),
         cache_control: CacheControl::parse(
             &header_joined(headers, "cache-control").unwrap_or_default(),
         ),
@@ -567,17 +569,19 @@ pub fn keep_until(entry: &Entry) -> u64 {
 }
 
 /// Headers of a request the filter sends the origin itself (revalidation, background refresh):
-/// the client's request minus framing, conditionals, `Accept-Encoding` (the cache stores the
-/// identity body and encodes it itself) and unkeyed poisoning headers, as a GET, with the
-/// stored validators.
+/// the client's request minus framing, conditionals, ranges (the cache keeps whole
+/// representations), `Accept-Encoding` (the cache stores the identity body and encodes it
+/// itself) and unkeyed poisoning headers, as a GET, with the stored validators.
 pub fn refresh_request_headers(
     request_headers: &Headers,
     unkeyed: &[&str],
     service_header: (&str, &str),
     validators: Option<&Entry>,
 ) -> Vec<(String, String)> {
-    const DROPPED: [&str; 10] = [
+    const DROPPED: [&str; 12] = [
         "accept-encoding",
+        "range",
+        "if-range",
         "connection",
         "keep-alive",
         "transfer-encoding",

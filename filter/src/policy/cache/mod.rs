@@ -14,5 +14,6 @@ pub mod l2;
 pub mod lease;
 pub mod purge_request;
 pub mod query;
+pub mod range;
 pub mod tenant;
 pub mod warm;
