@@ -38,7 +38,7 @@ pub fn response_facts(status: u16, headers: &Headers) -> ResponseFacts {
         date: header(headers, "date").and_then(parse_http_date),
         expires: header(headers, "expires").map(parse_http_date),
         last_modified: header(headers, "last-modified").and_then(parse_http_date),
-        age: header(headers, "age").and_then(|a| a.trim().parse().ok()),
+        age: header(headers, "age").map(super::age::parse_age),
         has_set_cookie: header(headers, "set-cookie").is_some(),
         vary: Vary::parse(header_joined(headers, "vary").as_deref()),
         etag: header(headers, "etag").map(str::to_string),

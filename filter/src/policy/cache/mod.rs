@@ -1,5 +1,6 @@
 //! Edge caching policy: what may be stored, for how long, under which key, in which tier.
 
+pub mod age;
 pub mod cache_control;
 pub mod coalesce;
 pub mod entry;

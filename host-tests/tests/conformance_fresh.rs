@@ -1,0 +1,117 @@
+//! HTTP caching conformance, freshness part (issue 14): strict parsing of `Age`, `Expires` and
+//! repeated `Cache-Control` lines; storing any status with explicit freshness,
+//! `must-understand`, `immutable`; `CDN-Cache-Control` and a configured targeted field;
+//! stale windows, 304 updates, conditionals without `Last-Modified`, and a newer response
+//! that may not be stored.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use proxy_wasm_host::test_support::{cache_status, counting_origin};
+use proxy_wasm_host::{Host, Reply, Request, Response, UpstreamRequest, VmId};
+
+const CONFIG: &str = r#"{
+    "services": [
+        {"name": "api", "match": {"path_prefix": "/"}, "cache": {}}
+    ],
+    "limits": {"l2_slots": 64, "lease_slots": 32}
+}"#;
+
+/// A host whose origin answers with `respond(request, n)` for its `n`-th call; the call count.
+fn setup(
+    respond: impl Fn(&UpstreamRequest, u32) -> Reply + 'static,
+) -> (Host, VmId, Rc<Cell<u32>>) {
+    setup_with(CONFIG, respond)
+}
+
+fn setup_with(
+    config: &str,
+    respond: impl Fn(&UpstreamRequest, u32) -> Reply + 'static,
+) -> (Host, VmId, Rc<Cell<u32>>) {
+    let mut host = Host::new();
+    let count = counting_origin(&mut host, respond);
+    let vm = host.start_vm(config).unwrap();
+    (host, vm, count)
+}
+
+fn get(host: &mut Host, vm: VmId, path: &str) -> Response {
+    host.request(vm, Request::get(path))
+}
+
+fn hit(response: &Response) -> bool {
+    cache_status(response).contains("; hit")
+}
+
+fn reply(n: u32) -> Reply {
+    Reply::ok(format!("n={n}"))
+}
+
+// ---- 1. Parsing strictly ----------------------------------------------------------------
+
+#[test]
+fn an_invalid_age_makes_the_response_stale() {
+    for age in ["old, 0", "abc", "-5", "1.5", ""] {
+        let (mut host, vm, calls) = setup(move |_, n| {
+            reply(n)
+                .header("cache-control", "max-age=3600")
+                .header("age", age)
+        });
+        get(&mut host, vm, "/a");
+        let second = get(&mut host, vm, "/a");
+        assert!(!hit(&second), "Age {age:?} served as fresh");
+        assert_eq!(calls.get(), 2, "Age {age:?}");
+    }
+}
+
+#[test]
+fn age_uses_the_first_field_line_and_its_first_member() {
+    let (mut host, vm, calls) = setup(|request, n| {
+        let r = reply(n).header("cache-control", "max-age=3600");
+        match request.path().as_str() {
+            "/old-first" => r.header("age", "7200").header("age", "0"),
+            "/young-first" => r.header("age", "10").header("age", "7200"),
+            "/old-member-first" => r.header("age", "7200, 0"),
+            _ => r.header("age", "10, 7200"),
+        }
+    });
+    for (path, fresh) in [
+        ("/old-first", false),
+        ("/young-first", true),
+        ("/old-member-first", false),
+        ("/young-member-first", true),
+    ] {
+        get(&mut host, vm, path);
+        let second = get(&mut host, vm, path);
+        assert_eq!(hit(&second), fresh, "{path}: {}", cache_status(&second));
+        if fresh {
+            assert_eq!(second.header("age").as_deref(), Some("10"), "{path}");
+        }
+    }
+    assert_eq!(calls.get(), 6);
+}
+
+#[test]
+fn an_invalid_expires_means_already_expired() {
+    for expires in ["0", "-1", "Thu, 18 Aug 2050 02:01:18 UTC", "soon"] {
+        let (mut host, vm, calls) = setup(move |_, n| reply(n).header("expires", expires));
+        get(&mut host, vm, "/e");
+        let second = get(&mut host, vm, "/e");
+        assert!(!hit(&second), "Expires {expires:?} served as fresh");
+        assert_eq!(calls.get(), 2);
+    }
+}
+
+#[test]
+fn cache_control_field_lines_are_combined() {
+    let (mut host, vm, calls) = setup(|_, n| {
+        reply(n)
+            .header("cache-control", "max-age=3600")
+            .header("cache-control", "s-maxage=1")
+    });
+    get(&mut host, vm, "/cc");
+    host.advance(Duration::from_secs(2));
+    let second = get(&mut host, vm, "/cc");
+    assert!(!hit(&second), "s-maxage=1 on its own line gives 1 s");
+    assert_eq!(calls.get(), 2);
+}
