@@ -115,3 +115,117 @@ fn cache_control_field_lines_are_combined() {
     assert!(!hit(&second), "s-maxage=1 on its own line gives 1 s");
     assert_eq!(calls.get(), 2);
 }
+
+// ---- 2. Any status with explicit freshness; must-understand; immutable ------------------
+
+#[test]
+fn any_final_status_with_explicit_freshness_is_stored() {
+    for status in [404, 410, 500, 502, 503, 504, 299, 303, 499, 599] {
+        for freshness in [("cache-control", "max-age=60"), ("cache-control", "s-maxage=60")] {
+            let (mut host, vm, calls) = setup(move |_, n| {
+                Reply::status(status)
+                    .body(format!("{status} n={n}"))
+                    .header(freshness.0, freshness.1)
+            });
+            let first = get(&mut host, vm, "/s");
+            let second = get(&mut host, vm, "/s");
+            assert_eq!(second.status, status);
+            assert!(hit(&second), "{status} {freshness:?}: {}", cache_status(&second));
+            assert_eq!(second.body, first.body);
+            assert_eq!(calls.get(), 1, "{status}");
+        }
+    }
+    // Expires counts as explicit freshness too.
+    let (mut host, vm, calls) = setup(|_, n| {
+        Reply::status(500)
+            .body(format!("n={n}"))
+            .header("expires", "Thu, 01 Jan 2099 00:00:00 GMT")
+    });
+    get(&mut host, vm, "/x");
+    assert!(hit(&get(&mut host, vm, "/x")));
+    assert_eq!(calls.get(), 1);
+}
+
+#[test]
+fn heuristic_freshness_stays_with_heuristically_cacheable_statuses() {
+    let (mut host, vm, calls) = setup(|request, n| {
+        let status = if request.path() == "/404" { 404 } else { 500 };
+        Reply::status(status)
+            .body(format!("n={n}"))
+            .header("last-modified", "Thu, 01 Jan 2015 00:00:00 GMT")
+    });
+    get(&mut host, vm, "/404");
+    assert!(hit(&get(&mut host, vm, "/404")), "404 is heuristically cacheable");
+    get(&mut host, vm, "/500");
+    assert!(!hit(&get(&mut host, vm, "/500")), "a 500 needs explicit freshness");
+    assert_eq!(calls.get(), 3);
+}
+
+#[test]
+fn errors_describing_the_request_are_never_stored() {
+    // A client provoking one with unkeyed input must not poison the key for everyone.
+    for status in [400, 411, 413, 417, 431] {
+        let (mut host, vm, calls) = setup(move |_, n| {
+            Reply::status(status)
+                .body(format!("n={n}"))
+                .header("cache-control", "public, max-age=60")
+        });
+        get(&mut host, vm, "/bad");
+        assert!(!hit(&get(&mut host, vm, "/bad")), "{status}");
+        assert_eq!(calls.get(), 2);
+    }
+}
+
+#[test]
+fn must_understand_stores_understood_statuses_despite_no_store() {
+    let (mut host, vm, calls) = setup(|request, n| {
+        let status = match request.path().as_str() {
+            "/understood" => 200,
+            "/gone" => 410,
+            _ => 299,
+        };
+        Reply::status(status)
+            .body(format!("n={n}"))
+            .header("cache-control", "no-store, must-understand, max-age=60")
+    });
+    for (path, stored) in [("/understood", true), ("/gone", true), ("/unknown", false)] {
+        get(&mut host, vm, path);
+        let second = get(&mut host, vm, path);
+        assert_eq!(hit(&second), stored, "{path}: {}", cache_status(&second));
+    }
+    assert_eq!(calls.get(), 4);
+    // Without no-store, an unrecognised status with must-understand is not stored either.
+    let (mut host, vm, calls) = setup(|_, n| {
+        Reply::status(299)
+            .body(format!("n={n}"))
+            .header("cache-control", "must-understand, max-age=60")
+    });
+    get(&mut host, vm, "/u");
+    assert!(!hit(&get(&mut host, vm, "/u")));
+    assert_eq!(calls.get(), 2);
+}
+
+#[test]
+fn fresh_immutable_entries_are_not_revalidated_on_reload() {
+    let (mut host, vm, calls) = setup(|_, n| {
+        reply(n)
+            .header("cache-control", "max-age=3600, immutable")
+            .header("etag", "\"i\"")
+    });
+    get(&mut host, vm, "/i");
+    // A reload (max-age=0) or min-fresh gets the fresh immutable entry.
+    for cc in ["max-age=0", "min-fresh=7200"] {
+        let reload = host.request(vm, Request::get("/i").header("cache-control", cc));
+        assert!(hit(&reload), "{cc}: {}", cache_status(&reload));
+    }
+    assert_eq!(calls.get(), 1);
+    // A forced reload (no-cache, or Pragma: no-cache) still goes to the origin.
+    let forced = host.request(vm, Request::get("/i").header("cache-control", "no-cache"));
+    assert!(!hit(&forced));
+    let forced = host.request(vm, Request::get("/i").header("pragma", "no-cache"));
+    assert!(!hit(&forced));
+    assert_eq!(calls.get(), 3);
+    // Once stale, immutable changes nothing.
+    host.advance(Duration::from_secs(3601));
+    assert!(!hit(&get(&mut host, vm, "/i")));
+}

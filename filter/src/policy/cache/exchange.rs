@@ -99,7 +99,9 @@ pub fn evaluate_hit(
         entry.freshness_lifetime,
         age,
     );
-    if directive != RequestDirective::Normal {
+    if directive != RequestDirective::Normal
+        && !super::immutable::answers_reload(entry, request, age)
+    {
         return HitDecision::Revalidate;
     }
     let not_modified = conditional_matches(
