@@ -121,7 +121,10 @@ fn cache_control_field_lines_are_combined() {
 #[test]
 fn any_final_status_with_explicit_freshness_is_stored() {
     for status in [404, 410, 500, 502, 503, 504, 299, 303, 499, 599] {
-        for freshness in [("cache-control", "max-age=60"), ("cache-control", "s-maxage=60")] {
+        for freshness in [
+            ("cache-control", "max-age=60"),
+            ("cache-control", "s-maxage=60"),
+        ] {
             let (mut host, vm, calls) = setup(move |_, n| {
                 Reply::status(status)
                     .body(format!("{status} n={n}"))
@@ -130,7 +133,11 @@ fn any_final_status_with_explicit_freshness_is_stored() {
             let first = get(&mut host, vm, "/s");
             let second = get(&mut host, vm, "/s");
             assert_eq!(second.status, status);
-            assert!(hit(&second), "{status} {freshness:?}: {}", cache_status(&second));
+            assert!(
+                hit(&second),
+                "{status} {freshness:?}: {}",
+                cache_status(&second)
+            );
             assert_eq!(second.body, first.body);
             assert_eq!(calls.get(), 1, "{status}");
         }
@@ -155,9 +162,15 @@ fn heuristic_freshness_stays_with_heuristically_cacheable_statuses() {
             .header("last-modified", "Thu, 01 Jan 2015 00:00:00 GMT")
     });
     get(&mut host, vm, "/404");
-    assert!(hit(&get(&mut host, vm, "/404")), "404 is heuristically cacheable");
+    assert!(
+        hit(&get(&mut host, vm, "/404")),
+        "404 is heuristically cacheable"
+    );
     get(&mut host, vm, "/500");
-    assert!(!hit(&get(&mut host, vm, "/500")), "a 500 needs explicit freshness");
+    assert!(
+        !hit(&get(&mut host, vm, "/500")),
+        "a 500 needs explicit freshness"
+    );
     assert_eq!(calls.get(), 3);
 }
 
@@ -228,4 +241,218 @@ fn fresh_immutable_entries_are_not_revalidated_on_reload() {
     // Once stale, immutable changes nothing.
     host.advance(Duration::from_secs(3601));
     assert!(!hit(&get(&mut host, vm, "/i")));
+}
+
+// ---- 3. CDN-Cache-Control and the configured targeted field ----------------------------
+
+/// `(path, headers)` the origin sends for that path, with the call number as body.
+fn scripted(
+    routes: &'static [(&'static str, &'static [(&'static str, &'static str)])],
+) -> impl Fn(&UpstreamRequest, u32) -> Reply {
+    move |request, n| {
+        let path = request.path();
+        let headers = routes
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map_or(&[][..], |(_, h)| *h);
+        headers
+            .iter()
+            .fold(reply(n), |r, (name, value)| r.header(name, value))
+    }
+}
+
+/// Whether the second of two requests (after `pause`) was answered from the cache.
+fn reused(host: &mut Host, vm: VmId, path: &str, pause: Duration) -> bool {
+    get(host, vm, path);
+    host.advance(pause);
+    let second = get(host, vm, path);
+    hit(&second)
+}
+
+#[test]
+fn cdn_cache_control_is_obeyed_ahead_of_cache_control() {
+    const ROUTES: &[(&str, &[(&str, &str)])] = &[
+        ("/max-age", &[("cdn-cache-control", "max-age=3600")]),
+        ("/huge", &[("cdn-cache-control", "max-age=99999999999")]),
+        ("/ext", &[("cdn-cache-control", "foobar, max-age=3600")]),
+        (
+            "/over-no-store",
+            &[
+                ("cache-control", "no-store"),
+                ("cdn-cache-control", "max-age=600"),
+            ],
+        ),
+        (
+            "/over-short-cc",
+            &[
+                ("cache-control", "max-age=1"),
+                ("cdn-cache-control", "max-age=3600"),
+            ],
+        ),
+        (
+            "/past-expires",
+            &[
+                ("cdn-cache-control", "max-age=3600"),
+                ("expires", "Thu, 01 Jan 1998 00:00:00 GMT"),
+            ],
+        ),
+        (
+            "/bad-expires",
+            &[("cdn-cache-control", "max-age=3600"), ("expires", "0")],
+        ),
+        (
+            "/short",
+            &[
+                ("cache-control", "max-age=3600"),
+                ("cdn-cache-control", "max-age=1"),
+            ],
+        ),
+        (
+            "/zero",
+            &[
+                ("cdn-cache-control", "max-age=0"),
+                ("expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
+            ],
+        ),
+        (
+            "/old",
+            &[("cdn-cache-control", "max-age=3600"), ("age", "7200")],
+        ),
+        (
+            "/no-store",
+            &[
+                ("cache-control", "max-age=10000"),
+                ("cdn-cache-control", "no-store"),
+            ],
+        ),
+        (
+            "/private",
+            &[
+                ("cdn-cache-control", "private"),
+                ("cache-control", "max-age=10000"),
+            ],
+        ),
+        (
+            "/no-cache",
+            &[
+                ("cdn-cache-control", "no-cache"),
+                ("cache-control", "max-age=10000"),
+            ],
+        ),
+        (
+            "/must-revalidate",
+            &[(
+                "cdn-cache-control",
+                "max-age=1, must-revalidate, stale-while-revalidate=60",
+            )],
+        ),
+        // Invalid fields are ignored whole: Cache-Control decides.
+        (
+            "/invalid",
+            &[
+                ("cdn-cache-control", "max-age=10000, &&&&&"),
+                ("cache-control", "no-store"),
+            ],
+        ),
+        (
+            "/wrong-type",
+            &[
+                ("cdn-cache-control", "max-age=\"10000\""),
+                ("cache-control", "no-store"),
+            ],
+        ),
+        (
+            "/space",
+            &[
+                ("cache-control", "max-age=1"),
+                ("cdn-cache-control", "max-age =100"),
+            ],
+        ),
+    ];
+    let (mut host, vm, _) = setup(scripted(ROUTES));
+    let second = Duration::from_secs(2);
+    for (path, expected) in [
+        ("/max-age", true),
+        ("/huge", true),
+        ("/ext", true),
+        ("/over-no-store", true),
+        ("/over-short-cc", true),
+        ("/past-expires", true),
+        ("/bad-expires", true),
+        ("/short", false),
+        ("/zero", false),
+        ("/old", false),
+        ("/no-store", false),
+        ("/private", false),
+        ("/no-cache", false),
+        ("/must-revalidate", false),
+        ("/invalid", false),
+        ("/wrong-type", false),
+        ("/space", false),
+    ] {
+        assert_eq!(reused(&mut host, vm, path, second), expected, "{path}");
+    }
+    // The targeted field still reaches the client (RFC 9213 leaves it to the cache).
+    let response = get(&mut host, vm, "/max-age");
+    assert_eq!(
+        response.header("cdn-cache-control").as_deref(),
+        Some("max-age=3600")
+    );
+}
+
+const TARGETED: &str = r#"{
+    "services": [
+        {"name": "api", "match": {"path_prefix": "/"},
+         "cache": {"targeted_cache_control": "edge-cache-control"}}
+    ],
+    "limits": {"l2_slots": 64, "lease_slots": 32}
+}"#;
+
+#[test]
+fn the_configured_targeted_field_comes_before_cdn_cache_control() {
+    const ROUTES: &[(&str, &[(&str, &str)])] = &[
+        (
+            "/edge-long",
+            &[
+                ("edge-cache-control", "max-age=600"),
+                ("cdn-cache-control", "max-age=1"),
+                ("cache-control", "no-store"),
+            ],
+        ),
+        (
+            "/edge-no-store",
+            &[
+                ("edge-cache-control", "no-store"),
+                ("cdn-cache-control", "max-age=600"),
+            ],
+        ),
+        (
+            "/edge-invalid",
+            &[
+                ("edge-cache-control", "max-age=-1"),
+                ("cdn-cache-control", "max-age=600"),
+            ],
+        ),
+        (
+            "/cdn-only",
+            &[
+                ("cdn-cache-control", "max-age=600"),
+                ("cache-control", "private"),
+            ],
+        ),
+    ];
+    let (mut host, vm, _) = setup_with(TARGETED, scripted(ROUTES));
+    let pause = Duration::from_secs(2);
+    for (path, expected) in [
+        ("/edge-long", true),
+        ("/edge-no-store", false),
+        ("/edge-invalid", true),
+        ("/cdn-only", true),
+    ] {
+        assert_eq!(reused(&mut host, vm, path, pause), expected, "{path}");
+    }
+    // Without the configuration, edge-cache-control is just another header.
+    let (mut host, vm, _) = setup(scripted(ROUTES));
+    assert!(!reused(&mut host, vm, "/edge-long", pause));
+    assert!(reused(&mut host, vm, "/edge-no-store", pause));
 }

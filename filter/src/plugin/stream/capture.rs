@@ -14,7 +14,7 @@ use crate::plugin::host::{body, now_secs};
 use crate::plugin::metrics::Stat;
 use crate::plugin::tiers::Kept;
 use crate::plugin::worker::{Worker, WorkerRef};
-use crate::policy::cache::exchange::{append_cache_status, response_facts, CacheStatus};
+use crate::policy::cache::exchange::{append_cache_status, response_facts_for, CacheStatus};
 use crate::policy::cache::freshness::{storability, Storable};
 use crate::policy::cache::generations::Dimension;
 use crate::policy::header_list::{header, header_joined};
@@ -38,7 +38,8 @@ impl EdgeHttp {
         };
         let now = now_secs();
         let storable = !pending.head && {
-            let facts = response_facts(status, &response);
+            let targeted = section.targeted_cache_control.as_deref();
+            let facts = response_facts_for(status, &response, targeted);
             let storable = storability(&pending.request, &facts, &section.store_policy(), now);
             matches!(storable, Storable::Yes { .. })
         };

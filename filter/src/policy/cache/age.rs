@@ -49,7 +49,9 @@ mod tests {
 
     #[test]
     fn invalid_is_very_old() {
-        for bad in ["old, 0", "abc", "-5", "+5", "1.5", "7200.0", "", " ", "5s", ",0"] {
+        for bad in [
+            "old, 0", "abc", "-5", "+5", "1.5", "7200.0", "", " ", "5s", ",0",
+        ] {
             assert_eq!(parse_age(bad), DELTA_SECONDS_MAX, "{bad:?}");
         }
     }

@@ -30,7 +30,13 @@ pub fn request_facts(method: &str, headers: &Headers) -> RequestFacts {
 }
 
 pub fn response_facts(status: u16, headers: &Headers) -> ResponseFacts {
-    ResponseFacts {
+    response_facts_for(status, headers, None)
+}
+
+/// [`response_facts`] for a service obeying the targeted field `targeted` (RFC 9213) ahead of
+/// `CDN-Cache-Control`: a valid one replaces `Cache-Control`, `Expires` and `Pragma`.
+pub fn response_facts_for(status: u16, headers: &Headers, targeted: Option<&str>) -> ResponseFacts {
+    let facts = ResponseFacts {
         status,
         cache_control: CacheControl::parse(
             &header_joined(headers, "cache-control").unwrap_or_default(),
@@ -43,6 +49,15 @@ pub fn response_facts(status: u16, headers: &Headers) -> ResponseFacts {
         vary: Vary::parse(header_joined(headers, "vary").as_deref()),
         etag: header(headers, "etag").map(str::to_string),
         pragma_no_cache: has_pragma_no_cache(headers),
+    };
+    match super::targeted::select(headers, targeted) {
+        Some(cache_control) => ResponseFacts {
+            cache_control,
+            expires: None,
+            pragma_no_cache: false,
+            ..facts
+        },
+        None => facts,
     }
 }
 
@@ -576,7 +591,7 @@ pub fn fetched_entry(
 ) -> FetchedEntry {
     if let (304, Some(old)) = (status, fetch.old) {
         let merged = merge_headers(&old.headers, headers);
-        let facts = response_facts(old.status, &merged);
+        let facts = response_facts_for(old.status, &merged, fetch.policy.targeted.as_deref());
         let storable =
             super::freshness::storability(fetch.request, &facts, fetch.policy, fetch.response_time);
         return match refresh_entry(
@@ -594,7 +609,7 @@ pub fn fetched_entry(
     if body.len() > fetch.max_body {
         return FetchedEntry::NotStored;
     }
-    let facts = response_facts(status, headers);
+    let facts = response_facts_for(status, headers, fetch.policy.targeted.as_deref());
     let storable =
         super::freshness::storability(fetch.request, &facts, fetch.policy, fetch.response_time);
     let stored = Stored {

@@ -79,6 +79,9 @@ pub struct StorePolicy {
     pub max_ttl: u64,
     /// Store responses carrying `Set-Cookie` (the cookie is stored and replayed).
     pub store_set_cookie: bool,
+    /// The operator's own targeted cache-control field (RFC 9213), obeyed ahead of
+    /// `CDN-Cache-Control`.
+    pub targeted: Option<String>,
 }
 
 /// Whether and how a response may be stored.
@@ -390,6 +393,7 @@ mod tests {
             heuristic: false,
             max_ttl: 86_400,
             store_set_cookie: false,
+            targeted: None,
         }
     }
 
@@ -491,7 +495,11 @@ mod tests {
         for s in [500, 502, 503, 504, 201, 202, 299, 303, 403, 499, 599] {
             let mut r = resp("public, max-age=60");
             r.status = s;
-            assert_eq!(storability(&req(), &r, &policy(), NOW), yes(60, false), "{s}");
+            assert_eq!(
+                storability(&req(), &r, &policy(), NOW),
+                yes(60, false),
+                "{s}"
+            );
             let mut r = resp("");
             r.status = s;
             r.last_modified = Some(NOW - 1000);
@@ -514,7 +522,11 @@ mod tests {
         for s in [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501] {
             let mut r = resp("no-store, must-understand, max-age=60");
             r.status = s;
-            assert_eq!(storability(&req(), &r, &policy(), NOW), yes(60, false), "{s}");
+            assert_eq!(
+                storability(&req(), &r, &policy(), NOW),
+                yes(60, false),
+                "{s}"
+            );
         }
         // Not understood: never stored, even with explicit freshness and no no-store.
         for s in [299, 302, 500] {
@@ -530,11 +542,21 @@ mod tests {
         let mut r = req();
         r.cache_control = CacheControl::parse("no-store");
         assert_eq!(
-            storability(&r, &resp("no-store, must-understand, max-age=60"), &policy(), NOW),
+            storability(
+                &r,
+                &resp("no-store, must-understand, max-age=60"),
+                &policy(),
+                NOW
+            ),
             Storable::No(NotStorable::NoStore)
         );
         assert_eq!(
-            storability(&req(), &resp("private, must-understand, max-age=60"), &policy(), NOW),
+            storability(
+                &req(),
+                &resp("private, must-understand, max-age=60"),
+                &policy(),
+                NOW
+            ),
             Storable::No(NotStorable::Private)
         );
     }

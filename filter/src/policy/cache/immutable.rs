@@ -10,6 +10,7 @@
 use super::cache_control::CacheControl;
 use super::entry::Entry;
 use super::freshness::{is_fresh, RequestFacts};
+use super::targeted::select;
 use crate::policy::header_list::header_joined;
 
 /// Whether a request that asked for revalidation may still be answered by `entry` at `age_s`
@@ -20,8 +21,15 @@ pub fn answers_reload(entry: &Entry, request: &RequestFacts, age_s: u64) -> bool
     !forced
         && !cc.no_store
         && is_fresh(entry.freshness_lifetime, age_s)
-        && header_joined(&entry.headers, "cache-control")
-            .is_some_and(|value| CacheControl::parse(&value).immutable)
+        && stored_directives(entry).immutable
+}
+
+/// The stored response's directives for this cache: `CDN-Cache-Control` when valid (see
+/// [`super::targeted`]), else `Cache-Control`.
+fn stored_directives(entry: &Entry) -> CacheControl {
+    select(&entry.headers, None).unwrap_or_else(|| {
+        CacheControl::parse(&header_joined(&entry.headers, "cache-control").unwrap_or_default())
+    })
 }
 
 #[cfg(test)]
@@ -78,7 +86,10 @@ mod tests {
             &[("cache-control", "no-store")][..],
             &[("pragma", "no-cache")][..],
         ] {
-            assert!(!answers_reload(&immutable, &request(pairs), 10), "{pairs:?}");
+            assert!(
+                !answers_reload(&immutable, &request(pairs), 10),
+                "{pairs:?}"
+            );
         }
         let reload = request(&[("cache-control", "max-age=0")]);
         assert!(!answers_reload(&immutable, &reload, 60), "stale");

@@ -16,5 +16,6 @@ pub mod lease;
 pub mod purge_request;
 pub mod query;
 pub mod status;
+pub mod targeted;
 pub mod tenant;
 pub mod warm;
