@@ -456,3 +456,213 @@ fn the_configured_targeted_field_comes_before_cdn_cache_control() {
     assert!(!reused(&mut host, vm, "/edge-long", pause));
     assert!(reused(&mut host, vm, "/edge-no-store", pause));
 }
+
+// ---- 4. Stale windows, 304 updates, If-Modified-Since, newer unstorable responses ------
+
+#[test]
+fn stale_while_revalidate_ends_with_its_window() {
+    let respond = |_: &UpstreamRequest, n: u32| {
+        reply(n).header("cache-control", "max-age=10, stale-while-revalidate=5")
+    };
+    // Stale by 4 s: within the window, answered at once.
+    let (mut host, vm, _) = setup(respond);
+    get(&mut host, vm, "/w");
+    host.advance(Duration::from_secs(14));
+    let within = get(&mut host, vm, "/w");
+    assert!(
+        cache_status(&within).contains("stale-while-revalidate"),
+        "{}",
+        cache_status(&within)
+    );
+    assert_eq!(within.body_text(), "n=1");
+    // Stale by 5 s: the window (5 s after it became stale) is over.
+    let (mut host, vm, calls) = setup(respond);
+    get(&mut host, vm, "/w");
+    host.advance(Duration::from_secs(15));
+    let past = get(&mut host, vm, "/w");
+    assert!(
+        !cache_status(&past).contains("stale-while-revalidate"),
+        "{}",
+        cache_status(&past)
+    );
+    assert_eq!(past.body_text(), "n=2");
+    assert_eq!(calls.get(), 2);
+}
+
+#[test]
+fn a_304_never_updates_framing_or_encoding_fields() {
+    let (mut host, vm, _) = setup(|request, n| {
+        if request.header("if-none-match").is_some() {
+            Reply::status(304)
+                .header("cache-control", "max-age=60")
+                .header("etag", "\"x\"")
+                .header("content-length", "999")
+                .header("content-encoding", "gzip")
+                .header("content-range", "bytes 0-0/1")
+                .header("transfer-encoding", "chunked")
+                .header("content-type", "text/html")
+                .header("x-new", "1")
+        } else {
+            Reply::ok(format!("hello {n}"))
+                .header("cache-control", "max-age=1")
+                .header("etag", "\"x\"")
+                .header("content-type", "text/plain")
+        }
+    });
+    get(&mut host, vm, "/u");
+    host.advance(Duration::from_secs(2));
+    let revalidated = get(&mut host, vm, "/u");
+    assert!(
+        cache_status(&revalidated).contains("fwd-status=304"),
+        "{}",
+        cache_status(&revalidated)
+    );
+    let later = get(&mut host, vm, "/u");
+    assert!(hit(&later));
+    for response in [&revalidated, &later] {
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body_text(), "hello 1");
+        assert!(
+            response.header("content-length").is_none_or(|l| l == "7"),
+            "{:?}",
+            response.header("content-length")
+        );
+        assert_eq!(response.header("content-encoding"), None);
+        assert_eq!(response.header("content-range"), None);
+        assert_eq!(response.header("transfer-encoding"), None);
+        // Everything else is updated.
+        assert_eq!(
+            response.header("content-type").as_deref(),
+            Some("text/html")
+        );
+        assert_eq!(response.header("x-new").as_deref(), Some("1"));
+    }
+}
+
+#[test]
+fn if_modified_since_uses_date_when_the_entry_has_no_last_modified() {
+    use edge_filter::policy::cache::http_date::format_http_date;
+    let (mut host, vm, calls) = setup(|request, n| {
+        let r = reply(n).header("cache-control", "max-age=600");
+        if request.path() == "/dated" {
+            // The host's clock starts at 1_800_000_000 s; this Date is 100 s before.
+            r.header("date", &format_http_date(1_800_000_000 - 100))
+        } else {
+            r
+        }
+    });
+    get(&mut host, vm, "/dated");
+    let ims = |host: &mut Host, path: &str, since: &str| {
+        host.request(vm, Request::get(path).header("if-modified-since", since))
+    };
+    let date = 1_800_000_000 - 100;
+    for since in [date, date + 50] {
+        let response = ims(&mut host, "/dated", &format_http_date(since));
+        assert_eq!(response.status, 304);
+        assert!(hit(&response), "{}", cache_status(&response));
+    }
+    let older = ims(&mut host, "/dated", &format_http_date(date - 1));
+    assert_eq!(older.status, 200);
+    assert!(hit(&older));
+    // No Date either: the time the response was received.
+    get(&mut host, vm, "/undated");
+    let received = host.now_ns() / 1_000_000_000;
+    host.advance(Duration::from_secs(5));
+    assert_eq!(
+        ims(&mut host, "/undated", &format_http_date(received)).status,
+        304
+    );
+    assert_eq!(
+        ims(&mut host, "/undated", &format_http_date(received - 1)).status,
+        200
+    );
+    assert_eq!(calls.get(), 2);
+}
+
+/// The origin answers `/r` with a fresh entry first (`a: 1`), then with `later` for every
+/// call after the first.
+fn changing_origin(
+    later: &'static [(&'static str, &'static str)],
+) -> impl Fn(&UpstreamRequest, u32) -> Reply {
+    move |_, n| {
+        if n == 1 {
+            return Reply::ok("old")
+                .header("cache-control", "max-age=600, stale-if-error=600")
+                .header("etag", "\"old\"")
+                .header("a", "1");
+        }
+        later
+            .iter()
+            .fold(Reply::ok(format!("new {n}")), |r, (name, value)| {
+                r.header(name, value)
+            })
+    }
+}
+
+#[test]
+fn a_newer_unstorable_response_takes_the_old_entry_out_of_use_on_every_worker() {
+    const LATER: &[(&str, &str)] = &[("cache-control", "no-store"), ("a", "2")];
+    let mut host = Host::new();
+    let calls = counting_origin(&mut host, changing_origin(LATER));
+    let workers = host.start_vms(2, CONFIG);
+    let (a, b) = (workers[0], workers[1]);
+    get(&mut host, a, "/r");
+    assert!(
+        hit(&get(&mut host, b, "/r")),
+        "worker b copies the entry from L2"
+    );
+    // A forced reload on worker a gets a response that may not be stored.
+    let reload = host.request(a, Request::get("/r").header("cache-control", "no-cache"));
+    assert_eq!(reload.header("a").as_deref(), Some("2"));
+    // Neither worker answers from the older entry any more: worker a at once, worker b once it
+    // has re-read the purge generations (`generation_refresh_ms`, 250 ms by default).
+    host.advance(Duration::from_millis(300));
+    for vm in [a, b] {
+        let next = get(&mut host, vm, "/r");
+        assert!(!hit(&next), "{}", cache_status(&next));
+        assert_eq!(next.header("a").as_deref(), Some("2"));
+    }
+    assert_eq!(calls.get(), 4);
+}
+
+#[test]
+fn a_newer_uncacheable_response_leaves_nothing_for_stale_if_error() {
+    for later in [
+        &[("cache-control", "private, max-age=60")][..],
+        &[("cache-control", "no-store, max-age=0")][..],
+        &[][..], // no freshness at all
+    ] {
+        let mut host = Host::new();
+        let calls = counting_origin(&mut host, move |request, n| match n {
+            3 => Reply::status(503).body("down"),
+            _ => changing_origin(later)(request, n),
+        });
+        let vm = host.start_vm(CONFIG).unwrap();
+        get(&mut host, vm, "/r");
+        host.request(vm, Request::get("/r").header("cache-control", "max-age=0"));
+        let failed = get(&mut host, vm, "/r");
+        assert_eq!(failed.status, 503, "{later:?}: the old entry stood in");
+        assert_eq!(calls.get(), 3);
+    }
+}
+
+#[test]
+fn an_origin_error_keeps_the_stored_entry() {
+    // A 5xx without freshness says nothing about the representation: the entry stays.
+    let mut host = Host::new();
+    let calls = counting_origin(&mut host, |request, n| match n {
+        1 => changing_origin(&[])(request, n),
+        _ => Reply::status(500).body("oops"),
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    get(&mut host, vm, "/r");
+    let reload = host.request(vm, Request::get("/r").header("cache-control", "no-cache"));
+    assert_eq!(
+        reload.status, 200,
+        "stale-if-error covers a forced reload's failure"
+    );
+    let next = get(&mut host, vm, "/r");
+    assert!(hit(&next));
+    assert_eq!(next.body_text(), "old");
+    assert_eq!(calls.get(), 2);
+}

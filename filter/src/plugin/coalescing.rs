@@ -12,15 +12,14 @@ use super::replies::Replies;
 use super::reply::send_entry;
 use super::tiers::{L2Read, Tiers};
 use crate::policy::cache::coalesce::{Coalescer, Waiter};
+use crate::policy::cache::conditional::not_modified;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
     evaluate_hit, may_serve_if_error, timing, ttl_left, CacheStatus, HitDecision,
 };
-use crate::policy::cache::freshness::{conditional_matches, current_age, RequestFacts};
+use crate::policy::cache::freshness::{current_age, RequestFacts};
 use crate::policy::cache::generations::Generations;
-use crate::policy::cache::http_date::parse_http_date;
 use crate::policy::cache::lease::Acquire;
-use crate::policy::header_list::header;
 use std::rc::Rc;
 
 /// What answering a request that waits for another one needs.
@@ -240,12 +239,7 @@ fn answer_waiters(
 
 /// Whether a request's own conditionals match `entry` (then it gets a 304).
 pub fn client_not_modified(request_headers: &[(String, String)], entry: &Entry) -> bool {
-    conditional_matches(
-        header(request_headers, "if-none-match"),
-        header(request_headers, "if-modified-since").and_then(parse_http_date),
-        entry.etag.as_deref(),
-        entry.last_modified,
-    )
+    not_modified(request_headers, entry)
 }
 
 /// Lets a waiting request go to the origin as the group's new leader.

@@ -14,9 +14,13 @@ use crate::plugin::host::{body, now_secs};
 use crate::plugin::metrics::Stat;
 use crate::plugin::tiers::Kept;
 use crate::plugin::worker::{Worker, WorkerRef};
-use crate::policy::cache::exchange::{append_cache_status, response_facts_for, CacheStatus};
+use crate::policy::cache::exchange::{
+    append_cache_status, response_facts_for, CacheStatus, Forward,
+};
 use crate::policy::cache::freshness::{storability, Storable};
 use crate::policy::cache::generations::Dimension;
+use crate::policy::cache::key::CacheKey;
+use crate::policy::cache::supersede::outdates_stored;
 use crate::policy::header_list::{header, header_joined};
 
 impl EdgeHttp {
@@ -63,6 +67,18 @@ impl EdgeHttp {
         let _ =
             hostcalls::set_map_value(MapType::HttpResponseHeaders, "cache-status", Some(&value));
         if !capture {
+            // A stale entry this request found is outdated by a response that is not stored.
+            if pending.fwd == Forward::Stale
+                && outdates_stored(
+                    &pending.request,
+                    status,
+                    &response,
+                    &section.store_policy(),
+                    now,
+                )
+            {
+                self.outdate_stored(worker, &pending.key);
+            }
             // Nothing will be stored: whoever waits for this key goes to the origin itself.
             self.settle_group_later(Outcome::Release);
             return;
@@ -144,6 +160,18 @@ impl EdgeHttp {
     pub(super) fn capture_done(&mut self, worker: &mut Worker) {
         if let CacheFlow::Capturing(capture) = self.cache.take() {
             worker.budgets.release_capture(capture.body.len());
+        }
+    }
+
+    /// The origin answered a key whose older entry this stream found with a response that is
+    /// not stored (see [`outdates_stored`]): the older entry goes out of use on every worker —
+    /// its URL's purge generation is bumped, so no L1 copy nor the L2 slot answers with it —
+    /// and leaves this worker's L1.
+    pub(super) fn outdate_stored(&self, worker: &WorkerRef, key: &CacheKey) {
+        let w = &mut *worker.borrow_mut();
+        w.tiers.remove_l1(&w.env, &key.primary);
+        if w.tiers.purge(Dimension::Url(&key.url)) {
+            w.env.metrics.inc(Stat::Invalidation);
         }
     }
 

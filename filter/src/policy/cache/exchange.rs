@@ -4,8 +4,8 @@
 use super::cache_control::CacheControl;
 use super::entry::Entry;
 use super::freshness::{
-    conditional_matches, current_age, is_fresh, request_directs, RequestDirective, RequestFacts,
-    ResponseFacts, Storable, Timing, Vary,
+    current_age, is_fresh, request_directs, RequestDirective, RequestFacts, ResponseFacts,
+    Storable, Timing, Vary,
 };
 use super::generations::{Generations, MAX_TAGS_PER_ENTRY};
 use super::http_date::parse_http_date;
@@ -119,16 +119,11 @@ pub fn evaluate_hit(
     {
         return HitDecision::Revalidate;
     }
-    let not_modified = conditional_matches(
-        header(request_headers, "if-none-match"),
-        header(request_headers, "if-modified-since").and_then(parse_http_date),
-        entry.etag.as_deref(),
-        entry.last_modified,
-    );
+    let not_modified = super::conditional::not_modified(request_headers, entry);
     if is_fresh(entry.freshness_lifetime, age) {
         return HitDecision::Serve { age, not_modified };
     }
-    if within_stale_window(entry, age, entry.stale_while_revalidate) {
+    if stale_window_open(entry, age, entry.stale_while_revalidate) {
         return HitDecision::ServeStale { age, not_modified };
     }
     HitDecision::Revalidate
@@ -141,10 +136,18 @@ pub fn within_stale_window(entry: &Entry, age_s: u64, window_s: Option<u64>) -> 
     !entry.must_revalidate && window_s.is_some_and(|window_s| staleness <= window_s)
 }
 
+/// Whether a stale entry is still within a stale-while-revalidate or stale-if-error window of
+/// `window_s` seconds: the window opens when the entry becomes stale and is over `window_s`
+/// seconds later (like freshness: fresh while the age is below the lifetime).
+fn stale_window_open(entry: &Entry, age_s: u64, window_s: Option<u64>) -> bool {
+    let staleness = age_s.saturating_sub(entry.freshness_lifetime);
+    !entry.must_revalidate && window_s.is_some_and(|window_s| staleness < window_s)
+}
+
 /// Whether the entry may answer instead of an origin failure (stale-if-error).
 pub fn may_serve_if_error(entry: &Entry, age_s: u64) -> bool {
     is_fresh(entry.freshness_lifetime, age_s)
-        || within_stale_window(entry, age_s, entry.stale_if_error)
+        || stale_window_open(entry, age_s, entry.stale_if_error)
 }
 
 pub fn timing(entry: &Entry) -> Timing {
@@ -451,10 +454,22 @@ pub fn build_entry(
     with_freshness(entry, storable)
 }
 
+/// Fields a `304` never changes on a stored response (RFC 9111 §3.2): they describe the stored
+/// body's bytes (its length, coding and range), which the `304` does not resend.
+const NOT_UPDATED: [&str; 4] = [
+    "content-length",
+    "content-encoding",
+    "content-range",
+    "transfer-encoding",
+];
+
 /// Stored headers updated with those a `304` carries (RFC 9111 §3.2).
 pub fn merge_headers(stored: &Headers, update: &Headers) -> Vec<(String, String)> {
     let mut headers = stored.to_vec();
-    for (name, value) in stored_headers(update) {
+    let updates = stored_headers(update)
+        .into_iter()
+        .filter(|(name, _)| !NOT_UPDATED.iter().any(|n| name.eq_ignore_ascii_case(n)));
+    for (name, value) in updates {
         headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
         headers.push((name, value));
     }
@@ -817,6 +832,22 @@ mod tests {
             Some("max-age=120")
         );
         assert_eq!(refreshed.body, b"{}");
+    }
+
+    #[test]
+    fn a_304_never_updates_the_body_description() {
+        let stored = h(&[("content-encoding", "br"), ("content-type", "text/plain")]);
+        let update = h(&[
+            ("content-length", "0"),
+            ("content-encoding", "gzip"),
+            ("content-range", "bytes 0-0/1"),
+            ("transfer-encoding", "chunked"),
+            ("Content-Type", "text/html"),
+        ]);
+        assert_eq!(
+            merge_headers(&stored, &update),
+            h(&[("content-encoding", "br"), ("Content-Type", "text/html")])
+        );
     }
 
     #[test]

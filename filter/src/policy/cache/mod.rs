@@ -3,6 +3,7 @@
 pub mod age;
 pub mod cache_control;
 pub mod coalesce;
+pub mod conditional;
 pub mod entry;
 pub mod exchange;
 pub mod freshness;
@@ -16,6 +17,7 @@ pub mod lease;
 pub mod purge_request;
 pub mod query;
 pub mod status;
+pub mod supersede;
 pub mod targeted;
 pub mod tenant;
 pub mod warm;
