@@ -666,3 +666,60 @@ fn an_origin_error_keeps_the_stored_entry() {
     assert_eq!(next.body_text(), "old");
     assert_eq!(calls.get(), 2);
 }
+
+// ---- 5. A POST response reused for GET ------------------------------------------------
+
+#[test]
+fn a_post_response_naming_its_own_url_is_reused_for_get() {
+    let (mut host, vm, calls) = setup(|request, n| {
+        let r = Reply::ok(format!("{} n={n}", request.method()));
+        match request.path().as_str() {
+            "/absolute" => r
+                .header("cache-control", "max-age=600")
+                .header("content-location", "http://edge.test/absolute"),
+            "/relative?q=1" => r
+                .header("expires", "Thu, 01 Jan 2099 00:00:00 GMT")
+                .header("content-location", "/relative?q=1"),
+            "/elsewhere" => r
+                .header("cache-control", "max-age=600")
+                .header("content-location", "/other"),
+            "/no-freshness" => r.header("content-location", "/no-freshness"),
+            "/no-store" => r
+                .header("cache-control", "max-age=600, no-store")
+                .header("content-location", "/no-store"),
+            _ => r,
+        }
+    });
+    for (path, reused) in [
+        ("/absolute", true),
+        ("/relative?q=1", true),
+        ("/elsewhere", false),
+        ("/no-freshness", false),
+        ("/no-store", false),
+    ] {
+        let post = host.request(vm, Request::post(path, "12345"));
+        assert_eq!(post.status, 200);
+        let get = get(&mut host, vm, path);
+        assert_eq!(hit(&get), reused, "{path}: {}", cache_status(&get));
+        if reused {
+            assert_eq!(get.body, post.body, "{path}");
+            assert!(get.body_text().starts_with("POST"));
+        }
+    }
+    assert_eq!(calls.get(), 5 + 3);
+}
+
+#[test]
+fn a_post_with_unkeyed_headers_is_not_reused() {
+    let (mut host, vm, calls) = setup(|_, n| {
+        Reply::ok(format!("n={n}"))
+            .header("cache-control", "max-age=600")
+            .header("content-location", "/p")
+    });
+    host.request(
+        vm,
+        Request::post("/p", "x").header("x-forwarded-host", "evil.example"),
+    );
+    assert!(!hit(&get(&mut host, vm, "/p")));
+    assert_eq!(calls.get(), 2);
+}

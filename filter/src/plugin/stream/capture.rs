@@ -7,7 +7,7 @@ use std::rc::Rc;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
-use super::state::{CacheFlow, Capture, EdgeHttp, Invalidation};
+use super::state::{CacheFlow, Capture, EdgeHttp, Invalidation, Pending};
 use crate::plugin::admin;
 use crate::plugin::coalescing::{defer_waiters, resume_as_leader, settle_waiters, Outcome};
 use crate::plugin::host::{body, now_secs};
@@ -20,6 +20,7 @@ use crate::policy::cache::exchange::{
 use crate::policy::cache::freshness::{storability, Storable};
 use crate::policy::cache::generations::Dimension;
 use crate::policy::cache::key::CacheKey;
+use crate::policy::cache::post_reuse::{reusable_for_get, same_origin_path};
 use crate::policy::cache::supersede::outdates_stored;
 use crate::policy::header_list::{header, header_joined};
 
@@ -182,6 +183,7 @@ impl EdgeHttp {
             mut urls,
             scheme,
             authority,
+            post,
         }) = self.invalidation.take()
         else {
             return;
@@ -191,6 +193,15 @@ impl EdgeHttp {
         }
         let w = &mut *worker.borrow_mut();
         let response = crate::plugin::host::headers(MapType::HttpResponseHeaders);
+        let reuse = post.filter(|post| {
+            let targeted = w
+                .env
+                .registry
+                .cache_at(post.pending.service_index)
+                .and_then(|section| section.targeted_cache_control.as_deref());
+            let target = (scheme.as_str(), authority.as_str(), post.path.as_str());
+            reusable_for_get(status, &response, targeted, target)
+        });
         for name in ["location", "content-location"] {
             let target = header(&response, name)
                 .and_then(|value| same_origin_path(value, &scheme, &authority));
@@ -204,6 +215,15 @@ impl EdgeHttp {
             if w.tiers.purge(Dimension::Url(url)) {
                 w.env.metrics.inc(Stat::Invalidation);
             }
+        }
+        // Stored (by `on_cache_response`, as a GET's response) under the generations after
+        // these purges.
+        if let Some(post) = reuse {
+            let pending = Pending {
+                generations: Rc::clone(&w.tiers.generations),
+                ..post.pending
+            };
+            self.cache = CacheFlow::Forwarded(Box::new(pending));
         }
     }
 
@@ -250,17 +270,4 @@ impl EdgeHttp {
             }
         }
     }
-}
-
-/// `Location`/`Content-Location` as a path, when it points at the request's own origin.
-fn same_origin_path(value: &str, scheme: &str, authority: &str) -> Option<String> {
-    if value.starts_with('/') && !value.starts_with("//") {
-        return Some(value.to_string());
-    }
-    let rest = value.strip_prefix(scheme)?.strip_prefix("://")?;
-    let path = rest.strip_prefix(authority)?;
-    if path.is_empty() {
-        return Some("/".to_string());
-    }
-    path.starts_with('/').then(|| path.to_string())
 }

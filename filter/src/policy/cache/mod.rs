@@ -14,6 +14,7 @@ pub mod key;
 pub mod l1;
 pub mod l2;
 pub mod lease;
+pub mod post_reuse;
 pub mod purge_request;
 pub mod query;
 pub mod status;
