@@ -723,3 +723,22 @@ fn a_post_with_unkeyed_headers_is_not_reused() {
     assert!(!hit(&get(&mut host, vm, "/p")));
     assert_eq!(calls.get(), 2);
 }
+
+#[test]
+fn a_background_refresh_that_may_not_be_stored_ends_stale_answers() {
+    let (mut host, vm, calls) = setup(|_, n| match n {
+        1 => Reply::ok("old").header("cache-control", "max-age=1, stale-while-revalidate=600"),
+        _ => Reply::ok(format!("new {n}")).header("cache-control", "no-store"),
+    });
+    get(&mut host, vm, "/bg");
+    host.advance(Duration::from_secs(2));
+    let stale = get(&mut host, vm, "/bg");
+    assert!(cache_status(&stale).contains("stale-while-revalidate"));
+    assert_eq!(stale.body_text(), "old");
+    // The refresh runs from the next tick and is answered `no-store`.
+    host.advance(Duration::from_millis(200));
+    assert_eq!(calls.get(), 2, "refreshed in the background");
+    let next = get(&mut host, vm, "/bg");
+    assert!(!hit(&next), "{}", cache_status(&next));
+    assert_eq!(next.body_text(), "new 3");
+}

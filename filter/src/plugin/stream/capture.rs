@@ -165,15 +165,10 @@ impl EdgeHttp {
     }
 
     /// The origin answered a key whose older entry this stream found with a response that is
-    /// not stored (see [`outdates_stored`]): the older entry goes out of use on every worker —
-    /// its URL's purge generation is bumped, so no L1 copy nor the L2 slot answers with it —
-    /// and leaves this worker's L1.
+    /// not stored (see [`outdates_stored`]): the older entry goes out of use on every worker.
     pub(super) fn outdate_stored(&self, worker: &WorkerRef, key: &CacheKey) {
         let w = &mut *worker.borrow_mut();
-        w.tiers.remove_l1(&w.env, &key.primary);
-        if w.tiers.purge(Dimension::Url(&key.url)) {
-            w.env.metrics.inc(Stat::Invalidation);
-        }
+        w.tiers.outdate(&w.env, key);
     }
 
     /// After a successful unsafe request: invalidates its URL, and its `Location` and

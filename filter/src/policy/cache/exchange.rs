@@ -129,8 +129,10 @@ pub fn evaluate_hit(
     HitDecision::Revalidate
 }
 
-/// Whether a stale entry may still be served within `window_s` seconds of staleness (RFC 5861);
-/// `must-revalidate`, `proxy-revalidate`, `s-maxage` and `no-cache` forbid it (RFC 9111 §4.2.4).
+/// Whether a stale entry is stale by at most `window_s` seconds (the rate limiter's
+/// `max_stale_when_limited_s` bound); `must-revalidate`, `proxy-revalidate`, `s-maxage` and
+/// `no-cache` forbid serving it stale (RFC 9111 §4.2.4). RFC 5861 windows use
+/// [`stale_window_open`], which ends one second earlier.
 pub fn within_stale_window(entry: &Entry, age_s: u64, window_s: Option<u64>) -> bool {
     let staleness = age_s.saturating_sub(entry.freshness_lifetime);
     !entry.must_revalidate && window_s.is_some_and(|window_s| staleness <= window_s)
@@ -139,7 +141,7 @@ pub fn within_stale_window(entry: &Entry, age_s: u64, window_s: Option<u64>) -> 
 /// Whether a stale entry is still within a stale-while-revalidate or stale-if-error window of
 /// `window_s` seconds: the window opens when the entry becomes stale and is over `window_s`
 /// seconds later (like freshness: fresh while the age is below the lifetime).
-fn stale_window_open(entry: &Entry, age_s: u64, window_s: Option<u64>) -> bool {
+pub fn stale_window_open(entry: &Entry, age_s: u64, window_s: Option<u64>) -> bool {
     let staleness = age_s.saturating_sub(entry.freshness_lifetime);
     !entry.must_revalidate && window_s.is_some_and(|window_s| staleness < window_s)
 }
@@ -751,11 +753,23 @@ mod tests {
             }
         );
         assert_eq!(
-            evaluate_hit(&e, &req, &facts, &gens, 1091),
-            HitDecision::Revalidate,
-            "past the window"
+            evaluate_hit(&e, &req, &facts, &gens, 1089),
+            HitDecision::ServeStale {
+                age: 89,
+                not_modified: false
+            },
+            "the window's last second"
         );
+        for now in [1090, 1091] {
+            assert_eq!(
+                evaluate_hit(&e, &req, &facts, &gens, now),
+                HitDecision::Revalidate,
+                "past the window"
+            );
+        }
         assert!(may_serve_if_error(&e, 350));
+        assert!(may_serve_if_error(&e, 359));
+        assert!(!may_serve_if_error(&e, 360));
         assert!(!may_serve_if_error(&e, 361));
         e.must_revalidate = true;
         assert_eq!(
