@@ -257,6 +257,10 @@ fn cache_section_is_validated() {
         (r#"{"tenant": {"header": "x-a", "query": "b"}}"#, "services[0].cache.tenant: must name exactly one of header, query, path_segment"),
         (r#"{"tenant": {"path_segment": 0}}"#, "services[0].cache.tenant.path_segment: segments count from 1"),
         (r#"{"key": {"query": "some"}}"#, "services[0].cache.key.query: unknown variant `some`, expected one of `all`, `allow`, `none` (line 1, column 92)"),
+        (r#"{"targeted_cache_control": "Edge-Cache-Control"}"#, "services[0].cache.targeted_cache_control: \"Edge-Cache-Control\" is not a lower-case header name"),
+        (r#"{"targeted_cache_control": ""}"#, "services[0].cache.targeted_cache_control: \"\" is not a lower-case header name"),
+        (r#"{"targeted_cache_control": "edge cache"}"#, "services[0].cache.targeted_cache_control: \"edge cache\" is not a lower-case header name"),
+        (r#"{"targeted_cache_control": "cache-control"}"#, "services[0].cache.targeted_cache_control: must name a targeted field, not cache-control itself"),
     ];
     for (cache, expected) in cases {
         let json = format!(
@@ -266,6 +270,11 @@ fn cache_section_is_validated() {
     }
     assert!(Config::parse(
         br#"{"services": [{"name": "s", "match": {"path_prefix": "/"}, "cache": {}}]}"#
+    )
+    .is_ok());
+    assert!(Config::parse(
+        br#"{"services": [{"name": "s", "match": {"path_prefix": "/"},
+             "cache": {"targeted_cache_control": "edge-cache-control"}}]}"#
     )
     .is_ok());
 }

@@ -100,4 +100,5 @@ targets!(
     lease,
     purge,
     snapshot,
+    targeted,
 );

@@ -1,6 +1,6 @@
 //! A small HTTP/1.1 origin for tests and figures, simpler than the demo origin: every `GET`
-//! waits `get_delay` and answers `200` with the `cache-control` it was given and the path in
-//! its body; any other method answers `200` at once with `no-store`. It counts the requests it
+//! waits `get_delay` and answers `200` with the `cache-control` it was given (or the header
+//! lines given for its path) and the path in its body; any other method answers `200` at once with `no-store`. It counts the requests it
 //! received, per method and path. Thread per connection, keep-alive; dropping it stops it.
 
 use std::collections::HashMap;
@@ -20,6 +20,9 @@ pub struct TestOriginSpec {
     pub cache_control: String,
     /// Padding added to each `GET` body (bytes).
     pub body_padding: usize,
+    /// `GET` answers for these paths (exact, query included) carry these header lines
+    /// (repeated names allowed, in order) instead of the `cache-control` line.
+    pub headers_for: Vec<(String, Vec<(String, String)>)>,
 }
 
 impl Default for TestOriginSpec {
@@ -28,6 +31,7 @@ impl Default for TestOriginSpec {
             get_delay: Duration::from_millis(150),
             cache_control: "max-age=60".to_string(),
             body_padding: 200,
+            headers_for: Vec::new(),
         }
     }
 }
@@ -137,9 +141,19 @@ fn serve(stream: TcpStream, spec: &TestOriginSpec, counts: &Counts, stop: &Atomi
         } else {
             ("no-store", format!("{method} {path} done").into_bytes())
         };
+        let scripted = spec
+            .headers_for
+            .iter()
+            .find(|(p, _)| method == "GET" && *p == path);
+        let lines = match scripted {
+            Some((_, headers)) => headers
+                .iter()
+                .map(|(name, value)| format!("{name}: {value}\r\n"))
+                .collect::<String>(),
+            None => format!("cache-control: {cache_control}\r\n"),
+        };
         let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncache-control: {cache_control}\r\n\
-             content-length: {}\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n{lines}content-length: {}\r\n\r\n",
             body.len()
         );
         let sent = writer.write_all(head.as_bytes()).and_then(|()| {

@@ -62,6 +62,7 @@ fn merged(a: &CacheControl, b: &CacheControl) -> CacheControl {
         must_revalidate: a.must_revalidate || b.must_revalidate,
         proxy_revalidate: a.proxy_revalidate || b.proxy_revalidate,
         immutable: a.immutable || b.immutable,
+        must_understand: a.must_understand || b.must_understand,
         stale_while_revalidate: min(a.stale_while_revalidate, b.stale_while_revalidate),
         stale_if_error: min(a.stale_if_error, b.stale_if_error),
         max_stale: min(a.max_stale, b.max_stale),

@@ -20,6 +20,7 @@ pub mod key;
 pub mod lease;
 pub mod purge;
 pub mod snapshot;
+pub mod targeted;
 
 /// A target's check: panics (an assertion) when the input shows a defect.
 pub type Check = fn(&[u8]);
@@ -38,4 +39,5 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("lease", lease::check),
     ("purge", purge::check),
     ("snapshot", snapshot::check),
+    ("targeted", targeted::check),
 ];

@@ -18,6 +18,7 @@ use crate::policy::cache::freshness::RequestFacts;
 use crate::policy::cache::generations::Generations;
 use crate::policy::cache::key::CacheKey;
 use crate::policy::cache::lease::Acquire;
+use crate::policy::cache::supersede::outdates_stored;
 
 /// How long a background refresh may take.
 const REFRESH_TIMEOUT: Duration = Duration::from_secs(15);
@@ -123,8 +124,16 @@ pub fn complete_refresh(
             body: body(BufferType::HttpCallResponseBody, body_size),
             old: Some(&job.entry),
         };
-        if let Kept::Stored(_) = tiers.store_fetched(env, section, fetched) {
-            env.metrics.inc(Stat::Refresh);
+        let policy = section.store_policy();
+        match tiers.store_fetched(env, section, fetched) {
+            Kept::Stored(_) => env.metrics.inc(Stat::Refresh),
+            // A newer answer that is not stored: the entry being refreshed is outdated.
+            Kept::NotStorable
+                if outdates_stored(&job.request, status, &response, &policy, now_secs()) =>
+            {
+                tiers.outdate(env, &job.key);
+            }
+            _ => {}
         }
     }
     leases.release(&job.key.primary);

@@ -147,6 +147,16 @@ impl Tiers {
         }
     }
 
+    /// Takes the entry stored under `key` out of use on every worker: a newer response for it
+    /// is not stored (see `policy::cache::supersede`). Its URL's purge generation is bumped
+    /// (no L1 copy nor the L2 slot answers with it any more) and it leaves this worker's L1.
+    pub fn outdate(&mut self, env: &Env, key: &CacheKey) {
+        self.remove_l1(env, &key.primary);
+        if self.purge(Dimension::Url(&key.url)) {
+            env.metrics.inc(Stat::Invalidation);
+        }
+    }
+
     /// Stores in L1 and L2 and counts what happened.
     pub fn store(&mut self, env: &Env, entry: Entry, tenant: Option<&str>) {
         let limits = env.registry.limits();

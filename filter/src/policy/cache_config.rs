@@ -31,6 +31,10 @@ pub struct CacheSection {
     /// Response header listing purge tags (space or comma separated).
     #[serde(default = "default_tag_header")]
     pub tag_header: String,
+    /// A targeted cache-control response field of our own (RFC 9213, e.g.
+    /// `edge-cache-control`), obeyed ahead of `CDN-Cache-Control` and `Cache-Control`.
+    #[serde(default)]
+    pub targeted_cache_control: Option<String>,
     /// Adds the cache key to `Cache-Status` (never turn on where keys are sensitive).
     #[serde(default)]
     pub debug: bool,
@@ -163,6 +167,7 @@ impl CacheSection {
             heuristic: self.heuristic,
             max_ttl: self.max_ttl_s,
             store_set_cookie: self.store_set_cookie,
+            targeted: self.targeted_cache_control.clone(),
         }
     }
 
@@ -193,6 +198,16 @@ impl CacheSection {
             ));
         }
         validate_header_name(&format!("{path}.tag_header"), &self.tag_header)?;
+        if let Some(name) = &self.targeted_cache_control {
+            let field = format!("{path}.targeted_cache_control");
+            validate_header_name(&field, name)?;
+            if name == "cache-control" {
+                return Err(ConfigError::new(
+                    field,
+                    "must name a targeted field, not cache-control itself",
+                ));
+            }
+        }
         for (field, window) in [
             ("stale_while_revalidate_s", self.stale_while_revalidate_s),
             ("stale_if_error_s", self.stale_if_error_s),

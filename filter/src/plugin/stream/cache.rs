@@ -8,7 +8,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::types::{Action, MapType};
 
 use super::request::{header_bytes, Request};
-use super::state::{CacheFlow, EdgeHttp, Invalidation, Pending};
+use super::state::{CacheFlow, EdgeHttp, Invalidation, Pending, PostReuse};
 use crate::plugin::coalescing::WaitInfo;
 use crate::plugin::host::{now_millis, now_secs, SERVICE_HEADER};
 use crate::plugin::metrics::Stat;
@@ -67,10 +67,32 @@ impl EdgeHttp {
                 self.lookup(worker, section, key, request)
             }
             ("POST" | "PUT" | "PATCH" | "DELETE", Ok(key)) => {
+                // A POST may leave a GET entry, unless unkeyed input could have shaped it.
+                let post = (request.method == "POST"
+                    && unkeyed_headers_present(section, request.headers)
+                        .next()
+                        .is_none())
+                .then(|| {
+                    Box::new(PostReuse {
+                        pending: Pending {
+                            service_index: request.service.index,
+                            key: key.clone(),
+                            request_headers: request.headers.to_vec(),
+                            request: request_facts("GET", request.headers),
+                            request_time: now_secs(),
+                            generations: Rc::clone(&worker.borrow().tiers.generations),
+                            fwd: Forward::UriMiss,
+                            head: false,
+                            range: RangeRequest::default(),
+                        },
+                        path: request.path.to_string(),
+                    })
+                });
                 self.invalidation = Some(Invalidation {
                     urls: vec![key.url],
                     scheme: request.scheme.to_string(),
                     authority: request.authority.to_string(),
+                    post,
                 });
                 Action::Continue
             }

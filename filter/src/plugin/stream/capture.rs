@@ -7,16 +7,21 @@ use std::rc::Rc;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{BufferType, MapType};
 
-use super::state::{CacheFlow, Capture, EdgeHttp, Invalidation};
+use super::state::{CacheFlow, Capture, EdgeHttp, Invalidation, Pending};
 use crate::plugin::admin;
 use crate::plugin::coalescing::{defer_waiters, resume_as_leader, settle_waiters, Outcome};
 use crate::plugin::host::{body, now_secs};
 use crate::plugin::metrics::Stat;
 use crate::plugin::tiers::Kept;
 use crate::plugin::worker::{Worker, WorkerRef};
-use crate::policy::cache::exchange::{append_cache_status, response_facts, CacheStatus};
+use crate::policy::cache::exchange::{
+    append_cache_status, response_facts_for, CacheStatus, Forward,
+};
 use crate::policy::cache::freshness::{storability, Storable};
 use crate::policy::cache::generations::Dimension;
+use crate::policy::cache::key::CacheKey;
+use crate::policy::cache::post_reuse::{reusable_for_get, same_origin_path};
+use crate::policy::cache::supersede::outdates_stored;
 use crate::policy::header_list::{header, header_joined};
 
 impl EdgeHttp {
@@ -39,7 +44,8 @@ impl EdgeHttp {
         };
         let now = now_secs();
         let storable = !pending.head && {
-            let facts = response_facts(status, &response);
+            let targeted = section.targeted_cache_control.as_deref();
+            let facts = response_facts_for(status, &response, targeted);
             let storable = storability(&pending.request, &facts, &section.store_policy(), now);
             matches!(storable, Storable::Yes { .. })
         };
@@ -63,6 +69,18 @@ impl EdgeHttp {
         let _ =
             hostcalls::set_map_value(MapType::HttpResponseHeaders, "cache-status", Some(&value));
         if !capture {
+            // A stale entry this request found is outdated by a response that is not stored.
+            if pending.fwd == Forward::Stale
+                && outdates_stored(
+                    &pending.request,
+                    status,
+                    &response,
+                    &section.store_policy(),
+                    now,
+                )
+            {
+                self.outdate_stored(worker, &pending.key);
+            }
             // Nothing will be stored: whoever waits for this key goes to the origin itself.
             self.settle_group_later(Outcome::Release);
             return;
@@ -147,6 +165,13 @@ impl EdgeHttp {
         }
     }
 
+    /// The origin answered a key whose older entry this stream found with a response that is
+    /// not stored (see [`outdates_stored`]): the older entry goes out of use on every worker.
+    pub(super) fn outdate_stored(&self, worker: &WorkerRef, key: &CacheKey) {
+        let w = &mut *worker.borrow_mut();
+        w.tiers.outdate(&w.env, key);
+    }
+
     /// After a successful unsafe request: invalidates its URL, and its `Location` and
     /// `Content-Location` when they point at the same origin.
     pub(super) fn invalidate_after_success(&mut self, worker: &WorkerRef, status: u16) {
@@ -154,6 +179,7 @@ impl EdgeHttp {
             mut urls,
             scheme,
             authority,
+            post,
         }) = self.invalidation.take()
         else {
             return;
@@ -163,6 +189,15 @@ impl EdgeHttp {
         }
         let w = &mut *worker.borrow_mut();
         let response = crate::plugin::host::headers(MapType::HttpResponseHeaders);
+        let reuse = post.filter(|post| {
+            let targeted = w
+                .env
+                .registry
+                .cache_at(post.pending.service_index)
+                .and_then(|section| section.targeted_cache_control.as_deref());
+            let target = (scheme.as_str(), authority.as_str(), post.path.as_str());
+            reusable_for_get(status, &response, targeted, target)
+        });
         for name in ["location", "content-location"] {
             let target = header(&response, name)
                 .and_then(|value| same_origin_path(value, &scheme, &authority));
@@ -176,6 +211,15 @@ impl EdgeHttp {
             if w.tiers.purge(Dimension::Url(url)) {
                 w.env.metrics.inc(Stat::Invalidation);
             }
+        }
+        // Stored (by `on_cache_response`, as a GET's response) under the generations after
+        // these purges.
+        if let Some(post) = reuse {
+            let pending = Pending {
+                generations: Rc::clone(&w.tiers.generations),
+                ..post.pending
+            };
+            self.cache = CacheFlow::Forwarded(Box::new(pending));
         }
     }
 
@@ -222,17 +266,4 @@ impl EdgeHttp {
             }
         }
     }
-}
-
-/// `Location`/`Content-Location` as a path, when it points at the request's own origin.
-fn same_origin_path(value: &str, scheme: &str, authority: &str) -> Option<String> {
-    if value.starts_with('/') && !value.starts_with("//") {
-        return Some(value.to_string());
-    }
-    let rest = value.strip_prefix(scheme)?.strip_prefix("://")?;
-    let path = rest.strip_prefix(authority)?;
-    if path.is_empty() {
-        return Some("/".to_string());
-    }
-    path.starts_with('/').then(|| path.to_string())
 }

@@ -25,6 +25,7 @@ use crate::policy::cache::exchange::{
 use crate::policy::cache::freshness::current_age;
 use crate::policy::cache::key::unkeyed_headers_present;
 use crate::policy::cache::range::RangeRequest;
+use crate::policy::cache::supersede::outdates_stored;
 use crate::policy::header_list::header_joined;
 use crate::policy::monitor::outcome::Outcome as Observed;
 use crate::policy::CacheSection;
@@ -133,6 +134,12 @@ impl EdgeHttp {
             }
             kept
         };
+        let policy = section.store_policy();
+        if matches!(kept, Kept::NotStorable)
+            && outdates_stored(&pending.request, status, &response, &policy, now)
+        {
+            self.outdate_stored(&worker, &pending.key);
+        }
         let (entry, stored) = match kept {
             Kept::Stored(entry) => (Some(entry), true),
             Kept::NotStorable if status == 304 => (Some(old), false),

@@ -177,6 +177,15 @@ pub(super) struct Invalidation {
     pub urls: Vec<String>,
     pub scheme: String,
     pub authority: String,
+    /// A POST whose response may be stored as its URL's GET response (see
+    /// `policy::cache::post_reuse`): what storing it needs.
+    pub post: Option<Box<PostReuse>>,
+}
+
+/// A POST that may leave its URL's GET entry: the pending GET store and the request's path.
+pub(super) struct PostReuse {
+    pub pending: Pending,
+    pub path: String,
 }
 
 /// A stale entry being revalidated with a request the filter sent itself.

@@ -24,6 +24,8 @@ pub struct CacheControl {
     pub must_revalidate: bool,
     pub proxy_revalidate: bool,
     pub immutable: bool,
+    /// RFC 9111 §5.2.2.3: store only if the status is understood; then `no-store` is ignored.
+    pub must_understand: bool,
     pub stale_while_revalidate: Option<u64>,
     pub stale_if_error: Option<u64>,
     /// Request directive; `max-stale` without a value is `u64::MAX` (any staleness).
@@ -62,6 +64,7 @@ impl CacheControl {
             b"must-revalidate" => self.must_revalidate = true,
             b"proxy-revalidate" => self.proxy_revalidate = true,
             b"immutable" => self.immutable = true,
+            b"must-understand" => self.must_understand = true,
             b"only-if-cached" => self.only_if_cached = true,
             // Invalid → 0 (stale); duplicates → smallest (RFC 9111 §4.2.1).
             b"max-age" => keep_min(&mut self.max_age, delta_seconds(arg).unwrap_or(0)),
@@ -230,8 +233,8 @@ mod tests {
                 ..Default::default()
             }
         );
-        let cc = CacheControl::parse("no-store, no-cache, private");
-        assert!(cc.no_store && cc.no_cache && cc.private);
+        let cc = CacheControl::parse("no-store, no-cache, private, Must-Understand");
+        assert!(cc.no_store && cc.no_cache && cc.private && cc.must_understand);
         assert!(!cc.public);
     }
 

@@ -5,8 +5,8 @@ use super::cache_control::CacheControl;
 use super::encoding::{encode_all, names_variant, negotiate, variant_etag, Coding};
 use super::entry::Entry;
 use super::freshness::{
-    conditional_matches, current_age, is_fresh, request_directs, RequestDirective, RequestFacts,
-    ResponseFacts, Storable, Timing, Vary,
+    current_age, is_fresh, request_directs, RequestDirective, RequestFacts, ResponseFacts,
+    Storable, Timing, Vary,
 };
 use super::generations::{Generations, MAX_TAGS_PER_ENTRY};
 use super::http_date::parse_http_date;
@@ -33,7 +33,13 @@ pub fn request_facts(method: &str, headers: &Headers) -> RequestFacts {
 /// Facts of a response; a `206` with one byte range counts as the `200` it is part of (it may be
 /// stored as a partial entry, see `range.rs`).
 pub fn response_facts(status: u16, headers: &Headers) -> ResponseFacts {
-    ResponseFacts {
+    response_facts_for(status, headers, None)
+}
+
+/// [`response_facts`] for a service obeying the targeted field `targeted` (RFC 9213) ahead of
+/// `CDN-Cache-Control`: a valid one replaces `Cache-Control`, `Expires` and `Pragma`.
+pub fn response_facts_for(status: u16, headers: &Headers, targeted: Option<&str>) -> ResponseFacts {
+    let facts = ResponseFacts {
         status: super::range::storable_status(status, headers),
         cache_control: CacheControl::parse(
             &header_joined(headers, "cache-control").unwrap_or_default(),
@@ -41,11 +47,20 @@ pub fn response_facts(status: u16, headers: &Headers) -> ResponseFacts {
         date: header(headers, "date").and_then(parse_http_date),
         expires: header(headers, "expires").map(parse_http_date),
         last_modified: header(headers, "last-modified").and_then(parse_http_date),
-        age: header(headers, "age").and_then(|a| a.trim().parse().ok()),
+        age: header(headers, "age").map(super::age::parse_age),
         has_set_cookie: header(headers, "set-cookie").is_some(),
         vary: Vary::parse(header_joined(headers, "vary").as_deref()),
         etag: header(headers, "etag").map(str::to_string),
         pragma_no_cache: has_pragma_no_cache(headers),
+    };
+    match super::targeted::select(headers, targeted) {
+        Some(cache_control) => ResponseFacts {
+            cache_control,
+            expires: None,
+            pragma_no_cache: false,
+            ..facts
+        },
+        None => facts,
     }
 }
 
@@ -102,14 +117,16 @@ pub fn evaluate_hit(
         entry.freshness_lifetime,
         age,
     );
-    if directive != RequestDirective::Normal {
+    if directive != RequestDirective::Normal
+        && !super::immutable::answers_reload(entry, request, age)
+    {
         return HitDecision::Revalidate;
     }
     let not_modified = entry_not_modified(entry, request_headers);
     if is_fresh(entry.freshness_lifetime, age) {
         return HitDecision::Serve { age, not_modified };
     }
-    if within_stale_window(entry, age, entry.stale_while_revalidate) {
+    if stale_window_open(entry, age, entry.stale_while_revalidate) {
         return HitDecision::ServeStale { age, not_modified };
     }
     HitDecision::Revalidate
@@ -125,25 +142,30 @@ pub fn entry_not_modified(entry: &Entry, request_headers: &Headers) -> bool {
             return true;
         }
     }
-    conditional_matches(
-        if_none_match,
-        header(request_headers, "if-modified-since").and_then(parse_http_date),
-        entry.etag.as_deref(),
-        entry.last_modified,
-    )
+    super::conditional::not_modified(request_headers, entry)
 }
 
-/// Whether a stale entry may still be served within `window_s` seconds of staleness (RFC 5861);
-/// `must-revalidate`, `proxy-revalidate`, `s-maxage` and `no-cache` forbid it (RFC 9111 §4.2.4).
+/// Whether a stale entry is stale by at most `window_s` seconds (the rate limiter's
+/// `max_stale_when_limited_s` bound); `must-revalidate`, `proxy-revalidate`, `s-maxage` and
+/// `no-cache` forbid serving it stale (RFC 9111 §4.2.4). RFC 5861 windows use
+/// [`stale_window_open`], which ends one second earlier.
 pub fn within_stale_window(entry: &Entry, age_s: u64, window_s: Option<u64>) -> bool {
     let staleness = age_s.saturating_sub(entry.freshness_lifetime);
     !entry.must_revalidate && window_s.is_some_and(|window_s| staleness <= window_s)
 }
 
+/// Whether a stale entry is still within a stale-while-revalidate or stale-if-error window of
+/// `window_s` seconds: the window opens when the entry becomes stale and is over `window_s`
+/// seconds later (like freshness: fresh while the age is below the lifetime).
+pub fn stale_window_open(entry: &Entry, age_s: u64, window_s: Option<u64>) -> bool {
+    let staleness = age_s.saturating_sub(entry.freshness_lifetime);
+    !entry.must_revalidate && window_s.is_some_and(|window_s| staleness < window_s)
+}
+
 /// Whether the entry may answer instead of an origin failure (stale-if-error).
 pub fn may_serve_if_error(entry: &Entry, age_s: u64) -> bool {
     is_fresh(entry.freshness_lifetime, age_s)
-        || within_stale_window(entry, age_s, entry.stale_if_error)
+        || stale_window_open(entry, age_s, entry.stale_if_error)
 }
 
 pub fn timing(entry: &Entry) -> Timing {
@@ -513,10 +535,22 @@ pub fn build_entry(
     with_freshness(entry, storable)
 }
 
+/// Fields a `304` never changes on a stored response (RFC 9111 §3.2): they describe the stored
+/// body's bytes (its length, coding and range), which the `304` does not resend.
+const NOT_UPDATED: [&str; 4] = [
+    "content-length",
+    "content-encoding",
+    "content-range",
+    "transfer-encoding",
+];
+
 /// Stored headers updated with those a `304` carries (RFC 9111 §3.2).
 pub fn merge_headers(stored: &Headers, update: &Headers) -> Vec<(String, String)> {
     let mut headers = stored.to_vec();
-    for (name, value) in stored_headers(update) {
+    let updates = stored_headers(update)
+        .into_iter()
+        .filter(|(name, _)| !NOT_UPDATED.iter().any(|n| name.eq_ignore_ascii_case(n)));
+    for (name, value) in updates {
         headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
         headers.push((name, value));
     }
@@ -657,7 +691,7 @@ pub fn fetched_entry(
 ) -> FetchedEntry {
     if let (304, Some(old)) = (status, fetch.old) {
         let merged = merge_headers(&old.headers, headers);
-        let facts = response_facts(old.status, &merged);
+        let facts = response_facts_for(old.status, &merged, fetch.policy.targeted.as_deref());
         let storable =
             super::freshness::storability(fetch.request, &facts, fetch.policy, fetch.response_time);
         return match refresh_entry(
@@ -675,7 +709,7 @@ pub fn fetched_entry(
     if body.len() > fetch.max_body {
         return FetchedEntry::NotStored;
     }
-    let facts = response_facts(status, headers);
+    let facts = response_facts_for(status, headers, fetch.policy.targeted.as_deref());
     let storable =
         super::freshness::storability(fetch.request, &facts, fetch.policy, fetch.response_time);
     let stored = Stored {
@@ -806,11 +840,23 @@ mod tests {
             }
         );
         assert_eq!(
-            evaluate_hit(&e, &req, &facts, &gens, 1091),
-            HitDecision::Revalidate,
-            "past the window"
+            evaluate_hit(&e, &req, &facts, &gens, 1089),
+            HitDecision::ServeStale {
+                age: 89,
+                not_modified: false
+            },
+            "the window's last second"
         );
+        for now in [1090, 1091] {
+            assert_eq!(
+                evaluate_hit(&e, &req, &facts, &gens, now),
+                HitDecision::Revalidate,
+                "past the window"
+            );
+        }
         assert!(may_serve_if_error(&e, 350));
+        assert!(may_serve_if_error(&e, 359));
+        assert!(!may_serve_if_error(&e, 360));
         assert!(!may_serve_if_error(&e, 361));
         e.must_revalidate = true;
         assert_eq!(
@@ -887,6 +933,22 @@ mod tests {
             Some("max-age=120")
         );
         assert_eq!(refreshed.body, b"{}");
+    }
+
+    #[test]
+    fn a_304_never_updates_the_body_description() {
+        let stored = h(&[("content-encoding", "br"), ("content-type", "text/plain")]);
+        let update = h(&[
+            ("content-length", "0"),
+            ("content-encoding", "gzip"),
+            ("content-range", "bytes 0-0/1"),
+            ("transfer-encoding", "chunked"),
+            ("Content-Type", "text/html"),
+        ]);
+        assert_eq!(
+            merge_headers(&stored, &update),
+            h(&[("content-encoding", "br"), ("Content-Type", "text/html")])
+        );
     }
 
     #[test]

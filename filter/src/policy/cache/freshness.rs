@@ -3,6 +3,7 @@
 //! all arithmetic saturates.
 
 use super::cache_control::CacheControl;
+use super::status::{self, heuristically_cacheable};
 
 /// A response's `Vary` header field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +79,9 @@ pub struct StorePolicy {
     pub max_ttl: u64,
     /// Store responses carrying `Set-Cookie` (the cookie is stored and replayed).
     pub store_set_cookie: bool,
+    /// The operator's own targeted cache-control field (RFC 9213), obeyed ahead of
+    /// `CDN-Cache-Control`.
+    pub targeted: Option<String>,
 }
 
 /// Whether and how a response may be stored.
@@ -99,7 +103,8 @@ pub enum NotStorable {
     Method,
     /// `Cache-Control: no-store` on the request or the response.
     NoStore,
-    /// A status not cacheable by default, without explicit freshness for 302/307.
+    /// A status not cacheable by default without explicit freshness, one never stored (see
+    /// [`status`]), or `must-understand` with a status this cache does not understand.
     Status,
     /// `Cache-Control: private`.
     Private,
@@ -129,14 +134,6 @@ impl NotStorable {
     }
 }
 
-/// Statuses cacheable by default (RFC 9110 §15.1): heuristic freshness may apply to them.
-fn heuristically_cacheable(status: u16) -> bool {
-    matches!(
-        status,
-        200 | 203 | 204 | 300 | 301 | 308 | 404 | 405 | 410 | 414 | 501
-    )
-}
-
 /// Decides whether a shared cache may store `response` to `request`, and for how long it is
 /// fresh. `now_s` stands in for a missing `Date`.
 pub fn storability(
@@ -149,13 +146,15 @@ pub fn storability(
     if request.method != "GET" {
         return Storable::No(NotStorable::Method);
     }
-    if request.cache_control.no_store || cc.no_store {
+    // must-understand: only statuses this cache understands, and for them no-store is ignored.
+    if cc.must_understand && !status::understood(response.status) {
+        return Storable::No(NotStorable::Status);
+    }
+    if request.cache_control.no_store || (cc.no_store && !cc.must_understand) {
         return Storable::No(NotStorable::NoStore);
     }
     let explicit = cc.s_maxage.is_some() || cc.max_age.is_some() || response.expires.is_some();
-    let status_ok = heuristically_cacheable(response.status)
-        || (matches!(response.status, 302 | 307) && explicit);
-    if !status_ok {
+    if !status::storable_status(response.status, explicit) {
         return Storable::No(NotStorable::Status);
     }
     if cc.private {
@@ -394,6 +393,7 @@ mod tests {
             heuristic: false,
             max_ttl: 86_400,
             store_set_cookie: false,
+            targeted: None,
         }
     }
 
@@ -481,9 +481,7 @@ mod tests {
             r.expires = Some(Some(NOW + 50));
             assert_eq!(storability(&req(), &r, &p, NOW), yes(50, false));
         }
-        for s in [
-            100, 101, 103, 206, 304, 500, 502, 503, 504, 201, 202, 303, 400, 403, 0, 999,
-        ] {
+        for s in [100, 101, 103, 206, 304, 400, 413, 431, 0, 999] {
             let mut r = resp("public, max-age=60");
             r.status = s;
             assert_eq!(
@@ -492,6 +490,75 @@ mod tests {
                 "{s}"
             );
         }
+        // Any other final status with explicit freshness (RFC 9111 §3); without it, no
+        // heuristic or default lifetime applies to them.
+        for s in [500, 502, 503, 504, 201, 202, 299, 303, 403, 499, 599] {
+            let mut r = resp("public, max-age=60");
+            r.status = s;
+            assert_eq!(
+                storability(&req(), &r, &policy(), NOW),
+                yes(60, false),
+                "{s}"
+            );
+            let mut r = resp("");
+            r.status = s;
+            r.last_modified = Some(NOW - 1000);
+            let p = StorePolicy {
+                heuristic: true,
+                default_ttl: Some(5),
+                ..policy()
+            };
+            assert_eq!(
+                storability(&req(), &r, &p, NOW),
+                Storable::No(NotStorable::Status),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn must_understand() {
+        // An understood status: stored, no-store ignored.
+        for s in [200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501] {
+            let mut r = resp("no-store, must-understand, max-age=60");
+            r.status = s;
+            assert_eq!(
+                storability(&req(), &r, &policy(), NOW),
+                yes(60, false),
+                "{s}"
+            );
+        }
+        // Not understood: never stored, even with explicit freshness and no no-store.
+        for s in [299, 302, 500] {
+            let mut r = resp("must-understand, max-age=60");
+            r.status = s;
+            assert_eq!(
+                storability(&req(), &r, &policy(), NOW),
+                Storable::No(NotStorable::Status),
+                "{s}"
+            );
+        }
+        // The request's no-store still counts; so do private and the rest.
+        let mut r = req();
+        r.cache_control = CacheControl::parse("no-store");
+        assert_eq!(
+            storability(
+                &r,
+                &resp("no-store, must-understand, max-age=60"),
+                &policy(),
+                NOW
+            ),
+            Storable::No(NotStorable::NoStore)
+        );
+        assert_eq!(
+            storability(
+                &req(),
+                &resp("private, must-understand, max-age=60"),
+                &policy(),
+                NOW
+            ),
+            Storable::No(NotStorable::Private)
+        );
     }
 
     #[test]
