@@ -15,4 +15,5 @@ pub mod lease;
 pub mod purge_request;
 pub mod query;
 pub mod tenant;
+pub mod variants;
 pub mod warm;
