@@ -82,7 +82,7 @@ impl Tiers {
         let Some(index) = VaryIndex::of(&entry) else {
             return Found::Corrupt;
         };
-        self.insert_l1(env, entry, key.tenant.as_deref());
+        self.insert_index(env, entry, key.tenant.as_deref());
         let Some(variant) = index.variant_key_for(&key.primary, request) else {
             return Found::OtherVariant;
         };
@@ -191,6 +191,14 @@ impl Tiers {
         for gone in dropped {
             self.remove_l1(env, &variant_key(primary, gone));
         }
-        self.insert_l1(env, index.to_entry(primary, keep), key.tenant.as_deref());
+        self.insert_index(env, index.to_entry(primary, keep), key.tenant.as_deref());
+    }
+
+    /// Puts a URL's index into L1 (tracked like any entry, but no response is stored by it).
+    fn insert_index(&mut self, env: &Env, index: Entry, tenant: Option<&str>) {
+        let before = self.l1.stats();
+        let keep = keep_until(&index);
+        self.l1.insert(index, tenant, keep);
+        self.track_l1(env, before);
     }
 }

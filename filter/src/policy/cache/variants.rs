@@ -60,6 +60,13 @@ const CASE_INSENSITIVE: [&str; 4] = [
 /// folded where the field's values are case-insensitive.
 pub fn selecting_value(headers: &Headers, name: &str) -> String {
     let mut out = String::new();
+    push_selecting_value(&mut out, headers, name);
+    out
+}
+
+/// [`selecting_value`], appended to `out`.
+fn push_selecting_value(out: &mut String, headers: &Headers, name: &str) {
+    let start = out.len();
     let mut present = false;
     for (_, value) in headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)) {
         for item in value.split(',') {
@@ -71,33 +78,33 @@ pub fn selecting_value(headers: &Headers, name: &str) -> String {
         }
     }
     if !present {
-        return ABSENT.to_string();
-    }
-    if CASE_INSENSITIVE
+        out.push_str(ABSENT);
+    } else if CASE_INSENSITIVE
         .iter()
         .any(|f| f.eq_ignore_ascii_case(name))
     {
-        out.make_ascii_lowercase();
+        if let Some(value) = out.get_mut(start..) {
+            value.make_ascii_lowercase();
+        }
     }
-    out
 }
 
 /// Whether a request selects the variant an entry with these `vary` pairs was stored for.
 pub fn selects(vary: &[(String, String)], request_headers: &Headers) -> bool {
-    vary.iter()
-        .all(|(name, stored)| selecting_value(request_headers, name) == *stored)
+    let mut value = String::new();
+    vary.iter().all(|(name, stored)| {
+        value.clear();
+        push_selecting_value(&mut value, request_headers, name);
+        value == *stored
+    })
 }
 
-/// The id of the variant these (name, normalised value) pairs select.
-fn variant_id<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
-    let mut text = String::new();
-    for (name, value) in pairs {
-        text.push_str(name);
-        text.push('\n');
-        text.push_str(value);
-        text.push('\n');
-    }
-    fnv1a(&text)
+/// The text a variant id hashes: each selecting name and its normalised value, in order.
+fn push_selection(text: &mut String, name: &str, value: &str) {
+    text.push_str(name);
+    text.push('\n');
+    text.push_str(value);
+    text.push('\n');
 }
 
 /// The key a variant is stored under. Two selections sharing an id share a key: the stored
@@ -108,7 +115,11 @@ pub fn variant_key(primary: &str, id: u64) -> String {
 
 /// The id of the variant an entry was stored for (from its `vary` pairs).
 pub fn entry_variant(vary: &[(String, String)]) -> u64 {
-    variant_id(vary.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+    let mut text = String::new();
+    for (name, value) in vary {
+        push_selection(&mut text, name, value);
+    }
+    fnv1a(&text)
 }
 
 /// Whether a stored entry is a vary index rather than a response.
@@ -128,17 +139,14 @@ pub struct VaryIndex {
 impl VaryIndex {
     /// The id of the variant a request selects.
     pub fn request_variant(&self, request_headers: &Headers) -> u64 {
-        let values: Vec<String> = self
-            .names
-            .iter()
-            .map(|name| selecting_value(request_headers, name))
-            .collect();
-        variant_id(
-            self.names
-                .iter()
-                .map(String::as_str)
-                .zip(values.iter().map(String::as_str)),
-        )
+        let mut text = String::new();
+        for name in &self.names {
+            text.push_str(name);
+            text.push('\n');
+            push_selecting_value(&mut text, request_headers, name);
+            text.push('\n');
+        }
+        fnv1a(&text)
     }
 
     /// The key of the stored variant a request selects; `None` when the index holds none.
