@@ -14,8 +14,10 @@
 //! an empty one.
 //!
 //! The index travels in the tiers as an [`Entry`] (so L1's bounds, L2's slots and their
-//! accounting hold it like any entry) with status [`INDEX_STATUS`], which no response has; its
-//! body is the index in its own versioned format:
+//! accounting hold it like any entry; the entry codec is unchanged) with status
+//! [`INDEX_STATUS`], which no response has, and a `vary` pair no request selects (so a build
+//! that does not know indexes never answers with it); its body is the index in its own
+//! versioned format:
 //!
 //! ```text
 //! offset  size  field
@@ -245,7 +247,10 @@ impl VaryIndex {
             stale_if_error: None,
             etag: None,
             last_modified: None,
-            vary: Vec::new(),
+            // A selecting header no request has: a build that does not know indexes (an older
+            // VM during a reload shares L2) reads this entry as another variant, never as a
+            // response to send.
+            vary: vec![(ABSENT.to_string(), ABSENT.to_string())],
             generations: Vec::new(),
             hits: 0,
             encoded: Vec::new(),
@@ -409,6 +414,11 @@ mod tests {
         let entry = index.to_entry("k", 5000);
         assert!(is_index(&entry));
         assert_eq!(keep_until(&entry), 5000);
+        // How builds before variants compared `vary` (absent read as empty): never a match.
+        let request = h(&[("accept-language", "en")]);
+        assert!(!entry.vary.iter().all(|(name, stored)| {
+            crate::policy::header_list::header_joined(&request, name).unwrap_or_default() == *stored
+        }));
         let decoded = Entry::decode(&entry.encode()).unwrap();
         assert_eq!(VaryIndex::of(&decoded), Some(index));
         // A corrupt index body reads as no index.
