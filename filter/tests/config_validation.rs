@@ -256,6 +256,8 @@ fn cache_section_is_validated() {
         (r#"{"tenant": {}}"#, "services[0].cache.tenant: must name exactly one of header, query, path_segment"),
         (r#"{"tenant": {"header": "x-a", "query": "b"}}"#, "services[0].cache.tenant: must name exactly one of header, query, path_segment"),
         (r#"{"tenant": {"path_segment": 0}}"#, "services[0].cache.tenant.path_segment: segments count from 1"),
+        (r#"{"max_variants": 0}"#, "services[0].cache.max_variants: 0 is out of range, must be between 1 and 64"),
+        (r#"{"max_variants": 65}"#, "services[0].cache.max_variants: 65 is out of range, must be between 1 and 64"),
         (r#"{"key": {"query": "some"}}"#, "services[0].cache.key.query: unknown variant `some`, expected one of `all`, `allow`, `none` (line 1, column 92)"),
         (r#"{"targeted_cache_control": "Edge-Cache-Control"}"#, "services[0].cache.targeted_cache_control: \"Edge-Cache-Control\" is not a lower-case header name"),
         (r#"{"targeted_cache_control": ""}"#, "services[0].cache.targeted_cache_control: \"\" is not a lower-case header name"),

@@ -1,6 +1,8 @@
 //! A small HTTP/1.1 origin for tests and figures, simpler than the demo origin: every `GET`
 //! waits `get_delay` and answers `200` with the `cache-control` it was given (or the header
-//! lines given for its path) and the path in its body; any other method answers `200` at once with `no-store`. It counts the requests it
+//! lines given for its path) and the path in its body (with `vary`: `Vary: <header>`, and the
+//! request's value of that header after the path); any other method answers `200` at once with
+//! `no-store`. It counts the requests it
 //! received, per method and path. Thread per connection, keep-alive; dropping it stops it.
 
 use std::collections::HashMap;
@@ -23,6 +25,8 @@ pub struct TestOriginSpec {
     /// `GET` answers for these paths (exact, query included) carry these header lines
     /// (repeated names allowed, in order) instead of the `cache-control` line.
     pub headers_for: Vec<(String, Vec<(String, String)>)>,
+    /// A request header `GET` answers vary on (`Vary`), its value written into the body.
+    pub vary: Option<String>,
 }
 
 impl Default for TestOriginSpec {
@@ -32,6 +36,7 @@ impl Default for TestOriginSpec {
             cache_control: "max-age=60".to_string(),
             body_padding: 200,
             headers_for: Vec::new(),
+            vary: None,
         }
     }
 }
@@ -124,7 +129,7 @@ fn serve(stream: TcpStream, spec: &TestOriginSpec, counts: &Counts, stop: &Atomi
         return;
     };
     let mut reader = BufReader::new(stream);
-    while let Some((method, path, body_length)) = read_head(&mut reader, stop) {
+    while let Some((method, path, body_length, lines)) = read_head(&mut reader, stop) {
         let mut body = vec![0u8; body_length];
         if reader.read_exact(&mut body).is_err() {
             return;
@@ -133,14 +138,22 @@ fn serve(stream: TcpStream, spec: &TestOriginSpec, counts: &Counts, stop: &Atomi
         if let Ok(mut by_path) = counts.by_path.lock() {
             *by_path.entry(format!("{method} {path}")).or_default() += 1;
         }
+        let vary = spec
+            .vary
+            .as_deref()
+            .filter(|_| method == "GET" || method == "HEAD");
         let (cache_control, body) = if method == "GET" || method == "HEAD" {
             std::thread::sleep(spec.get_delay);
-            let mut body = format!("{path} ").into_bytes();
+            let selected = vary.map_or(String::new(), |name| {
+                format!("{name}={} ", header_value(&lines, name).unwrap_or("-"))
+            });
+            let mut body = format!("{path} {selected}").into_bytes();
             body.resize(body.len() + spec.body_padding, b'x');
             (spec.cache_control.as_str(), body)
         } else {
             ("no-store", format!("{method} {path} done").into_bytes())
         };
+        let vary = vary.map_or(String::new(), |name| format!("vary: {name}\r\n"));
         let scripted = spec
             .headers_for
             .iter()
@@ -153,7 +166,7 @@ fn serve(stream: TcpStream, spec: &TestOriginSpec, counts: &Counts, stop: &Atomi
             None => format!("cache-control: {cache_control}\r\n"),
         };
         let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n{lines}content-length: {}\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n{lines}{vary}content-length: {}\r\n\r\n",
             body.len()
         );
         let sent = writer.write_all(head.as_bytes()).and_then(|()| {
@@ -169,9 +182,21 @@ fn serve(stream: TcpStream, spec: &TestOriginSpec, counts: &Counts, stop: &Atomi
     }
 }
 
-/// Reads one request head: method, path and `content-length`. `None` when the connection
-/// closed, broke, or the origin stopped.
-fn read_head<R: BufRead>(reader: &mut R, stop: &AtomicBool) -> Option<(String, String, usize)> {
+/// The value of a header among a request head's lines (after the request line).
+fn header_value<'a>(lines: &'a [String], name: &str) -> Option<&'a str> {
+    lines
+        .iter()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .find(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+/// One request head: method, path, `content-length` and its lines.
+type Head = (String, String, usize, Vec<String>);
+
+/// Reads one request head. `None` when the connection closed, broke, or the origin stopped.
+fn read_head<R: BufRead>(reader: &mut R, stop: &AtomicBool) -> Option<Head> {
     let mut lines: Vec<String> = Vec::new();
     let mut line = String::new();
     loop {
@@ -206,12 +231,8 @@ fn read_head<R: BufRead>(reader: &mut R, stop: &AtomicBool) -> Option<(String, S
     let mut request_line = lines.first()?.split(' ');
     let method = request_line.next()?.to_string();
     let path = request_line.next()?.to_string();
-    let body_length = lines
-        .iter()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .find(|(n, _)| n.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
+    let body_length = header_value(&lines, "content-length")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    Some((method, path, body_length))
+    Some((method, path, body_length, lines))
 }

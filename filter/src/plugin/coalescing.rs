@@ -21,6 +21,7 @@ use crate::policy::cache::freshness::{current_age, RequestFacts};
 use crate::policy::cache::generations::Generations;
 use crate::policy::cache::lease::Acquire;
 use crate::policy::cache::range::RangeRequest;
+use crate::policy::cache::variants::{is_index, VaryIndex};
 use std::rc::Rc;
 
 /// What answering a request that waits for another one needs.
@@ -249,6 +250,59 @@ fn answer_waiters(
     let _ = hostcalls::set_effective_context(current);
 }
 
+/// Answers the requests waiting for `key`, whose URL holds variants, each with the variant it
+/// selects from L2 (the others go to the origin). `false`, and nobody is answered, when L2
+/// holds none of their variants: then one of them fetches for the others.
+fn settle_variants(
+    (env, tiers, replies): (&Env, &Tiers, &mut Replies),
+    coalescing: &mut Coalescing,
+    key: &str,
+    index: &VaryIndex,
+    root: u32,
+) -> bool {
+    // At most one L2 read per variant the index lists.
+    let mut found: Vec<Entry> = Vec::new();
+    let mut looked: Vec<String> = Vec::new();
+    for waiter in coalescing.coalescer.waiters(key) {
+        let Some(variant) = index.variant_key_for(key, &waiter.request_headers) else {
+            continue;
+        };
+        if looked.contains(&variant) {
+            continue;
+        }
+        if let L2Read::Found(entry) = tiers.l2_get(env, &variant) {
+            found.push(entry);
+        }
+        looked.push(variant);
+    }
+    if found.is_empty() {
+        return false;
+    }
+    let mut groups: Vec<(Option<usize>, Vec<Waiter<WaitInfo>>)> = Vec::new();
+    for waiter in coalescing.coalescer.finish(key) {
+        let variant = index.variant_key_for(key, &waiter.data.request_headers);
+        let at = variant.and_then(|v| found.iter().position(|e| e.key == v));
+        match groups.iter_mut().find(|(g, _)| *g == at) {
+            Some((_, members)) => members.push(waiter),
+            None => groups.push((at, vec![waiter])),
+        }
+    }
+    for (at, waiters) in groups {
+        let outcome = at
+            .and_then(|at| found.get(at))
+            .map_or(Outcome::Release, Outcome::Entry);
+        let deferred = &mut coalescing.deferred;
+        answer_waiters(
+            (env, &tiers.generations, replies),
+            deferred,
+            waiters,
+            outcome,
+            root,
+        );
+    }
+    true
+}
+
 /// Lets a waiting request go to the origin as the group's new leader.
 pub fn resume_as_leader(context_id: u32, current: u32) {
     if hostcalls::set_effective_context(context_id).is_ok() {
@@ -286,14 +340,21 @@ pub fn poll_remote_leaders(
             continue;
         }
         if let L2Read::Found(entry) = tiers.l2_get(env, &key) {
-            settle_waiters(
-                (env, tiers, replies),
-                coalescing,
-                &key,
-                Outcome::Entry(&entry),
-                root,
-            );
-            continue;
+            let answered = match VaryIndex::of(&entry) {
+                // The URL holds variants: each waiter gets the one it selects.
+                Some(index) => {
+                    settle_variants((env, tiers, replies), coalescing, &key, &index, root)
+                }
+                None if is_index(&entry) => false,
+                None => {
+                    let outcome = Outcome::Entry(&entry);
+                    settle_waiters((env, tiers, replies), coalescing, &key, outcome, root);
+                    true
+                }
+            };
+            if answered {
+                continue;
+            }
         }
         let lease_ms = coalescing
             .coalescer

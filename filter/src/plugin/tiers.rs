@@ -1,6 +1,7 @@
 //! The worker's two cache tiers: its own L1 (no shared data on a hit) and the L2 slots in
 //! shared data, the purge generations entries are checked against, and the one way a response
-//! fetched from the origin is stored (misses, warm fetches, revalidations, refreshes).
+//! fetched from the origin is stored (misses, warm fetches, revalidations, refreshes). Several
+//! `Vary` variants of a URL: `tiers/variants.rs`.
 
 use std::rc::Rc;
 
@@ -20,6 +21,9 @@ use crate::policy::cache::l2::{slot_key, slot_of};
 use crate::policy::header_list::Headers;
 use crate::policy::shared_store::{SetError, SharedStore};
 use crate::policy::CacheSection;
+
+mod variants;
+pub use variants::Found;
 
 /// How often a purge retries when other workers purge at the same moment.
 const PURGE_ATTEMPTS: u32 = 16;
@@ -139,8 +143,7 @@ impl Tiers {
         let status = fetched.status;
         match fetched_entry(&fetch, status, fetched.response_headers, fetched.body) {
             FetchedEntry::Refreshed(entry) | FetchedEntry::Replaced(entry) if stamp.is_some() => {
-                self.store(env, entry.clone(), fetched.key.tenant.as_deref());
-                Kept::Stored(entry)
+                Kept::Stored(self.store_keyed(env, section, fetched.key, entry))
             }
             FetchedEntry::Refreshed(entry) | FetchedEntry::Replaced(entry) => Kept::Unkept(entry),
             FetchedEntry::NotStored => Kept::NotStorable,

@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use super::cache::exchange::StaleDefaults;
 use super::cache::freshness::StorePolicy;
+use super::cache::variants::{DEFAULT_MAX_VARIANTS, MAX_VARIANTS};
 use super::ConfigError;
 
 /// Edge caching for one service (L1 per worker, L2 in shared data).
@@ -53,6 +54,9 @@ pub struct CacheSection {
     /// Refresh hot entries in the background shortly before they expire.
     #[serde(default)]
     pub refresh_ahead: Option<RefreshAhead>,
+    /// Variants (`Vary`) one URL keeps; storing one more drops the least recently stored.
+    #[serde(default = "default_max_variants")]
+    pub max_variants: u32,
 }
 
 /// Predictive refresh of hot entries.
@@ -74,6 +78,10 @@ impl RefreshAhead {
         let threshold = lifetime_s.saturating_mul(self.before_expiry_percent) / 100;
         hits >= self.min_hits && left <= threshold
     }
+}
+
+fn default_max_variants() -> u32 {
+    DEFAULT_MAX_VARIANTS
 }
 
 fn default_lease_ms() -> u64 {
@@ -225,6 +233,15 @@ impl CacheSection {
                 format!(
                     "{} is out of range, must be between 100 and 60000",
                     self.lease_ms
+                ),
+            ));
+        }
+        if !(1..=MAX_VARIANTS).contains(&usize::try_from(self.max_variants).unwrap_or(usize::MAX)) {
+            return Err(ConfigError::new(
+                format!("{path}.max_variants"),
+                format!(
+                    "{} is out of range, must be between 1 and {MAX_VARIANTS}",
+                    self.max_variants
                 ),
             ));
         }

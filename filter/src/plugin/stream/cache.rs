@@ -14,7 +14,7 @@ use crate::plugin::host::{now_millis, now_secs, SERVICE_HEADER};
 use crate::plugin::metrics::Stat;
 use crate::plugin::refresh::RefreshJob;
 use crate::plugin::reply::{send_entry, EntryAnswer};
-use crate::plugin::tiers::{L2Read, Tiers};
+use crate::plugin::tiers::Found;
 use crate::plugin::worker::{Worker, WorkerRef};
 use crate::policy::cache::coalesce::Join;
 use crate::policy::cache::encoding::cache_negotiates;
@@ -202,23 +202,24 @@ impl EdgeHttp {
         let (mut fwd, mut stale) = (Forward::UriMiss, None);
         let range = RangeRequest::of(request.method, request.headers);
         for tier in [Stat::L1Hit, Stat::L2Hit] {
-            let (miss, entry) = if tier == Stat::L1Hit {
-                (Stat::L1Miss, w.tiers.l1_get(&w.env, &key.primary, now))
+            let (miss, found) = if tier == Stat::L1Hit {
+                let found = w.tiers.l1_find(&w.env, &key.primary, request.headers, now);
+                (Stat::L1Miss, found)
             } else {
-                let from_l2 = match w.tiers.l2_get(&w.env, &key.primary) {
-                    L2Read::Found(entry) => Some(Rc::new(Tiers::with_encodings(entry))),
-                    L2Read::Corrupt => {
-                        w.env.metrics.inc(Stat::Corrupt);
-                        None
-                    }
-                    L2Read::Absent => None,
-                };
-                (Stat::L2Miss, from_l2)
+                (Stat::L2Miss, w.tiers.l2_find(&w.env, key, request.headers))
             };
-            // A partial entry (a stored 206) answers only the ranges it holds.
-            let Some(entry) = entry.filter(|entry| range.answerable_by(entry)) else {
-                w.env.metrics.inc(miss);
-                continue;
+            let entry = match found {
+                // A partial entry (a stored 206) answers only the ranges it holds.
+                Found::Entry(entry) if range.answerable_by(&entry) => entry,
+                other => {
+                    match other {
+                        Found::Corrupt => w.env.metrics.inc(Stat::Corrupt),
+                        Found::OtherVariant => fwd = Forward::VaryMiss,
+                        _ => {}
+                    }
+                    w.env.metrics.inc(miss);
+                    continue;
+                }
             };
             match evaluate_hit(&entry, request.headers, facts, &w.tiers.generations, now) {
                 decision @ (HitDecision::Serve { age, not_modified }
@@ -235,7 +236,7 @@ impl EdgeHttp {
                         w.env.metrics.inc(Stat::StaleServed);
                         true
                     } else {
-                        let hits = w.tiers.l1.record_hit(&key.primary);
+                        let hits = w.tiers.l1.record_hit(&entry.key);
                         section
                             .refresh_ahead
                             .as_ref()
@@ -268,7 +269,7 @@ impl EdgeHttp {
                 HitDecision::Miss(kind) => {
                     w.env.metrics.inc(miss);
                     if tier == Stat::L1Hit {
-                        w.tiers.remove_l1(&w.env, &key.primary);
+                        w.tiers.remove_l1(&w.env, &entry.key);
                     }
                     fwd = match kind {
                         MissKind::VaryMismatch => Forward::VaryMiss,

@@ -130,7 +130,7 @@ impl EdgeHttp {
             let kept = w.tiers.store_fetched(&w.env, section, fetched);
             if matches!(kept, Kept::NotStorable) && status == 304 {
                 // A 304 whose headers forbid storing: the stored body is still the valid answer.
-                w.tiers.remove_l1(&w.env, &pending.key.primary);
+                w.tiers.remove_l1(&w.env, &old.key);
             }
             kept
         };

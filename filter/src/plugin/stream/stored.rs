@@ -7,7 +7,7 @@ use super::request::Request;
 use super::state::EdgeHttp;
 use crate::plugin::host::now_secs;
 use crate::plugin::metrics::Stat;
-use crate::plugin::tiers::L2Read;
+use crate::plugin::tiers::Found;
 use crate::plugin::worker::{Worker, WorkerRef};
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
@@ -86,12 +86,13 @@ fn stored_answer(
     now: u64,
     max_stale_s: Option<u64>,
 ) -> Option<Rc<Entry>> {
-    let entry = w.tiers.l1_get(&w.env, &key.primary, now).or_else(|| {
-        match w.tiers.l2_get(&w.env, &key.primary) {
-            L2Read::Found(entry) => Some(Rc::new(entry)),
-            _ => None,
-        }
-    })?;
+    let entry = match w.tiers.l1_find(&w.env, &key.primary, request.headers, now) {
+        Found::Entry(entry) => entry,
+        _ => match w.tiers.l2_find(&w.env, key, request.headers) {
+            Found::Entry(entry) => entry,
+            _ => return None,
+        },
+    };
     let facts = request_facts(request.method, request.headers);
     let generations = &w.tiers.generations;
     let usable = match max_stale_s {

@@ -156,6 +156,14 @@ impl<T> Coalescer<T> {
         self.groups.get(key)?.waiters.first().map(|w| &w.data)
     }
 
+    /// What every request waiting in a group carries, longest-waiting first.
+    pub fn waiters(&self, key: &str) -> impl Iterator<Item = &T> {
+        self.groups
+            .get(key)
+            .into_iter()
+            .flat_map(|g| g.waiters.iter().map(|w| &w.data))
+    }
+
     /// The oldest wait of a group, for lease takeover and timeouts.
     pub fn oldest_wait(&self, key: &str) -> Option<u64> {
         self.groups

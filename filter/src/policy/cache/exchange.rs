@@ -10,6 +10,7 @@ use super::freshness::{
 };
 use super::generations::{Generations, MAX_TAGS_PER_ENTRY};
 use super::http_date::parse_http_date;
+use super::variants::{is_index, selecting_value, selects};
 use crate::policy::header_list::{header, header_joined, Headers};
 
 fn has_pragma_no_cache(headers: &Headers) -> bool {
@@ -103,11 +104,8 @@ pub fn evaluate_hit(
     if !generations.is_current(&entry.generations) {
         return HitDecision::Miss(MissKind::Purged);
     }
-    let vary_matches = entry
-        .vary
-        .iter()
-        .all(|(name, stored)| header_joined(request_headers, name).unwrap_or_default() == *stored);
-    if !vary_matches {
+    // A vary index is no answer; a variant answers the requests that select it.
+    if is_index(entry) || !selects(&entry.vary, request_headers) {
         return HitDecision::Miss(MissKind::VaryMismatch);
     }
     let age = current_age(&timing(entry), now_s);
@@ -505,10 +503,7 @@ pub fn build_entry(
         Vary::Headers(names) => names
             .iter()
             .filter(|name| !(identity && name.as_str() == "accept-encoding"))
-            .map(|name| {
-                let value = header_joined(stored.request_headers, name).unwrap_or_default();
-                (name.clone(), value)
-            })
+            .map(|name| (name.clone(), selecting_value(stored.request_headers, name)))
             .collect(),
         _ => Vec::new(),
     };

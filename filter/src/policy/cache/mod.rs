@@ -23,4 +23,5 @@ pub mod status;
 pub mod supersede;
 pub mod targeted;
 pub mod tenant;
+pub mod variants;
 pub mod warm;
