@@ -144,27 +144,79 @@ fn accept_encoding_spellings_never_make_new_keys() {
 }
 
 #[test]
-fn conditionals_match_the_validator_of_any_coding() {
+fn conditionals_match_the_validator_of_the_coding_served() {
     let (mut host, vm, calls) = setup("application/json", 4000);
     host.request(vm, get("/api/c", None));
-    for (accept, tag) in [
-        (Some("gzip"), "W/\"v1-gzip\""),
-        (Some("br"), "W/\"v1-br\""),
-        (Some("gzip"), "\"v1\""),
-        (None, "\"v1\""),
-        (None, "W/\"v1\""),
+    for (accept, tag, status) in [
+        (Some("gzip"), "W/\"v1-gzip\"", 304),
+        (Some("br"), "W/\"v1-br\"", 304),
+        (Some("br"), "\"x\", W/\"v1-br\"", 304),
+        (Some("gzip"), "*", 304),
+        (None, "\"v1\"", 304),
+        (None, "W/\"v1\"", 304),
+        // Another coding's validator (or the identity one) names another representation.
+        (Some("gzip"), "\"v1\"", 200),
+        (Some("br"), "W/\"v1-gzip\"", 200),
+        (None, "W/\"v1-gzip\"", 200),
+        (Some("gzip"), "W/\"v2-gzip\"", 200),
     ] {
         let response = host.request(vm, get("/api/c", accept).header("if-none-match", tag));
-        assert_eq!(response.status, 304, "{accept:?} {tag}");
-        assert!(response.body.is_empty());
-        assert_eq!(response.header("content-encoding"), None);
-        assert!(varies_by_accept_encoding(&response));
+        assert_eq!(response.status, status, "{accept:?} {tag}");
+        assert!(varies_by_accept_encoding(&response), "{accept:?} {tag}");
+        if status == 304 {
+            assert!(response.body.is_empty());
+            assert_eq!(response.header("content-encoding"), None);
+        } else {
+            assert_eq!(decoded(&response), json(4000));
+        }
     }
-    let changed = host.request(
-        vm,
-        get("/api/c", Some("gzip")).header("if-none-match", "W/\"v2-gzip\""),
+    assert_eq!(calls.get(), 1);
+}
+
+#[test]
+fn misses_never_make_the_cache_compress() {
+    // Cache-busting misses of large compressible bodies cost no more than those of a body the
+    // cache never encodes: codings are made on hits, by clients that take them.
+    let fuel_per_miss = |content_type: &'static str| {
+        let (mut host, vm, _) = setup(content_type, 100_000);
+        let before = host.fuel_used(vm);
+        for i in 0..10 {
+            let response = host.request(vm, get(&format!("/api/bust?n={i}"), Some("gzip, br")));
+            assert_eq!(response.header("content-encoding"), None);
+        }
+        (host.fuel_used(vm) - before) / 10
+    };
+    let (json_fuel, png_fuel) = (fuel_per_miss("application/json"), fuel_per_miss("image/png"));
+    assert!(
+        json_fuel < png_fuel * 2,
+        "a compressible miss costs {json_fuel} fuel, an incompressible one {png_fuel}"
     );
-    assert_eq!(changed.status, 200);
+}
+
+#[test]
+fn a_dated_if_range_never_mixes_codings() {
+    let mut host = Host::new();
+    let calls = counting_origin(&mut host, |_, _| {
+        Reply::ok(json(4000))
+            .header("content-type", "application/json")
+            .header("cache-control", "max-age=60")
+            .header("last-modified", "Tue, 01 Dec 2026 10:00:00 GMT")
+    });
+    let vm = host.start_vm(CONFIG).unwrap();
+    host.request(vm, get("/api/lm", None));
+    let gzip = host.request(vm, get("/api/lm", Some("gzip")));
+    assert_eq!(gzip.header("content-encoding").as_deref(), Some("gzip"));
+    // A client resuming that gzip download with a date: the whole gzip body, never identity
+    // bytes it would glue onto gzip ones.
+    let resumed = host.request(
+        vm,
+        get("/api/lm", Some("gzip"))
+            .header("range", "bytes=50-")
+            .header("if-range", "Tue, 01 Dec 2026 10:00:00 GMT"),
+    );
+    assert_eq!(resumed.status, 200);
+    assert_eq!(resumed.header("content-encoding").as_deref(), Some("gzip"));
+    assert_eq!(decoded(&resumed), json(4000));
     assert_eq!(calls.get(), 1);
 }
 

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    answer_body, answer_coding, hit_headers, not_modified_headers,
+    answer_body, answer_coding, hit_headers, not_modified_headers, varies_by_coding,
 };
 use crate::policy::cache::range::RangeRequest;
 
@@ -63,7 +63,8 @@ pub struct EntryAnswer<'a> {
 /// whole representation in the coding the request prefers of those the entry holds, or the
 /// identity bytes a `Range` asks for (206, 416).
 pub fn send_entry(entry: &Entry, answer: &EntryAnswer<'_>) {
-    let coding = if answer.range.is_partial() {
+    let range = answer.range.for_codings(varies_by_coding(entry));
+    let coding = if range.is_partial() {
         None
     } else {
         answer_coding(entry, answer.request_headers)
@@ -75,9 +76,7 @@ pub fn send_entry(entry: &Entry, answer: &EntryAnswer<'_>) {
         let body = (!answer.head).then(|| answer_body(entry, coding));
         send(entry.status, &hit_headers(entry, coding, age, status), body);
     } else {
-        let ranged = answer
-            .range
-            .answer(entry, hit_headers(entry, None, age, status));
+        let ranged = range.answer(entry, hit_headers(entry, None, age, status));
         send(
             ranged.status,
             &ranged.headers,

@@ -10,7 +10,7 @@ use log::warn;
 use super::env::Env;
 use super::host::{shared_update as update, HostStore};
 use super::metrics::Stat;
-use crate::policy::cache::encoding::encode_all;
+use crate::policy::cache::encoding::{encode_all, wants_coding};
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{fetched_entry, keep_until, tags, Fetch, FetchedEntry};
 use crate::policy::cache::freshness::RequestFacts;
@@ -18,7 +18,7 @@ use crate::policy::cache::generations::{Dimension, Generations, GENERATIONS_KEY}
 use crate::policy::cache::key::CacheKey;
 use crate::policy::cache::l1::{L1Cache, L1Stats};
 use crate::policy::cache::l2::{slot_key, slot_of};
-use crate::policy::header_list::Headers;
+use crate::policy::header_list::{header_joined, Headers};
 use crate::policy::shared_store::{SetError, SharedStore};
 use crate::policy::CacheSection;
 
@@ -168,7 +168,7 @@ impl Tiers {
         let mut encoded = entry.encode();
         if encoded.len() > slot_bytes && !entry.encoded.is_empty() {
             // Too large with its encoded bodies: L2 keeps the identity body, and a worker that
-            // reads it there encodes it again (see `with_encodings`).
+            // reads it there encodes it again (see `encode_for`).
             let identity_only = Entry {
                 encoded: Vec::new(),
                 ..entry.clone()
@@ -223,13 +223,34 @@ impl Tiers {
         }
     }
 
-    /// An entry read from L2, with the encoded bodies it lacks made now (L2 keeps only the
-    /// identity body of an entry too large with them).
-    pub fn with_encodings(mut entry: Entry) -> Entry {
-        if entry.encoded.is_empty() {
-            entry.encoded = encode_all(&entry.headers, &entry.body);
+    /// `entry` with its encoded bodies, when this hit's client takes a coding and the entry
+    /// lacks them: made now, once per worker, and kept in L1 in place of the identity-only copy
+    /// (L2 keeps the identity body). `None` when nothing was made.
+    pub fn encode_for(
+        &mut self,
+        env: &Env,
+        entry: &Entry,
+        request_headers: &Headers,
+        tenant: Option<&str>,
+    ) -> Option<Rc<Entry>> {
+        if !entry.encoded.is_empty()
+            || !wants_coding(header_joined(request_headers, "accept-encoding").as_deref())
+        {
+            return None;
         }
-        entry
+        let encoded = encode_all(&entry.headers, &entry.body);
+        if encoded.is_empty() {
+            return None;
+        }
+        let entry = Entry {
+            encoded,
+            ..entry.clone()
+        };
+        let before = self.l1.stats();
+        let keep = keep_until(&entry);
+        self.l1.insert(entry.clone(), tenant, keep);
+        self.track_l1(env, before);
+        Some(Rc::new(entry))
     }
 
     /// Copies an entry into L1 (a store, or a promotion from L2) and tracks L1 size and evictions.

@@ -20,8 +20,8 @@ use crate::policy::cache::coalesce::Join;
 use crate::policy::cache::encoding::cache_negotiates;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    evaluate_hit, refresh_request_headers, request_facts, ttl_left, CacheStatus, Forward,
-    HitDecision, MissKind,
+    entry_not_modified, evaluate_hit, refresh_request_headers, request_facts, ttl_left,
+    CacheStatus, Forward, HitDecision, MissKind,
 };
 use crate::policy::cache::freshness::{request_directs, RequestDirective, RequestFacts};
 use crate::policy::cache::key::{unkeyed_headers_present, CacheKey};
@@ -230,6 +230,16 @@ impl EdgeHttp {
                         w.tiers
                             .insert_l1(&w.env, (*entry).clone(), key.tenant.as_deref());
                     }
+                    // The first hit that takes a coding makes this worker's encoded bodies.
+                    let tenant = key.tenant.as_deref();
+                    let (entry, not_modified) =
+                        match w.tiers.encode_for(&w.env, &entry, request.headers, tenant) {
+                            Some(encoded) => {
+                                let not_modified = entry_not_modified(&encoded, request.headers);
+                                (encoded, not_modified)
+                            }
+                            None => (entry, not_modified),
+                        };
                     // A stale answer (stale-while-revalidate) always refreshes in the background;
                     // a fresh one when it is hot and about to expire (refresh-ahead).
                     let refresh = if stale {

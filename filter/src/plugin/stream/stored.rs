@@ -12,7 +12,7 @@ use crate::plugin::worker::{Worker, WorkerRef};
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
     answer_body, answer_coding, evaluate_hit, hit_headers, request_facts, timing, ttl_left,
-    CacheStatus, HitDecision,
+    varies_by_coding, CacheStatus, HitDecision,
 };
 use crate::policy::cache::freshness::current_age;
 use crate::policy::cache::key::CacheKey;
@@ -57,7 +57,8 @@ impl EdgeHttp {
             ..status
         }
         .render(&registry.settings().cache_status_name);
-        let range = RangeRequest::of(request.method, request.headers);
+        let range =
+            RangeRequest::of(request.method, request.headers).for_codings(varies_by_coding(&entry));
         let coding = if range.is_partial() {
             None
         } else {

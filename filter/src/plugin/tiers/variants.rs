@@ -77,7 +77,7 @@ impl Tiers {
             L2Read::Corrupt => return Found::Corrupt,
         };
         if !is_index(&entry) {
-            return Found::Entry(Rc::new(Tiers::with_encodings(entry)));
+            return Found::Entry(Rc::new(entry));
         }
         let Some(index) = VaryIndex::of(&entry) else {
             return Found::Corrupt;
@@ -87,7 +87,7 @@ impl Tiers {
             return Found::OtherVariant;
         };
         match self.l2_get(env, &variant) {
-            L2Read::Found(entry) => Found::Entry(Rc::new(Tiers::with_encodings(entry))),
+            L2Read::Found(entry) => Found::Entry(Rc::new(entry)),
             L2Read::Absent => Found::OtherVariant,
             L2Read::Corrupt => Found::Corrupt,
         }

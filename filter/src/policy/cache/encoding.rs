@@ -1,6 +1,7 @@
 //! Content codings the cache makes itself: a compressible stored response gets its `br` and
-//! `gzip` bodies once, when it is stored, and each hit picks the one the client prefers
-//! (`Accept-Encoding`) without compressing anything. Encoded answers carry `Vary:
+//! `gzip` bodies once per worker, on the first hit whose client accepts a coding (never on the
+//! miss path, so clients that only make misses cannot make the cache compress), and each hit
+//! picks the one the client prefers (`Accept-Encoding`). Encoded answers carry `Vary:
 //! Accept-Encoding` and a weak validator of their own (`W/"<tag>-<coding>"`).
 
 use std::io::Write;
@@ -58,6 +59,10 @@ pub fn cache_negotiates(section: &crate::policy::CacheSection) -> bool {
 /// Smallest identity body worth encoding (smaller ones gain little and cost a header).
 pub const MIN_ENCODED_BYTES: usize = 256;
 
+/// Largest identity body the cache encodes (a bound on the work one hit can cause); larger
+/// ones are answered in identity.
+pub const MAX_ENCODED_BYTES: usize = 256 * 1024;
+
 /// Brotli quality used at store time: close to the best ratio for JSON and text at a fraction of
 /// quality 11's time (the store happens on the miss path).
 const BROTLI_QUALITY: i32 = 6;
@@ -91,6 +96,10 @@ fn compressible_type(content_type: &str) -> bool {
 /// Whether a stored response may get encoded bodies: a compressible type, not encoded already,
 /// large enough, and the origin did not forbid transforming it (`no-transform`).
 pub fn encodable(headers: &Headers, body: &[u8]) -> bool {
+    // Cheapest test first: most bodies that fail, fail on their size.
+    if !(MIN_ENCODED_BYTES..=MAX_ENCODED_BYTES).contains(&body.len()) {
+        return false;
+    }
     let identity = header(headers, "content-encoding")
         .is_none_or(|v| v.trim().is_empty() || v.trim().eq_ignore_ascii_case("identity"));
     let no_transform = header_joined(headers, "cache-control").is_some_and(|cc| {
@@ -99,7 +108,6 @@ pub fn encodable(headers: &Headers, body: &[u8]) -> bool {
     });
     identity
         && !no_transform
-        && body.len() >= MIN_ENCODED_BYTES
         && header(headers, "content-range").is_none()
         && header(headers, "content-type").is_some_and(compressible_type)
 }
@@ -171,6 +179,10 @@ fn quality(params: &str) -> u16 {
 /// repeated fields do not matter; no header means identity.
 pub fn negotiate(accept_encoding: Option<&str>, available: &[Coding]) -> Option<Coding> {
     let accept = accept_encoding?;
+    if accept.split(',').nth(MAX_MEMBERS).is_some() {
+        // Longer than any real client's list: identity, never a guess from part of it.
+        return None;
+    }
     let mut explicit: Vec<(&str, u16)> = Vec::new();
     let mut star = None;
     for member in accept.split(',').take(MAX_MEMBERS) {
@@ -210,6 +222,11 @@ pub fn negotiate(accept_encoding: Option<&str>, available: &[Coding]) -> Option<
     }
     best.filter(|(_, q)| *q >= identity)
         .map(|(coding, _)| coding)
+}
+
+/// Whether a request's `Accept-Encoding` would take one of the cache's codings.
+pub fn wants_coding(accept_encoding: Option<&str>) -> bool {
+    negotiate(accept_encoding, &Coding::ALL).is_some()
 }
 
 /// Whether an `If-None-Match` list names the weak validator of one of `codings`' variants of
@@ -291,6 +308,11 @@ mod tests {
         assert_eq!(negotiate(Some(" gzip ; q=1.0 "), &BOTH), Some(Coding::Gzip));
         assert_eq!(negotiate(Some("gzip;q=2"), &BOTH), None);
         assert_eq!(negotiate(Some(""), &BOTH), None);
+        // Past 32 members the list is not read at all (a refusal at its end must not be lost).
+        let mut long: Vec<String> = (0..40).map(|i| format!("x{i}")).collect();
+        long.insert(0, "*".into());
+        long.push("br;q=0, gzip;q=0".into());
+        assert_eq!(negotiate(Some(&long.join(", ")), &BOTH), None);
     }
 
     #[test]
@@ -314,6 +336,8 @@ mod tests {
         );
         let small = sample(MIN_ENCODED_BYTES - 1);
         assert!(encode_all(&json_headers(), &small).is_empty());
+        let huge = sample(MAX_ENCODED_BYTES + 1);
+        assert!(encode_all(&json_headers(), &huge).is_empty());
         let mut gzipped = json_headers();
         gzipped.push(("content-encoding".into(), "gzip".into()));
         assert!(encode_all(&gzipped, &body).is_empty());

@@ -2,7 +2,7 @@
 //! a request, the headers a hit carries, and the entry a response becomes.
 
 use super::cache_control::CacheControl;
-use super::encoding::{encode_all, names_variant, negotiate, variant_etag, Coding};
+use super::encoding::{encodable, names_variant, negotiate, variant_etag, Coding};
 use super::entry::Entry;
 use super::freshness::{
     current_age, is_fresh, request_directs, RequestDirective, RequestFacts, ResponseFacts,
@@ -130,15 +130,18 @@ pub fn evaluate_hit(
     HitDecision::Revalidate
 }
 
-/// Whether a request's own conditionals match `entry` (then it gets a `304`): its validators,
-/// or the weak validator of one of its encoded variants.
+/// Whether a request's own conditionals match `entry` (then it gets a `304`). `If-None-Match`
+/// is compared (weakly) with the validator of the representation this request would get: the
+/// weak validator of its coding when the entry answers it encoded, else the stored one.
 pub fn entry_not_modified(entry: &Entry, request_headers: &Headers) -> bool {
     let if_none_match = header(request_headers, "if-none-match");
-    if let (Some(inm), Some(etag)) = (if_none_match, &entry.etag) {
-        let codings: Vec<Coding> = entry.encoded.iter().map(|(c, _)| *c).collect();
-        if !codings.is_empty() && names_variant(inm, etag, &codings) {
-            return true;
-        }
+    if let (Some(coding), Some(inm)) = (answer_coding(entry, request_headers), if_none_match) {
+        let any = inm.split(',').any(|member| member.trim() == "*");
+        return any
+            || entry
+                .etag
+                .as_deref()
+                .is_some_and(|etag| names_variant(inm, etag, &[coding]));
     }
     super::conditional::not_modified(request_headers, entry)
 }
@@ -262,6 +265,11 @@ pub fn answer_coding(entry: &Entry, request_headers: &Headers) -> Option<Coding>
     )
 }
 
+/// Whether answers from `entry` depend on `Accept-Encoding` (it has, or may get, encoded bodies).
+pub fn varies_by_coding(entry: &Entry) -> bool {
+    !entry.encoded.is_empty() || encodable(&entry.headers, &entry.body)
+}
+
 /// The body an answer in `coding` sends.
 pub fn answer_body(entry: &Entry, coding: Option<Coding>) -> &[u8] {
     coding
@@ -272,7 +280,7 @@ pub fn answer_body(entry: &Entry, coding: Option<Coding>) -> &[u8] {
 /// An entry with encoded bodies varies by `Accept-Encoding`; an encoded answer says its coding
 /// and carries its own weak validator (the identity body keeps the stored one).
 fn describe_coding(headers: &mut Vec<(String, String)>, entry: &Entry, coding: Option<Coding>) {
-    if entry.encoded.is_empty() {
+    if !varies_by_coding(entry) {
         return;
     }
     let varies = header_joined(headers, "vary").is_some_and(|vary| {
@@ -718,10 +726,7 @@ pub fn fetched_entry(
         generations: fetch.generations.clone(),
     };
     match build_entry(stored, &facts, &storable) {
-        Some(mut entry) => {
-            entry.encoded = encode_all(&entry.headers, &entry.body);
-            FetchedEntry::Replaced(fetch.defaults.apply(entry))
-        }
+        Some(entry) => FetchedEntry::Replaced(fetch.defaults.apply(entry)),
         None => FetchedEntry::NotStored,
     }
 }

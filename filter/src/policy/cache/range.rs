@@ -152,6 +152,21 @@ impl RangeRequest {
         self.range.is_some()
     }
 
+    /// The range, unless its `If-Range` is a date and the stored representation comes in
+    /// several codings: a date cannot tell them apart (a client resuming a gzip download would
+    /// get identity bytes), so the whole representation answers then.
+    pub fn for_codings(&self, varies_by_coding: bool) -> Self {
+        let dated = self
+            .if_range
+            .as_deref()
+            .is_some_and(|v| !v.trim_start().starts_with('"') && !v.trim_start().starts_with("W/"));
+        if dated && varies_by_coding {
+            Self::default()
+        } else {
+            self.clone()
+        }
+    }
+
     /// How `entry` answers this request when its representation is `body`. Only a stored
     /// `200` is sliced; an `If-Range` that does not match asks for the whole representation.
     pub fn decide(&self, entry: &Entry, body: &[u8]) -> RangeDecision {
