@@ -186,7 +186,10 @@ fn misses_never_make_the_cache_compress() {
         }
         (host.fuel_used(vm) - before) / 10
     };
-    let (json_fuel, png_fuel) = (fuel_per_miss("application/json"), fuel_per_miss("image/png"));
+    let (json_fuel, png_fuel) = (
+        fuel_per_miss("application/json"),
+        fuel_per_miss("image/png"),
+    );
     assert!(
         json_fuel < png_fuel * 2,
         "a compressible miss costs {json_fuel} fuel, an incompressible one {png_fuel}"
