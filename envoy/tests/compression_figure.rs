@@ -15,20 +15,8 @@ fn entry(body: Vec<u8>) -> Entry {
         status: 200,
         headers: vec![("content-type".into(), "application/json".into())],
         body,
-        request_time: 0,
-        response_time: 0,
-        date: None,
-        age_header: None,
         freshness_lifetime: 60,
-        must_revalidate: false,
-        stale_while_revalidate: None,
-        stale_if_error: None,
-        etag: None,
-        last_modified: None,
-        vary: Vec::new(),
-        generations: Vec::new(),
-        hits: 0,
-        encoded: Vec::new(),
+        ..Default::default()
     }
 }
 

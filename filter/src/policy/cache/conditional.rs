@@ -34,22 +34,12 @@ mod tests {
         Entry {
             key: "k".into(),
             status: 200,
-            headers: Vec::new(),
-            body: Vec::new(),
             request_time: 3000,
             response_time: 3000,
             date,
-            age_header: None,
             freshness_lifetime: 60,
-            must_revalidate: false,
-            stale_while_revalidate: None,
-            stale_if_error: None,
-            etag: None,
             last_modified,
-            vary: Vec::new(),
-            generations: Vec::new(),
-            hits: 0,
-            encoded: Vec::new(),
+            ..Default::default()
         }
     }
 

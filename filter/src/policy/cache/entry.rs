@@ -79,8 +79,8 @@ const PRESENCE_RESERVED: u8 = 1 << 7;
 /// slot cannot make us allocate 64 MiB.
 const LZ4_MAX_RATIO: usize = 256;
 
-/// A stored response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A stored response. (`Default` is an empty entry, for fixtures.)
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entry {
     /// Full cache key; checked on read (L2 slots are shared by hash).
     pub key: String,
@@ -485,17 +485,14 @@ mod tests {
             request_time: 1_700_000_000,
             response_time: 1_700_000_001,
             date: Some(1_700_000_000),
-            age_header: None,
             freshness_lifetime: 60,
             must_revalidate: true,
             stale_while_revalidate: Some(30),
-            stale_if_error: None,
             etag: Some("\"e\"".into()),
-            last_modified: None,
             vary: vec![("accept".into(), "x".into())],
             generations: vec![1, 7],
             hits: 3,
-            encoded: Vec::new(),
+            ..Default::default()
         };
         let stored = hex(
             "01000200000002000000080000004745547c687c2f61c80000f1536500000000\
@@ -571,17 +568,15 @@ mod tests {
             request_time: 1_700_000_000,
             response_time: 1_700_000_001,
             date: Some(1_700_000_000),
-            age_header: None,
             freshness_lifetime: 60,
             must_revalidate: true,
             stale_while_revalidate: Some(30),
-            stale_if_error: None,
             etag: Some("\"abc123\"".into()),
             last_modified: Some(1_690_000_000),
             vary: vec![("accept-encoding".into(), "gzip".into())],
             generations: vec![1, 7, 42],
             hits: 3,
-            encoded: Vec::new(),
+            ..Default::default()
         }
     }
 
@@ -598,24 +593,13 @@ mod tests {
     #[test]
     fn round_trip_all_options_absent_and_empty() {
         let e = Entry {
-            key: String::new(),
-            status: 0,
-            headers: vec![],
-            body: vec![],
-            request_time: 0,
             response_time: u64::MAX,
-            date: None,
             age_header: Some(0),
-            freshness_lifetime: 0,
-            must_revalidate: false,
-            stale_while_revalidate: None,
             stale_if_error: Some(u64::MAX),
             etag: Some(String::new()),
-            last_modified: None,
             vary: vec![("x".into(), String::new())],
-            generations: vec![],
             hits: u32::MAX,
-            encoded: Vec::new(),
+            ..Default::default()
         };
         assert_eq!(Entry::decode(&e.encode()), Ok(e));
     }

@@ -740,12 +740,7 @@ pub fn is_origin_error(status: u16) -> bool {
 mod tests {
     use super::*;
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::policy::header_list::owned as h;
 
     fn entry() -> Entry {
         Entry {
@@ -756,17 +751,11 @@ mod tests {
             request_time: 1000,
             response_time: 1000,
             date: Some(1000),
-            age_header: None,
             freshness_lifetime: 60,
-            must_revalidate: false,
-            stale_while_revalidate: None,
-            stale_if_error: None,
             etag: Some("\"v1\"".into()),
-            last_modified: None,
             vary: vec![("accept-language".into(), "en".into())],
             generations: Generations::default().stamp(&[]),
-            hits: 0,
-            encoded: Vec::new(),
+            ..Default::default()
         }
     }
 

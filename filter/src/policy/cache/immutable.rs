@@ -42,21 +42,11 @@ mod tests {
             key: "k".into(),
             status: 200,
             headers: vec![("cache-control".into(), cache_control.into())],
-            body: Vec::new(),
             request_time: 1000,
             response_time: 1000,
             date: Some(1000),
-            age_header: None,
             freshness_lifetime: 60,
-            must_revalidate: false,
-            stale_while_revalidate: None,
-            stale_if_error: None,
-            etag: None,
-            last_modified: None,
-            vary: Vec::new(),
-            generations: Vec::new(),
-            hits: 0,
-            encoded: Vec::new(),
+            ..Default::default()
         }
     }
 

@@ -250,18 +250,8 @@ mod tests {
             body: vec![b'x'; body_len],
             request_time: 100,
             response_time: 100,
-            date: None,
-            age_header: None,
             freshness_lifetime: 60,
-            must_revalidate: false,
-            stale_while_revalidate: None,
-            stale_if_error: None,
-            etag: None,
-            last_modified: None,
-            vary: vec![],
-            generations: vec![],
-            hits: 0,
-            encoded: Vec::new(),
+            ..Default::default()
         }
     }
 

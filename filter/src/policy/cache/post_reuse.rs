@@ -41,12 +41,7 @@ pub fn same_origin_path(value: &str, scheme: &str, authority: &str) -> Option<St
 mod tests {
     use super::*;
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::policy::header_list::owned as h;
 
     const TARGET: (&str, &str, &str) = ("https", "edge.test", "/p?q=1");
 

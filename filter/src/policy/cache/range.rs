@@ -524,12 +524,7 @@ mod tests {
     use crate::policy::cache::http_date::format_http_date;
     use crate::policy::header_list::header;
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::policy::header_list::owned as h;
 
     fn entry(body: &[u8]) -> Entry {
         Entry {
@@ -540,17 +535,10 @@ mod tests {
             request_time: 1000,
             response_time: 1000,
             date: Some(1000),
-            age_header: None,
             freshness_lifetime: 60,
-            must_revalidate: false,
-            stale_while_revalidate: None,
-            stale_if_error: None,
             etag: Some("\"v1\"".into()),
             last_modified: Some(900),
-            vary: Vec::new(),
-            generations: Vec::new(),
-            hits: 0,
-            encoded: Vec::new(),
+            ..Default::default()
         }
     }
 

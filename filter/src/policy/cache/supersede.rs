@@ -43,12 +43,7 @@ mod tests {
     use super::*;
     use crate::policy::cache::exchange::request_facts;
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::policy::header_list::owned as h;
 
     fn policy() -> StorePolicy {
         StorePolicy {

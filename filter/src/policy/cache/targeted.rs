@@ -326,12 +326,7 @@ fn is_token_char(b: u8) -> bool {
 mod tests {
     use super::*;
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::policy::header_list::owned as h;
 
     #[test]
     fn directives() {

@@ -263,12 +263,7 @@ mod tests {
     use super::*;
     use crate::policy::cache::exchange::keep_until;
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::policy::header_list::owned as h;
 
     #[test]
     fn field_lines_whitespace_and_case() {

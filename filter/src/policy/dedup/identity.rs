@@ -83,12 +83,7 @@ mod tests {
         serde_json::from_value(serde_json::json!({ "identity": identity })).unwrap()
     }
 
-    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect()
-    }
+    use crate::policy::header_list::owned as h;
 
     #[test]
     fn repeated_ids_that_disagree_are_ambiguous() {

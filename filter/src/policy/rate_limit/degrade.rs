@@ -50,22 +50,14 @@ mod tests {
         Entry {
             key: "k".into(),
             status: 200,
-            headers: Vec::new(),
             body: b"{}".to_vec(),
             request_time: 1000,
             response_time: 1000,
             date: Some(1000),
-            age_header: None,
             freshness_lifetime: 60,
             must_revalidate,
-            stale_while_revalidate: None,
-            stale_if_error: None,
-            etag: None,
-            last_modified: None,
-            vary: Vec::new(),
             generations: Generations::default().stamp(&[]),
-            hits: 0,
-            encoded: Vec::new(),
+            ..Default::default()
         }
     }
 
