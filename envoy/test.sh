@@ -11,9 +11,10 @@ step() { echo; echo "==> $*"; }
 step "setup (toolchain, wasm32 target, Envoy ${ENVOY_VERSION:-1.40.0}, chromium)"
 envoy/setup.sh --browser
 
-step "build the filter and the host's probe guest for wasm32 (release)"
-cargo build --release --target wasm32-unknown-unknown -p edge-filter -p host-probe
-ls -l target/wasm32-unknown-unknown/release/edge_filter.wasm
+step "build the filter, the host's probe guest and the benchmark floor guests for wasm32 (release)"
+cargo build --release --target wasm32-unknown-unknown -p edge-filter -p host-probe \
+    -p floor-local-reply -p floor-continue
+ls -l target/wasm32-unknown-unknown/release/{edge_filter,floor_local_reply,floor_continue}.wasm
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -22,7 +23,8 @@ step "clippy, native"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "clippy, wasm32"
-cargo clippy --target wasm32-unknown-unknown -p edge-filter -p host-probe --all-targets -- -D warnings
+cargo clippy --target wasm32-unknown-unknown -p edge-filter -p host-probe \
+    -p floor-local-reply -p floor-continue --all-targets -- -D warnings
 
 step "tests: policy, wasmtime host, benches (test mode), real Envoy"
 cargo test --workspace --all-targets
