@@ -4,17 +4,24 @@
 # 127.0.0.1, pinned to the servers' CPU, stopped on exit with everything else common.sh started.
 
 # --- Debian packages, installed when missing ------------------------------------------------
-# Services are never started by the packages' scripts here (the image's policy-rc.d says no);
-# the benches run their own processes with their own configs.
+# The packages' own services must not start (they would listen on every address): where the
+# machine has no policy-rc.d saying so, one is put in place for the install and removed after.
+# The benches run processes of their own with their own configs.
 apt_install() {
-    local missing=("$@")
-    log "installing ${missing[*]} (apt-get)"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
-        >"$OUT/apt.log" 2>&1 \
-        || { apt-get update >>"$OUT/apt.log" 2>&1 \
-            && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-                "${missing[@]}" >>"$OUT/apt.log" 2>&1; } \
-        || die "apt-get install ${missing[*]} failed (see $OUT/apt.log)"
+    local sudo_cmd=() policy=/usr/sbin/policy-rc.d placed=0 rc=0
+    [[ "$(id -u)" == 0 ]] || sudo_cmd=(sudo)
+    if [[ ! -e "$policy" ]]; then
+        printf '#!/bin/sh\n# placed by benches/peers/peers.sh during apt-get install\nexit 101\n' \
+            | "${sudo_cmd[@]}" tee "$policy" >/dev/null && "${sudo_cmd[@]}" chmod 755 "$policy" && placed=1
+    fi
+    log "installing $* (apt-get)"
+    local apt=("${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get)
+    "${apt[@]}" install -y --no-install-recommends "$@" >"$OUT/apt.log" 2>&1 \
+        || { "${apt[@]}" update >>"$OUT/apt.log" 2>&1 \
+            && "${apt[@]}" install -y --no-install-recommends "$@" >>"$OUT/apt.log" 2>&1; } \
+        || rc=$?
+    [[ "$placed" == 0 ]] || "${sudo_cmd[@]}" rm -f "$policy"
+    [[ "$rc" == 0 ]] || die "apt-get install $* failed (see $OUT/apt.log)"
 }
 need=()
 command -v varnishd >/dev/null || [[ -x /usr/sbin/varnishd ]] || need+=(varnish)
