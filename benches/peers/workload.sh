@@ -40,9 +40,7 @@ BENCH=workload
 source "$PEERS/../wrk/common.sh"
 source "$PEERS/peers.sh"
 
-log "building edge-launch and the zipf load generator ($BUILD_PROFILE)"
-cargo build --profile "$BUILD_PROFILE" -p edge-envoy --bin edge-launch --example zipf \
-    >"$OUT/build-load.log" 2>&1 || die "edge-launch/zipf build failed (see $OUT/build-load.log)"
+native_build launch-and-load -p edge-envoy --bin edge-launch --example zipf
 LAUNCH="$ROOT/target/$PROFILE_DIR/edge-launch"
 LOADGEN="$ROOT/target/$PROFILE_DIR/examples/zipf"
 [[ -f "$OURS_CONFIG" ]] || die "no plugin config $OURS_CONFIG"

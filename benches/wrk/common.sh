@@ -29,10 +29,8 @@ OUT="$ROOT/target/wrk-$BENCH"
 ENVOY="$ROOT/envoy/.venv/bin/envoy"
 WASM="$ROOT/target/wasm32-unknown-unknown/release/edge_filter.wasm"
 if [[ "$SMOKE" == 1 ]]; then
-    BUILD_PROFILE=dev
     PROFILE_DIR=debug
 else
-    BUILD_PROFILE=release
     PROFILE_DIR=release
 fi
 ORIGIN_BIN="$ROOT/target/$PROFILE_DIR/demo-origin"
@@ -80,9 +78,26 @@ if [[ ! -x "$ENVOY" ]]; then
 fi
 
 cd "$ROOT"
-log "building demo-origin ($BUILD_PROFILE)"
-cargo build --profile "$BUILD_PROFILE" -p edge-envoy --bin demo-origin >"$OUT/build-origin.log" 2>&1 \
-    || die "demo-origin build failed (see $OUT/build-origin.log)"
+# native_build NAME CARGO-ARGS...: a release build of what the bench runs. In SMOKE mode, one dev
+# build of every binary and example of the workspace instead: the test command has built them
+# already with the same (workspace-wide) features, so nothing compiles again — a `-p` build
+# would resolve other features and rebuild half the dependency tree.
+native_build() {
+    local name="$1"
+    shift
+    if [[ "$SMOKE" == 1 ]]; then
+        [[ -z "${SMOKE_BUILT:-}" ]] || return 0
+        log "building the workspace's binaries and examples (dev profile, smoke mode)"
+        cargo build --workspace --bins --examples >"$OUT/build-native.log" 2>&1 \
+            || die "workspace build failed (see $OUT/build-native.log)"
+        SMOKE_BUILT=1
+    else
+        log "building $name (release)"
+        cargo build --release "$@" >"$OUT/build-$name.log" 2>&1 \
+            || die "$name build failed (see $OUT/build-$name.log)"
+    fi
+}
+native_build demo-origin -p edge-envoy --bin demo-origin
 log "building edge filter wasm (release)"
 WASM_NOTE="built now"
 if ! cargo build --release --target wasm32-unknown-unknown -p edge-filter >"$OUT/build-wasm.log" 2>&1; then
