@@ -1,21 +1,39 @@
 #!/usr/bin/env bash
 # Shared by the wrk comparisons (sourced, not run): settings, the processes they start (stopped
-# on exit), tool checks and builds, the demo origin, one Envoy with listeners a/b/c, and the
+# on exit), tool checks and builds, the demo origin, Envoys with named listeners, and the
 # helpers the measurements use. The sourcing script sets BENCH (its name, e.g. "compare"),
 # TEMPLATE and BENCH_PATH before sourcing.
 
+# SMOKE=1: a 1-second run of one round, against dev-profile builds the test command has made
+# already, only to prove the script still works end to end (its figures mean nothing).
+SMOKE="${SMOKE:-0}"
+if [[ "$SMOKE" == 1 ]]; then
+    DURATION=1
+    ROUNDS=1
+fi
 DURATION="${DURATION:-5}"
 ROUNDS="${ROUNDS:-3}"
 CONNECTIONS="${CONNECTIONS:-16}"
 ENVOY_CPU="${ENVOY_CPU:-0}"
 WRK_CPU="${WRK_CPU:-1}"
+# Envoy worker threads (start_envoy) and the demo origin's flags (the sourcing script may set
+# ORIGIN_ARGS as an array before sourcing).
+ENVOY_CONCURRENCY="${ENVOY_CONCURRENCY:-1}"
+if ! declare -p ORIGIN_ARGS >/dev/null 2>&1; then
+    ORIGIN_ARGS=(--latency-scale 0)
+fi
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 OUT="$ROOT/target/wrk-$BENCH"
 ENVOY="$ROOT/envoy/.venv/bin/envoy"
 WASM="$ROOT/target/wasm32-unknown-unknown/release/edge_filter.wasm"
-ORIGIN_BIN="$ROOT/target/release/demo-origin"
+if [[ "$SMOKE" == 1 ]]; then
+    PROFILE_DIR=debug
+else
+    PROFILE_DIR=release
+fi
+ORIGIN_BIN="$ROOT/target/$PROFILE_DIR/demo-origin"
 
 die() { echo "$BENCH.sh: ERROR: $*" >&2; exit 1; }
 log() { echo "== $*" >&2; }
@@ -25,6 +43,7 @@ rm -f "$OUT"/*.log "$OUT"/wrk-*.txt "$OUT"/check-*
 
 # --- processes we start, stopped on exit --------------------------------------------------
 PIDS=()
+PEER_DIRS=() # temporary directories, removed after the processes stopped
 cleanup() {
     local rc=$?
     for pid in "${PIDS[@]}"; do
@@ -34,6 +53,9 @@ cleanup() {
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
+    done
+    for dir in "${PEER_DIRS[@]}"; do
+        rm -rf "$dir"
     done
     exit "$rc"
 }
@@ -56,9 +78,26 @@ if [[ ! -x "$ENVOY" ]]; then
 fi
 
 cd "$ROOT"
-log "building demo-origin (release)"
-cargo build --release -p edge-envoy --bin demo-origin >"$OUT/build-origin.log" 2>&1 \
-    || die "demo-origin build failed (see $OUT/build-origin.log)"
+# native_build NAME CARGO-ARGS...: a release build of what the bench runs. In SMOKE mode, one dev
+# build of every binary and example of the workspace instead: the test command has built them
+# already with the same (workspace-wide) features, so nothing compiles again — a `-p` build
+# would resolve other features and rebuild half the dependency tree.
+native_build() {
+    local name="$1"
+    shift
+    if [[ "$SMOKE" == 1 ]]; then
+        [[ -z "${SMOKE_BUILT:-}" ]] || return 0
+        log "building the workspace's binaries and examples (dev profile, smoke mode)"
+        cargo build --workspace --bins --examples >"$OUT/build-native.log" 2>&1 \
+            || die "workspace build failed (see $OUT/build-native.log)"
+        SMOKE_BUILT=1
+    else
+        log "building $name (release)"
+        cargo build --release "$@" >"$OUT/build-$name.log" 2>&1 \
+            || die "$name build failed (see $OUT/build-$name.log)"
+    fi
+}
+native_build demo-origin -p edge-envoy --bin demo-origin
 log "building edge filter wasm (release)"
 WASM_NOTE="built now"
 if ! cargo build --release --target wasm32-unknown-unknown -p edge-filter >"$OUT/build-wasm.log" 2>&1; then
@@ -75,7 +114,7 @@ fi
 # Every port is picked by the kernel at bind time (port 0) and read back, so nothing races
 # between choosing a free port and binding it (other engineers run tests on this machine).
 log "starting demo-origin on 127.0.0.1:0 (CPU $ENVOY_CPU)"
-taskset -c "$ENVOY_CPU" "$ORIGIN_BIN" --listen "127.0.0.1:0" --latency-scale 0 \
+taskset -c "$ENVOY_CPU" "$ORIGIN_BIN" --listen "127.0.0.1:0" "${ORIGIN_ARGS[@]}" \
     >"$OUT/origin.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do
@@ -88,34 +127,46 @@ ORIGIN_PORT="$(sed -n 's|.*demo-origin listening on http://127\.0\.0\.1:\([0-9]*
 [[ -n "$ORIGIN_PORT" ]] || die "cannot read the origin's port from $OUT/origin.log"
 
 # --- 3. envoy ------------------------------------------------------------------------------
-# start_envoy CONFIG LISTENER_A LISTENER_B LISTENER_C: sets ADMIN_PORT and PORT[A|B|C].
+# start_envoy CONFIG LISTENER...: starts Envoy (ENVOY_CONCURRENCY workers, CPU ENVOY_CPU), sets
+# ENVOY_PID, ADMIN_PORT and PORT[<listener name>] for every listener named, and PORT[A], PORT[B],
+# ... by position. ENVOY_TAG (default "envoy") names its log and admin files, so several Envoys
+# can run side by side.
 start_envoy() {
     local CONFIG="$1"
     shift
-    log "starting envoy (CPU $ENVOY_CPU)"
-    rm -f "$OUT/admin.addr"
-    taskset -c "$ENVOY_CPU" "$ENVOY" -c "$CONFIG" --concurrency 1 --disable-hot-restart \
-        --admin-address-path "$OUT/admin.addr" --log-level warn >"$OUT/envoy.log" 2>&1 &
+    local tag="${ENVOY_TAG:-envoy}"
+    log "starting $tag (CPU $ENVOY_CPU, $ENVOY_CONCURRENCY worker(s))"
+    rm -f "$OUT/$tag-admin.addr"
+    taskset -c "$ENVOY_CPU" "$ENVOY" -c "$CONFIG" --concurrency "$ENVOY_CONCURRENCY" \
+        --disable-hot-restart \
+        --admin-address-path "$OUT/$tag-admin.addr" --log-level warn >"$OUT/$tag.log" 2>&1 &
     ENVOY_PID=$!
     PIDS+=("$ENVOY_PID")
     ADMIN_PORT=""
-    for _ in $(seq 200); do
-        [[ -z "$ADMIN_PORT" && -s "$OUT/admin.addr" ]] && ADMIN_PORT="$(sed -n 's|.*:\([0-9]*\)$|\1|p' "$OUT/admin.addr")"
+    for _ in $(seq 300); do
+        [[ -z "$ADMIN_PORT" && -s "$OUT/$tag-admin.addr" ]] && ADMIN_PORT="$(sed -n 's|.*:\([0-9]*\)$|\1|p' "$OUT/$tag-admin.addr")"
         [[ -n "$ADMIN_PORT" && "$(curl -s "http://127.0.0.1:$ADMIN_PORT/ready" 2>/dev/null)" == LIVE* ]] && break
-        kill -0 "$ENVOY_PID" 2>/dev/null || { tail -20 "$OUT/envoy.log" >&2; die "envoy exited (see $OUT/envoy.log)"; }
+        kill -0 "$ENVOY_PID" 2>/dev/null || { tail -20 "$OUT/$tag.log" >&2; die "$tag exited (see $OUT/$tag.log)"; }
         sleep 0.1
     done
     [[ -n "$ADMIN_PORT" && "$(curl -s "http://127.0.0.1:$ADMIN_PORT/ready")" == LIVE* ]] \
-        || die "envoy not ready (see $OUT/envoy.log)"
-    local PORT_A PORT_B PORT_C
-    read -r PORT_A PORT_B PORT_C < <(curl -s "http://127.0.0.1:$ADMIN_PORT/listeners?format=json" \
+        || die "$tag not ready (see $OUT/$tag.log)"
+    local ports
+    ports="$(curl -s "http://127.0.0.1:$ADMIN_PORT/listeners?format=json" \
         | python3 -c 'import json, sys
 ports = {l["name"]: l["local_address"]["socket_address"]["port_value"]
          for l in json.load(sys.stdin)["listener_statuses"]}
-print(*(ports[name] for name in sys.argv[1:]))' "$@")
-    [[ -n "$PORT_C" ]] || die "cannot read listener ports from the admin API"
-    log "envoy admin $ADMIN_PORT; A $PORT_A, B $PORT_B, C $PORT_C; origin $ORIGIN_PORT"
-    PORT=([A]=$PORT_A [B]=$PORT_B [C]=$PORT_C)
+print(*(ports.get(name, "") for name in sys.argv[1:]))' "$@")"
+    local -a found
+    read -r -a found <<<"$ports"
+    [[ "${#found[@]}" == "$#" ]] || die "cannot read the ports of listeners $* from the admin API"
+    local letters=(A B C D E F G H I J K L M N O P) i=0 name
+    for name in "$@"; do
+        PORT[$name]="${found[$i]}"
+        PORT[${letters[$i]}]="${found[$i]}"
+        i=$((i + 1))
+    done
+    log "$tag admin $ADMIN_PORT; $(for name in "$@"; do printf '%s %s; ' "$name" "${PORT[$name]}"; done)origin $ORIGIN_PORT"
 }
 declare -A PORT
 

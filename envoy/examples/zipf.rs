@@ -6,7 +6,13 @@
 //! mean and p99 latency, origin fetches and the requests never answered (client timeout).
 //! Options (all optional): `--requests N --clients N --workers N --keys N --s F --delay-ms N
 //! --cache-control S --timeout-ms N --wasm FILE` (`EDGE_WASM` also picks the filter).
+//!
+//! `--target HOST:PORT [--path-prefix P]` makes it the load generator alone: it starts nothing
+//! and sends the same draws to `HOST:PORT` as `GET <P><key>` (default prefix `/z/`), then prints
+//! a `zipf-result` line of `key=value` pairs (req/s, mean/p95/p99 latency, failures) for
+//! `benches/peers/workload.sh`, which counts origin fetches at the origin itself.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +31,8 @@ struct Args {
     cache_control: String,
     timeout_ms: u64,
     wasm: Option<String>,
+    target: Option<SocketAddr>,
+    path_prefix: String,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -38,6 +46,8 @@ fn parse_args() -> Result<Args, String> {
         cache_control: "max-age=1, stale-while-revalidate=5".to_string(),
         timeout_ms: 5_000,
         wasm: None,
+        target: None,
+        path_prefix: "/z/".to_string(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -57,6 +67,14 @@ fn parse_args() -> Result<Args, String> {
             "--cache-control" => args.cache_control = value,
             "--timeout-ms" => args.timeout_ms = value.parse().map_err(bad)?,
             "--wasm" => args.wasm = Some(value),
+            "--target" => {
+                args.target = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("--target: not an address (ip:port): {value:?}"))?,
+                )
+            }
+            "--path-prefix" => args.path_prefix = value,
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -96,23 +114,35 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let origin = TestOrigin::start(TestOriginSpec {
-        get_delay: Duration::from_millis(args.delay_ms),
-        cache_control: args.cache_control.clone(),
-        ..TestOriginSpec::default()
-    })
-    .unwrap_or_else(|err| panic!("test origin: {err}"));
-    let upstream = Upstream::External {
-        host: "127.0.0.1".into(),
-        port: origin.addr().port(),
-    };
-    let stack = test_stack_with(Some(CONFIG), 0.0, |options| {
-        options.upstream = upstream.clone();
-        options.workers = args.workers;
-        if let Some(wasm) = &args.wasm {
-            options.wasm = wasm.into();
+    // Without --target: a test origin and Envoy with the filter, torn down at the end.
+    let setup = match args.target {
+        Some(_) => None,
+        None => {
+            let origin = TestOrigin::start(TestOriginSpec {
+                get_delay: Duration::from_millis(args.delay_ms),
+                cache_control: args.cache_control.clone(),
+                ..TestOriginSpec::default()
+            })
+            .unwrap_or_else(|err| panic!("test origin: {err}"));
+            let upstream = Upstream::External {
+                host: "127.0.0.1".into(),
+                port: origin.addr().port(),
+            };
+            let stack = test_stack_with(Some(CONFIG), 0.0, |options| {
+                options.upstream = upstream.clone();
+                options.workers = args.workers;
+                if let Some(wasm) = &args.wasm {
+                    options.wasm = wasm.into();
+                }
+            });
+            Some((origin, stack))
         }
-    });
+    };
+    let listen = match (&args.target, &setup) {
+        (Some(target), _) => *target,
+        (None, Some((_, stack))) => stack.listen,
+        (None, None) => unreachable!("a stack is started whenever there is no --target"),
+    };
     // Cumulative Zipf weights over ranks 1..=keys.
     let mut cumulative = Vec::with_capacity(args.keys);
     let mut total = 0.0;
@@ -132,7 +162,7 @@ fn main() {
                 Arc::clone(&issued),
                 Arc::clone(&tally),
             );
-            let (listen, requests) = (stack.listen, args.requests);
+            let (prefix, requests) = (args.path_prefix.clone(), args.requests);
             std::thread::spawn(move || {
                 let mut rng = Rng(client as u64 + 1);
                 let mut connection = KeepAliveClient::new(listen, timeout);
@@ -141,7 +171,7 @@ fn main() {
                     let draw = rng.next_f64() * total;
                     let key = cumulative.partition_point(|c| *c < draw);
                     let sent = Instant::now();
-                    match connection.request("GET", &format!("/z/{key}"), &[], b"") {
+                    match connection.request("GET", &format!("{prefix}{key}"), &[], b"") {
                         Ok(response) => {
                             let us = sent.elapsed().as_micros();
                             mine.latencies_us
@@ -156,7 +186,7 @@ fn main() {
                         Err(err) => {
                             mine.failed += 1;
                             if std::env::var_os("ZIPF_VERBOSE").is_some() {
-                                eprintln!("/z/{key}: {err} after {:?}", sent.elapsed());
+                                eprintln!("{prefix}{key}: {err} after {:?}", sent.elapsed());
                             }
                         }
                     }
@@ -177,12 +207,35 @@ fn main() {
     tally.latencies_us.sort_unstable();
     let answered = tally.latencies_us.len();
     let mean_ms = tally.latencies_us.iter().sum::<u64>() as f64 / answered.max(1) as f64 / 1000.0;
-    let p99_ms = tally
-        .latencies_us
-        .get((answered * 99 / 100).saturating_sub(1))
-        .copied()
-        .unwrap_or(0) as f64
-        / 1000.0;
+    let percentile_ms = |p: usize| {
+        tally
+            .latencies_us
+            .get((answered * p / 100).saturating_sub(1))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    let (p95_ms, p99_ms) = (percentile_ms(95), percentile_ms(99));
+    let rps = answered as f64 / elapsed.as_secs_f64();
+    if let Some(target) = args.target {
+        println!(
+            "zipf-result target={target} requests={} clients={} keys={} s={} rps={rps:.1} \
+             seconds={:.3} mean_ms={mean_ms:.3} p95_ms={p95_ms:.3} p99_ms={p99_ms:.3} \
+             answered={answered} non_200={} unanswered={} failed={}",
+            args.requests,
+            args.clients,
+            args.keys,
+            args.s,
+            elapsed.as_secs_f64(),
+            tally.not_200,
+            tally.unanswered,
+            tally.failed
+        );
+        return;
+    }
+    let Some((origin, _stack)) = &setup else {
+        return;
+    };
     let wasm = args
         .wasm
         .clone()
@@ -200,10 +253,9 @@ fn main() {
         args.cache_control
     );
     println!(
-        "  {:.0} req/s over {:.1} s; latency mean {mean_ms:.1} ms, p99 {p99_ms:.1} ms; \
-         origin fetches {}; answered {answered}, non-200 {}, unanswered after {} ms {}, \
-         connection errors {}",
-        answered as f64 / elapsed.as_secs_f64(),
+        "  {rps:.0} req/s over {:.1} s; latency mean {mean_ms:.1} ms, p95 {p95_ms:.1} ms, \
+         p99 {p99_ms:.1} ms; origin fetches {}; answered {answered}, non-200 {}, unanswered \
+         after {} ms {}, connection errors {}",
         elapsed.as_secs_f64(),
         origin.requests(),
         tally.not_200,

@@ -6,7 +6,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use edge_envoy::origin::{parse_fault_flag, Fault, OriginConfig, OriginHandle};
+use edge_envoy::origin::{
+    parse_cache_control_flag, parse_fault_flag, Fault, OriginConfig, OriginHandle,
+};
 use serde_json::{json, Value};
 
 /// A parsed HTTP/1.1 response; header names lower-case.
@@ -225,6 +227,33 @@ fn leads_are_cacheable_deterministic_and_honour_if_none_match() {
     );
     assert_eq!(stale.status, 200);
     assert_eq!(stale.body, a.body);
+}
+
+#[test]
+fn cache_control_override_applies_to_200_and_304_of_its_endpoint_only() {
+    let origin = start_with(OriginConfig {
+        latency_scale: 0.0,
+        cache_control: vec![
+            parse_cache_control_flag("leads:max-age=1, stale-while-revalidate=5").expect("flag"),
+        ],
+        ..OriginConfig::default()
+    });
+    let swr = Some("max-age=1, stale-while-revalidate=5");
+    let a = get(origin.addr(), "/api/v1/leads/7");
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("cache-control"), swr);
+    let etag = a.header("etag").expect("etag").to_string();
+    let nm = request(
+        origin.addr(),
+        "GET",
+        "/api/v1/leads/7",
+        &[("if-none-match", &etag)],
+        b"",
+    );
+    assert_eq!(nm.status, 304);
+    assert_eq!(nm.header("cache-control"), swr);
+    let other = get(origin.addr(), "/api/v1/coaching/7");
+    assert_eq!(other.header("cache-control"), Some("public, max-age=30"));
 }
 
 #[test]
@@ -461,6 +490,7 @@ fn reset_rate_one_closes_without_answer() {
     let origin = start_with(OriginConfig {
         latency_scale: 0.0,
         faults: vec![parse_fault_flag("properties:reset_rate=1").expect("flag")],
+        ..OriginConfig::default()
     });
     let addr = origin.addr();
     for _ in 0..3 {
@@ -493,6 +523,7 @@ fn latency_scale_and_extra_latency_delay_answers() {
                 ..Fault::default()
             },
         )],
+        ..OriginConfig::default()
     });
     let t = Instant::now();
     assert_eq!(get(origin.addr(), "/api/v1/leads/1").status, 200);

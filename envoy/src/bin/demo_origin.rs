@@ -4,10 +4,12 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use edge_envoy::origin::{check_latency_scale, parse_fault_flag, OriginConfig, OriginHandle};
+use edge_envoy::origin::{
+    check_latency_scale, parse_cache_control_flag, parse_fault_flag, OriginConfig, OriginHandle,
+};
 
 const USAGE: &str = "\
-usage: demo-origin [--listen ADDR] [--latency-scale F] [--fault SPEC]...
+usage: demo-origin [--listen ADDR] [--latency-scale F] [--fault SPEC]... [--cache-control SPEC]...
 
 A slow HTTP backend standing in for a real platform's services.
 
@@ -18,6 +20,9 @@ options:
                        ENDPOINT:error_rate=R,extra_latency_ms=MS,reset_rate=R
                        (any subset of the keys; ENDPOINT is webhooks, coaching, leads,
                        properties, health, or * for all)
+  --cache-control SPEC another Cache-Control for an endpoint's 200s and 304s, repeatable;
+                       SPEC is ENDPOINT:VALUE, ENDPOINT one of coaching, leads, properties
+                       or * (e.g. 'leads:max-age=1, stale-while-revalidate=5')
   -h, --help           print this help
 
 endpoints:
@@ -74,6 +79,9 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String>
                 config.latency_scale = scale;
             }
             "--fault" => config.faults.push(parse_fault_flag(&value()?)?),
+            "--cache-control" => config
+                .cache_control
+                .push(parse_cache_control_flag(&value()?)?),
             _ => return Err(format!("unknown argument {arg:?}")),
         }
     }
@@ -171,6 +179,8 @@ mod tests {
             "--fault",
             "leads:error_rate=0.5",
             "--fault=*:extra_latency_ms=10",
+            "--cache-control",
+            "leads:max-age=1, stale-while-revalidate=5",
         ]) else {
             panic!("valid flags rejected")
         };
@@ -178,6 +188,13 @@ mod tests {
         assert_eq!(o.config.latency_scale, 0.0);
         assert_eq!(o.config.faults.len(), 2);
         assert_eq!(o.config.faults[1].0, "*");
+        assert_eq!(
+            o.config.cache_control,
+            vec![(
+                "leads".to_string(),
+                "max-age=1, stale-while-revalidate=5".to_string()
+            )]
+        );
         assert!(matches!(parse(&["--help"]), Ok(Command::Help)));
     }
 
@@ -189,6 +206,8 @@ mod tests {
             &["--latency-scale", "-1"],
             &["--latency-scale", "fast"],
             &["--fault", "nope:error_rate=1"],
+            &["--cache-control", "health:max-age=1"],
+            &["--cache-control", "max-age=1"],
             &["--bogus"],
             &["extra"],
         ] {

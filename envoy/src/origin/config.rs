@@ -1,5 +1,6 @@
 //! How a demo origin starts: latency scale and initial faults.
 
+use super::cache_override::check_cache_control;
 use super::fault::{check_fault_target, Fault};
 
 /// The largest `latency_scale` accepted.
@@ -12,6 +13,8 @@ pub struct OriginConfig {
     pub latency_scale: f64,
     /// Initial faults by endpoint name (or `*` for all), applied in order.
     pub faults: Vec<(String, Fault)>,
+    /// `Cache-Control` overrides by cacheable endpoint name (or `*`), applied in order.
+    pub cache_control: Vec<(String, String)>,
 }
 
 impl Default for OriginConfig {
@@ -19,6 +22,7 @@ impl Default for OriginConfig {
         OriginConfig {
             latency_scale: 1.0,
             faults: Vec::new(),
+            cache_control: Vec::new(),
         }
     }
 }
@@ -32,6 +36,9 @@ impl OriginConfig {
             fault
                 .validate()
                 .map_err(|e| format!("fault for {endpoint}: {e}"))?;
+        }
+        for (target, value) in &self.cache_control {
+            check_cache_control(target, value)?;
         }
         Ok(())
     }
@@ -68,6 +75,7 @@ mod tests {
         let c = OriginConfig {
             latency_scale: 0.0,
             faults: vec![("bogus".into(), Fault::default())],
+            ..OriginConfig::default()
         };
         assert!(c.validate().is_err());
         let c = OriginConfig {
@@ -79,7 +87,13 @@ mod tests {
                     ..Fault::default()
                 },
             )],
+            ..OriginConfig::default()
         };
         assert!(c.validate().is_ok());
+        let c = OriginConfig {
+            cache_control: vec![("health".into(), "max-age=1".into())],
+            ..OriginConfig::default()
+        };
+        assert!(c.validate().is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! fault injection, request counters and a request log for tests.
 
 mod admin;
+mod cache_override;
 mod config;
 mod conn;
 mod content;
@@ -20,6 +21,7 @@ mod state;
 mod stats;
 mod timestamp;
 
+pub use cache_override::parse_cache_control_flag;
 pub use config::{check_latency_scale, OriginConfig, MAX_LATENCY_SCALE};
 pub use endpoint::Endpoint;
 pub use etag::etag_for;

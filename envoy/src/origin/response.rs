@@ -33,9 +33,13 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
     json_value(status, &json!({ "error": message }))
 }
 
-/// A cacheable body of `endpoint`: `200` with `ETag` and the endpoint's `Cache-Control`, or
-/// `304` without a body when `If-None-Match` matches the ETag.
-pub fn cacheable(endpoint: Endpoint, request_headers: &HeaderMap, body: Vec<u8>) -> Response {
+/// A cacheable body: `200` with `ETag` and `cache_control`, or `304` without a body (with
+/// `cache_control` too) when `If-None-Match` matches the ETag.
+pub fn cacheable(
+    cache_control: HeaderValue,
+    request_headers: &HeaderMap,
+    body: Vec<u8>,
+) -> Response {
     let etag = etag_for(&body);
     let not_modified = request_headers
         .get_all(IF_NONE_MATCH)
@@ -45,13 +49,12 @@ pub fn cacheable(endpoint: Endpoint, request_headers: &HeaderMap, body: Vec<u8>)
     let mut resp = if not_modified {
         let mut r = Response::new(Body::empty());
         *r.status_mut() = StatusCode::NOT_MODIFIED;
-        r.headers_mut().insert(
-            CACHE_CONTROL,
-            HeaderValue::from_static(endpoint.cache_control()),
-        );
+        r.headers_mut().insert(CACHE_CONTROL, cache_control);
         r
     } else {
-        json_bytes(StatusCode::OK, endpoint.cache_control(), body)
+        let mut r = json_bytes(StatusCode::OK, "no-store", body);
+        r.headers_mut().insert(CACHE_CONTROL, cache_control);
+        r
     };
     if let Ok(v) = HeaderValue::from_str(&etag) {
         resp.headers_mut().insert(ETAG, v);
@@ -76,21 +79,23 @@ mod tests {
     fn cacheable_answers_304_on_matching_etag() {
         let body = b"{\"x\":1}".to_vec();
         let etag = etag_for(&body);
-        let r = cacheable(Endpoint::Leads, &HeaderMap::new(), body.clone());
+        let policy = || HeaderValue::from_static(Endpoint::Leads.cache_control());
+        let r = cacheable(policy(), &HeaderMap::new(), body.clone());
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(r.headers()[ETAG], etag.as_str());
         assert_eq!(r.headers()[CACHE_CONTROL], "public, max-age=60");
 
         let mut h = HeaderMap::new();
         h.insert(IF_NONE_MATCH, HeaderValue::from_str(&etag).unwrap());
-        let r = cacheable(Endpoint::Leads, &h, body.clone());
+        let r = cacheable(policy(), &h, body.clone());
         assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
         assert_eq!(r.headers()[ETAG], etag.as_str());
         assert!(r.headers().get(CONTENT_TYPE).is_none());
+        assert_eq!(r.headers()[CACHE_CONTROL], "public, max-age=60");
 
         let mut h = HeaderMap::new();
         h.insert(IF_NONE_MATCH, HeaderValue::from_static("\"stale\""));
-        let r = cacheable(Endpoint::Leads, &h, body);
+        let r = cacheable(policy(), &h, body);
         assert_eq!(r.status(), StatusCode::OK);
     }
 }

@@ -88,7 +88,11 @@ pub async fn webhooks(State(st): Shared, req: Request) -> Response {
 pub async fn coaching(State(st): Shared, Path(lead): Path<String>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     serve(&st, Endpoint::Coaching, &parts, || {
-        cacheable(Endpoint::Coaching, &parts.headers, coaching_json(&lead))
+        cacheable(
+            st.cache_control(Endpoint::Coaching),
+            &parts.headers,
+            coaching_json(&lead),
+        )
     })
     .await
 }
@@ -97,7 +101,11 @@ pub async fn coaching(State(st): Shared, Path(lead): Path<String>, req: Request)
 pub async fn leads(State(st): Shared, Path(id): Path<String>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
     serve(&st, Endpoint::Leads, &parts, || {
-        cacheable(Endpoint::Leads, &parts.headers, lead_json(&id))
+        cacheable(
+            st.cache_control(Endpoint::Leads),
+            &parts.headers,
+            lead_json(&id),
+        )
     })
     .await
 }
@@ -121,7 +129,7 @@ pub async fn properties(State(st): Shared, req: Request) -> Response {
         let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let key = format!("{}?{}", parts.uri.path(), query.join("&"));
         cacheable(
-            Endpoint::Properties,
+            st.cache_control(Endpoint::Properties),
             &parts.headers,
             properties_json(&key, &city),
         )

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use axum::http::request::Parts;
+use axum::http::HeaderValue;
 use serde_json::{json, Map, Value};
 
 use super::config::OriginConfig;
@@ -20,21 +21,35 @@ pub struct OriginState {
     pub log: RequestLog,
     pub faults: FaultInjector,
     pub deliveries: super::deliveries::Deliveries,
+    /// `Cache-Control` by endpoint index, where `--cache-control` replaced the built-in one.
+    cache_control: [Option<HeaderValue>; Endpoint::ALL.len()],
 }
 
 impl OriginState {
     /// State for `config`, with its faults applied; fails on an invalid config.
     pub fn new(config: &OriginConfig) -> Result<OriginState, String> {
         config.validate()?;
-        let state = OriginState {
+        let mut state = OriginState {
             latency_scale: config.latency_scale,
             stats: Stats::default(),
             log: RequestLog::default(),
             faults: FaultInjector::default(),
             deliveries: Default::default(),
+            cache_control: Default::default(),
         };
         for (target, fault) in &config.faults {
             state.apply_fault(target, *fault)?;
+        }
+        for (target, value) in &config.cache_control {
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| format!("cache-control for {target}: not a header value"))?;
+            for e in Endpoint::ALL {
+                if target == "*" || target == e.name() {
+                    if let Some(slot) = state.cache_control.get_mut(e.index()) {
+                        *slot = Some(value.clone());
+                    }
+                }
+            }
         }
         Ok(state)
     }
@@ -43,6 +58,16 @@ impl OriginState {
     pub fn baseline_delay(&self, endpoint: Endpoint) -> Duration {
         // The scale is validated finite and within 0..=1000, so this cannot overflow.
         endpoint.baseline().mul_f64(self.latency_scale)
+    }
+
+    /// The `Cache-Control` of `endpoint`'s cacheable answers: the `--cache-control` override, or
+    /// the endpoint's own.
+    pub fn cache_control(&self, endpoint: Endpoint) -> HeaderValue {
+        self.cache_control
+            .get(endpoint.index())
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| HeaderValue::from_static(endpoint.cache_control()))
     }
 
     /// Sets the fault of an endpoint by name, or of all of them for `*`.
@@ -104,6 +129,7 @@ mod tests {
         let config = OriginConfig {
             latency_scale: 0.5,
             faults: vec![("*".into(), f), ("health".into(), Fault::default())],
+            cache_control: vec![("leads".into(), "max-age=1, stale-while-revalidate=5".into())],
         };
         let st = OriginState::new(&config).unwrap();
         assert_eq!(st.faults.get(Endpoint::Leads), f);
@@ -113,6 +139,11 @@ mod tests {
             Duration::from_millis(200)
         );
         assert_eq!(st.faults_json()["faults"]["leads"]["error_rate"], 1.0);
+        assert_eq!(
+            st.cache_control(Endpoint::Leads),
+            "max-age=1, stale-while-revalidate=5"
+        );
+        assert_eq!(st.cache_control(Endpoint::Coaching), "public, max-age=30");
         assert!(st.apply_fault("nope", f).is_err());
         st.reset();
         assert_eq!(st.faults.get(Endpoint::Leads), Fault::default());

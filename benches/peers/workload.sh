@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# A cache workload against ours and the peer caches, one table:
+#   REQUESTS (20,000) GETs of /api/v1/leads/<key> from CLIENTS (32) keep-alive clients, keys
+#   drawn from KEYS (1,000) with Zipf s = ZIPF_S (1), the same draws for every server; the demo
+#   origin takes 150 ms per lead and answers `Cache-Control: max-age=1, stale-while-revalidate=5`.
+#   ours         Envoy (ENVOY_WORKERS = 2 workers) with the shipped filter chain as the launcher
+#                renders it (compressors, edge filter, router); plugin config OURS_CONFIG
+#                (default benches/peers/workload-plugin-config.json: leads cached, defaults)
+#   varnish      Varnish, default settings (grace from stale-while-revalidate)
+#   nginx        nginx, ENVOY_WORKERS workers, proxy_cache with proxy_cache_lock,
+#                proxy_cache_use_stale updating and proxy_cache_background_update
+#   envoy-cache  Envoy (ENVOY_WORKERS workers) with its cache filter (SimpleHttpCache)
+# The servers and the origin are pinned to CPU 0, the load generator (the zipf example with
+# --target) to CPU 1. Prints req/s, mean, p95 and p99 latency, and the origin fetches each
+# server caused (the origin's own counter), then ours against Varnish. ROUNDS (default 1) > 1
+# runs the servers interleaved that many times and prints medians.
+#
+# Usage: benches/peers/workload.sh            (REQUESTS, CLIENTS, KEYS, ZIPF_S, ROUNDS, OURS_CONFIG)
+#        SMOKE=1 benches/peers/workload.sh    (300 requests, 1 round: proves the script works)
+# Installs Debian's wrk, varnish and nginx-light when missing. Logs and rendered configs go to
+# target/wrk-workload/.
+set -euo pipefail
+
+PEERS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROUNDS="${ROUNDS:-1}"
+if [[ "${SMOKE:-0}" == 1 ]]; then
+    REQUESTS=300
+fi
+REQUESTS="${REQUESTS:-20000}"
+CLIENTS="${CLIENTS:-32}"
+KEYS="${KEYS:-1000}"
+ZIPF_S="${ZIPF_S:-1}"
+ENVOY_WORKERS="${ENVOY_WORKERS:-2}"
+OURS_CONFIG="${OURS_CONFIG:-$PEERS/workload-plugin-config.json}"
+ORIGIN_CACHE_CONTROL="max-age=1, stale-while-revalidate=5"
+ORIGIN_ARGS=(--latency-scale 1 --cache-control "leads:$ORIGIN_CACHE_CONTROL")
+PATH_PREFIX="/api/v1/leads/"
+ENVOY_CONCURRENCY="$ENVOY_WORKERS"
+BENCH=workload
+source "$PEERS/../wrk/common.sh"
+source "$PEERS/peers.sh"
+
+native_build launch-and-load -p edge-envoy --bin edge-launch --example zipf
+LAUNCH="$ROOT/target/$PROFILE_DIR/edge-launch"
+LOADGEN="$ROOT/target/$PROFILE_DIR/examples/zipf"
+[[ -f "$OURS_CONFIG" ]] || die "no plugin config $OURS_CONFIG"
+
+curl -sS --fail -D "$OUT/origin-headers.txt" -o /dev/null "http://127.0.0.1:$ORIGIN_PORT${PATH_PREFIX}1" \
+    || die "origin did not answer ${PATH_PREFIX}1"
+grep -qi "^cache-control: $ORIGIN_CACHE_CONTROL" "$OUT/origin-headers.txt" \
+    || { cat "$OUT/origin-headers.txt" >&2; die "the origin does not answer '$ORIGIN_CACHE_CONTROL'"; }
+
+# --- ours: the shipped chain, rendered by the launcher --------------------------------------
+OURS_YAML="$OUT/envoy-ours.yaml"
+"$LAUNCH" --print-config --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
+    --upstream "127.0.0.1:$ORIGIN_PORT" --plugin-config "$OURS_CONFIG" --wasm "$WASM" \
+    --workers "$ENVOY_WORKERS" >"$OURS_YAML" || die "edge-launch --print-config failed"
+ENVOY_TAG=envoy-ours start_envoy "$OURS_YAML" edge
+OURS_PORT="${PORT[edge]}"
+
+# --- Envoy's cache filter ---------------------------------------------------------------------
+CACHE_YAML="$OUT/envoy-cache.yaml"
+cat >"$CACHE_YAML" <<EOF
+# Rendered by benches/peers/workload.sh: Envoy's cache filter in front of the demo origin.
+admin:
+  address:
+    socket_address: { address: 127.0.0.1, port_value: 0 }
+static_resources:
+  listeners:
+  - name: envoy_cache
+    address:
+      socket_address: { address: 127.0.0.1, port_value: 0 }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: envoy_cache
+          route_config:
+            name: envoy_cache
+            virtual_hosts:
+            - name: origin
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: origin, timeout: 15s }
+          http_filters:
+          - name: envoy.filters.http.cache
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.cache.v3.CacheConfig
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.http.cache.simple_http_cache.v3.SimpleHttpCacheConfig
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: origin
+    type: STATIC
+    connect_timeout: 2s
+    load_assignment:
+      cluster_name: origin
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address:
+              socket_address: { address: 127.0.0.1, port_value: $ORIGIN_PORT }
+EOF
+ENVOY_TAG=envoy-cache start_envoy "$CACHE_YAML" envoy_cache
+ENVOY_CACHE_PORT="${PORT[envoy_cache]}"
+
+# --- nginx and Varnish -----------------------------------------------------------------------
+start_nginx nginx "$ENVOY_WORKERS" "            proxy_cache_lock on;
+            proxy_cache_use_stale updating;
+            proxy_cache_background_update on;"
+start_varnish varnish
+
+SERVERS=(ours varnish nginx envoy-cache)
+declare -A SPORT=([ours]="$OURS_PORT" [varnish]="$VARNISH_PORT" [nginx]="$NGINX_PORT"
+    [envoy-cache]="$ENVOY_CACHE_PORT")
+
+# Every server answers a lead before the runs (and the answer is the origin's).
+curl -sS --fail -o "$OUT/origin-lead.body" "http://127.0.0.1:$ORIGIN_PORT${PATH_PREFIX}999999" \
+    || die "origin did not answer ${PATH_PREFIX}999999"
+for s in "${SERVERS[@]}"; do
+    curl -sS --fail -o "$OUT/check-$s.body" "http://127.0.0.1:${SPORT[$s]}${PATH_PREFIX}999999" \
+        || die "$s did not answer ${PATH_PREFIX}999999"
+    cmp -s "$OUT/check-$s.body" "$OUT/origin-lead.body" || die "$s: body differs from the origin's"
+done
+
+leads_fetched() {
+    curl -s "http://127.0.0.1:$ORIGIN_PORT/__origin/stats" \
+        | python3 -c 'import json, sys; print(json.load(sys.stdin)["requests"]["leads"])'
+}
+
+# --- runs ---------------------------------------------------------------------------------------
+RESULTS="$OUT/results.tsv"
+: >"$RESULTS"
+LOAD_CMD=(taskset -c "$WRK_CPU" "$LOADGEN" --requests "$REQUESTS" --clients "$CLIENTS"
+    --keys "$KEYS" --s "$ZIPF_S" --path-prefix "$PATH_PREFIX")
+# Warm-up: each server and its path to the origin (connections, V8's compiled wasm, worker
+# threads) see WARMUP requests on other keys (w0, w1, ...) first; they are not measured.
+WARMUP="${WARMUP:-200}"
+SETTLE=1 # seconds before and after each run, for background fetches still in flight
+if [[ "$SMOKE" == 1 ]]; then
+    WARMUP=32
+    SETTLE=0.3
+fi
+for s in "${SERVERS[@]}"; do
+    taskset -c "$WRK_CPU" "$LOADGEN" --requests "$WARMUP" --clients "$CLIENTS" --keys "$KEYS" \
+        --s "$ZIPF_S" --path-prefix "${PATH_PREFIX}w" --target "127.0.0.1:${SPORT[$s]}" \
+        >"$OUT/warmup-$s.txt" 2>&1 || die "warm-up of $s failed (see $OUT/warmup-$s.txt)"
+done
+for r in $(seq "$ROUNDS"); do
+    # Each round starts with another server, so none always runs first.
+    rotated=("${SERVERS[@]:$(((r - 1) % ${#SERVERS[@]}))}" "${SERVERS[@]:0:$(((r - 1) % ${#SERVERS[@]}))}")
+    for s in "${rotated[@]}"; do
+        f="$OUT/load-r$r-$s.txt"
+        # Whatever the previous run left in flight (background refreshes) lands before this one.
+        sleep "$SETTLE"
+        before="$(leads_fetched)"
+        "${LOAD_CMD[@]}" --target "127.0.0.1:${SPORT[$s]}" >"$f" 2>&1 || die "load generator failed (see $f)"
+        sleep "$SETTLE"
+        after="$(leads_fetched)"
+        line="$(grep '^zipf-result ' "$f")" || die "no result line in $f"
+        printf '%s\t%s\t%s\t%s\n' "$r" "$s" "$((after - before))" "$line" >>"$RESULTS"
+        log "round $r $s: origin fetches $((after - before)); $line"
+    done
+done
+
+# --- report -------------------------------------------------------------------------------------
+echo
+echo "command:   $0  (REQUESTS=$REQUESTS CLIENTS=$CLIENTS KEYS=$KEYS ZIPF_S=$ZIPF_S ROUNDS=$ROUNDS SMOKE=$SMOKE)"
+echo "load:      ${LOAD_CMD[*]} --target 127.0.0.1:<port>"
+echo "origin:    demo-origin ${ORIGIN_ARGS[*]} (150 ms per lead; CPU $ENVOY_CPU)"
+echo "ours:      Envoy $("$ENVOY" --version 2>/dev/null | awk -F'version: ' 'NF > 1 {print $2}' | cut -d/ -f2)," \
+    "$ENVOY_WORKERS workers, shipped chain ($OURS_YAML), plugin config $OURS_CONFIG"
+echo "           wasm $WASM ($WASM_NOTE)"
+echo "peers:     $("$VARNISHD" -V 2>&1 | head -1 | sed 's/varnishd (//; s/ revision.*//') (default settings);" \
+    "$("$NGINX" -v 2>&1 | sed 's/.*version: //') ($ENVOY_WORKERS workers, lock + use_stale updating +" \
+    "background_update); Envoy cache filter ($ENVOY_WORKERS workers)"
+echo "machine:   $(nproc) CPUs, shared with other work: absolute figures are noisy"
+python3 - "$RESULTS" "$SMOKE" <<'PY'
+import statistics
+import sys
+
+SMOKE = sys.argv[2] == "1"
+
+runs = {}
+order = ["ours", "varnish", "nginx", "envoy-cache"]
+for line in open(sys.argv[1]):
+    if not line.strip():
+        continue
+    r, server, fetched, result = line.rstrip("\n").split("\t")
+    kv = dict(item.split("=", 1) for item in result.split()[1:])
+    runs.setdefault(server, []).append({
+        "rps": float(kv["rps"]), "mean": float(kv["mean_ms"]), "p95": float(kv["p95_ms"]),
+        "p99": float(kv["p99_ms"]), "fetched": int(fetched), "answered": int(kv["answered"]),
+        "non_200": int(kv["non_200"]), "lost": int(kv["unanswered"]) + int(kv["failed"]),
+    })
+    if server not in order:
+        order.append(server)
+order = [s for s in order if s in runs]
+n = len(next(iter(runs.values())))
+med = {s: {k: statistics.median(run[k] for run in runs[s]) for k in runs[s][0]} for s in order}
+title = "medians over %d rounds" % n if n > 1 else "one run each"
+print(f"\n{title}")
+print(f"  {'server':13}{'req/s':>9}{'mean ms':>10}{'p95 ms':>9}{'p99 ms':>9}{'origin':>8}"
+      f"{'answered':>10}{'non-200':>9}{'lost':>6}")
+for s in order:
+    m = med[s]
+    print(f"  {s:13}{m['rps']:9.0f}{m['mean']:10.2f}{m['p95']:9.2f}{m['p99']:9.2f}{m['fetched']:8.0f}"
+          f"{m['answered']:10.0f}{m['non_200']:9.0f}{m['lost']:6.0f}")
+if "ours" in med:
+    print("\nours against each peer (req/s ours/peer, mean latency peer/ours: > 1 is ours better;"
+          " origin fetches ours/peer: < 1 is ours better)")
+    for s in order:
+        if s == "ours":
+            continue
+        o, p = med["ours"], med[s]
+        fetch_ratio = o["fetched"] / p["fetched"] if p["fetched"] else float("nan")
+        print(f"  vs {s:12} req/s {o['rps'] / p['rps']:.3f}   mean {p['mean'] / o['mean']:.3f}"
+              f"   p95 {p['p95'] / o['p95']:.3f}   origin fetches {fetch_ratio:.3f}")
+    if "varnish" in med and SMOKE:
+        print("\ngoal against Varnish: not judged in a smoke run")
+    elif "varnish" in med:
+        o, v = med["ours"], med["varnish"]
+        goal = o["rps"] >= v["rps"] and o["mean"] <= v["mean"] and o["fetched"] <= v["fetched"]
+        print(f"\ngoal (req/s and mean latency at least Varnish's, origin fetches at most Varnish's):"
+              f" {'MET' if goal else 'NOT MET'}")
+PY
+echo
+echo "logs: $OUT"
