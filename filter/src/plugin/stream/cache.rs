@@ -27,6 +27,7 @@ use crate::policy::cache::freshness::{request_directs, RequestDirective, Request
 use crate::policy::cache::key::{unkeyed_headers_present, CacheKey};
 use crate::policy::cache::lease::Acquire;
 use crate::policy::cache::range::RangeRequest;
+use crate::policy::header_list::header;
 use crate::policy::monitor::outcome::Outcome;
 use crate::policy::CacheSection;
 
@@ -55,16 +56,24 @@ impl EdgeHttp {
         match (request.method, request.cache_key(section)) {
             ("GET" | "HEAD", Ok(key)) => {
                 self.observe_tenant(key.tenant.as_deref());
-                // What the origin answers a cacheable request may only depend on what is keyed.
-                for name in unkeyed_headers_present(section, request.headers) {
-                    let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+                let action = self.lookup(worker, section, key, request);
+                if !self.answered {
+                    // On its way to the origin (now, or once its leader is done): what the origin
+                    // answers may only depend on what is keyed, and it sends the identity body
+                    // (the cache encodes it per client). A hit sends nothing upstream: no calls.
+                    for name in unkeyed_headers_present(section, request.headers) {
+                        let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
+                    }
+                    if cache_negotiates(section)
+                        && header(request.headers, "accept-encoding").is_some()
+                    {
+                        let _ = hostcalls::remove_map_value(
+                            MapType::HttpRequestHeaders,
+                            "accept-encoding",
+                        );
+                    }
                 }
-                // The origin sends the identity body; the cache encodes it per client.
-                if cache_negotiates(section) {
-                    let _ =
-                        hostcalls::remove_map_value(MapType::HttpRequestHeaders, "accept-encoding");
-                }
-                self.lookup(worker, section, key, request)
+                action
             }
             ("POST" | "PUT" | "PATCH" | "DELETE", Ok(key)) => {
                 // A POST may leave a GET entry, unless unkeyed input could have shaped it.
