@@ -39,6 +39,73 @@ pub fn headers_checked(map: MapType) -> (Vec<(String, String)>, Vec<String>) {
     (pairs, non_utf8)
 }
 
+#[link(wasm_import_module = "env")]
+extern "C" {
+    fn proxy_send_local_response(
+        status_code: u32,
+        status_code_details_data: *const u8,
+        status_code_details_size: usize,
+        body_data: *const u8,
+        body_size: usize,
+        headers_data: *const u8,
+        headers_size: usize,
+        grpc_status: i32,
+    ) -> u32;
+}
+
+/// Sends a local reply on the current effective context: the headers of `stored` (without
+/// those named in `skip`, case-insensitively) then `extra`, serialized once straight from
+/// where they are (no copies of the header list). Unlike the SDK's `send_http_response`, a
+/// refusal is an error, never a panic. `false` when the host refused it.
+pub fn send_local_reply(
+    status: u16,
+    stored: &[(String, String)],
+    skip: &[&str],
+    extra: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> bool {
+    let kept = || {
+        stored
+            .iter()
+            .filter(|(n, _)| !skip.iter().any(|s| n.eq_ignore_ascii_case(s)))
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .chain(extra.iter().copied())
+    };
+    // proxy-wasm's map format: count, (name length, value length) per pair, then each name
+    // and value NUL-terminated.
+    let (count, size) = kept().fold((0usize, 4usize), |(count, size), (n, v)| {
+        (count + 1, size + n.len() + v.len() + 10)
+    });
+    let mut block = Vec::with_capacity(size);
+    block.extend_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_le_bytes());
+    for (n, v) in kept() {
+        block.extend_from_slice(&u32::try_from(n.len()).unwrap_or(u32::MAX).to_le_bytes());
+        block.extend_from_slice(&u32::try_from(v.len()).unwrap_or(u32::MAX).to_le_bytes());
+    }
+    for (n, v) in kept() {
+        block.extend_from_slice(n.as_bytes());
+        block.push(0);
+        block.extend_from_slice(v.as_bytes());
+        block.push(0);
+    }
+    let body = body.unwrap_or_default();
+    // SAFETY: every pointer is valid for its length for the duration of the call, and the host
+    // only reads them.
+    let status = unsafe {
+        proxy_send_local_response(
+            u32::from(status),
+            std::ptr::null(),
+            0,
+            body.as_ptr(),
+            body.len(),
+            block.as_ptr(),
+            block.len(),
+            -1,
+        )
+    };
+    status == 0
+}
+
 /// Names the matched service on the upstream request (a client-sent value is replaced).
 pub const SERVICE_HEADER: &str = "x-edge-service";
 

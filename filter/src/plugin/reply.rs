@@ -1,12 +1,13 @@
 //! Local replies: the filter answering a request itself, from a stored entry or with JSON.
 
 use log::warn;
-use proxy_wasm::hostcalls;
 use serde_json::json;
 
+use super::host::send_local_reply;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    answer_body, answer_coding, hit_headers, not_modified_headers, varies_by_coding,
+    adds_vary_accept_encoding, answer_body, answer_coding, hit_headers, not_modified_headers,
+    varies_by_coding,
 };
 use crate::policy::cache::range::RangeRequest;
 
@@ -32,11 +33,7 @@ pub fn retry_headers(retry_after_s: u64) -> Vec<(String, String)> {
 
 /// Sends a reply on the current effective context.
 pub fn send(status: u16, headers: &[(String, String)], body: Option<&[u8]>) {
-    let pairs: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    if hostcalls::send_http_response(u32::from(status), pairs, body).is_err() {
+    if !send_local_reply(status, headers, &[], &[], body) {
         warn!("a local reply was refused by the host");
     }
 }
@@ -44,6 +41,30 @@ pub fn send(status: u16, headers: &[(String, String)], body: Option<&[u8]>) {
 /// Sends a JSON reply on the current effective context.
 pub fn send_json((status, body): &Reply) {
     send(*status, &json_headers(), Some(body.as_bytes()));
+}
+
+/// The common hit: the whole identity body with the stored headers as they are, plus `Vary`
+/// (when the entry may be encoded), `Age`, `Cache-Status` and, for a 200, `Accept-Ranges` —
+/// the headers [`hit_headers`] and a whole-representation range answer give, without copying
+/// the stored list.
+fn send_whole_identity(entry: &Entry, answer: &EntryAnswer<'_>) {
+    let age = answer.age.to_string();
+    let mut extra: Vec<(&str, &str)> = Vec::with_capacity(4);
+    if adds_vary_accept_encoding(entry) {
+        extra.push(("vary", "accept-encoding"));
+    }
+    extra.push(("age", &age));
+    extra.push(("cache-status", answer.cache_status));
+    let skip: &[&str] = if entry.status == 200 {
+        extra.push(("accept-ranges", "bytes"));
+        &["accept-ranges", "content-range"]
+    } else {
+        &[]
+    };
+    let body = (!answer.head).then_some(entry.body.as_slice());
+    if !send_local_reply(entry.status, &entry.headers, skip, &extra, body) {
+        warn!("a local reply was refused by the host");
+    }
 }
 
 /// How an answer from a stored entry goes out.
@@ -70,6 +91,10 @@ pub fn send_entry(entry: &Entry, answer: &EntryAnswer<'_>) {
         answer_coding(entry, answer.request_headers)
     };
     let (age, status) = (answer.age, answer.cache_status);
+    if !answer.not_modified && coding.is_none() && !range.is_partial() && entry.status != 206 {
+        send_whole_identity(entry, answer);
+        return;
+    }
     if answer.not_modified {
         send(304, &not_modified_headers(entry, coding, age, status), None);
     } else if coding.is_some() {

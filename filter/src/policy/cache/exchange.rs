@@ -265,6 +265,22 @@ pub fn answer_coding(entry: &Entry, request_headers: &Headers) -> Option<Coding>
     )
 }
 
+/// Whether a header list's `Vary` already covers `Accept-Encoding` (by name, or `*`).
+fn lists_accept_encoding(headers: &Headers) -> bool {
+    header_joined(headers, "vary").is_some_and(|vary| {
+        vary.split(',').any(|n| {
+            let n = n.trim();
+            n == "*" || n.eq_ignore_ascii_case("accept-encoding")
+        })
+    })
+}
+
+/// Whether an identity answer from `entry` must add `Vary: Accept-Encoding` to its stored
+/// headers.
+pub fn adds_vary_accept_encoding(entry: &Entry) -> bool {
+    varies_by_coding(entry) && !lists_accept_encoding(&entry.headers)
+}
+
 /// Whether answers from `entry` depend on `Accept-Encoding` (it has, or may get, encoded bodies).
 pub fn varies_by_coding(entry: &Entry) -> bool {
     !entry.encoded.is_empty() || encodable(&entry.headers, &entry.body)
@@ -283,13 +299,7 @@ fn describe_coding(headers: &mut Vec<(String, String)>, entry: &Entry, coding: O
     if !varies_by_coding(entry) {
         return;
     }
-    let varies = header_joined(headers, "vary").is_some_and(|vary| {
-        vary.split(',').any(|n| {
-            let n = n.trim();
-            n == "*" || n.eq_ignore_ascii_case("accept-encoding")
-        })
-    });
-    if !varies {
+    if !lists_accept_encoding(headers) {
         headers.push(("vary".to_string(), "accept-encoding".to_string()));
     }
     let Some(coding) = coding else {
