@@ -45,7 +45,10 @@ impl Context for EdgeHttp {
             return true;
         };
         let w = &mut *worker.borrow_mut();
-        w.replies.take_answered(self.context_id);
+        if !self.answered {
+            // Forget a reply another context sent this stream (never one it sent itself).
+            w.replies.take_answered(self.context_id);
+        }
         w.budgets.release_paused(self.paused_bytes);
         self.capture_done(w);
         self.guards_done(w);

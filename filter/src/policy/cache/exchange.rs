@@ -135,7 +135,8 @@ pub fn evaluate_hit(
 /// weak validator of its coding when the entry answers it encoded, else the stored one.
 pub fn entry_not_modified(entry: &Entry, request_headers: &Headers) -> bool {
     let if_none_match = header(request_headers, "if-none-match");
-    if let (Some(coding), Some(inm)) = (answer_coding(entry, request_headers), if_none_match) {
+    let coding = if_none_match.and_then(|_| answer_coding(entry, request_headers));
+    if let (Some(coding), Some(inm)) = (coding, if_none_match) {
         let any = inm.split(',').any(|member| member.trim() == "*");
         return any
             || entry
