@@ -92,13 +92,18 @@ impl L1Cache {
     /// `expires_at_s < now_s` is removed, counted in `expired_evictions` and not
     /// returned.
     pub fn get(&mut self, key: &str, now_s: u64) -> Option<Rc<Entry>> {
-        let expired = self.lru.peek(key)?.expires_at_s < now_s;
+        // One lookup: an expired entry is promoted and then removed at once, which leaves the
+        // same cache as not promoting it.
+        let (expired, entry) = {
+            let slot = self.lru.get(key)?;
+            (slot.expires_at_s < now_s, Rc::clone(&slot.entry))
+        };
         if expired {
             self.take(key);
             self.expired_evictions = self.expired_evictions.saturating_add(1);
             return None;
         }
-        self.lru.get(key).map(|slot| Rc::clone(&slot.entry))
+        Some(entry)
     }
 
     /// Counts a hit on `key` and returns the hits since it was stored (0 if absent).
