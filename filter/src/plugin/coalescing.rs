@@ -14,8 +14,7 @@ use super::tiers::{L2Read, Tiers};
 use crate::policy::cache::coalesce::{Coalescer, Waiter};
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    entry_not_modified, evaluate_hit, may_serve_if_error, timing, ttl_left, CacheStatus,
-    HitDecision,
+    evaluate_hit, may_serve_if_error, timing, ttl_left, CacheStatus, HitDecision,
 };
 use crate::policy::cache::freshness::{current_age, RequestFacts};
 use crate::policy::cache::generations::Generations;
@@ -230,14 +229,8 @@ fn answer_waiters(
                     ..CacheStatus::default()
                 }
                 .render(name);
-                let answer = EntryAnswer {
-                    age,
-                    not_modified: entry_not_modified(entry, &request.request_headers),
-                    head: request.head,
-                    cache_status: &status,
-                    request_headers: &request.request_headers,
-                    range: &range,
-                };
+                let asked = (request.request_headers.as_slice(), request.head);
+                let answer = EntryAnswer::for_request(entry, asked, &range, age, &status);
                 send_entry(entry, &answer);
                 replies.mark_answered(waiter.context_id);
                 env.metrics.inc(Stat::Collapsed);

@@ -6,8 +6,8 @@ use serde_json::json;
 use super::host::send_local_reply;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    adds_vary_accept_encoding, answer_body, answer_coding, hit_headers, not_modified_headers,
-    varies_by_coding,
+    adds_vary_accept_encoding, answer_body, answer_coding, entry_not_modified, hit_headers,
+    not_modified_headers, varies_by_coding,
 };
 use crate::policy::cache::range::RangeRequest;
 
@@ -78,6 +78,26 @@ pub struct EntryAnswer<'a> {
     pub request_headers: &'a [(String, String)],
     /// The byte range the request asks for.
     pub range: &'a RangeRequest,
+}
+
+impl<'a> EntryAnswer<'a> {
+    /// How `entry` answers a request with these headers: `304` when its conditionals match.
+    pub fn for_request(
+        entry: &Entry,
+        (request_headers, head): (&'a [(String, String)], bool),
+        range: &'a RangeRequest,
+        age: u64,
+        cache_status: &'a str,
+    ) -> Self {
+        Self {
+            age,
+            not_modified: entry_not_modified(entry, request_headers),
+            head,
+            cache_status,
+            request_headers,
+            range,
+        }
+    }
 }
 
 /// Answers from a stored entry: a 304 when the request's conditionals match it, else the

@@ -19,8 +19,8 @@ use crate::plugin::tiers::Kept;
 use crate::plugin::worker::WorkerRef;
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    append_cache_status, entry_not_modified, is_origin_error, may_serve_if_error,
-    refresh_request_headers, relayed_headers, timing, ttl_left, CacheStatus, Forward,
+    append_cache_status, is_origin_error, may_serve_if_error, refresh_request_headers,
+    relayed_headers, timing, ttl_left, CacheStatus, Forward,
 };
 use crate::policy::cache::freshness::current_age;
 use crate::policy::cache::key::unkeyed_headers_present;
@@ -99,14 +99,9 @@ impl EdgeHttp {
                 ..CacheStatus::default()
             }
             .render(name);
-            let answer = EntryAnswer {
-                age,
-                not_modified: entry_not_modified(&old, &pending.request_headers),
-                head: pending.head,
-                cache_status: &cache_status,
-                request_headers: &pending.request_headers,
-                range: &RangeRequest::of(&pending.request.method, &pending.request_headers),
-            };
+            let range = RangeRequest::of(&pending.request.method, &pending.request_headers);
+            let asked = (pending.request_headers.as_slice(), pending.head);
+            let answer = EntryAnswer::for_request(&old, asked, &range, age, &cache_status);
             self.serve(&old, &answer);
             self.settle_group(Outcome::StaleIfError(&old));
             return;
@@ -163,14 +158,8 @@ impl EdgeHttp {
                     ..forwarded
                 }
                 .render(name);
-                let answer = EntryAnswer {
-                    age,
-                    not_modified: entry_not_modified(entry, &pending.request_headers),
-                    head: pending.head,
-                    cache_status: &cache_status,
-                    request_headers: &pending.request_headers,
-                    range: &range,
-                };
+                let asked = (pending.request_headers.as_slice(), pending.head);
+                let answer = EntryAnswer::for_request(entry, asked, &range, age, &cache_status);
                 self.serve(entry, &answer);
             }
             _ => {
