@@ -53,6 +53,9 @@ fn decoded(response: &Response) -> Vec<u8> {
     out
 }
 
+/// A request, and the bytes of the representation a complete answer to it decodes to.
+type Case = (fn() -> Request, std::ops::Range<usize>);
+
 fn gzip(path: &str) -> Request {
     Request::get(path).header("accept-encoding", "gzip")
 }
@@ -60,7 +63,7 @@ fn gzip(path: &str) -> Request {
 #[test]
 fn hang_ups_at_every_callback_leave_codings_ranges_and_variants_whole() {
     // Each request, and the bytes a complete answer to it decodes to.
-    let requests: [(fn() -> Request, std::ops::Range<usize>); 4] = [
+    let requests: [Case; 4] = [
         (|| gzip("/api/a"), 0..4000),
         (
             || Request::get("/api/b").header("range", "bytes=10-19"),
