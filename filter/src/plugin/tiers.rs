@@ -8,7 +8,7 @@ use std::rc::Rc;
 use log::warn;
 
 use super::env::Env;
-use super::host::{shared_update as update, HostStore};
+use super::host::{now_nanos, shared_update as update, HostStore};
 use super::metrics::Stat;
 use crate::policy::cache::encoding::{encode_all, wants_coding};
 use crate::policy::cache::entry::Entry;
@@ -77,9 +77,11 @@ pub enum Kept {
 impl Tiers {
     pub fn new(env: &Env) -> Self {
         let limits = env.registry.limits();
-        let mut l1 = L1Cache::new(
+        // The clock at start-up is not a secret, but a client cannot read it to the nanosecond.
+        let mut l1 = L1Cache::with_hash_seed(
             usize::try_from(limits.l1_max_entries).unwrap_or(usize::MAX),
             usize::try_from(limits.l1_max_bytes).unwrap_or(usize::MAX),
+            now_nanos(),
         );
         l1.set_tenant_share(limits.l1_tenant_share_percent.map(|p| p as f64 / 100.0));
         Self {

@@ -401,7 +401,8 @@ pub struct CacheStatus<'a> {
 
 impl CacheStatus<'_> {
     pub fn render(&self, cache_name: &str) -> String {
-        let mut out = cache_name.to_string();
+        let mut out = String::with_capacity(cache_name.len() + 48);
+        out.push_str(cache_name);
         if self.hit {
             out.push_str("; hit");
         }
@@ -410,7 +411,8 @@ impl CacheStatus<'_> {
             out.push_str(fwd.as_str());
         }
         if let Some(status) = self.fwd_status {
-            out.push_str(&format!("; fwd-status={status}"));
+            out.push_str("; fwd-status=");
+            push_decimal(&mut out, i64::from(status));
         }
         if self.stored {
             out.push_str("; stored");
@@ -419,7 +421,8 @@ impl CacheStatus<'_> {
             out.push_str("; collapsed");
         }
         if let Some(ttl) = self.ttl {
-            out.push_str(&format!("; ttl={ttl}"));
+            out.push_str("; ttl=");
+            push_decimal(&mut out, ttl);
         }
         if let Some(detail) = self.detail {
             out.push_str("; detail=");
@@ -439,6 +442,29 @@ impl CacheStatus<'_> {
             out.push('"');
         }
         out
+    }
+}
+
+/// Appends `n` in decimal, without the formatting machinery (this runs on every hit).
+fn push_decimal(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    let mut n = n.unsigned_abs();
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        if let Some(d) = digits.get_mut(start) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || start == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(start..).unwrap_or_default() {
+        out.push(char::from(d));
     }
 }
 
@@ -749,6 +775,17 @@ pub fn is_origin_error(status: u16) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::push_decimal;
+
+    #[test]
+    fn decimals_are_spelled_as_format_spells_them() {
+        for n in [0, 7, 10, 99, 100, 65_535, -1, -86_400, i64::MAX, i64::MIN] {
+            let mut out = String::new();
+            push_decimal(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+    }
+
     use super::*;
 
     use crate::policy::header_list::owned as h;

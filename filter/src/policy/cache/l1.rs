@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use foldhash::fast::FixedState;
 use lru::LruCache;
 
 use super::entry::Entry;
@@ -33,7 +34,10 @@ struct Slot {
 /// Per-worker LRU of decoded entries. Not thread-safe (holds `Rc`s); one per
 /// worker/VM.
 pub struct L1Cache {
-    lru: LruCache<String, Slot>,
+    /// Keyed by a seeded fold hash: the keys are request URLs, so a fixed, well-known hash
+    /// would let a client pick colliding keys; SipHash costs more per hit than the hit's
+    /// whole key check (and std's keys are not random on wasm32-unknown-unknown anyway).
+    lru: LruCache<String, Slot, FixedState>,
     max_entries: usize,
     max_bytes: usize,
     bytes: usize,
@@ -61,8 +65,13 @@ impl L1Cache {
     /// bytes (as measured by [`Entry::size_bytes`]). A zero bound makes every
     /// insert fail.
     pub fn new(max_entries: usize, max_bytes: usize) -> Self {
+        Self::with_hash_seed(max_entries, max_bytes, 0)
+    }
+
+    /// An L1 whose key hash is seeded with `seed` (pick one a client cannot guess).
+    pub fn with_hash_seed(max_entries: usize, max_bytes: usize, seed: u64) -> Self {
         L1Cache {
-            lru: LruCache::unbounded(),
+            lru: LruCache::unbounded_with_hasher(FixedState::with_seed(seed)),
             max_entries,
             max_bytes,
             bytes: 0,
