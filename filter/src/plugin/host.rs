@@ -64,25 +64,30 @@ pub fn send_local_reply(
     extra: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> bool {
-    let kept = || {
+    // The pairs that go out, chosen once (the block needs three passes over them).
+    let mut kept: Vec<(&str, &str)> = Vec::with_capacity(stored.len() + extra.len());
+    kept.extend(
         stored
             .iter()
             .filter(|(n, _)| !skip.iter().any(|s| n.eq_ignore_ascii_case(s)))
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .chain(extra.iter().copied())
-    };
+            .map(|(n, v)| (n.as_str(), v.as_str())),
+    );
+    kept.extend_from_slice(extra);
     // proxy-wasm's map format: count, (name length, value length) per pair, then each name
     // and value NUL-terminated.
-    let (count, size) = kept().fold((0usize, 4usize), |(count, size), (n, v)| {
-        (count + 1, size + n.len() + v.len() + 10)
-    });
+    let size = kept
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 10)
+        .sum::<usize>()
+        + 4;
     let mut block = Vec::with_capacity(size);
-    block.extend_from_slice(&u32::try_from(count).unwrap_or(u32::MAX).to_le_bytes());
-    for (n, v) in kept() {
-        block.extend_from_slice(&u32::try_from(n.len()).unwrap_or(u32::MAX).to_le_bytes());
-        block.extend_from_slice(&u32::try_from(v.len()).unwrap_or(u32::MAX).to_le_bytes());
+    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    block.extend_from_slice(&len(kept.len()));
+    for (n, v) in &kept {
+        block.extend_from_slice(&len(n.len()));
+        block.extend_from_slice(&len(v.len()));
     }
-    for (n, v) in kept() {
+    for (n, v) in &kept {
         block.extend_from_slice(n.as_bytes());
         block.push(0);
         block.extend_from_slice(v.as_bytes());

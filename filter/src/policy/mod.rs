@@ -9,6 +9,7 @@ mod cache_config;
 pub mod codec;
 mod config;
 mod config_error;
+pub mod decimal;
 pub mod dedup;
 mod dedup_config;
 pub mod hash;

@@ -11,6 +11,7 @@ use super::freshness::{
 use super::generations::{Generations, MAX_TAGS_PER_ENTRY};
 use super::http_date::parse_http_date;
 use super::variants::{is_index, selecting_value, selects};
+use crate::policy::decimal::push_decimal;
 use crate::policy::header_list::{header, header_joined, Headers};
 
 fn has_pragma_no_cache(headers: &Headers) -> bool {
@@ -445,29 +446,6 @@ impl CacheStatus<'_> {
     }
 }
 
-/// Appends `n` in decimal, without the formatting machinery (this runs on every hit).
-fn push_decimal(out: &mut String, n: i64) {
-    if n < 0 {
-        out.push('-');
-    }
-    let mut n = n.unsigned_abs();
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        if let Some(d) = digits.get_mut(start) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || start == 0 {
-            break;
-        }
-    }
-    for &d in digits.get(start..).unwrap_or_default() {
-        out.push(char::from(d));
-    }
-}
-
 /// Tags from the configured tag header (comma or space separated), at most
 /// [`MAX_TAGS_PER_ENTRY`].
 pub fn tags(headers: &Headers, tag_header: &str) -> Vec<String> {
@@ -775,17 +753,6 @@ pub fn is_origin_error(status: u16) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::push_decimal;
-
-    #[test]
-    fn decimals_are_spelled_as_format_spells_them() {
-        for n in [0, 7, 10, 99, 100, 65_535, -1, -86_400, i64::MAX, i64::MIN] {
-            let mut out = String::new();
-            push_decimal(&mut out, n);
-            assert_eq!(out, n.to_string());
-        }
-    }
-
     use super::*;
 
     use crate::policy::header_list::owned as h;
