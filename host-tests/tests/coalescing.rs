@@ -186,6 +186,38 @@ fn stale_while_revalidate_answers_at_once_and_refreshes_in_the_background() {
     assert_eq!(metric(&host, "edge.cache.refresh"), 1);
 }
 
+/// A key one worker refreshed in the background is fresh on every worker: another worker that
+/// holds the stale copy in its L1 answers with the refreshed one from L2, and does not fetch
+/// it a second time.
+#[test]
+fn a_background_refresh_by_one_worker_is_not_repeated_by_another() {
+    let mut host = Host::new();
+    let calls = origin(&mut host, |_, n| {
+        Reply::ok(format!("version {n}"))
+            .header("cache-control", "max-age=1, stale-while-revalidate=5")
+    });
+    let vms = host.start_vms(2, CONFIG);
+    let get = || Request::get("/hot/shared-swr");
+    host.request(vms[0], get());
+    assert_eq!(host.request(vms[1], get()).body_text(), "version 1");
+    assert_eq!(calls.get(), 1, "the second worker found it in L2");
+    host.advance(Duration::from_secs(2));
+    let stale = host.request(vms[0], get());
+    assert!(status_of(&stale).contains("stale"), "{}", status_of(&stale));
+    host.advance(Duration::from_millis(300));
+    assert_eq!(calls.get(), 2, "one background refresh");
+    let other = host.request(vms[1], get());
+    assert_eq!(other.body_text(), "version 2");
+    assert!(
+        !status_of(&other).contains("stale"),
+        "{}",
+        status_of(&other)
+    );
+    host.advance(Duration::from_millis(300));
+    assert_eq!(calls.get(), 2, "the other worker did not refresh it again");
+    assert_eq!(metric(&host, "edge.cache.refresh"), 1);
+}
+
 #[test]
 fn stale_while_revalidate_is_not_used_past_its_window_or_with_must_revalidate() {
     let mut host = Host::new();

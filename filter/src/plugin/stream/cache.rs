@@ -233,7 +233,17 @@ impl EdgeHttp {
             match evaluate_hit(&entry, request.headers, facts, &w.tiers.generations, now) {
                 decision @ (HitDecision::Serve { age, not_modified }
                 | HitDecision::ServeStale { age, not_modified }) => {
-                    let stale = matches!(decision, HitDecision::ServeStale { .. });
+                    let mut hit = (tier, entry, age, not_modified);
+                    let mut stale = matches!(decision, HitDecision::ServeStale { .. });
+                    if stale && tier == Stat::L1Hit {
+                        // Another worker may have refreshed it: its fresh copy in L2 beats
+                        // serving stale here (and refreshing it a second time).
+                        if let Some(fresh) = fresh_in_l2(w, key, request.headers, facts, now) {
+                            hit = fresh;
+                            stale = false;
+                        }
+                    }
+                    let (tier, entry, age, not_modified) = hit;
                     w.env.metrics.inc(tier);
                     if tier == Stat::L2Hit {
                         w.tiers
@@ -362,6 +372,26 @@ impl EdgeHttp {
         send_entry(entry, answer);
         self.answered = true;
         Action::Pause
+    }
+}
+
+/// A fresh entry for `key` in L2 that answers the request whole, as an L2 hit.
+fn fresh_in_l2(
+    w: &mut Worker,
+    key: &CacheKey,
+    request_headers: &[(String, String)],
+    facts: &RequestFacts,
+    now: u64,
+) -> Option<(Stat, Rc<Entry>, u64, bool)> {
+    let Found::Entry(entry) = w.tiers.l2_find(&w.env, key, request_headers) else {
+        return None;
+    };
+    if entry.status == 206 {
+        return None;
+    }
+    match evaluate_hit(&entry, request_headers, facts, &w.tiers.generations, now) {
+        HitDecision::Serve { age, not_modified } => Some((Stat::L2Hit, entry, age, not_modified)),
+        _ => None,
     }
 }
 
