@@ -208,6 +208,72 @@ mod tests {
         assert!(check_wasm(b"\0asm\x01\0\0\0").is_ok());
     }
 
+    /// A fresh directory under the system's temporary directory, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(name: &str) -> Self {
+            let path = std::env::temp_dir().join(format!("edge-oci-{name}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&path);
+            Self(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    const MODULE_A: &[u8] = b"\0asm\x01\0\0\0";
+    const MODULE_B: &[u8] = b"\0asm\x01\0\0\0\x00\x01\x00";
+
+    fn tags(dir: &Path) -> Vec<(String, String)> {
+        let index: Value =
+            serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                let tag = m["annotations"][ANNOTATION_REF_NAME].as_str().unwrap();
+                (tag.to_string(), m["digest"].as_str().unwrap().to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_tag_written_again_is_replaced_and_other_tags_stay() {
+        let dir = TempDir::new("retag");
+        let a = write_wasm_image(&dir.0, MODULE_A, "a").unwrap();
+        let b = write_wasm_image(&dir.0, MODULE_B, "b").unwrap();
+        assert_ne!(a.manifest.digest, b.manifest.digest);
+        let a2 = write_wasm_image(&dir.0, MODULE_B, "a").unwrap();
+        assert_eq!(
+            a2.manifest.digest, b.manifest.digest,
+            "same module, same image"
+        );
+        assert_eq!(
+            tags(&dir.0),
+            vec![
+                ("b".to_string(), b.manifest.digest.clone()),
+                ("a".to_string(), b.manifest.digest.clone()),
+            ]
+        );
+        assert_eq!(a.wasm_layer.digest, super::super::sha256_digest(MODULE_A));
+    }
+
+    #[test]
+    fn a_directory_that_is_not_a_layout_is_refused_untouched() {
+        let dir = TempDir::new("not-layout");
+        fs::create_dir_all(&dir.0).unwrap();
+        fs::write(dir.0.join("Cargo.toml"), "[package]\n").unwrap();
+        let err = write_wasm_image(&dir.0, MODULE_A, "a").unwrap_err();
+        assert!(matches!(err, OciError::NotALayout(_)), "{err}");
+        assert!(!dir.0.join("blobs").exists());
+        assert!(!dir.0.join("oci-layout").exists());
+    }
+
     #[test]
     fn tags_follow_the_distribution_spec() {
         for good in ["0.1.0", "latest", "_x", "v1-rc.2"] {
