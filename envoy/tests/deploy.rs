@@ -356,7 +356,6 @@ fn blob(layout: &Path, descriptor: &Value) -> PathBuf {
 fn tagged(layout: &Path, tag: &str) -> Value {
     let index = read_json(&layout.join("index.json"));
     assert_eq!(index["schemaVersion"], 2);
-    assert_eq!(index["mediaType"], IMAGE_INDEX);
     index["manifests"]
         .as_array()
         .unwrap()
@@ -393,6 +392,10 @@ fn the_image_layout_carries_the_wasm_with_consistent_digests() {
     assert_eq!(
         read_json(&layout.join("oci-layout")),
         json!({"imageLayoutVersion": "1.0.0"})
+    );
+    assert_eq!(
+        read_json(&layout.join("index.json"))["mediaType"],
+        IMAGE_INDEX
     );
     let entry = tagged(layout, "test-1");
     assert_eq!(entry["mediaType"], IMAGE_MANIFEST);
@@ -469,4 +472,70 @@ fn edge_oci_refuses_what_is_not_a_wasm_module_and_writes_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not a Wasm module"), "{stderr}");
     assert!(!layout.exists());
+}
+
+fn skopeo_copy(from: &Path, to: &Path, tag: &str) -> std::process::Output {
+    Command::new("skopeo")
+        .arg("copy")
+        .arg("--quiet")
+        .arg(format!("oci:{}:{tag}", from.display()))
+        .arg(format!("oci:{}:{tag}", to.display()))
+        .output()
+        .expect("no skopeo: envoy/setup.sh --browser installs Debian's skopeo")
+}
+
+#[test]
+fn skopeo_reads_the_layout_and_checks_every_digest() {
+    // containers/image (skopeo) as a reader independent of the writer: copying the image reads
+    // index.json and the manifest and verifies each blob's digest.
+    let wasm = default_wasm();
+    assert!(
+        wasm.exists(),
+        "{} is missing: cargo build --release --target wasm32-unknown-unknown -p edge-filter",
+        wasm.display()
+    );
+    let dir = TempDir::new("oci-skopeo");
+    let source = dir.0.join("source");
+    let out = edge_oci(&[
+        "--out",
+        source.to_str().unwrap(),
+        "--wasm",
+        wasm.to_str().unwrap(),
+        "--tag",
+        "0.1.0",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let copy = dir.0.join("copy");
+    let copied = skopeo_copy(&source, &copy, "0.1.0");
+    assert!(
+        copied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&copied.stderr)
+    );
+    assert_eq!(
+        tagged(&copy, "0.1.0")["digest"],
+        tagged(&source, "0.1.0")["digest"]
+    );
+
+    // One byte changed in the Wasm blob: skopeo refuses it.
+    let manifest = read_json(&blob(&source, &tagged(&source, "0.1.0")));
+    let wasm_blob = source.join("blobs/sha256").join(
+        manifest["layers"][1]["digest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap(),
+    );
+    let mut bytes = std::fs::read(&wasm_blob).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&wasm_blob, bytes).unwrap();
+    let refused = skopeo_copy(&source, &dir.0.join("copy-of-corrupt"), "0.1.0");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("Digest did not match"), "{stderr}");
 }
