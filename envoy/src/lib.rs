@@ -1,3 +1,5 @@
 pub mod launch;
 
+pub mod oci;
+
 pub mod origin;
