@@ -742,3 +742,41 @@ fn a_background_refresh_that_may_not_be_stored_ends_stale_answers() {
     assert!(!hit(&next), "{}", cache_status(&next));
     assert_eq!(next.body_text(), "new 3");
 }
+
+/// Ages count milliseconds: a `max-age=1` response stored late in a second stays fresh for a
+/// whole second (a seconds clock made it stale at the next second, so hot one-second keys were
+/// fetched about twice as often), and one that took 150 ms across a second boundary is not
+/// born a second old.
+#[test]
+fn a_one_second_lifetime_lasts_a_second_wherever_it_starts() {
+    let (mut host, vm, calls) = setup(|_, n| {
+        Reply::ok(format!("version {n}"))
+            .header("cache-control", "max-age=1")
+            .delay_ms(150)
+    });
+    // Ask at x.900: the answer arrives at (x+1).050.
+    let into_second = (host.now_ns() / 1_000_000) % 1000;
+    host.advance(Duration::from_millis((1900 - into_second) % 1000));
+    let stream = host.send(vm, Request::get("/late"));
+    host.advance(Duration::from_millis(150));
+    assert_eq!(
+        host.response(stream).expect("answered").body_text(),
+        "version 1"
+    );
+    // At (x+1).800: 0.15 s in flight + 0.75 s stored = 0.9 s old, still fresh.
+    host.advance(Duration::from_millis(750));
+    let hit = get(&mut host, vm, "/late");
+    assert_eq!(hit.body_text(), "version 1");
+    assert!(cache_status(&hit).contains("hit"), "{}", cache_status(&hit));
+    assert_eq!(hit.header("age").as_deref(), Some("0"));
+    assert_eq!(calls.get(), 1);
+    // At (x+1).950, 1.05 s old: stale.
+    host.advance(Duration::from_millis(150));
+    let stream = host.send(vm, Request::get("/late"));
+    host.advance(Duration::from_millis(150));
+    assert_eq!(
+        host.response(stream).expect("answered").body_text(),
+        "version 2"
+    );
+    assert_eq!(calls.get(), 2);
+}

@@ -5,7 +5,7 @@
 use proxy_wasm::hostcalls;
 
 use super::env::Env;
-use super::host::now_secs;
+use super::host::now_millis;
 use super::leases::Leases;
 use super::metrics::Stat;
 use super::replies::Replies;
@@ -175,7 +175,7 @@ fn answer_waiters(
     if waiters.is_empty() {
         return;
     }
-    let now = now_secs();
+    let now_ms = now_millis();
     let name = &env.registry.settings().cache_status_name;
     let mut waiters = waiters.into_iter();
     while let Some(waiter) = waiters.next() {
@@ -204,7 +204,7 @@ fn answer_waiters(
                     &request.request_headers,
                     &request.request,
                     generations,
-                    now,
+                    now_ms,
                 ) {
                     HitDecision::Serve { .. } => Some((entry, None)),
                     HitDecision::ServeStale { .. } => Some((entry, Some("stale-while-revalidate"))),
@@ -212,14 +212,14 @@ fn answer_waiters(
                 }
             }
             Outcome::StaleIfError(entry) => {
-                let age = current_age(&timing(entry), now);
+                let age = current_age(&timing(entry), now_ms);
                 may_serve_if_error(entry, age).then_some((entry, Some("stale-if-error")))
             }
             Outcome::Release => None,
         };
         match answer {
             Some((entry, detail)) => {
-                let age = current_age(&timing(entry), now);
+                let age = current_age(&timing(entry), now_ms);
                 let status = CacheStatus {
                     hit: true,
                     collapsed: true,

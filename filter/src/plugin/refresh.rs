@@ -9,7 +9,7 @@ use std::time::Duration;
 use proxy_wasm::types::{BufferType, MapType};
 
 use super::env::Env;
-use super::host::{body, call, headers, now_secs, status_of};
+use super::host::{body, call, headers, now_millis, now_secs, status_of};
 use super::leases::Leases;
 use super::metrics::Stat;
 use super::tiers::{FetchedResponse, Kept, Tiers};
@@ -33,7 +33,8 @@ pub struct RefreshJob {
     pub request: RequestFacts,
     pub entry: Rc<Entry>,
     pub lease_ms: u64,
-    pub request_time: u64,
+    /// Unix milliseconds.
+    pub request_time_ms: u64,
     /// The purge generations when the refresh started: a refresh that crosses a purge of its
     /// own URL, tenant or tags stores nothing.
     pub generations: Rc<Generations>,
@@ -78,7 +79,7 @@ pub fn start_refreshes(
         {
             continue; // Another worker is refreshing (or fetching) this key.
         }
-        job.request_time = now_secs();
+        job.request_time_ms = now_millis();
         job.generations = Rc::clone(&tiers.generations);
         let sent = call(
             &settings.upstream_cluster,
@@ -117,8 +118,8 @@ pub fn complete_refresh(
             started: &job.generations,
             request: &job.request,
             request_headers: &job.request_headers,
-            request_time: job.request_time,
-            response_time: now_secs(),
+            request_time_ms: job.request_time_ms,
+            response_time_ms: now_millis(),
             status,
             response_headers: &response,
             body: body(BufferType::HttpCallResponseBody, body_size),

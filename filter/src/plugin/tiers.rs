@@ -54,8 +54,10 @@ pub struct FetchedResponse<'a> {
     pub started: &'a Generations,
     pub request: &'a RequestFacts,
     pub request_headers: &'a Headers,
-    pub request_time: u64,
-    pub response_time: u64,
+    /// Unix milliseconds.
+    pub request_time_ms: u64,
+    /// Unix milliseconds.
+    pub response_time_ms: u64,
     pub status: u16,
     pub response_headers: &'a Headers,
     pub body: Vec<u8>,
@@ -137,8 +139,8 @@ impl Tiers {
             request_headers: fetched.request_headers,
             policy: &section.store_policy(),
             defaults: section.stale_defaults(),
-            request_time: fetched.request_time,
-            response_time: fetched.response_time,
+            request_time_ms: fetched.request_time_ms,
+            response_time_ms: fetched.response_time_ms,
             max_body: usize::try_from(env.registry.limits().max_entry_bytes).unwrap_or(usize::MAX),
             generations: stamp.clone().unwrap_or_default(),
         };

@@ -10,7 +10,7 @@ use proxy_wasm::types::{Action, MapType};
 use super::request::{header_bytes, Request};
 use super::state::{CacheFlow, EdgeHttp, Invalidation, Pending, PostReuse};
 use crate::plugin::coalescing::WaitInfo;
-use crate::plugin::host::{now_millis, now_secs, SERVICE_HEADER};
+use crate::plugin::host::{now_millis, SERVICE_HEADER};
 use crate::plugin::metrics::Stat;
 use crate::plugin::refresh::RefreshJob;
 use crate::plugin::reply::{send_entry, EntryAnswer};
@@ -88,7 +88,7 @@ impl EdgeHttp {
                             key: key.clone(),
                             request_headers: request.headers.to_vec(),
                             request: request_facts("GET", request.headers),
-                            request_time: now_secs(),
+                            request_time_ms: now_millis(),
                             generations: Rc::clone(&worker.borrow().tiers.generations),
                             fwd: Forward::UriMiss,
                             head: false,
@@ -126,14 +126,14 @@ impl EdgeHttp {
             worker.env.metrics.inc(Stat::Bypass);
             return Action::Continue;
         }
-        let now = now_secs();
+        let now_ms = now_millis();
         let found = self.find(
             &mut worker.borrow_mut(),
             section,
             &key,
             request,
             &facts,
-            now,
+            now_ms,
         );
         let (fwd, stale) = match found {
             Lookup::Hit {
@@ -169,7 +169,7 @@ impl EdgeHttp {
             key,
             request_headers: request.headers.to_vec(),
             request: facts,
-            request_time: now,
+            request_time_ms: now_ms,
             generations: Rc::clone(&worker.borrow().tiers.generations),
             fwd,
             head: request.method == "HEAD",
@@ -206,13 +206,15 @@ impl EdgeHttp {
         key: &CacheKey,
         request: &Request<'_>,
         facts: &RequestFacts,
-        now: u64,
+        now_ms: u64,
     ) -> Lookup {
         let (mut fwd, mut stale) = (Forward::UriMiss, None);
         let range = RangeRequest::of(request.method, request.headers);
         for tier in [Stat::L1Hit, Stat::L2Hit] {
             let (miss, found) = if tier == Stat::L1Hit {
-                let found = w.tiers.l1_find(&w.env, &key.primary, request.headers, now);
+                let found = w
+                    .tiers
+                    .l1_find(&w.env, &key.primary, request.headers, now_ms / 1000);
                 (Stat::L1Miss, found)
             } else {
                 (Stat::L2Miss, w.tiers.l2_find(&w.env, key, request.headers))
@@ -230,7 +232,7 @@ impl EdgeHttp {
                     continue;
                 }
             };
-            match evaluate_hit(&entry, request.headers, facts, &w.tiers.generations, now) {
+            match evaluate_hit(&entry, request.headers, facts, &w.tiers.generations, now_ms) {
                 decision @ (HitDecision::Serve { age, not_modified }
                 | HitDecision::ServeStale { age, not_modified }) => {
                     let mut hit = (tier, entry, age, not_modified);
@@ -238,7 +240,7 @@ impl EdgeHttp {
                     if stale && tier == Stat::L1Hit {
                         // Another worker may have refreshed it: its fresh copy in L2 beats
                         // serving stale here (and refreshing it a second time).
-                        if let Some(fresh) = fresh_in_l2(w, key, request.headers, facts, now) {
+                        if let Some(fresh) = fresh_in_l2(w, key, request.headers, facts, now_ms) {
                             hit = fresh;
                             stale = false;
                         }
@@ -381,7 +383,7 @@ fn fresh_in_l2(
     key: &CacheKey,
     request_headers: &[(String, String)],
     facts: &RequestFacts,
-    now: u64,
+    now_ms: u64,
 ) -> Option<(Stat, Rc<Entry>, u64, bool)> {
     let Found::Entry(entry) = w.tiers.l2_find(&w.env, key, request_headers) else {
         return None;
@@ -389,7 +391,7 @@ fn fresh_in_l2(
     if entry.status == 206 {
         return None;
     }
-    match evaluate_hit(&entry, request_headers, facts, &w.tiers.generations, now) {
+    match evaluate_hit(&entry, request_headers, facts, &w.tiers.generations, now_ms) {
         HitDecision::Serve { age, not_modified } => Some((Stat::L2Hit, entry, age, not_modified)),
         _ => None,
     }
@@ -417,7 +419,7 @@ fn refresh_job(
         request: facts.clone(),
         entry,
         lease_ms: section.lease_ms,
-        request_time: 0,
+        request_time_ms: 0,
         generations: Rc::default(),
     }
 }

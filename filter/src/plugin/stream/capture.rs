@@ -10,7 +10,7 @@ use proxy_wasm::types::{BufferType, MapType};
 use super::state::{CacheFlow, Capture, EdgeHttp, Invalidation, Pending};
 use crate::plugin::admin;
 use crate::plugin::coalescing::{defer_waiters, resume_as_leader, settle_waiters, Outcome};
-use crate::plugin::host::{body, now_secs};
+use crate::plugin::host::{body, now_millis};
 use crate::plugin::metrics::Stat;
 use crate::plugin::tiers::Kept;
 use crate::plugin::worker::{Worker, WorkerRef};
@@ -42,7 +42,8 @@ impl EdgeHttp {
         let Some(section) = registry.cache_at(pending.service_index) else {
             return;
         };
-        let now = now_secs();
+        let now_ms = now_millis();
+        let now = now_ms / 1000;
         let storable = !pending.head && {
             let targeted = section.targeted_cache_control.as_deref();
             let facts = response_facts_for(status, &response, targeted);
@@ -89,7 +90,7 @@ impl EdgeHttp {
             pending: *pending,
             status,
             response_headers: response,
-            response_time: now,
+            response_time_ms: now_ms,
             body: Vec::new(),
             limit,
         }));
@@ -147,7 +148,7 @@ impl EdgeHttp {
                 capture.response_headers.as_slice(),
                 capture.body,
             );
-            let fetched = pending.fetched(response, capture.response_time, None);
+            let fetched = pending.fetched(response, capture.response_time_ms, None);
             w.tiers.store_fetched(&w.env, section, fetched)
         };
         match &kept {

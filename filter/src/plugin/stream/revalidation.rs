@@ -12,7 +12,7 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 use super::request::Request;
 use super::state::{CacheFlow, EdgeHttp, Pending, Revalidation};
 use crate::plugin::coalescing::Outcome;
-use crate::plugin::host::{body, call, headers, now_secs, status_of, SERVICE_HEADER};
+use crate::plugin::host::{body, call, headers, now_millis, status_of, SERVICE_HEADER};
 use crate::plugin::metrics::Stat;
 use crate::plugin::reply::EntryAnswer;
 use crate::plugin::tiers::Kept;
@@ -78,13 +78,14 @@ impl EdgeHttp {
         let name = &registry.settings().cache_status_name;
         let response = headers(MapType::HttpCallResponseHeaders);
         let status = status_of(&response);
-        let now = now_secs();
+        let now_ms = now_millis();
+        let now = now_ms / 1000;
         self.observe_origin_answer();
         let Revalidation {
             pending,
             entry: old,
         } = *revalidation;
-        let age = current_age(&timing(&old), now);
+        let age = current_age(&timing(&old), now_ms);
         let key = section.debug.then_some(pending.key.primary.as_str());
         // The origin failed: a stale entry within its stale-if-error window stands in.
         if status.is_none_or(is_origin_error) && may_serve_if_error(&old, age) {
@@ -119,7 +120,7 @@ impl EdgeHttp {
             worker.env.metrics.inc(Stat::Revalidated);
         }
         let answer = (status, response.as_slice(), body.clone());
-        let fetched = pending.fetched(answer, now, Some(&old));
+        let fetched = pending.fetched(answer, now_ms, Some(&old));
         let kept = {
             let w = &mut *worker.borrow_mut();
             let kept = w.tiers.store_fetched(&w.env, section, fetched);
@@ -151,7 +152,7 @@ impl EdgeHttp {
         let range = RangeRequest::of(&pending.request.method, &pending.request_headers);
         match &entry {
             Some(entry) if range.answerable_by(entry) => {
-                let age = current_age(&timing(entry), now);
+                let age = current_age(&timing(entry), now_ms);
                 let cache_status = CacheStatus {
                     stored,
                     ttl: Some(ttl_left(entry, age)),

@@ -125,7 +125,8 @@ pub(super) struct Pending {
     pub key: CacheKey,
     pub request_headers: Vec<(String, String)>,
     pub request: RequestFacts,
-    pub request_time: u64,
+    /// Unix milliseconds.
+    pub request_time_ms: u64,
     /// The purge generations when the request arrived: a response fetched across a purge of
     /// its service, URL, tenant or tags is not stored.
     pub generations: Rc<Generations>,
@@ -142,7 +143,7 @@ impl Pending {
     pub(super) fn fetched<'a>(
         &'a self,
         (status, response_headers, body): (u16, &'a [(String, String)], Vec<u8>),
-        response_time: u64,
+        response_time_ms: u64,
         old: Option<&'a Entry>,
     ) -> FetchedResponse<'a> {
         FetchedResponse {
@@ -151,8 +152,8 @@ impl Pending {
             started: &self.generations,
             request: &self.request,
             request_headers: &self.request_headers,
-            request_time: self.request_time,
-            response_time,
+            request_time_ms: self.request_time_ms,
+            response_time_ms,
             status,
             response_headers,
             body,
@@ -166,7 +167,8 @@ pub(super) struct Capture {
     pub(super) pending: Pending,
     pub(super) status: u16,
     pub(super) response_headers: Vec<(String, String)>,
-    pub(super) response_time: u64,
+    /// Unix milliseconds.
+    pub(super) response_time_ms: u64,
     pub(super) body: Vec<u8>,
     pub(super) limit: usize,
 }

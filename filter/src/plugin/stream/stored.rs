@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use super::request::Request;
 use super::state::EdgeHttp;
-use crate::plugin::host::now_secs;
+use crate::plugin::host::now_millis;
 use crate::plugin::metrics::Stat;
 use crate::plugin::tiers::Found;
 use crate::plugin::worker::{Worker, WorkerRef};
@@ -39,10 +39,10 @@ impl EdgeHttp {
         let Ok(key) = request.cache_key(section) else {
             return false;
         };
-        let now = now_secs();
+        let now_ms = now_millis();
         let found = {
             let w = &mut *worker.borrow_mut();
-            stored_answer(w, request, &key, now, max_stale_s).map(|entry| {
+            stored_answer(w, request, &key, now_ms, max_stale_s).map(|entry| {
                 w.env.metrics.inc(counter);
                 let name = Rc::clone(&w.env.registry);
                 (entry, name)
@@ -51,7 +51,7 @@ impl EdgeHttp {
         let Some((entry, registry)) = found else {
             return false;
         };
-        let age = current_age(&timing(&entry), now);
+        let age = current_age(&timing(&entry), now_ms);
         let cache_status = CacheStatus {
             ttl: Some(ttl_left(&entry, age)),
             ..status
@@ -84,10 +84,13 @@ fn stored_answer(
     w: &mut Worker,
     request: &Request<'_>,
     key: &CacheKey,
-    now: u64,
+    now_ms: u64,
     max_stale_s: Option<u64>,
 ) -> Option<Rc<Entry>> {
-    let entry = match w.tiers.l1_find(&w.env, &key.primary, request.headers, now) {
+    let entry = match w
+        .tiers
+        .l1_find(&w.env, &key.primary, request.headers, now_ms / 1000)
+    {
         Found::Entry(entry) => entry,
         _ => match w.tiers.l2_find(&w.env, key, request.headers) {
             Found::Entry(entry) => entry,
@@ -98,10 +101,10 @@ fn stored_answer(
     let generations = &w.tiers.generations;
     let usable = match max_stale_s {
         Some(bound) => {
-            may_serve_while_limited(&entry, request.headers, &facts, generations, now, bound)
+            may_serve_while_limited(&entry, request.headers, &facts, generations, now_ms, bound)
         }
         None => !matches!(
-            evaluate_hit(&entry, request.headers, &facts, generations, now),
+            evaluate_hit(&entry, request.headers, &facts, generations, now_ms),
             HitDecision::Miss(_)
         ),
     };

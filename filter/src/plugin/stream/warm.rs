@@ -7,7 +7,7 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::revalidation::REVALIDATION_TIMEOUT;
 use super::state::{EdgeHttp, Management};
-use crate::plugin::host::{body, call, headers, now_secs, status_of};
+use crate::plugin::host::{body, call, headers, now_millis, status_of};
 use crate::plugin::tiers::{FetchedResponse, Kept};
 use crate::policy::cache::exchange::request_facts;
 use crate::policy::cache::warm::WARM_CONCURRENCY;
@@ -60,15 +60,15 @@ impl EdgeHttp {
         let section = registry.cache_at(target.service_index);
         match (status_of(&response), section) {
             (Some(status), Some(section)) if status < 500 => {
-                let now = now_secs();
+                let now_ms = now_millis();
                 let fetched = FetchedResponse {
                     service_index: target.service_index,
                     key: &target.key,
                     started: &warm.generations,
                     request: &request_facts("GET", &target.headers),
                     request_headers: &target.headers,
-                    request_time: now,
-                    response_time: now,
+                    request_time_ms: now_ms,
+                    response_time_ms: now_ms,
                     status,
                     response_headers: &response,
                     body: body(BufferType::HttpCallResponseBody, body_size),

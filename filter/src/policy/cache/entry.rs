@@ -26,16 +26,18 @@
 //! ..      4     header count (u32, <= MAX_HEADERS), then per header: name str, value str
 //! ..      4     vary count (u32, <= MAX_HEADERS), then per item: name str, value str
 //! ..      4     generation count (u32, <= MAX_GENERATIONS), then u32 each
-//! ..            (version 2 only) encodings: count (u32, <= 2), then per encoding:
+//! ..            (versions 2 and 3) encodings: count (u32, <= 2), then per encoding:
 //!               coding (u8, `Coding::code`), bytes (u32 length + bytes)
+//! ..      4     (version 3 only) request_subsec_ms, response_subsec_ms (u16 each, < 1000)
 //! ..      s     body section (exactly stored_body_len bytes, must end the buffer):
 //!               raw body, or (flag bit0) the lz4_flex block format with its
 //!               u32 LE size prefix (`compress_prepend_size`), whose prefix
 //!               must equal raw_body_len
 //! ```
 //!
-//! Version 2 is written only for entries with encoded bodies (see `encoding.rs`); an entry
-//! without them is written as version 1, byte for byte as before.
+//! Version 2 is written only for entries with encoded bodies (see `encoding.rs`), version 3
+//! only for entries whose times carry milliseconds (every fetched one); an entry with neither
+//! is written as version 1, byte for byte as before.
 //!
 //! The fixed 14-byte prefix makes [`Entry::stored_body_len`] O(1) and
 //! [`Entry::decode_key`] O(key length).
@@ -48,6 +50,9 @@ pub const ENTRY_FORMAT_VERSION: u8 = 1;
 
 /// Version byte of an entry that carries encoded bodies.
 pub const ENCODED_FORMAT_VERSION: u8 = 2;
+
+/// Version byte of an entry whose request and response times carry milliseconds.
+pub const PRECISE_FORMAT_VERSION: u8 = 3;
 
 /// Bodies strictly larger than this many bytes are LZ4-compressed (when that
 /// actually saves bytes).
@@ -93,6 +98,12 @@ pub struct Entry {
     pub request_time: u64,
     /// Unix seconds (stored-at).
     pub response_time: u64,
+    /// Milliseconds past `request_time`'s second (0..=999): ages are counted to the
+    /// millisecond, so a `max-age=1` entry is fresh for a whole second, not until the next
+    /// tick of a seconds clock.
+    pub request_subsec_ms: u16,
+    /// Milliseconds past `response_time`'s second (0..=999).
+    pub response_subsec_ms: u16,
     pub date: Option<u64>,
     pub age_header: Option<u64>,
     /// Seconds.
@@ -194,7 +205,9 @@ fn check_version(bytes: &[u8]) -> Result<(u8, Reader<'_>), DecodeError> {
     let mut r = Reader::new(bytes);
     match r.u8() {
         Err(_) => Err(DecodeError::Empty),
-        Ok(v @ (ENTRY_FORMAT_VERSION | ENCODED_FORMAT_VERSION)) => Ok((v, r)),
+        Ok(v @ (ENTRY_FORMAT_VERSION | ENCODED_FORMAT_VERSION | PRECISE_FORMAT_VERSION)) => {
+            Ok((v, r))
+        }
         Ok(v) => Err(DecodeError::UnknownVersion(v)),
     }
 }
@@ -267,10 +280,11 @@ impl Entry {
             None => (0, &self.body),
         };
 
-        let version = if self.encoded.is_empty() {
-            ENTRY_FORMAT_VERSION
-        } else {
-            ENCODED_FORMAT_VERSION
+        let precise = self.request_subsec_ms != 0 || self.response_subsec_ms != 0;
+        let version = match (precise, self.encoded.is_empty()) {
+            (true, _) => PRECISE_FORMAT_VERSION,
+            (false, true) => ENTRY_FORMAT_VERSION,
+            (false, false) => ENCODED_FORMAT_VERSION,
         };
         let encoded_len = self.encoded.iter().fold(0usize, |acc, (_, b)| {
             acc.saturating_add(b.len()).saturating_add(5)
@@ -328,11 +342,14 @@ impl Entry {
         for g in &self.generations {
             out.u32(*g);
         }
-        if !self.encoded.is_empty() {
+        if version != ENTRY_FORMAT_VERSION {
             out.len32(self.encoded.len());
             for (coding, bytes) in &self.encoded {
                 out.u8(coding.code()).bytes32(bytes);
             }
+        }
+        if version == PRECISE_FORMAT_VERSION {
+            out.u16(self.request_subsec_ms).u16(self.response_subsec_ms);
         }
         out.bytes(stored);
         out.finish()
@@ -377,11 +394,18 @@ impl Entry {
             generations.push(r.u32()?);
         }
         let mut encoded = Vec::new();
-        if p.version == ENCODED_FORMAT_VERSION {
+        if p.version != ENTRY_FORMAT_VERSION {
             let n = count(&mut r, Coding::ALL.len(), 5)?;
             for _ in 0..n {
                 let coding = Coding::from_code(r.u8()?).ok_or(DecodeError::Corrupt)?;
                 encoded.push((coding, r.bytes32()?.to_vec()));
+            }
+        }
+        let (mut request_subsec_ms, mut response_subsec_ms) = (0, 0);
+        if p.version == PRECISE_FORMAT_VERSION {
+            (request_subsec_ms, response_subsec_ms) = (r.u16()?, r.u16()?);
+            if request_subsec_ms > 999 || response_subsec_ms > 999 {
+                return Err(DecodeError::Corrupt);
             }
         }
         let stored = r.take(p.stored_len)?;
@@ -394,6 +418,8 @@ impl Entry {
             body,
             request_time,
             response_time,
+            request_subsec_ms,
+            response_subsec_ms,
             date,
             age_header,
             freshness_lifetime,
@@ -762,17 +788,35 @@ mod tests {
         }
     }
 
+    /// Times with milliseconds make a version-3 entry that keeps them (with or without
+    /// encoded bodies); milliseconds over 999 are corrupt.
+    #[test]
+    fn milliseconds_make_a_version_3_entry() {
+        let mut e = sample(b"abc".to_vec());
+        e.request_subsec_ms = 950;
+        e.response_subsec_ms = 100;
+        let bytes = e.encode();
+        assert_eq!(bytes[0], PRECISE_FORMAT_VERSION);
+        assert_eq!(Entry::decode(&bytes), Ok(e.clone()));
+        e.encoded = vec![(Coding::Gzip, b"gz".to_vec())];
+        let bytes = e.encode();
+        assert_eq!(bytes[0], PRECISE_FORMAT_VERSION);
+        assert_eq!(Entry::decode(&bytes), Ok(e.clone()));
+        e.response_subsec_ms = 1000;
+        assert_eq!(Entry::decode(&e.encode()), Err(DecodeError::Corrupt));
+    }
+
     #[test]
     fn version_and_empty() {
         assert_eq!(Entry::decode(&[]), Err(DecodeError::Empty));
         assert_eq!(Entry::decode_key(&[]), Err(DecodeError::Empty));
         assert_eq!(Entry::stored_body_len(&[]), None);
         let mut bytes = sample(b"abc".to_vec()).encode();
-        bytes[0] = 3;
-        assert_eq!(Entry::decode(&bytes), Err(DecodeError::UnknownVersion(3)));
+        bytes[0] = 4;
+        assert_eq!(Entry::decode(&bytes), Err(DecodeError::UnknownVersion(4)));
         assert_eq!(
             Entry::decode_key(&bytes),
-            Err(DecodeError::UnknownVersion(3))
+            Err(DecodeError::UnknownVersion(4))
         );
         assert_eq!(Entry::stored_body_len(&bytes), None);
         assert_eq!(Entry::decode(&[0]), Err(DecodeError::UnknownVersion(0)));

@@ -94,13 +94,14 @@ pub enum HitDecision {
     Miss(MissKind),
 }
 
-/// Whether `entry` may answer a request with these headers at `now_s` (RFC 9111 §4).
+/// Whether `entry` may answer a request with these headers at `now_ms` (Unix milliseconds;
+/// RFC 9111 §4).
 pub fn evaluate_hit(
     entry: &Entry,
     request_headers: &Headers,
     request: &RequestFacts,
     generations: &Generations,
-    now_s: u64,
+    now_ms: u64,
 ) -> HitDecision {
     if !generations.is_current(&entry.generations) {
         return HitDecision::Miss(MissKind::Purged);
@@ -109,7 +110,7 @@ pub fn evaluate_hit(
     if is_index(entry) || !selects(&entry.vary, request_headers) {
         return HitDecision::Miss(MissKind::VaryMismatch);
     }
-    let age = current_age(&timing(entry), now_s);
+    let age = current_age(&timing(entry), now_ms);
     let directive = request_directs(
         &request.cache_control,
         request.pragma_no_cache,
@@ -174,7 +175,9 @@ pub fn may_serve_if_error(entry: &Entry, age_s: u64) -> bool {
 pub fn timing(entry: &Entry) -> Timing {
     Timing {
         request_time: entry.request_time,
+        request_subsec_ms: entry.request_subsec_ms,
         response_time: entry.response_time,
+        response_subsec_ms: entry.response_subsec_ms,
         date: entry.date,
         age_header: entry.age_header,
     }
@@ -468,9 +471,16 @@ pub struct Stored<'a> {
     pub response_headers: &'a Headers,
     pub request_headers: &'a Headers,
     pub body: Vec<u8>,
-    pub request_time: u64,
-    pub response_time: u64,
+    /// Unix milliseconds.
+    pub request_time_ms: u64,
+    /// Unix milliseconds.
+    pub response_time_ms: u64,
     pub generations: Vec<u32>,
+}
+
+/// Unix milliseconds as (seconds, milliseconds past that second), as entries keep times.
+pub fn split_millis(ms: u64) -> (u64, u16) {
+    (ms / 1000, u16::try_from(ms % 1000).unwrap_or(0))
 }
 
 /// Stale windows an entry gets when its response names none (per-service defaults).
@@ -530,13 +540,17 @@ pub fn build_entry(
             .collect(),
         _ => Vec::new(),
     };
+    let (request_time, request_subsec_ms) = split_millis(stored.request_time_ms);
+    let (response_time, response_subsec_ms) = split_millis(stored.response_time_ms);
     let entry = Entry {
         key: stored.key.to_string(),
         status: stored.status,
         headers: stored_headers(stored.response_headers),
         body: stored.body,
-        request_time: stored.request_time,
-        response_time: stored.response_time,
+        request_time,
+        response_time,
+        request_subsec_ms,
+        response_subsec_ms,
         date: facts.date,
         age_header: facts.age,
         freshness_lifetime: 0,
@@ -583,16 +597,20 @@ pub fn refresh_entry(
     not_modified_headers: &Headers,
     facts: &ResponseFacts,
     storable: &Storable,
-    request_time_s: u64,
-    response_time_s: u64,
+    request_time_ms: u64,
+    response_time_ms: u64,
 ) -> Option<Entry> {
     if !matches!(storable, Storable::Yes { .. }) {
         return None;
     }
+    let (request_time, request_subsec_ms) = split_millis(request_time_ms);
+    let (response_time, response_subsec_ms) = split_millis(response_time_ms);
     let refreshed = Entry {
         headers: merge_headers(&entry.headers, not_modified_headers),
-        request_time: request_time_s,
-        response_time: response_time_s,
+        request_time,
+        response_time,
+        request_subsec_ms,
+        response_subsec_ms,
         date: facts.date,
         age_header: facts.age,
         etag: facts.etag.clone().or_else(|| entry.etag.clone()),
@@ -691,10 +709,10 @@ pub struct Fetch<'a> {
     pub request_headers: &'a Headers,
     pub policy: &'a super::freshness::StorePolicy,
     pub defaults: StaleDefaults,
-    /// Unix seconds.
-    pub request_time: u64,
-    /// When the response arrived (Unix seconds); freshness is judged at this time.
-    pub response_time: u64,
+    /// Unix milliseconds.
+    pub request_time_ms: u64,
+    /// When the response arrived (Unix milliseconds); freshness is judged at this time.
+    pub response_time_ms: u64,
     pub max_body: usize,
     /// Purge generations the entry is stored under (its own tags included).
     pub generations: Vec<u32>,
@@ -710,15 +728,19 @@ pub fn fetched_entry(
     if let (304, Some(old)) = (status, fetch.old) {
         let merged = merge_headers(&old.headers, headers);
         let facts = response_facts_for(old.status, &merged, fetch.policy.targeted.as_deref());
-        let storable =
-            super::freshness::storability(fetch.request, &facts, fetch.policy, fetch.response_time);
+        let storable = super::freshness::storability(
+            fetch.request,
+            &facts,
+            fetch.policy,
+            fetch.response_time_ms / 1000,
+        );
         return match refresh_entry(
             old,
             headers,
             &facts,
             &storable,
-            fetch.request_time,
-            fetch.response_time,
+            fetch.request_time_ms,
+            fetch.response_time_ms,
         ) {
             Some(entry) => FetchedEntry::Refreshed(fetch.defaults.apply(entry)),
             None => FetchedEntry::NotStored,
@@ -728,16 +750,20 @@ pub fn fetched_entry(
         return FetchedEntry::NotStored;
     }
     let facts = response_facts_for(status, headers, fetch.policy.targeted.as_deref());
-    let storable =
-        super::freshness::storability(fetch.request, &facts, fetch.policy, fetch.response_time);
+    let storable = super::freshness::storability(
+        fetch.request,
+        &facts,
+        fetch.policy,
+        fetch.response_time_ms / 1000,
+    );
     let stored = Stored {
         key: fetch.key,
         status,
         response_headers: headers,
         request_headers: fetch.request_headers,
         body,
-        request_time: fetch.request_time,
-        response_time: fetch.response_time,
+        request_time_ms: fetch.request_time_ms,
+        response_time_ms: fetch.response_time_ms,
         generations: fetch.generations.clone(),
     };
     match build_entry(stored, &facts, &storable) {
@@ -780,7 +806,7 @@ mod tests {
         let req = h(&[("accept-language", "en")]);
         let facts = request_facts("GET", &req);
         assert_eq!(
-            evaluate_hit(&entry(), &req, &facts, &gens, 1010),
+            evaluate_hit(&entry(), &req, &facts, &gens, 1010 * 1000),
             HitDecision::Serve {
                 age: 10,
                 not_modified: false
@@ -793,7 +819,7 @@ mod tests {
                 &conditional,
                 &request_facts("GET", &conditional),
                 &gens,
-                1010
+                1010 * 1000
             ),
             HitDecision::Serve {
                 age: 10,
@@ -807,12 +833,24 @@ mod tests {
         let gens = Generations::default();
         let req = h(&[("accept-language", "en")]);
         assert_eq!(
-            evaluate_hit(&entry(), &req, &request_facts("GET", &req), &gens, 1060),
+            evaluate_hit(
+                &entry(),
+                &req,
+                &request_facts("GET", &req),
+                &gens,
+                1060 * 1000
+            ),
             HitDecision::Revalidate
         );
         let de = h(&[("accept-language", "de")]);
         assert_eq!(
-            evaluate_hit(&entry(), &de, &request_facts("GET", &de), &gens, 1010),
+            evaluate_hit(
+                &entry(),
+                &de,
+                &request_facts("GET", &de),
+                &gens,
+                1010 * 1000
+            ),
             HitDecision::Miss(MissKind::VaryMismatch)
         );
         let no_cache = h(&[("accept-language", "en"), ("cache-control", "no-cache")]);
@@ -822,7 +860,7 @@ mod tests {
                 &no_cache,
                 &request_facts("GET", &no_cache),
                 &gens,
-                1010
+                1010 * 1000
             ),
             HitDecision::Revalidate
         );
@@ -837,14 +875,14 @@ mod tests {
         e.stale_while_revalidate = Some(30);
         e.stale_if_error = Some(300);
         assert_eq!(
-            evaluate_hit(&e, &req, &facts, &gens, 1070),
+            evaluate_hit(&e, &req, &facts, &gens, 1070 * 1000),
             HitDecision::ServeStale {
                 age: 70,
                 not_modified: false
             }
         );
         assert_eq!(
-            evaluate_hit(&e, &req, &facts, &gens, 1089),
+            evaluate_hit(&e, &req, &facts, &gens, 1089 * 1000),
             HitDecision::ServeStale {
                 age: 89,
                 not_modified: false
@@ -853,7 +891,7 @@ mod tests {
         );
         for now in [1090, 1091] {
             assert_eq!(
-                evaluate_hit(&e, &req, &facts, &gens, now),
+                evaluate_hit(&e, &req, &facts, &gens, now * 1000),
                 HitDecision::Revalidate,
                 "past the window"
             );
@@ -864,7 +902,7 @@ mod tests {
         assert!(!may_serve_if_error(&e, 361));
         e.must_revalidate = true;
         assert_eq!(
-            evaluate_hit(&e, &req, &facts, &gens, 1070),
+            evaluate_hit(&e, &req, &facts, &gens, 1070 * 1000),
             HitDecision::Revalidate,
             "must-revalidate forbids stale"
         );
@@ -926,12 +964,17 @@ mod tests {
             &h(&[("cache-control", "max-age=120")]),
             &facts,
             &storable,
-            2000,
-            2000,
+            1_999_900,
+            2_000_250,
         )
         .unwrap();
         assert_eq!(refreshed.freshness_lifetime, 120);
         assert_eq!(refreshed.response_time, 2000);
+        assert_eq!(refreshed.response_subsec_ms, 250);
+        assert_eq!(
+            (refreshed.request_time, refreshed.request_subsec_ms),
+            (1999, 900)
+        );
         assert_eq!(
             header(&refreshed.headers, "cache-control"),
             Some("max-age=120")

@@ -216,31 +216,40 @@ fn freshness_lifetime(response: &ResponseFacts, policy: &StorePolicy, now_s: u64
     None
 }
 
-/// When a response was requested and received, and what it said about its age (all in seconds,
-/// times as Unix seconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// When a response was requested and received, and what it said about its age (ages in
+/// seconds, times as Unix seconds plus the milliseconds past that second).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Timing {
     pub request_time: u64,
+    pub request_subsec_ms: u16,
     pub response_time: u64,
+    pub response_subsec_ms: u16,
     pub date: Option<u64>,
     pub age_header: Option<u64>,
 }
 
-/// RFC 9111 §4.2.3: the age of a stored response at `now_s`. A `Date` in the future (clock skew)
-/// gives an apparent age of 0; a missing `Date` or `Age` counts as none; `now_s` before
-/// `response_time` gives no resident time.
-pub fn current_age(timing: &Timing, now_s: u64) -> u64 {
+/// RFC 9111 §4.2.3: the age in whole seconds of a stored response at `now_ms` (Unix
+/// milliseconds). The response delay and the resident time are counted to the millisecond, so
+/// a one-second lifetime lasts a second wherever in a second the response arrived; `Date` has
+/// whole seconds, so the apparent age compares whole seconds. A `Date` in the future (clock
+/// skew) gives an apparent age of 0; a missing `Date` or `Age` counts as none; `now_ms` before
+/// the response time gives no resident time.
+pub fn current_age(timing: &Timing, now_ms: u64) -> u64 {
+    let millis = |s: u64, subsec: u16| s.saturating_mul(1000).saturating_add(u64::from(subsec));
+    let request_ms = millis(timing.request_time, timing.request_subsec_ms);
+    let response_ms = millis(timing.response_time, timing.response_subsec_ms);
     let apparent_age = timing
         .date
         .map_or(0, |date| timing.response_time.saturating_sub(date));
-    let response_delay = timing.response_time.saturating_sub(timing.request_time);
-    let corrected_age_value = timing
-        .age_header
-        .unwrap_or(0)
-        .saturating_add(response_delay);
-    let corrected_initial_age = apparent_age.max(corrected_age_value);
-    let resident_time = now_s.saturating_sub(timing.response_time);
-    corrected_initial_age.saturating_add(resident_time)
+    let response_delay_ms = response_ms.saturating_sub(request_ms);
+    let corrected_age_value_ms =
+        millis(timing.age_header.unwrap_or(0), 0).saturating_add(response_delay_ms);
+    let corrected_initial_age_ms = millis(apparent_age, 0).max(corrected_age_value_ms);
+    let resident_time_ms = now_ms.saturating_sub(response_ms);
+    match corrected_initial_age_ms.checked_add(resident_time_ms) {
+        Some(age_ms) if age_ms != u64::MAX => age_ms / 1000,
+        _ => u64::MAX,
+    }
 }
 
 /// RFC 9111 §4.2: fresh while the lifetime exceeds the age.
@@ -801,58 +810,98 @@ mod tests {
             response_time: 1000,
             date: Some(1000),
             age_header: None,
+            ..Timing::default()
         };
-        assert_eq!(current_age(&t, 1060), 65); // response_delay 5 counts
-                                               // Age header + delay beats apparent age.
+        assert_eq!(current_age(&t, 1060 * 1000), 65); // response_delay 5 counts
+                                                      // Age header + delay beats apparent age.
         let t = Timing {
             request_time: 990,
             response_time: 1000,
             date: Some(995),
             age_header: Some(100),
+            ..Timing::default()
         };
-        assert_eq!(current_age(&t, 1000), 110);
+        assert_eq!(current_age(&t, 1000 * 1000), 110);
         // Apparent age beats a small Age.
         let t = Timing {
             request_time: 1000,
             response_time: 1000,
             date: Some(700),
             age_header: Some(10),
+            ..Timing::default()
         };
-        assert_eq!(current_age(&t, 1050), 350);
+        assert_eq!(current_age(&t, 1050 * 1000), 350);
         // Date in the future (origin clock ahead): apparent age 0, Age still used.
         let t = Timing {
             request_time: 1000,
             response_time: 1000,
             date: Some(5000),
             age_header: Some(7),
+            ..Timing::default()
         };
-        assert_eq!(current_age(&t, 1003), 10);
+        assert_eq!(current_age(&t, 1003 * 1000), 10);
         // No Date, no Age.
         let t = Timing {
             request_time: 1000,
             response_time: 1002,
             date: None,
             age_header: None,
+            ..Timing::default()
         };
-        assert_eq!(current_age(&t, 1010), 10);
+        assert_eq!(current_age(&t, 1010 * 1000), 10);
         // Our clock went backwards: no resident time, no negative.
-        assert_eq!(current_age(&t, 900), 2);
+        assert_eq!(current_age(&t, 900 * 1000), 2);
         // request_time after response_time: no delay.
         let t = Timing {
             request_time: 2000,
             response_time: 1000,
             date: None,
             age_header: None,
+            ..Timing::default()
         };
-        assert_eq!(current_age(&t, 1000), 0);
+        assert_eq!(current_age(&t, 1000 * 1000), 0);
         // Saturation.
         let t = Timing {
             request_time: 0,
             response_time: u64::MAX,
             date: Some(0),
             age_header: Some(u64::MAX),
+            ..Timing::default()
         };
         assert_eq!(current_age(&t, u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn ages_count_milliseconds() {
+        // Asked at 10.950, answered at 11.100: 150 ms old on arrival, not a whole second.
+        let t = Timing {
+            request_time: 10,
+            request_subsec_ms: 950,
+            response_time: 11,
+            response_subsec_ms: 100,
+            ..Timing::default()
+        };
+        assert_eq!(current_age(&t, 11_100), 0);
+        // A one-second lifetime lasts until 11.950 (age 0.999 s), not until 12.000.
+        assert_eq!(current_age(&t, 11_949), 0);
+        assert!(is_fresh(1, current_age(&t, 11_949)));
+        assert_eq!(current_age(&t, 11_950), 1);
+        assert!(!is_fresh(1, current_age(&t, 11_950)));
+        // Stored late in a second: fresh for a whole second, not for the rest of that second.
+        let late = Timing {
+            request_time: 20,
+            request_subsec_ms: 900,
+            response_time: 20,
+            response_subsec_ms: 900,
+            ..Timing::default()
+        };
+        assert!(is_fresh(1, current_age(&late, 21_500)));
+        // Date has whole seconds: it is compared with the whole second of arrival.
+        let dated = Timing {
+            date: Some(20),
+            ..late
+        };
+        assert_eq!(current_age(&dated, 21_500), 0);
     }
 
     #[test]

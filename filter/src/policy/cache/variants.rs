@@ -238,6 +238,8 @@ impl VaryIndex {
             body: self.encode(),
             request_time: 0,
             response_time: 0,
+            request_subsec_ms: 0,
+            response_subsec_ms: 0,
             date: None,
             age_header: None,
             // `keep_until` of an entry without validators or stale windows: this.

@@ -12,17 +12,17 @@ use crate::policy::cache::freshness::{
 use crate::policy::cache::generations::Generations;
 use crate::policy::header_list::Headers;
 
-/// Whether `entry` may answer a limited tenant's request at `now_s` (seconds).
+/// Whether `entry` may answer a limited tenant's request at `now_ms` (Unix milliseconds).
 pub fn may_serve_while_limited(
     entry: &Entry,
     request_headers: &Headers,
     request: &RequestFacts,
     generations: &Generations,
-    now_s: u64,
+    now_ms: u64,
     max_stale_s: u64,
 ) -> bool {
-    let age = current_age(&timing(entry), now_s);
-    match evaluate_hit(entry, request_headers, request, generations, now_s) {
+    let age = current_age(&timing(entry), now_ms);
+    match evaluate_hit(entry, request_headers, request, generations, now_ms) {
         HitDecision::Miss(_) => false,
         HitDecision::Serve { .. } => true,
         // Stale (within or beyond its own stale-while-revalidate window): only within the bound,
@@ -72,7 +72,7 @@ mod tests {
             &headers,
             &facts,
             &Generations::default(),
-            now_s,
+            now_s * 1000,
             bound,
         )
     }
@@ -133,7 +133,7 @@ mod tests {
             &[],
             &facts,
             &gens,
-            1010,
+            1010 * 1000,
             60
         ));
     }
