@@ -20,6 +20,10 @@ pub fn tenant_id(bytes: Vec<u8>) -> Result<String, IdError> {
     if bytes.len() > MAX_TENANT_ID_LEN {
         return Err(IdError::TooLong);
     }
+    // The common id is printable ASCII: decided per byte, without decoding characters.
+    if !bytes.is_empty() && bytes.iter().all(|&b| b.is_ascii_graphic() && b != b',') {
+        return String::from_utf8(bytes).map_err(|_| IdError::Invalid);
+    }
     let id = String::from_utf8(bytes).map_err(|_| IdError::Invalid)?;
     let forbidden = |c: char| {
         c.is_control() || c.is_whitespace() || c == ',' || c == char::REPLACEMENT_CHARACTER
