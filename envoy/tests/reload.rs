@@ -53,7 +53,10 @@ fn health(stack: &Stack) -> serde_json::Value {
 fn a_service_added_live_applies_an_invalid_one_is_refused_and_l2_still_hits() {
     let file = config_file("live");
     std::fs::write(&file, SHIPPED).unwrap();
-    let stack = test_stack_with(None, 0.0, |options| options.plugin_config = file.clone());
+    let stack = test_stack_with(None, 0.0, |options| {
+        options.plugin_config = file.clone();
+        options.static_config = false;
+    });
     assert!(stack.live.is_some() && stack.watcher.is_some());
     let origin = stack.origin.as_ref().unwrap().addr();
 
@@ -165,6 +168,21 @@ fn a_service_added_live_applies_an_invalid_one_is_refused_and_l2_still_hits() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn an_invalid_configuration_stops_a_live_launch_before_envoy_starts() {
+    let mut options = edge_envoy::launch::test_options(0.0);
+    options.static_config = false;
+    let bad = r#"{"services": [{"name": "c", "match": {"path_prefix": "c/"}}]}"#;
+    let err = match Stack::start_with_plugin_config(&options, bad) {
+        Ok(_) => panic!("started with an invalid configuration"),
+        Err(err) => err.to_string(),
+    };
+    assert_eq!(
+        err,
+        "configuration rejected: services[0].match.path_prefix: must start with '/'"
+    );
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::envoy_process::EnvoyProcess;
 use super::error::LaunchError;
-use super::live::{render_live_config, LiveConfig, LiveInputs};
+use super::live::{render_live_config, validate_plugin_config, LiveConfig, LiveInputs};
 use super::options::{LaunchOptions, Upstream};
 use super::paths::workspace_root;
 use super::watch::ConfigWatcher;
@@ -90,6 +90,9 @@ impl Stack {
         let (config, live) = if options.static_config {
             (static_config, None)
         } else {
+            // Envoy would wait for a valid ECDS resource instead of exiting: refuse at once.
+            validate_plugin_config(plugin_config)
+                .map_err(|err| LaunchError::InvalidPluginConfig(err.to_string()))?;
             let filter_dir = run_dir.join("filter");
             std::fs::create_dir_all(&filter_dir)
                 .map_err(|err| LaunchError::io(format!("create {}", filter_dir.display()), err))?;
