@@ -184,15 +184,19 @@ pub fn warm_cache(
     })
 }
 
+/// Times `/cache/hot` is asked: each answer is one worker's table (new connections spread
+/// over the workers); the answers are merged, a key counted by the most of them.
+const HOT_ASKS: usize = 8;
+
 /// The `n` hottest keys the edge has seen (`GET <prefix>/cache/hot?limit=n`).
 fn hot_targets(ctx: &Ctx, n: usize) -> Result<Vec<Target>, CtlError> {
-    let hot = ctx.edge.management(&format!("/cache/hot?limit={n}"))?;
-    Ok(hot["keys"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|key| {
-            let path = key["path"].as_str()?.to_string();
+    let mut merged: BTreeMap<Target, u64> = BTreeMap::new();
+    for _ in 0..HOT_ASKS {
+        let hot = ctx.edge.management(&format!("/cache/hot?limit={n}"))?;
+        for key in hot["keys"].as_array().into_iter().flatten() {
+            let Some(path) = key["path"].as_str() else {
+                continue;
+            };
             let headers = key["headers"]
                 .as_object()
                 .map(|h| {
@@ -201,10 +205,18 @@ fn hot_targets(ctx: &Ctx, n: usize) -> Result<Vec<Target>, CtlError> {
                         .collect()
                 })
                 .unwrap_or_default();
-            Some(Target { path, headers })
-        })
-        .take(n)
-        .collect())
+            let target = Target {
+                path: path.to_string(),
+                headers,
+            };
+            let count = key["count"].as_u64().unwrap_or(0);
+            let kept = merged.entry(target).or_default();
+            *kept = (*kept).max(count);
+        }
+    }
+    let mut ranked: Vec<(Target, u64)> = merged.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(ranked.into_iter().take(n).map(|(t, _)| t).collect())
 }
 
 /// The ECDS counter that says Envoy took a new filter configuration.

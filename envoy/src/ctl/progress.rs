@@ -59,11 +59,10 @@ impl Progress {
 
 /// One line: `label [#####.....] done/total  12.3s`.
 pub fn bar(label: &str, done: u64, total: u64, elapsed: Duration) -> String {
-    let filled = if total == 0 {
-        WIDTH
-    } else {
-        usize::try_from(done.saturating_mul(WIDTH as u64) / total).unwrap_or(WIDTH)
-    };
+    let filled = done
+        .saturating_mul(WIDTH as u64)
+        .checked_div(total)
+        .map_or(WIDTH, |n| usize::try_from(n).unwrap_or(WIDTH));
     format!(
         "{label} [{}{}] {done}/{total}  {:.1}s",
         "#".repeat(filled.min(WIDTH)),

@@ -11,6 +11,7 @@ use super::request::{header_bytes, Request};
 use super::state::{CacheFlow, EdgeHttp, Invalidation, Pending, PostReuse};
 use crate::plugin::coalescing::WaitInfo;
 use crate::plugin::host::{now_millis, now_secs, SERVICE_HEADER};
+use crate::plugin::hot_keys;
 use crate::plugin::metrics::Stat;
 use crate::plugin::refresh::RefreshJob;
 use crate::plugin::reply::{send_entry, EntryAnswer};
@@ -56,6 +57,12 @@ impl EdgeHttp {
         match (request.method, request.cache_key(section)) {
             ("GET" | "HEAD", Ok(key)) => {
                 self.observe_tenant(key.tenant.as_deref());
+                if !worker.borrow().hot_keys.capacity_is_zero() {
+                    let service = (request.service.name.as_str(), section);
+                    let tenant = key.tenant.as_deref();
+                    let hot = &mut worker.borrow_mut().hot_keys;
+                    hot_keys::note(hot, service, request.path, tenant, now_millis());
+                }
                 let action = self.lookup(worker, section, key, request);
                 if !self.answered {
                     // On its way to the origin (now, or once its leader is done): what the origin
