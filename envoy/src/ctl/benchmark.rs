@@ -36,8 +36,12 @@ pub struct Row {
     pub baseline_p95_ms: f64,
     pub edge_p50_ms: f64,
     pub edge_p95_ms: f64,
+    pub baseline_mean_ms: f64,
+    pub edge_mean_ms: f64,
     /// Baseline p95 over edge p95.
     pub p95_speedup: f64,
+    /// Baseline mean over edge mean.
+    pub mean_speedup: f64,
     /// Reads only: share of edge answers that were cache hits.
     pub hit_rate: Option<f64>,
     pub baseline_errors: usize,
@@ -192,6 +196,15 @@ pub fn percentile(values: &[f64], q: f64) -> f64 {
     sorted[rank - 1]
 }
 
+/// The mean; 0 when empty.
+pub fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
+}
+
 /// One row per (service, class), in the seed table's order.
 pub fn summarise(baseline: &[Sample], edge: &[Sample], targets: &[(String, u64)]) -> Vec<Row> {
     let mut keys: Vec<(usize, Class)> = edge
@@ -219,6 +232,7 @@ pub fn summarise(baseline: &[Sample], edge: &[Sample], targets: &[(String, u64)]
                 |s: &[Sample]| s.iter().filter(|s| !(200..300).contains(&s.status)).count();
             let (base_l, edge_l) = (latencies(&base), latencies(&through));
             let edge_p95 = percentile(&edge_l, 0.95);
+            let (base_mean, edge_mean) = (mean(&base_l), mean(&edge_l));
             Some(Row {
                 service: match class {
                     Class::Read => service.to_string(),
@@ -231,6 +245,13 @@ pub fn summarise(baseline: &[Sample], edge: &[Sample], targets: &[(String, u64)]
                 baseline_p95_ms: percentile(&base_l, 0.95),
                 edge_p50_ms: percentile(&edge_l, 0.5),
                 edge_p95_ms: edge_p95,
+                baseline_mean_ms: base_mean,
+                edge_mean_ms: edge_mean,
+                mean_speedup: if edge_mean > 0.0 {
+                    base_mean / edge_mean
+                } else {
+                    0.0
+                },
                 p95_speedup: if edge_p95 > 0.0 {
                     percentile(&base_l, 0.95) / edge_p95
                 } else {
@@ -270,9 +291,19 @@ pub fn render(result: &BenchmarkResult, style: Style) -> String {
             vec![
                 row.service.clone(),
                 row.requests.to_string(),
-                format!("{} / {}", ms(row.baseline_p50_ms), ms(row.baseline_p95_ms)),
-                format!("{} / {}", ms(row.edge_p50_ms), ms(row.edge_p95_ms)),
-                format!("×{:.1}", row.p95_speedup),
+                format!(
+                    "{} / {} / {}",
+                    ms(row.baseline_p50_ms),
+                    ms(row.baseline_p95_ms),
+                    ms(row.baseline_mean_ms)
+                ),
+                format!(
+                    "{} / {} / {}",
+                    ms(row.edge_p50_ms),
+                    ms(row.edge_p95_ms),
+                    ms(row.edge_mean_ms)
+                ),
+                format!("×{:.1}", row.mean_speedup),
                 row.hit_rate
                     .map_or("-".to_string(), |r| format!("{:.1}%", r * 100.0)),
                 match met {
@@ -287,9 +318,9 @@ pub fn render(result: &BenchmarkResult, style: Style) -> String {
         &[
             "service",
             "requests",
-            "baseline p50 / p95",
-            "through the edge p50 / p95",
-            "p95 faster",
+            "baseline p50 / p95 / mean",
+            "through the edge p50 / p95 / mean",
+            "mean faster",
             "hit rate",
             "target p95",
         ],
@@ -372,6 +403,7 @@ mod tests {
             ]
         );
         assert_eq!(rows[1].p95_speedup, 401.0 / 2.0);
+        assert_eq!(rows[2].mean_speedup, 151.0 / 76.0);
         assert_eq!(rows[2].hit_rate, Some(0.5));
         assert_eq!(rows[2].latency_target_ms, Some(150));
         assert_eq!(rows[0].hit_rate, None);

@@ -44,6 +44,9 @@ fn key(k: &str) -> Segment {
 
 /// Share of rate-limited requests that makes a tenant's limit worth an override.
 pub const RATE_LIMITED_SHARE: f64 = 0.05;
+/// Share of misses that were expired entries (revalidations) from which serving stale while
+/// revalidating pays: each of them would have been a hit.
+pub const EXPIRED_MISS_SHARE: f64 = 0.25;
 /// The stale-while-revalidate window proposed.
 pub const PROPOSED_SWR_S: u64 = 30;
 
@@ -141,16 +144,19 @@ pub fn propose(config: &Value, figures: &Figures, hit_rate_target: f64) -> Vec<P
         let Some(rate) = service_metrics(figures, name).and_then(|m| m["hit_rate"].as_f64()) else {
             continue;
         };
-        if rate < hit_rate_target && misses > 0 && revalidations * 2 >= misses {
+        let fetches = misses + revalidations;
+        let expired_share = revalidations as f64 / fetches.max(1) as f64;
+        if rate < hit_rate_target && misses > 0 && expired_share >= EXPIRED_MISS_SHARE {
             out.push(proposal(
                 "stale_while_revalidate",
                 config,
                 vec![key("services"), Segment::Index(i), key("cache"), key("stale_while_revalidate_s")],
                 json!(PROPOSED_SWR_S),
                 format!(
-                    "{name}: hit rate {:.1}% under the {:.0}% target, and {revalidations} of {misses} misses were revalidations of expired entries: serve them stale for {PROPOSED_SWR_S} s while one background request refreshes",
+                    "{name}: hit rate {:.1}% under the {:.0}% target, and {revalidations} of {fetches} origin fetches ({:.0}%) were revalidations of expired entries: serve them stale for {PROPOSED_SWR_S} s while one background request refreshes",
                     rate * 100.0,
-                    hit_rate_target * 100.0
+                    hit_rate_target * 100.0,
+                    expired_share * 100.0
                 ),
             ));
         }
@@ -160,18 +166,28 @@ pub fn propose(config: &Value, figures: &Figures, hit_rate_target: f64) -> Vec<P
         stat(figures, "edge.cache.l1.eviction"),
         stat(figures, "edge.cache.l1.store"),
     );
-    if evictions >= 10 && evictions * 100 >= stores {
-        let current = config["limits"]["l1_max_entries"]
-            .as_u64()
-            .unwrap_or(10_000);
-        let entries = stat(figures, "edge.cache.l1.entries");
+    let current = config["limits"]["l1_max_entries"]
+        .as_u64()
+        .unwrap_or(10_000);
+    let max_bytes = config["limits"]["l1_max_bytes"]
+        .as_u64()
+        .unwrap_or(64 << 20);
+    let workers = figures.metrics["freshness"]["workers_reporting"]
+        .as_u64()
+        .unwrap_or(1)
+        .max(1);
+    let entries = stat(figures, "edge.cache.l1.entries");
+    let bytes = stat(figures, "edge.cache.l1.bytes");
+    // Evictions matter when L1 is full (others replace expired or purged entries).
+    let full = entries * 10 >= current * workers * 9 || bytes * 10 >= max_bytes * workers * 9;
+    if full && evictions >= 10 && evictions * 100 >= stores {
         out.push(proposal(
             "l1_size",
             config,
             vec![key("limits"), key("l1_max_entries")],
             json!((current * 2).min(1_000_000)),
             format!(
-                "L1 evicted {evictions} entries for {stores} stored ({:.0}%), holding {entries} entries across workers at a limit of {current} per worker",
+                "L1 evicted {evictions} entries for {stores} stored ({:.0}%), and is full: {entries} entries across {workers} workers at a limit of {current} per worker",
                 evictions as f64 * 100.0 / stores.max(1) as f64
             ),
         ));
@@ -357,6 +373,7 @@ mod tests {
                 ("edge.cache.not_modified", 40),
                 ("edge.cache.l1.eviction", 50),
                 ("edge.cache.l1.store", 400),
+                ("edge.cache.l1.entries", 95),
             ]),
             ..Figures::default()
         };
@@ -375,7 +392,9 @@ mod tests {
         assert_eq!(proposals[1].from, json!(100));
         assert_eq!(proposals[1].to, json!(200));
         assert!(
-            proposals[0].evidence.contains("70 of 100 misses"),
+            proposals[0]
+                .evidence
+                .contains("70 of 170 origin fetches (41%)"),
             "{}",
             proposals[0].evidence
         );
