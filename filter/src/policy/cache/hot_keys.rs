@@ -34,7 +34,10 @@ pub struct HotKey {
 #[derive(Debug, Clone)]
 struct Row {
     key: HotKey,
+    /// Lookups counted, including `error`.
     count: u64,
+    /// The count inherited from the row it replaced: at most this many were not its own.
+    error: u64,
 }
 
 /// The table's keys are already hashes ([`hot_key_id`]): hashing them again (SipHash) would
@@ -114,7 +117,7 @@ impl HotKeys {
         {
             return;
         }
-        let mut count = 1;
+        let (mut count, mut error) = (1, 0);
         if self.rows.len() >= self.capacity {
             let least = self
                 .rows
@@ -124,9 +127,10 @@ impl HotKeys {
             if let Some((least_id, least_count)) = least {
                 self.rows.remove(&least_id);
                 count = least_count.saturating_add(1);
+                error = least_count;
             }
         }
-        self.rows.insert(id, Row { key, count });
+        self.rows.insert(id, Row { key, count, error });
     }
 
     fn decay(&mut self, now_ms: u64) {
@@ -137,17 +141,20 @@ impl HotKeys {
             self.last_decay_ms = now_ms;
             self.rows.retain(|_, row| {
                 row.count /= 2;
+                row.error /= 2;
                 row.count > 0
             });
         }
     }
 
-    /// The `limit` most counted keys, most counted first (ties by path).
+    /// The `limit` keys with the most lookups surely their own (count less inherited error),
+    /// with that count, most first (ties by path): a long tail of keys seen once each climbs
+    /// in counts but not in this ranking.
     pub fn hottest(&self, limit: usize) -> Vec<(&HotKey, u64)> {
         let mut rows: Vec<(&HotKey, u64)> = self
             .rows
             .values()
-            .map(|row| (&row.key, row.count))
+            .map(|row| (&row.key, row.count.saturating_sub(row.error)))
             .collect();
         rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.path.cmp(&b.0.path)));
         rows.truncate(limit);
