@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use edge_envoy::launch::{
-    admin_stats, cache_status, http_request, origin_requests, test_stack_with, wasm_counter,
-    workspace_root, ReloadEvent, Stack,
+    admin_stats, cache_status, http_request, origin_requests, set_origin_fault, test_stack_with,
+    wasm_counter, workspace_root, ReloadEvent, Stack,
 };
 
 const SHIPPED: &str = include_str!("../plugin-config.json");
@@ -168,6 +168,59 @@ fn a_service_added_live_applies_an_invalid_one_is_refused_and_l2_still_hits() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn an_open_breaker_stays_with_its_service_when_a_service_is_inserted_before_it() {
+    let file = config_file("breaker");
+    let mut config: serde_json::Value = serde_json::from_str(SHIPPED).unwrap();
+    config["services"][1]["breaker"] =
+        serde_json::json!({"open_base_ms": 60000, "min_requests": 5, "jitter_percent": 0});
+    std::fs::write(&file, config.to_string()).unwrap();
+    let stack = test_stack_with(None, 0.0, |options| {
+        options.plugin_config = file.clone();
+        options.static_config = false;
+    });
+    let origin = stack.origin.as_ref().unwrap().addr();
+    set_origin_fault(origin, r#"{"endpoint": "coaching", "error_rate": 1.0}"#);
+    let started = Instant::now();
+    let mut n = 0;
+    // Failures until the breaker opens (outcomes reach shared data on the next tick).
+    loop {
+        n += 1;
+        let before = origin_requests(origin, "coaching");
+        get(&stack, &format!("/api/v1/coaching/{n}"));
+        if origin_requests(origin, "coaching") == before {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "never opened");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let tripped_at = origin_requests(origin, "coaching");
+
+    config["services"].as_array_mut().unwrap().insert(
+        0,
+        serde_json::json!({"name": "probes", "match": {"path_exact": "/health"}}),
+    );
+    replace(&file, &config);
+    let written = Instant::now();
+    loop {
+        get(&stack, "/health");
+        if last_service(origin) == "probes" {
+            break;
+        }
+        assert!(written.elapsed() < Duration::from_secs(60), "never applied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for n in 0..4 {
+        let refused = get(&stack, &format!("/api/v1/coaching/after-{n}"));
+        assert_eq!(refused.status, 503);
+    }
+    assert_eq!(
+        origin_requests(origin, "coaching"),
+        tripped_at,
+        "coaching's open breaker still holds its requests after the reload"
+    );
 }
 
 #[test]
