@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use edge_envoy::launch::{
     admin_stats, cache_status, http_request, origin_requests, set_origin_fault, test_stack_with,
-    wasm_counter, workspace_root, ReloadEvent, Stack,
+    wasm_counter, workspace_root, KeepAliveClient, ReloadEvent, Stack,
 };
 
 const SHIPPED: &str = include_str!("../plugin-config.json");
@@ -67,6 +67,15 @@ fn a_service_added_live_applies_an_invalid_one_is_refused_and_l2_still_hits() {
     get(&stack, "/health");
     assert_eq!(last_service(origin), "default");
 
+    // A keep-alive connection open across the reload.
+    let mut kept = KeepAliveClient::new(stack.listen, Duration::from_secs(10));
+    assert_eq!(
+        kept.request("GET", "/api/v1/leads/42", &[], b"")
+            .unwrap()
+            .status,
+        200
+    );
+
     // Add a service: applied without a restart.
     let pid = stack.envoy.pid();
     let mut config: serde_json::Value = serde_json::from_str(SHIPPED).unwrap();
@@ -91,6 +100,11 @@ fn a_service_added_live_applies_an_invalid_one_is_refused_and_l2_still_hits() {
         latency.as_millis()
     );
     assert_eq!(stack.envoy.pid(), pid, "no restart");
+    // The connection opened before the reload still serves (no drain, no reset).
+    let answer = kept
+        .request("GET", "/api/v1/leads/42", &[], b"")
+        .expect("the connection survives the reload");
+    assert_eq!(answer.status, 200);
     assert_eq!(health(&stack)["status"], "healthy", "{}", health(&stack));
 
     // L2 survives: the new VMs' L1 is empty, the entry comes from L2, the origin is not asked.
