@@ -1,3 +1,4 @@
+pub mod ctl;
 pub mod launch;
 
 pub mod oci;

@@ -23,6 +23,7 @@ const LAYERS: [(&str, &[&str]); 4] = [
             "dashboard",
             "dedup",
             "health",
+            "hot_keys",
             "monitor",
             "rate_limit",
             "refresh",

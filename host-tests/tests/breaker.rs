@@ -222,7 +222,7 @@ fn a_stored_success_count_at_its_maximum_closes_instead_of_wrapping() {
     state[1] = 2; // half-open
     state[2..10].copy_from_slice(&0u64.to_le_bytes()); // no probe in flight
     state[10..18].copy_from_slice(&u64::from(u32::MAX).to_le_bytes()); // successes
-    let key = edge_filter::policy::breaker::machine::breaker_key(0);
+    let key = edge_filter::policy::breaker::machine::breaker_key("fragile");
     host.shared_set(&key, &state, 0).unwrap();
     host.advance(Duration::from_millis(150)); // past the worker's read cache
     assert_eq!(host.request(vms[0], Request::get("/fragile/p")).status, 200);

@@ -28,6 +28,13 @@ fn main() -> ExitCode {
         }
     };
     print_banner(&stack);
+    if let Some(live) = &stack.live {
+        println!(
+            "Live reload: edit {} and the running edge applies it (Envoy reads {}).",
+            options.plugin_config.display(),
+            live.file.display()
+        );
+    }
     let ended_by = wait_for_stop(&stack);
     println!("edge-launch: {ended_by}; stopping Envoy and the origin");
     drop(stack);

@@ -23,6 +23,9 @@ pub enum LaunchError {
     EnvoyExited { status: ExitStatus, log: String },
     /// Envoy neither exited nor became ready in time.
     NotReady { timeout: Duration, log: String },
+    /// The filter's own validation refused the plugin configuration (`<field>: <reason>`);
+    /// with live reload the launcher checks before it starts Envoy.
+    InvalidPluginConfig(String),
 }
 
 /// What Envoy logs when it cannot bind a port.
@@ -70,6 +73,9 @@ impl fmt::Display for LaunchError {
             }
             LaunchError::NotReady { timeout, log } => {
                 write!(f, "Envoy was not ready after {timeout:?}:\n{log}")
+            }
+            LaunchError::InvalidPluginConfig(reason) => {
+                write!(f, "configuration rejected: {reason}")
             }
         }
     }

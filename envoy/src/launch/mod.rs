@@ -4,6 +4,7 @@
 mod envoy_process;
 mod error;
 mod http_client;
+mod live;
 mod options;
 mod paths;
 mod ports;
@@ -11,10 +12,14 @@ mod render;
 mod stack;
 mod test_origin;
 mod test_support;
+mod watch;
 
 pub use envoy_process::EnvoyProcess;
 pub use error::LaunchError;
 pub use http_client::{http_request, http_request_bytes, HttpResponse, KeepAliveClient};
+pub use live::{
+    ecds_resource, render_live_config, validate_plugin_config, LiveConfig, LiveInputs, FILTER_NAME,
+};
 pub use options::{LaunchOptions, Upstream, USAGE};
 pub use paths::{default_envoy_binary, default_plugin_config, default_wasm, workspace_root};
 pub use ports::free_port;
@@ -25,3 +30,4 @@ pub use test_support::{
     admin_stats, cache_status, origin_requests, set_origin_fault, test_options, test_stack,
     test_stack_before, test_stack_with, test_stack_with_workers, wasm_counter,
 };
+pub use watch::{ConfigWatcher, ReloadEvent};

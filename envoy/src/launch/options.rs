@@ -27,6 +27,9 @@ pub struct LaunchOptions {
     pub origin_latency_scale: f64,
     /// Print the rendered Envoy configuration and exit.
     pub print_config: bool,
+    /// The plugin configuration inline in envoy.yaml (no live reload) instead of in a watched
+    /// ECDS file.
+    pub static_config: bool,
 }
 
 pub const USAGE: &str = "\
@@ -42,7 +45,9 @@ options:
   --envoy FILE               Envoy binary (default: envoy/.venv/bin/envoy, or $EDGE_ENVOY_BIN)
   --log-level LEVEL          Envoy log level (default: info)
   --origin-latency-scale F   scale the demo origin's built-in latencies (default: 1)
-  --print-config             print the Envoy configuration that would run, and exit
+  --print-config             print the Envoy configuration (static form, as envoy/envoy.yaml), and exit
+  --static-config            plugin configuration inline in envoy.yaml: no live reload (default:
+                             from a watched ECDS file; edits of --plugin-config apply live)
   --help                     this text
 ";
 
@@ -59,6 +64,7 @@ impl Default for LaunchOptions {
             log_level: "info".to_string(),
             origin_latency_scale: 1.0,
             print_config: false,
+            static_config: false,
         }
     }
 }
@@ -74,6 +80,10 @@ impl LaunchOptions {
             }
             if flag == "--print-config" {
                 options.print_config = true;
+                continue;
+            }
+            if flag == "--static-config" {
+                options.static_config = true;
                 continue;
             }
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;

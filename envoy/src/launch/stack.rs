@@ -1,13 +1,15 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::envoy_process::EnvoyProcess;
 use super::error::LaunchError;
+use super::live::{render_live_config, validate_plugin_config, LiveConfig, LiveInputs};
 use super::options::{LaunchOptions, Upstream};
 use super::paths::workspace_root;
-use super::render::{render_envoy_config, RenderInput};
+use super::watch::ConfigWatcher;
 use crate::origin::{OriginConfig, OriginHandle};
 
 /// Envoy with the edge filter in front of an origin (the demo origin unless one was given).
@@ -21,6 +23,11 @@ pub struct Stack {
     /// `HOST:PORT` of the upstream.
     pub upstream: String,
     pub run_dir: PathBuf,
+    /// The watched ECDS file the filter's configuration comes from (`None` with
+    /// `--static-config`): [`LiveConfig::write`] applies a new one without a restart.
+    pub live: Option<Arc<LiveConfig>>,
+    /// The watch on `--plugin-config` ([`Stack::start`] in live mode only).
+    pub watcher: Option<ConfigWatcher>,
 }
 
 /// How long Envoy may take to load the filter and open its listener.
@@ -38,7 +45,15 @@ impl Stack {
                 err,
             )
         })?;
-        Self::start_with_plugin_config(options, &plugin_config)
+        let mut stack = Self::start_with_plugin_config(options, &plugin_config)?;
+        if let Some(live) = &stack.live {
+            stack.watcher = Some(ConfigWatcher::start(
+                options.plugin_config.clone(),
+                plugin_config,
+                Arc::clone(live),
+            ));
+        }
+        Ok(stack)
     }
 
     /// [`Stack::start`] with the plugin configuration given as text.
@@ -64,14 +79,33 @@ impl Stack {
         };
         let run_dir = new_run_dir()?;
         let wasm = options.wasm.canonicalize().unwrap_or(options.wasm.clone());
-        let config = render_envoy_config(&RenderInput {
+        let inputs = LiveInputs {
             listen: options.listen,
             admin: options.admin,
-            upstream_host: &host,
+            upstream_host: host.clone(),
             upstream_port: port,
-            wasm: &wasm.to_string_lossy(),
-            plugin_config,
-        });
+            wasm: wasm.to_string_lossy().into_owned(),
+        };
+        let static_config = inputs.render_static(plugin_config);
+        let (config, live) = if options.static_config {
+            (static_config, None)
+        } else {
+            // Envoy would wait for a valid ECDS resource instead of exiting: refuse at once.
+            validate_plugin_config(plugin_config)
+                .map_err(|err| LaunchError::InvalidPluginConfig(err.to_string()))?;
+            let filter_dir = run_dir.join("filter");
+            std::fs::create_dir_all(&filter_dir)
+                .map_err(|err| LaunchError::io(format!("create {}", filter_dir.display()), err))?;
+            let live = LiveConfig::new(filter_dir.join("edge-filter.yaml"), inputs);
+            let config = render_live_config(&static_config, &live.file).ok_or_else(|| {
+                LaunchError::io(
+                    "render the live configuration",
+                    std::io::Error::other("no wasm filter in the rendered configuration"),
+                )
+            })?;
+            live.write(plugin_config)?;
+            (config, Some(Arc::new(live)))
+        };
         let config_path = run_dir.join("envoy.yaml");
         std::fs::write(&config_path, config)
             .map_err(|err| LaunchError::io(format!("write {}", config_path.display()), err))?;
@@ -91,6 +125,8 @@ impl Stack {
             admin: options.admin,
             upstream: format!("{host}:{port}"),
             run_dir,
+            live,
+            watcher: None,
         })
     }
 }

@@ -9,7 +9,8 @@ use super::options::LaunchOptions;
 use super::ports::free_port;
 use super::stack::Stack;
 
-/// Launch options for a test: free ports, 2 workers, the demo origin at `latency_scale`.
+/// Launch options for a test: free ports, 2 workers, the demo origin at `latency_scale`, the
+/// plugin configuration inline (tests of live reload set `static_config: false`).
 pub fn test_options(latency_scale: f64) -> LaunchOptions {
     let port = || free_port().unwrap_or_else(|err| panic!("no free port: {err}"));
     LaunchOptions {
@@ -17,6 +18,7 @@ pub fn test_options(latency_scale: f64) -> LaunchOptions {
         admin: port(),
         workers: 2,
         origin_latency_scale: latency_scale,
+        static_config: true,
         ..LaunchOptions::default()
     }
 }

@@ -43,6 +43,15 @@ fn seed(env: &Env, now_ms: u64) -> u64 {
     now_ms.rotate_left(17) ^ env.owner
 }
 
+/// The service's breaker key in shared data (by name).
+fn key(env: &Env, service_index: usize) -> String {
+    let name = env
+        .registry
+        .service_at(service_index)
+        .map_or("", |s| s.name.as_str());
+    breaker_key(name)
+}
+
 fn section(env: &Env, service_index: usize) -> Option<BreakerSection> {
     env.registry
         .service_at(service_index)
@@ -51,7 +60,7 @@ fn section(env: &Env, service_index: usize) -> Option<BreakerSection> {
 
 /// What `check` would say from the worker's copy alone (refreshed if older than the read-cache
 /// time), without taking a probe permit.
-pub fn peek(breakers: &mut Breakers, service_index: usize, now_ms: u64) -> Admission {
+pub fn peek(env: &Env, breakers: &mut Breakers, service_index: usize, now_ms: u64) -> Admission {
     let view = breakers.entry(service_index).or_default();
     if view
         .read_at_ms
@@ -59,7 +68,7 @@ pub fn peek(breakers: &mut Breakers, service_index: usize, now_ms: u64) -> Admis
     {
         view.state = Breaker::decode(
             HostStore
-                .get(&breaker_key(service_index))
+                .get(&key(env, service_index))
                 .as_ref()
                 .map(|(b, _)| b.as_slice()),
         );
@@ -80,23 +89,18 @@ pub fn check(env: &Env, breakers: &mut Breakers, service_index: usize, now_ms: u
         return Admission::Pass;
     };
     if let decided @ (Admission::Pass | Admission::Reject { .. }) =
-        peek(breakers, service_index, now_ms)
+        peek(env, breakers, service_index, now_ms)
     {
         return decided;
     }
     // Open past its period, or half-open: probe permits are shared, so this takes one with CAS.
-    let taken = update(
-        &HostStore,
-        &breaker_key(service_index),
-        ATTEMPTS,
-        |current| {
-            let state = Breaker::decode(current);
-            match admit(&state, &config, now_ms) {
-                (admission, Some(next)) => Ok(((admission, next.clone()), next.encode())),
-                (admission, None) => Err((admission, Box::new(state))),
-            }
-        },
-    );
+    let taken = update(&HostStore, &key(env, service_index), ATTEMPTS, |current| {
+        let state = Breaker::decode(current);
+        match admit(&state, &config, now_ms) {
+            (admission, Some(next)) => Ok(((admission, next.clone()), next.encode())),
+            (admission, None) => Err((admission, Box::new(state))),
+        }
+    });
     let (admission, state) = match taken {
         Ok(pair) => pair,
         Err(crate::policy::shared_store::UpdateError::Refused((admission, state))) => {
@@ -133,15 +137,10 @@ pub fn outcome(env: &Env, breakers: &mut Breakers, pass: BreakerPass, status: u1
     let failed = config.failed(status, now_ms.saturating_sub(started_ms));
     if probe {
         let seed = seed(env, now_ms);
-        let written = update(
-            &HostStore,
-            &breaker_key(service_index),
-            ATTEMPTS,
-            |current| {
-                let next = probe_done(&Breaker::decode(current), &config, !failed, now_ms, seed);
-                Ok::<_, ()>((next.clone(), next.encode()))
-            },
-        );
+        let written = update(&HostStore, &key(env, service_index), ATTEMPTS, |current| {
+            let next = probe_done(&Breaker::decode(current), &config, !failed, now_ms, seed);
+            Ok::<_, ()>((next.clone(), next.encode()))
+        });
         if let (Ok(state), Some(view)) = (written, breakers.get_mut(&service_index)) {
             view.state = state;
             view.read_at_ms = Some(now_ms);
@@ -157,16 +156,11 @@ pub fn outcome(env: &Env, breakers: &mut Breakers, pass: BreakerPass, status: u1
 }
 
 /// Gives back a probe permit that produced no outcome.
-pub fn abandon_probe(breakers: &mut Breakers, service_index: usize) {
-    let _ = update(
-        &HostStore,
-        &breaker_key(service_index),
-        ATTEMPTS,
-        |current| {
-            let next = probe_abandoned(&Breaker::decode(current));
-            Ok::<_, ()>(((), next.encode()))
-        },
-    );
+pub fn abandon_probe(env: &Env, breakers: &mut Breakers, service_index: usize) {
+    let _ = update(&HostStore, &key(env, service_index), ATTEMPTS, |current| {
+        let next = probe_abandoned(&Breaker::decode(current));
+        Ok::<_, ()>(((), next.encode()))
+    });
     if let Some(view) = breakers.get_mut(&service_index) {
         view.read_at_ms = None;
     }
@@ -184,17 +178,12 @@ pub fn flush(env: &Env, breakers: &mut Breakers, now_ms: u64) {
             continue;
         };
         let seed = seed(env, now_ms);
-        let written = update(
-            &HostStore,
-            &breaker_key(service_index),
-            ATTEMPTS,
-            |current| {
-                let before = Breaker::decode(current);
-                let next = record(&before, &config, outcomes, now_ms, seed);
-                let tripped = before.phase == Phase::Closed && next.phase != Phase::Closed;
-                Ok::<_, ()>(((next.clone(), tripped), next.encode()))
-            },
-        );
+        let written = update(&HostStore, &key(env, service_index), ATTEMPTS, |current| {
+            let before = Breaker::decode(current);
+            let next = record(&before, &config, outcomes, now_ms, seed);
+            let tripped = before.phase == Phase::Closed && next.phase != Phase::Closed;
+            Ok::<_, ()>(((next.clone(), tripped), next.encode()))
+        });
         if let Ok((state, tripped)) = written {
             if tripped {
                 env.metrics.inc(Stat::BreakerTrip);
@@ -209,9 +198,14 @@ pub fn flush(env: &Env, breakers: &mut Breakers, now_ms: u64) {
 
 /// `closed`, `half-open` or `open` as the worker's copy (at most [`READ_CACHE_MS`] old) says;
 /// never takes a probe permit: an open breaker past its period reads as half-open.
-pub fn phase_name(breakers: &mut Breakers, service_index: usize, now_ms: u64) -> &'static str {
+pub fn phase_name(
+    env: &Env,
+    breakers: &mut Breakers,
+    service_index: usize,
+    now_ms: u64,
+) -> &'static str {
     if matches!(
-        peek(breakers, service_index, now_ms),
+        peek(env, breakers, service_index, now_ms),
         Admission::Reject { .. }
     ) {
         return "open";

@@ -4,7 +4,7 @@
 //! - `root`, `stream/`: the contexts;
 //! - `worker`: the worker's state, one field per feature;
 //! - features: `coalescing`, `refresh`, `breaker`, `rate_limit`, `dedup/`, `monitor`,
-//!   `health`, `admin`, `config_status`, `dashboard`;
+//!   `health`, `admin`, `config_status`, `dashboard`, `hot_keys`;
 //! - `env`, `tiers`, `leases`, `replies`, `budgets`, `reply`, `metrics`, `host`;
 //! - then `crate::policy`, which knows nothing of the host.
 
@@ -18,6 +18,7 @@ mod dedup;
 mod env;
 mod health;
 mod host;
+mod hot_keys;
 mod leases;
 mod metrics;
 mod monitor;

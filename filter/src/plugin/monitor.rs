@@ -102,7 +102,7 @@ pub fn breaker_state(
         .registry
         .service_at(service_index)
         .is_some_and(|s| s.breaker.is_some());
-    has_breaker.then(|| breaker::phase_name(breakers, service_index, now_ms))
+    has_breaker.then(|| breaker::phase_name(env, breakers, service_index, now_ms))
 }
 
 /// How often the tick re-counts L1 per service and tenant (a walk over every L1 entry);

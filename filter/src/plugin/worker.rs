@@ -15,6 +15,7 @@ use super::monitor::Monitor;
 use super::refresh::Refreshes;
 use super::replies::Replies;
 use super::tiers::Tiers;
+use crate::policy::cache::hot_keys::HotKeys;
 use crate::policy::Registry;
 
 pub struct Worker {
@@ -30,6 +31,8 @@ pub struct Worker {
     pub breakers: Breakers,
     pub dedup: Dedup,
     pub monitor: Monitor,
+    /// The hottest cache keys this worker has seen (`/cache/hot`).
+    pub hot_keys: HotKeys,
     /// When the purge generations were last re-read.
     pub generations_read_ms: u64,
 }
@@ -48,6 +51,9 @@ impl Worker {
             breakers: Breakers::default(),
             dedup: Dedup::default(),
             monitor: Monitor::new(&env.registry),
+            hot_keys: HotKeys::new(
+                usize::try_from(env.registry.settings().monitoring.hot_keys).unwrap_or(0),
+            ),
             generations_read_ms: 0,
             env,
         }

@@ -21,6 +21,8 @@ pub struct MonitoringConfig {
     pub hit_rate_target: f64,
     /// A tenant with more than this percentage of its requests rate-limited raises an alert.
     pub rate_limited_alert_percent: f64,
+    /// Rows of each worker's hottest-keys table (`/cache/hot`, for warming); 0 keeps none.
+    pub hot_keys: u64,
 }
 
 impl Default for MonitoringConfig {
@@ -32,6 +34,7 @@ impl Default for MonitoringConfig {
             top_tenants: 64,
             hit_rate_target: 0.9,
             rate_limited_alert_percent: 5.0,
+            hot_keys: 128,
         }
     }
 }
@@ -42,6 +45,7 @@ impl MonitoringConfig {
             ("publish_interval_ms", self.publish_interval_ms, 100, 60_000),
             ("worker_slots", self.worker_slots, 1, 1024),
             ("top_tenants", self.top_tenants, 1, 10_000),
+            ("hot_keys", self.hot_keys, 0, 10_000),
         ];
         for (field, value, low, high) in ranges {
             if !(low..=high).contains(&value) {

@@ -11,6 +11,7 @@ use super::request::{header_bytes, Request};
 use super::state::{CacheFlow, EdgeHttp, Invalidation, Pending, PostReuse};
 use crate::plugin::coalescing::WaitInfo;
 use crate::plugin::host::{now_millis, SERVICE_HEADER};
+use crate::plugin::hot_keys;
 use crate::plugin::metrics::Stat;
 use crate::plugin::refresh::RefreshJob;
 use crate::plugin::reply::{send_entry, EntryAnswer};
@@ -56,7 +57,15 @@ impl EdgeHttp {
         match (request.method, request.cache_key(section)) {
             ("GET" | "HEAD", Ok(key)) => {
                 self.observe_tenant(key.tenant.as_deref());
-                let action = self.lookup(worker, section, key, request);
+                // One clock read for the whole lookup.
+                let now_ms = now_millis();
+                if !worker.borrow().hot_keys.capacity_is_zero() {
+                    let service = (request.service.name.as_str(), section);
+                    let tenant = key.tenant.as_deref();
+                    let hot = &mut worker.borrow_mut().hot_keys;
+                    hot_keys::note(hot, service, request.path, tenant, now_ms);
+                }
+                let action = self.lookup(worker, section, key, request, now_ms);
                 if !self.answered {
                     // On its way to the origin (now, or once its leader is done): what the origin
                     // answers may only depend on what is keyed, and it sends the identity body
@@ -119,6 +128,7 @@ impl EdgeHttp {
         section: &CacheSection,
         key: CacheKey,
         request: &Request<'_>,
+        now_ms: u64,
     ) -> Action {
         let facts = request_facts(request.method, request.headers);
         let directive = request_directs(&facts.cache_control, facts.pragma_no_cache, 0, 0);
@@ -126,7 +136,6 @@ impl EdgeHttp {
             worker.env.metrics.inc(Stat::Bypass);
             return Action::Continue;
         }
-        let now_ms = now_millis();
         let found = self.find(
             &mut worker.borrow_mut(),
             section,

@@ -158,7 +158,9 @@ impl EdgeHttp {
         let w = &mut *worker.borrow_mut();
         match status {
             Some(status) => breaker::outcome(&w.env, &mut w.breakers, pass, status, now_millis()),
-            None if pass.probe => breaker::abandon_probe(&mut w.breakers, pass.service_index),
+            None if pass.probe => {
+                breaker::abandon_probe(&w.env, &mut w.breakers, pass.service_index)
+            }
             None => {}
         }
     }
@@ -167,7 +169,7 @@ impl EdgeHttp {
     /// gives its permit back at once, or the breaker would wait for the permits to expire.
     pub(super) fn guards_done(&mut self, worker: &mut Worker) {
         if let Some(pass) = self.breaker.take().filter(|pass| pass.probe) {
-            breaker::abandon_probe(&mut worker.breakers, pass.service_index);
+            breaker::abandon_probe(&worker.env, &mut worker.breakers, pass.service_index);
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::plugin::admin;
 use crate::plugin::dashboard;
 use crate::plugin::health::health;
 use crate::plugin::host::{body, now_millis};
+use crate::plugin::hot_keys;
 use crate::plugin::monitor;
 use crate::plugin::reply::json_error;
 use crate::plugin::worker::WorkerRef;
@@ -25,6 +26,7 @@ enum ReadEndpoint {
     Metrics,
     CacheStats,
     Dashboard,
+    HotKeys,
 }
 
 impl ReadEndpoint {
@@ -33,6 +35,7 @@ impl ReadEndpoint {
             "/metrics" => Some(Self::Metrics),
             "/cache/stats" => Some(Self::CacheStats),
             "/dashboard" => Some(Self::Dashboard),
+            "/cache/hot" => Some(Self::HotKeys),
             _ => None,
         }
     }
@@ -78,6 +81,10 @@ impl EdgeHttp {
                     }
                     ReadEndpoint::CacheStats => {
                         Some(monitor::cache_stats(reporting, &mut w.monitor, l1, now_ms))
+                    }
+                    ReadEndpoint::HotKeys => {
+                        let capacity = w.env.registry.settings().monitoring.hot_keys;
+                        Some(hot_keys::report(&w.hot_keys, request.path, capacity))
                     }
                     ReadEndpoint::Dashboard => None,
                 }

@@ -21,8 +21,11 @@ const HEALTH_MAX: u32 = 1000;
 
 pub const BREAKER_KEY_PREFIX: &str = "edge:breaker:";
 
-pub fn breaker_key(service_index: usize) -> String {
-    format!("{BREAKER_KEY_PREFIX}{service_index}")
+/// A service's breaker in shared data, by the service's name: a new configuration that adds,
+/// removes or reorders services keeps each breaker with its service (names are bounded by the
+/// configuration: at most 256 services of at most 64 characters).
+pub fn breaker_key(service_name: &str) -> String {
+    format!("{BREAKER_KEY_PREFIX}{service_name}")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

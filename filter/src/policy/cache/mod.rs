@@ -9,6 +9,7 @@ pub mod entry;
 pub mod exchange;
 pub mod freshness;
 pub mod generations;
+pub mod hot_keys;
 pub mod http_date;
 pub mod immutable;
 pub mod key;

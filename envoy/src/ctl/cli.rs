@@ -1,0 +1,113 @@
+//! `edge-ctl`'s arguments.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  done; every check passed
+  1  a check failed: a target missed, an invalid configuration, a warm request failed,
+     proposals printed but not applied
+  2  bad arguments
+  3  the edge, its origin or Envoy's admin could not be reached or answered unexpectedly
+  4  a local file could not be read or written, or a benchmark stack could not start";
+
+/// Operate a running edge (Envoy + the edge filter): validate, benchmark, warm, optimize, report.
+#[derive(Debug, Parser)]
+#[command(name = "edge-ctl", version, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The edge's listener.
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:10000",
+        env = "EDGE_LISTEN"
+    )]
+    pub edge: String,
+    /// Envoy's admin interface.
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:9901",
+        env = "EDGE_ADMIN"
+    )]
+    pub admin: String,
+    /// The filter's admin token (default: `admin.token` of --config).
+    #[arg(long, global = true, env = "EDGE_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The plugin configuration file (the one `edge-launch --plugin-config` watches).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Machine-readable output (JSON on stdout).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Where the last benchmark is kept (default: target/edge-ctl).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the configuration file with the filter's own validation; with --live, the running
+    /// edge against each service's latency_target_ms (p95) and the hit-rate target.
+    Validate {
+        #[arg(long)]
+        live: bool,
+    },
+    /// Each demo service direct to the origin (baseline) and through the edge (achieved).
+    /// Without --upstream, starts the demo origin and an edge for the run.
+    Benchmark {
+        /// Requests per service.
+        #[arg(long, default_value_t = 200)]
+        iterations: usize,
+        /// Clients sending at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// A running demo origin (`http://HOST:PORT`); the edge is then --edge.
+        #[arg(long, value_name = "URL")]
+        upstream: Option<String>,
+        /// Tenants (`x-location-id`) the reads spread over.
+        #[arg(long, default_value_t = 4)]
+        tenants: usize,
+        /// Keys per tenant the reads draw from.
+        #[arg(long, default_value_t = 50)]
+        keys: usize,
+        /// Exponent of the Zipf distribution of keys.
+        #[arg(long, default_value_t = 1.1)]
+        zipf: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Warm the cache through the filter's warm endpoint.
+    WarmCache {
+        /// A file of paths, one per line.
+        #[arg(
+            long,
+            value_name = "FILE",
+            conflicts_with = "hot",
+            required_unless_present = "hot"
+        )]
+        paths: Option<PathBuf>,
+        /// The N hottest keys the edge has seen.
+        #[arg(long, value_name = "N")]
+        hot: Option<usize>,
+        /// Extra request header for --paths (`NAME:VALUE`, e.g. a tenant), repeatable.
+        #[arg(long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
+    },
+    /// Propose configuration changes from the live figures, with evidence, as a diff.
+    Optimize {
+        /// Write the proposed configuration to --config: the watching edge-launch applies it
+        /// without a restart.
+        #[arg(long)]
+        apply: bool,
+    },
+    /// Metrics, cache stats, health, validation and the last benchmark in one JSON document.
+    Report {
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}

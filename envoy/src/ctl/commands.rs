@@ -1,0 +1,385 @@
+//! Each action run against the edge: figures gathered, the pure parts asked, the output and
+//! exit code made.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::benchmark::{self, Plan};
+use super::config_file::{write_validated, ConfigFile};
+use super::diff::line_diff;
+use super::edge::{parse_address, Edge};
+use super::exit::{verdict, CtlError, CHECK_FAILED, OK};
+use super::optimize::{self, Figures};
+use super::report::{self, Report};
+use super::style::Style;
+use super::validate::{self, Validation};
+use super::warm::{self, Target};
+use super::workload::Shape;
+use crate::launch::{LaunchOptions, Stack, Upstream};
+
+/// What every action knows.
+pub struct Ctx {
+    pub edge: Edge,
+    pub config_path: PathBuf,
+    pub style: Style,
+    pub state_dir: PathBuf,
+}
+
+/// What an action ends with: its exit code, the human text and the JSON document.
+pub struct Outcome {
+    pub code: u8,
+    pub human: String,
+    pub json: Value,
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+fn config(ctx: &Ctx) -> Result<ConfigFile, CtlError> {
+    ConfigFile::read(&ctx.config_path)
+}
+
+pub fn validate(ctx: &Ctx, live: bool) -> Result<Outcome, CtlError> {
+    let file = config(ctx)?;
+    let verdict_on_file = validate::offline(&file);
+    let checks = if live {
+        let metrics = ctx.edge.management("/metrics")?;
+        let health = ctx.edge.health()?;
+        Some(validate::live_checks(
+            &metrics,
+            &health,
+            file.hit_rate_target(),
+        ))
+    } else {
+        None
+    };
+    let passed = validate::passed(Some(&verdict_on_file), checks.as_deref());
+    let validation = Validation {
+        config: Some(verdict_on_file),
+        live: checks,
+        passed,
+    };
+    Ok(Outcome {
+        code: verdict(passed),
+        human: validate::render(&validation, ctx.style),
+        json: to_json(&validation),
+    })
+}
+
+pub struct BenchArgs {
+    pub shape: Shape,
+    pub concurrency: usize,
+    pub upstream: Option<String>,
+}
+
+pub fn benchmark(ctx: &Ctx, args: &BenchArgs) -> Result<Outcome, CtlError> {
+    let file = config(ctx)?;
+    let targets: Vec<(String, u64)> = file
+        .json()
+        .and_then(|v| v["services"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|s| {
+            Some((
+                s["name"].as_str()?.to_string(),
+                s["latency_target_ms"].as_u64()?,
+            ))
+        })
+        .collect();
+    // Without --upstream: the demo origin and an edge of our own, on free ports.
+    let (stack, origin, edge) = match &args.upstream {
+        Some(url) => (
+            None,
+            parse_address(url).map_err(CtlError::Io)?,
+            ctx.edge.listen,
+        ),
+        None => {
+            let port = || {
+                crate::launch::free_port().map_err(|e| CtlError::Io(format!("no free port: {e}")))
+            };
+            let options = LaunchOptions {
+                upstream: Upstream::Demo,
+                plugin_config: ctx.config_path.clone(),
+                listen: port()?,
+                admin: port()?,
+                static_config: true,
+                log_level: "warning".into(),
+                ..LaunchOptions::default()
+            };
+            eprintln!("edge-ctl: starting the demo origin and an edge for the benchmark…");
+            let stack = Stack::start(&options)
+                .map_err(|e| CtlError::Io(format!("cannot start the benchmark stack: {e}")))?;
+            let origin = stack
+                .origin
+                .as_ref()
+                .map(|o| o.addr())
+                .ok_or_else(|| CtlError::Io("the benchmark stack has no origin".into()))?;
+            let edge = stack.listen;
+            (Some(stack), origin, edge)
+        }
+    };
+    let plan = Plan {
+        shape: args.shape,
+        concurrency: args.concurrency,
+        origin,
+        edge,
+        targets,
+        hit_rate_target: file.hit_rate_target(),
+    };
+    let result = benchmark::run(&plan);
+    drop(stack);
+    let json = to_json(&result);
+    std::fs::create_dir_all(&ctx.state_dir)
+        .and_then(|()| {
+            std::fs::write(
+                ctx.state_dir.join("last-benchmark.json"),
+                serde_json::to_string_pretty(&json).unwrap_or_default(),
+            )
+        })
+        .map_err(|e| {
+            CtlError::Io(format!(
+                "cannot keep the benchmark in {}: {e}",
+                ctx.state_dir.display()
+            ))
+        })?;
+    let failed = result.rows.iter().any(|r| r.edge_errors > r.requests / 10);
+    Ok(Outcome {
+        code: verdict(!failed),
+        human: benchmark::render(&result, ctx.style),
+        json,
+    })
+}
+
+pub fn warm_cache(
+    ctx: &Ctx,
+    paths: Option<&PathBuf>,
+    hot: Option<usize>,
+    headers: &[String],
+) -> Result<Outcome, CtlError> {
+    let mut extra = BTreeMap::new();
+    for header in headers {
+        let (name, value) = header
+            .split_once(':')
+            .ok_or_else(|| CtlError::Io(format!("--header {header:?} is not NAME:VALUE")))?;
+        extra.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
+    }
+    let targets: Vec<Target> = match (paths, hot) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CtlError::Io(format!("cannot read {}: {e}", path.display())))?;
+            warm::parse_paths(&text, &extra)
+        }
+        (None, Some(n)) => hot_targets(ctx, n)?,
+        (None, None) => Vec::new(),
+    };
+    let summary = warm::warm(&ctx.edge, &targets)?;
+    Ok(Outcome {
+        code: verdict(summary.failed == 0),
+        human: warm::render(&summary, ctx.style),
+        json: to_json(&summary),
+    })
+}
+
+/// Times `/cache/hot` is asked: each answer is one worker's table (new connections spread
+/// over the workers); the answers are merged, a key counted by the most of them.
+const HOT_ASKS: usize = 8;
+
+/// The `n` hottest keys the edge has seen (`GET <prefix>/cache/hot?limit=n`).
+fn hot_targets(ctx: &Ctx, n: usize) -> Result<Vec<Target>, CtlError> {
+    let mut merged: BTreeMap<Target, u64> = BTreeMap::new();
+    for _ in 0..HOT_ASKS {
+        let hot = ctx.edge.management(&format!("/cache/hot?limit={n}"))?;
+        for key in hot["keys"].as_array().into_iter().flatten() {
+            let Some(path) = key["path"].as_str() else {
+                continue;
+            };
+            let headers = key["headers"]
+                .as_object()
+                .map(|h| {
+                    h.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let target = Target {
+                path: path.to_string(),
+                headers,
+            };
+            let count = key["count"].as_u64().unwrap_or(0);
+            let kept = merged.entry(target).or_default();
+            *kept = (*kept).max(count);
+        }
+    }
+    let mut ranked: Vec<(Target, u64)> = merged.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(ranked.into_iter().take(n).map(|(t, _)| t).collect())
+}
+
+/// The ECDS counter that says Envoy took a new filter configuration.
+const ECDS_SUCCESS: &str = "extension_config_discovery.http_filter.edge.update_success";
+const ECDS_REJECTED: &str = "extension_config_discovery.http_filter.edge.update_rejected";
+
+pub fn optimize(ctx: &Ctx, apply: bool) -> Result<Outcome, CtlError> {
+    let file = config(ctx)?;
+    let current = file
+        .json()
+        .ok_or_else(|| CtlError::Io(format!("{} is not JSON", file.path.display())))?;
+    let figures = Figures {
+        metrics: ctx.edge.management("/metrics")?,
+        cache_stats: ctx.edge.management("/cache/stats")?,
+        stats: ctx.edge.envoy_stats("^wasmcustom\\.edge\\.")?,
+    };
+    let target = file.hit_rate_target();
+    let proposals = optimize::propose(&current, &figures, target);
+    let advice = optimize::advice(&figures, target, &proposals);
+    let proposed = optimize::apply(&current, &proposals);
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
+    let diff = line_diff(&pretty(&current), &pretty(&proposed));
+    let mut human = String::new();
+    if proposals.is_empty() {
+        human.push_str(&ctx.style.good("no configuration change proposed\n"));
+    }
+    for (n, p) in proposals.iter().enumerate() {
+        human.push_str(&format!(
+            "{}. {} {}: {} -> {}\n   evidence: {}\n",
+            n + 1,
+            ctx.style.bold(p.rule),
+            p.field,
+            p.from,
+            p.to,
+            p.evidence
+        ));
+    }
+    for a in &advice {
+        human.push_str(&format!("advice: {a}\n"));
+    }
+    if !diff.is_empty() {
+        human.push_str(&format!(
+            "\n--- {} (current)\n+++ proposed\n",
+            file.path.display()
+        ));
+        for line in diff.lines() {
+            human.push_str(&match line.chars().next() {
+                Some('+') => ctx.style.good(line),
+                Some('-') => ctx.style.bad(line),
+                _ => line.to_string(),
+            });
+            human.push('\n');
+        }
+    }
+    let mut applied = Value::Null;
+    let code = if proposals.is_empty() {
+        OK
+    } else if apply {
+        let before = ctx
+            .edge
+            .envoy_stats("extension_config_discovery\\.http_filter\\.edge\\.")
+            .unwrap_or_default();
+        let written = Instant::now();
+        write_validated(&file.path, &proposed)?;
+        let (outcome, code) = wait_for_ecds(ctx, &before, written);
+        human.push_str(&format!("\n{outcome}\n"));
+        applied = json!(outcome);
+        code
+    } else {
+        human.push_str("\nrun with --apply to write it (a running edge-launch applies it live)\n");
+        CHECK_FAILED
+    };
+    let json = json!({
+        "proposals": to_json(&proposals),
+        "advice": advice,
+        "diff": diff,
+        "applied": applied,
+    });
+    Ok(Outcome { code, human, json })
+}
+
+/// Waits (up to 20 s) for Envoy to count the update as a success or a rejection.
+fn wait_for_ecds(ctx: &Ctx, before: &BTreeMap<String, u64>, written: Instant) -> (String, u8) {
+    let count = |stats: &BTreeMap<String, u64>, name: &str| stats.get(name).copied().unwrap_or(0);
+    while written.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+        let Ok(now) = ctx
+            .edge
+            .envoy_stats("extension_config_discovery\\.http_filter\\.edge\\.")
+        else {
+            continue;
+        };
+        if count(&now, ECDS_SUCCESS) > count(before, ECDS_SUCCESS) {
+            return (
+                format!(
+                    "applied: written to {} and taken by Envoy without a restart after {} ms",
+                    ctx.config_path.display(),
+                    written.elapsed().as_millis()
+                ),
+                OK,
+            );
+        }
+        if count(&now, ECDS_REJECTED) > count(before, ECDS_REJECTED) {
+            return (
+                "written, but Envoy REJECTED it (see /health)".to_string(),
+                CHECK_FAILED,
+            );
+        }
+    }
+    (
+        format!(
+            "written to {}, but Envoy reported no configuration update within 20 s: is edge-launch running with live reload on this file?",
+            ctx.config_path.display()
+        ),
+        CHECK_FAILED,
+    )
+}
+
+pub fn report(ctx: &Ctx, output: Option<&PathBuf>) -> Result<Outcome, CtlError> {
+    let file = config(ctx)?;
+    let health = ctx.edge.health()?;
+    let metrics = ctx.edge.management("/metrics")?;
+    let cache_stats = ctx.edge.management("/cache/stats")?;
+    let envoy_counters = ctx
+        .edge
+        .envoy_stats("^(wasmcustom\\.edge\\.|extension_config_discovery\\.)")?;
+    let checks = validate::live_checks(&metrics, &health, file.hit_rate_target());
+    let config_verdict = validate::offline(&file);
+    let passed = validate::passed(Some(&config_verdict), Some(&checks));
+    let last_benchmark = std::fs::read_to_string(ctx.state_dir.join("last-benchmark.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    let report = Report {
+        generated_unix_s: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        edge: ctx.edge.listen.to_string(),
+        admin: ctx.edge.admin.to_string(),
+        health,
+        metrics,
+        cache_stats,
+        envoy_counters: to_json(&envoy_counters),
+        validation: Validation {
+            config: Some(config_verdict),
+            live: Some(checks),
+            passed,
+        },
+        last_benchmark,
+    };
+    let json = to_json(&report);
+    let mut human = report::summary(&report, ctx.style);
+    if let Some(path) = output {
+        std::fs::write(
+            path,
+            serde_json::to_string_pretty(&json).unwrap_or_default() + "\n",
+        )
+        .map_err(|e| CtlError::Io(format!("cannot write {}: {e}", path.display())))?;
+        human.push_str(&format!("report written to {}\n", path.display()));
+    }
+    Ok(Outcome {
+        code: verdict(passed),
+        human,
+        json,
+    })
+}
