@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use edge_envoy::launch::{http_request, test_options, test_stack, Stack};
+use edge_envoy::launch::{http_request, test_options, test_stack, test_stack_with, Stack};
 
 /// The origin's record of the last request it served, as JSON.
 fn last_origin_request(origin: SocketAddr) -> serde_json::Value {
@@ -100,4 +100,32 @@ fn responses_leave_compressed_when_the_client_asks() {
         gzip.body.len(),
         plain.body.len()
     );
+}
+
+/// `--bypass PREFIX`: requests under the prefix skip the filter (Envoy disables it on their
+/// route), so the origin sees the client's own `x-edge-service`; everything else still goes
+/// through the filter, which overwrites it.
+#[test]
+fn bypassed_prefixes_skip_the_filter() {
+    let stack = test_stack_with(None, 0.0, |options| {
+        options.bypass = vec!["/api/v1/properties".to_string()];
+    });
+    let origin = stack.origin.as_ref().unwrap().addr();
+    for (path, seen_service) in [
+        ("/api/v1/properties?city=austin", "from-client"),
+        ("/api/v1/leads/42", "leads"),
+        ("/health", "default"),
+    ] {
+        http_request(
+            stack.listen,
+            "GET",
+            path,
+            &[("x-edge-service", "from-client")],
+            b"",
+        )
+        .unwrap_or_else(|err| panic!("GET {path}: {err}"));
+        let seen = last_origin_request(origin);
+        assert_eq!(seen["path"], path);
+        assert_eq!(seen["headers"]["x-edge-service"], seen_service, "{path}");
+    }
 }

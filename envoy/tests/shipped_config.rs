@@ -15,6 +15,7 @@ fn envoy_yaml_is_the_default_rendering() {
         upstream_port: 8080,
         wasm: "target/wasm32-unknown-unknown/release/edge_filter.wasm",
         plugin_config: &plugin_config,
+        bypass: &[],
     });
     let shipped = std::fs::read_to_string(workspace_root().join("envoy/envoy.yaml")).unwrap();
     assert!(

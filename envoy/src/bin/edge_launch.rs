@@ -65,6 +65,7 @@ fn print_config(options: &LaunchOptions) -> ExitCode {
             upstream_port: port,
             wasm: &options.wasm.to_string_lossy(),
             plugin_config: &plugin_config,
+            bypass: &options.bypass,
         })
     );
     ExitCode::SUCCESS

@@ -108,6 +108,7 @@ pub struct LiveInputs {
     pub upstream_host: String,
     pub upstream_port: u16,
     pub wasm: String,
+    pub bypass: Vec<String>,
 }
 
 impl LiveInputs {
@@ -120,6 +121,7 @@ impl LiveInputs {
             upstream_port: self.upstream_port,
             wasm: &self.wasm,
             plugin_config,
+            bypass: &self.bypass,
         })
     }
 }
@@ -174,6 +176,7 @@ mod tests {
             upstream_port: 8080,
             wasm: "/x/edge_filter.wasm",
             plugin_config,
+            bypass: &[],
         })
     }
 

@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use super::paths::{default_envoy_binary, default_plugin_config, default_wasm};
+use super::render::check_bypass_prefix;
 
 /// Where Envoy sends traffic.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +31,8 @@ pub struct LaunchOptions {
     /// The plugin configuration inline in envoy.yaml (no live reload) instead of in a watched
     /// ECDS file.
     pub static_config: bool,
+    /// Path prefixes whose routes skip the edge filter (`--bypass`, repeatable).
+    pub bypass: Vec<String>,
 }
 
 pub const USAGE: &str = "\
@@ -48,6 +51,8 @@ options:
   --print-config             print the Envoy configuration (static form, as envoy/envoy.yaml), and exit
   --static-config            plugin configuration inline in envoy.yaml: no live reload (default:
                              from a watched ECDS file; edits of --plugin-config apply live)
+  --bypass PREFIX            requests under this path prefix skip the edge filter entirely (Envoy
+                             disables it on their route: no VM call); repeatable
   --help                     this text
 ";
 
@@ -65,6 +70,7 @@ impl Default for LaunchOptions {
             origin_latency_scale: 1.0,
             print_config: false,
             static_config: false,
+            bypass: Vec::new(),
         }
     }
 }
@@ -104,6 +110,10 @@ impl LaunchOptions {
                 "--wasm" => options.wasm = PathBuf::from(value),
                 "--envoy" => options.envoy = PathBuf::from(value),
                 "--log-level" => options.log_level = value,
+                "--bypass" => {
+                    check_bypass_prefix(&value)?;
+                    options.bypass.push(value);
+                }
                 "--origin-latency-scale" => {
                     options.origin_latency_scale = value
                         .parse()

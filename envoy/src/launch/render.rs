@@ -11,6 +11,44 @@ pub struct RenderInput<'a> {
     pub wasm: &'a str,
     /// The plugin configuration (JSON text), passed to the filter verbatim.
     pub plugin_config: &'a str,
+    /// Path prefixes that need nothing from the edge filter: their routes skip its VM
+    /// (`--bypass`, validated by [`check_bypass_prefix`]).
+    pub bypass: &'a [String],
+}
+
+/// A `--bypass` prefix: starts with `/`, printable ASCII without quotes, backslashes or `#`
+/// (it is written into the YAML as a quoted string and matched as Envoy's route prefix).
+pub fn check_bypass_prefix(prefix: &str) -> Result<(), String> {
+    let printable = prefix
+        .bytes()
+        .all(|b| (b'!'..=b'~').contains(&b) && !matches!(b, b'"' | b'\\' | b'#'));
+    if prefix.starts_with('/') && printable && prefix.len() <= 1024 {
+        Ok(())
+    } else {
+        Err(format!(
+            "--bypass: {prefix:?} is not a path prefix (it must start with '/', be printable \
+             ASCII without quotes, backslashes or '#', at most 1024 bytes)"
+        ))
+    }
+}
+
+/// Routes for the bypassed prefixes, before the catch-all route: Envoy skips the edge filter
+/// there (`FilterConfig { disabled: true }`), so those requests cost no VM call at all.
+fn bypass_routes(bypass: &[String]) -> String {
+    bypass
+        .iter()
+        .map(|prefix| {
+            format!(
+                "              - match: {{ prefix: \"{prefix}\" }}\n\
+                 \x20               route: {{ cluster: origin, timeout: 15s }}\n\
+                 \x20               # Needs nothing from the edge: no VM call.\n\
+                 \x20               typed_per_filter_config:\n\
+                 \x20                 envoy.filters.http.wasm:\n\
+                 \x20                   \"@type\": type.googleapis.com/envoy.config.route.v3.FilterConfig\n\
+                 \x20                   disabled: true\n"
+            )
+        })
+        .collect()
 }
 
 /// Renders the Envoy configuration of the demo. `envoy/envoy.yaml` is this function's output
@@ -71,7 +109,7 @@ static_resources:
             - name: origin
               domains: ["*"]
               routes:
-              - match: {{ prefix: "/" }}
+{bypass_routes}              - match: {{ prefix: "/" }}
                 route: {{ cluster: origin, timeout: 15s }}
           http_filters:
           # Decoding runs top to bottom, encoding bottom to top. The edge filter answers hits in
@@ -154,5 +192,6 @@ static_resources:
         wasm = input.wasm,
         upstream_host = input.upstream_host,
         upstream_port = input.upstream_port,
+        bypass_routes = bypass_routes(input.bypass),
     )
 }

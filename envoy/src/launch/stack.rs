@@ -85,6 +85,7 @@ impl Stack {
             upstream_host: host.clone(),
             upstream_port: port,
             wasm: wasm.to_string_lossy().into_owned(),
+            bypass: options.bypass.clone(),
         };
         let static_config = inputs.render_static(plugin_config);
         let (config, live) = if options.static_config {
