@@ -10,6 +10,8 @@
 #   pass        our edge filter passing an uncached service through to the origin (PASS_PATH)
 #   continue    benches/floor/continue: a bare proxy-wasm guest that only continues (PASS_PATH)
 #   plain       Envoy with no filter but the router (PASS_PATH)
+#   bypass      our listener, on a route where Envoy disables the edge filter (edge-launch
+#               --bypass): /bypass + PASS_PATH, rewritten to PASS_PATH
 # One Envoy (--concurrency 1) with a listener per Envoy variant; nginx and varnishd as separate
 # processes; all of them and the demo origin (--latency-scale 0) pinned to CPU 0, wrk to CPU 1.
 # ROUNDS rounds of every variant in turn (interleaved, so drift hits all alike); prints each
@@ -62,18 +64,20 @@ start_nginx nginx 1 ""
 start_varnish varnish
 
 # --- variants: name, port, path, what a warm answer must show -----------------------------
-VARIANTS=(ours floor envoy-cache direct nginx varnish pass continue plain)
+VARIANTS=(ours floor envoy-cache direct nginx varnish pass continue plain bypass)
 declare -A VPORT=([ours]="${PORT[ours]}" [floor]="${PORT[floor_reply]}"
     [envoy-cache]="${PORT[envoy_cache]}" [direct]="${PORT[direct]}" [nginx]="$NGINX_PORT"
     [varnish]="$VARNISH_PORT" [pass]="${PORT[ours]}" [continue]="${PORT[floor_continue]}"
-    [plain]="${PORT[plain]}")
-declare -A VPATH=([pass]="$PASS_PATH" [continue]="$PASS_PATH" [plain]="$PASS_PATH")
+    [plain]="${PORT[plain]}" [bypass]="${PORT[ours]}")
+declare -A VPATH=([pass]="$PASS_PATH" [continue]="$PASS_PATH" [plain]="$PASS_PATH"
+    [bypass]="/bypass$PASS_PATH")
 vpath() { echo "${VPATH[$1]:-$BENCH_PATH}"; }
 # A grep -Ei pattern the response headers of a warm request must match (a hit, for caches).
 declare -A HIT=([ours]='^cache-status:.*hit' [floor]='^cache-status:.*hit'
     [envoy-cache]='^age:' [direct]='^etag:' [nginx]='^x-cache-status: *hit'
     [varnish]='^x-varnish: *[0-9]+ +[0-9]+' [pass]='^x-origin-endpoint:'
-    [continue]='^x-origin-endpoint:' [plain]='^x-origin-endpoint:')
+    [continue]='^x-origin-endpoint:' [plain]='^x-origin-endpoint:'
+    [bypass]='^x-origin-endpoint:')
 
 for v in "${VARIANTS[@]}"; do
     url="http://127.0.0.1:${VPORT[$v]}$(vpath "$v")"
@@ -84,7 +88,7 @@ for v in "${VARIANTS[@]}"; do
     grep -Eqi "${HIT[$v]}" "$OUT/warm-$v.headers" \
         || { cat "$OUT/warm-$v.headers" >&2; die "$v: the warm answer has no '${HIT[$v]}' header"; }
     case "$v" in
-        pass | continue | plain) want="$OUT/pass.body" ;;
+        pass | continue | plain | bypass) want="$OUT/pass.body" ;;
         floor) want="" ;;
         *) want="$OUT/leads-42.body" ;;
     esac
@@ -162,6 +166,7 @@ RATIOS = [
     ("pass", "continue", 0.95),
     ("pass", "plain", None),
     ("continue", "plain", None),
+    ("bypass", "plain", None),
 ]
 RATIOS = [t for t in RATIOS if t[0] in variants and t[1] in variants]
 

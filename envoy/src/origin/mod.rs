@@ -12,7 +12,7 @@ mod etag;
 mod fault;
 mod handle;
 mod injector;
-mod prng;
+pub(crate) mod prng;
 mod request_log;
 mod response;
 mod router;

@@ -17,6 +17,16 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator seeded with `seed` (workloads that must repeat).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// Uniform in 0..n (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
     /// A generator seeded from a key (e.g. `"/api/v1/leads/42"`).
     pub fn from_key(key: &str) -> Rng {
         Rng(fnv1a64(key.as_bytes()))
