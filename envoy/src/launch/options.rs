@@ -27,6 +27,20 @@ pub struct LaunchOptions {
     pub origin_latency_scale: f64,
     /// Print the rendered Envoy configuration and exit.
     pub print_config: bool,
+    /// The fleet tier (Redis through webdis) the `fleet_bridge` cluster points at.
+    pub fleet: FleetOption,
+}
+
+/// Where the `fleet_bridge` cluster points.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum FleetOption {
+    /// No fleet tier (no `fleet_bridge` cluster).
+    #[default]
+    Off,
+    /// Start redis-server and webdis on free loopback ports.
+    Start,
+    /// An existing bridge, `HOST:PORT`.
+    Bridge { host: String, port: u16 },
 }
 
 pub const USAGE: &str = "\
@@ -42,6 +56,8 @@ options:
   --envoy FILE               Envoy binary (default: envoy/.venv/bin/envoy, or $EDGE_ENVOY_BIN)
   --log-level LEVEL          Envoy log level (default: info)
   --origin-latency-scale F   scale the demo origin's built-in latencies (default: 1)
+  --fleet                    start redis-server + webdis (the fleet tier) on free loopback ports
+  --fleet-bridge HOST:PORT   the fleet tier's bridge (webdis) runs there
   --print-config             print the Envoy configuration that would run, and exit
   --help                     this text
 ";
@@ -59,6 +75,7 @@ impl Default for LaunchOptions {
             log_level: "info".to_string(),
             origin_latency_scale: 1.0,
             print_config: false,
+            fleet: FleetOption::Off,
         }
     }
 }
@@ -71,6 +88,10 @@ impl LaunchOptions {
         while let Some(flag) = args.next() {
             if flag == "--help" || flag == "-h" {
                 return Ok(None);
+            }
+            if flag == "--fleet" {
+                options.fleet = FleetOption::Start;
+                continue;
             }
             if flag == "--print-config" {
                 options.print_config = true;
@@ -90,6 +111,14 @@ impl LaunchOptions {
                         .ok_or_else(|| {
                             format!("--workers: {value:?} is not a number from 1 to 256")
                         })?
+                }
+                "--fleet-bridge" => {
+                    let Upstream::External { host, port } = parse_upstream(&value)
+                        .map_err(|_| format!("--fleet-bridge: {value:?} is not HOST:PORT"))?
+                    else {
+                        return Err(format!("--fleet-bridge: {value:?} is not HOST:PORT"));
+                    };
+                    options.fleet = FleetOption::Bridge { host, port };
                 }
                 "--wasm" => options.wasm = PathBuf::from(value),
                 "--envoy" => options.envoy = PathBuf::from(value),
@@ -192,5 +221,28 @@ mod tests {
             "unknown option --bogus (see --help)"
         );
         assert!(parse(&["--help"]).unwrap().is_none());
+    }
+
+    #[test]
+    fn fleet_flags() {
+        assert_eq!(parse(&[]).unwrap().unwrap().fleet, FleetOption::Off);
+        assert_eq!(
+            parse(&["--fleet"]).unwrap().unwrap().fleet,
+            FleetOption::Start
+        );
+        assert_eq!(
+            parse(&["--fleet-bridge", "webdis.edge:7379"])
+                .unwrap()
+                .unwrap()
+                .fleet,
+            FleetOption::Bridge {
+                host: "webdis.edge".into(),
+                port: 7379
+            }
+        );
+        assert_eq!(
+            parse(&["--fleet-bridge", "nope"]).unwrap_err(),
+            "--fleet-bridge: \"nope\" is not HOST:PORT"
+        );
     }
 }

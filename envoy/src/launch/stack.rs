@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::envoy_process::EnvoyProcess;
 use super::error::LaunchError;
-use super::options::{LaunchOptions, Upstream};
+use super::fleet::{render_fleet_cluster, FleetTier};
+use super::options::{FleetOption, LaunchOptions, Upstream};
 use super::paths::workspace_root;
 use super::render::{render_envoy_config, RenderInput};
 use crate::origin::{OriginConfig, OriginHandle};
@@ -21,6 +22,8 @@ pub struct Stack {
     /// `HOST:PORT` of the upstream.
     pub upstream: String,
     pub run_dir: PathBuf,
+    /// Redis and webdis when the options asked to start them (`--fleet`); stops after Envoy.
+    pub fleet: Option<FleetTier>,
 }
 
 /// How long Envoy may take to load the filter and open its listener.
@@ -62,9 +65,18 @@ impl Stack {
             }
             Upstream::External { host, port } => (None, host.clone(), *port),
         };
+        let fleet = match &options.fleet {
+            FleetOption::Start => Some(FleetTier::start()?),
+            _ => None,
+        };
+        let bridge = match (&options.fleet, &fleet) {
+            (_, Some(tier)) => Some(("127.0.0.1".to_string(), tier.bridge.port())),
+            (FleetOption::Bridge { host, port }, None) => Some((host.clone(), *port)),
+            _ => None,
+        };
         let run_dir = new_run_dir()?;
         let wasm = options.wasm.canonicalize().unwrap_or(options.wasm.clone());
-        let config = render_envoy_config(&RenderInput {
+        let mut config = render_envoy_config(&RenderInput {
             listen: options.listen,
             admin: options.admin,
             upstream_host: &host,
@@ -72,6 +84,9 @@ impl Stack {
             wasm: &wasm.to_string_lossy(),
             plugin_config,
         });
+        if let Some((bridge_host, bridge_port)) = &bridge {
+            config.push_str(&render_fleet_cluster(bridge_host, *bridge_port));
+        }
         let config_path = run_dir.join("envoy.yaml");
         std::fs::write(&config_path, config)
             .map_err(|err| LaunchError::io(format!("write {}", config_path.display()), err))?;
@@ -91,6 +106,7 @@ impl Stack {
             admin: options.admin,
             upstream: format!("{host}:{port}"),
             run_dir,
+            fleet,
         })
     }
 }

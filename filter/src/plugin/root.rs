@@ -13,7 +13,9 @@ use proxy_wasm::types::{BufferType, ContextType};
 use super::breaker;
 use super::coalescing::{answer_deferred, poll_remote_leaders};
 use super::config_status;
-use super::dedup::{delivery, records::finish_unfinished, waiters::poll_waiters};
+use super::dedup::{
+    delivery, fleet as dedup_fleet, records::finish_unfinished, waiters::poll_waiters,
+};
 use super::env::take_owner_id;
 use super::host::{flush_cas_counts, now_millis, precreate_slots};
 use super::metrics::Stat;
@@ -51,6 +53,7 @@ fn uses_shared_data(registry: &Registry) -> bool {
         || registry.limits_rates()
         || registry.breaks()
         || registry.settings().monitoring.enabled
+        || registry.uses_fleet()
 }
 
 /// Creates what the registry's features keep in shared data, once per worker.
@@ -90,11 +93,17 @@ impl Context for EdgeRoot {
         };
         let w = &mut *worker.borrow_mut();
         w.replies.begin_callback();
+        if w.fleet.root_answer(&w.env, token, body_size, now_millis()) {
+            return;
+        }
         let dedup = (&*w.env, &mut w.dedup, &mut w.replies);
         if !delivery::complete(dedup, token, body_size, self.context_id) {
             let tiers = (&*w.env, &mut w.tiers);
             complete_refresh(tiers, &mut w.leases, &mut w.refreshes, token, body_size);
         }
+        // A delivery's result may have queued its fleet completion.
+        dedup_fleet::send_results(&w.env, &mut w.dedup, &mut w.fleet);
+        w.fleet.flush(&w.env);
     }
 }
 
@@ -173,6 +182,11 @@ impl RootContext for EdgeRoot {
                 false,
             );
         }
+        if w.env.registry.uses_fleet() {
+            w.fleet.probe(&w.env, now_ms);
+            dedup_fleet::send_results(&w.env, &mut w.dedup, &mut w.fleet);
+            w.fleet.flush(&w.env);
+        }
         flush_cas_counts(&w.env.metrics);
     }
 
@@ -188,6 +202,8 @@ impl RootContext for EdgeRoot {
         answer_deferred((&*w.env, &w.tiers, &mut w.replies), &mut w.coalescing, root);
         // An attempt of this worker finished: its waiting duplicates get the result now.
         poll_waiters((&*w.env, &mut w.dedup, &mut w.replies), root, now_millis());
+        dedup_fleet::send_results(&w.env, &mut w.dedup, &mut w.fleet);
+        w.fleet.flush(&w.env);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

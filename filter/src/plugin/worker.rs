@@ -10,6 +10,7 @@ use super::budgets::Budgets;
 use super::coalescing::Coalescing;
 use super::dedup::state::Dedup;
 use super::env::Env;
+use super::fleet::Fleet;
 use super::leases::Leases;
 use super::monitor::Monitor;
 use super::refresh::Refreshes;
@@ -30,6 +31,8 @@ pub struct Worker {
     pub breakers: Breakers,
     pub dedup: Dedup,
     pub monitor: Monitor,
+    /// The fleet tier (Redis through the bridge): its client and this worker's view of it.
+    pub fleet: Fleet,
     /// When the purge generations were last re-read.
     pub generations_read_ms: u64,
 }
@@ -48,6 +51,7 @@ impl Worker {
             breakers: Breakers::default(),
             dedup: Dedup::default(),
             monitor: Monitor::new(&env.registry),
+            fleet: Fleet::new(),
             generations_read_ms: 0,
             env,
         }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use proxy_wasm::types::Action;
 
 use crate::plugin::breaker::BreakerPass;
-use crate::plugin::dedup::state::Completion;
+use crate::plugin::dedup::state::{Completion, FleetClaim, Queued};
 use crate::plugin::host::now_millis;
 use crate::plugin::reply::{send, send_json, Reply};
 use crate::plugin::tiers::FetchedResponse;
@@ -22,6 +22,7 @@ use crate::policy::cache::range::{BodyCut, RangeRequest};
 use crate::policy::cache::warm::WarmTarget;
 use crate::policy::dedup::record::State;
 use crate::policy::monitor::outcome::Outcome;
+use crate::policy::FailureMode;
 
 pub struct EdgeHttp {
     pub(super) context_id: u32,
@@ -254,10 +255,21 @@ pub(super) enum DedupPhase {
         service_index: usize,
         attempt: u64,
     },
+    /// Claimed here; its fleet-wide claim (Redis) is on its way.
+    FleetClaiming(Box<FleetClaiming>),
     /// A duplicate waiting for the first attempt (the tick answers or releases it).
     Waiting { id: String, service_index: usize },
     /// Its 2xx result is being copied into the record.
     Recording(Recording),
+}
+
+/// A first attempt claimed here whose fleet-wide claim (Redis) is on its way: what it goes on
+/// with once the answer is in.
+pub(super) struct FleetClaiming {
+    pub(super) queued: Queued,
+    pub(super) claim: FleetClaim,
+    pub(super) mode: FailureMode,
+    pub(super) retry_after_s: u64,
 }
 
 /// A first attempt's replayable result, copied as it streams to the sender.

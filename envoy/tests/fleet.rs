@@ -1,0 +1,291 @@
+//! The fleet tier through real processes: two Envoy replicas (2 workers each) sharing one
+//! `redis-server` behind `webdis`, all started by the test on loopback ports.
+//!
+//! - a webhook storm spread over both replicas: every unique delivery processed exactly once;
+//! - Redis killed mid-run: every request still answered (none hung), `/health` degraded with
+//!   `fleet tier unreachable`, failed calls counted; Redis restarted: fleet dedup returns.
+//!
+//! `cargo test -p edge-envoy --test fleet -- --nocapture` prints the figures.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use edge_envoy::launch::{http_request, test_fleet_stack, wasm_counter, FleetTier, Stack};
+
+/// The tests here measure counts over several processes: one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+const CONFIG: &str = r#"{
+    "services": [
+        {"name": "webhooks", "match": {"path_exact": "/webhooks/ghl", "methods": ["POST"]},
+         "dedup": {"retry_after_s": 1}, "fleet": {}},
+        {"name": "closed", "match": {"path_exact": "/webhooks/closed", "methods": ["POST"]},
+         "dedup": {"retry_after_s": 1}, "fleet": {"failure_mode": "fail_closed"}}
+    ],
+    "fleet_bridge": {"timeout_ms": 200, "probe_interval_ms": 200},
+    "limits": {"dedup_slots": 65536}
+}"#;
+
+/// Two replicas (2 workers each) in front of one demo origin, sharing `tier`.
+fn replicas(tier: &FleetTier, latency_scale: f64) -> (Stack, Stack) {
+    let a = test_fleet_stack(CONFIG, latency_scale, 2, tier.bridge, None);
+    let origin = a.origin.as_ref().map(|o| o.addr());
+    let b = test_fleet_stack(CONFIG, latency_scale, 2, tier.bridge, origin);
+    (a, b)
+}
+
+fn deliver(listen: SocketAddr, path: &str, id: &str) -> (u16, bool) {
+    let body = format!(r#"{{"type":"contact.created","delivery":"{id}"}}"#);
+    let response = http_request(
+        listen,
+        "POST",
+        path,
+        &[("webhook-id", id), ("content-type", "application/json")],
+        body.as_bytes(),
+    )
+    .unwrap_or_else(|err| panic!("delivery {id}: {err}"));
+    (
+        response.status,
+        response.header("x-edge-dedup") == Some("replayed"),
+    )
+}
+
+/// [`deliver`] retried while it gets 409 (another attempt in flight, or its result not yet
+/// written to the fleet tier), as a webhook sender retries; the final answer.
+fn deliver_until_final(listen: SocketAddr, path: &str, id: &str) -> (u16, bool) {
+    for _ in 0..50 {
+        let outcome = deliver(listen, path, id);
+        if outcome.0 != 409 {
+            return outcome;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    deliver(listen, path, id)
+}
+
+/// How many times the origin processed each delivery (`msg_…` ids).
+fn processed(origin: SocketAddr) -> BTreeMap<String, u64> {
+    let report = http_request(origin, "GET", "/__origin/webhooks", &[], b"").unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&report.body).unwrap();
+    report["deliveries"]
+        .as_object()
+        .map(|d| {
+            d.iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn health(stack: &Stack) -> serde_json::Value {
+    let response =
+        http_request(stack.listen, "GET", "/api/v1/performance/health", &[], b"").unwrap();
+    serde_json::from_slice(&response.body).unwrap_or(serde_json::Value::Null)
+}
+
+fn fleet_unreachable(stack: &Stack) -> bool {
+    // Either worker may answer: ask a few times.
+    (0..4).any(|_| {
+        let health = health(stack);
+        health["status"] == "degraded"
+            && health["reasons"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r == "fleet tier unreachable"))
+    })
+}
+
+/// Polls `check` for up to `limit`.
+fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+const UNIQUE: usize = 600;
+const SENDERS: usize = 32;
+
+#[test]
+fn a_webhook_storm_over_two_replicas_reaches_the_origin_once_per_delivery() {
+    let _serial = serial();
+    let tier = FleetTier::start().unwrap_or_else(|err| panic!("{err}"));
+    let (a, b) = replicas(&tier, 0.05);
+    let origin = a.origin.as_ref().unwrap().addr();
+    // Copies of a delivery (1–4) back to back, alternating replicas: concurrent senders pick
+    // them up at the same moment on different replicas.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut jobs = Vec::new();
+    for id in 0..UNIQUE {
+        for copy in 0..1 + (next() % 4) as usize {
+            jobs.push((id, (id + copy) % 2));
+        }
+    }
+    jobs.reverse();
+    let sent = jobs.len();
+    let queue = Arc::new(Mutex::new(jobs));
+    let outcomes = Arc::new(Mutex::new(BTreeMap::<(u16, bool), usize>::new()));
+    let listens = [a.listen, b.listen];
+    let start = Instant::now();
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|_| {
+            let queue = Arc::clone(&queue);
+            let outcomes = Arc::clone(&outcomes);
+            std::thread::spawn(move || loop {
+                let Some((id, replica)) = queue.lock().unwrap().pop() else {
+                    return;
+                };
+                let id = format!("msg_{id}");
+                // A sender retries a 409 (another replica's attempt in flight) like a real
+                // webhook sender does, here after 100 ms, until it gets a final answer.
+                let mut tries = 0;
+                let outcome = loop {
+                    tries += 1;
+                    let outcome = deliver(listens[replica], "/webhooks/ghl", &id);
+                    if outcome.0 != 409 || tries > 100 {
+                        break outcome;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                };
+                *outcomes.lock().unwrap().entry(outcome).or_insert(0) += 1;
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    let elapsed = start.elapsed();
+    let deliveries = processed(origin);
+    let lost = (0..UNIQUE)
+        .filter(|id| !deliveries.contains_key(&format!("msg_{id}")))
+        .count();
+    let twice = deliveries.values().filter(|n| **n > 1).count();
+    let calls: u64 = [&a, &b]
+        .iter()
+        .map(|s| wasm_counter(s.admin, "edge.fleet.calls"))
+        .sum();
+    let failed: u64 = [&a, &b]
+        .iter()
+        .map(|s| wasm_counter(s.admin, "edge.fleet.failed"))
+        .sum();
+    let fleet_replayed: u64 = [&a, &b]
+        .iter()
+        .map(|s| wasm_counter(s.admin, "edge.fleet.dedup.replayed"))
+        .sum();
+    println!(
+        "fleet webhook storm, 2 replicas x 2 workers, {SENDERS} senders: {UNIQUE} unique \
+         deliveries sent {sent} times in {elapsed:?}; origin processed {}; lost {lost}; more \
+         than once {twice}; replayed from another replica {fleet_replayed}; fleet calls {calls} \
+         ({:.2} per delivery copy), failed {failed}; client outcomes {:?}",
+        deliveries.values().sum::<u64>(),
+        calls as f64 / sent as f64,
+        outcomes.lock().unwrap()
+    );
+    assert_eq!(lost, 0, "every unique delivery reached the origin");
+    assert_eq!(twice, 0, "no delivery reached the origin twice");
+    assert!(
+        fleet_replayed > 0,
+        "duplicates were replayed across replicas"
+    );
+    assert_eq!(failed, 0, "no fleet call failed");
+    assert!(outcomes
+        .lock()
+        .unwrap()
+        .keys()
+        .all(|(status, _)| *status == 200));
+}
+
+#[test]
+fn redis_down_every_request_answered_health_degraded_and_back_when_it_returns() {
+    let _serial = serial();
+    let mut tier = FleetTier::start().unwrap_or_else(|err| panic!("{err}"));
+    let (a, b) = replicas(&tier, 0.0);
+    let origin = a.origin.as_ref().unwrap().addr();
+    assert!(!fleet_unreachable(&a) && !fleet_unreachable(&b));
+    // Fleet-wide dedup works: a delivery through A is replayed by B.
+    assert_eq!(deliver(a.listen, "/webhooks/ghl", "before").0, 200);
+    assert_eq!(
+        deliver_until_final(b.listen, "/webhooks/ghl", "before"),
+        (200, true)
+    );
+
+    tier.stop_redis();
+    let killed = Instant::now();
+    // Every request is answered, none hangs: fail_open goes on with the local tiers,
+    // fail_closed answers 503 with Retry-After.
+    let mut statuses = BTreeMap::<(&str, u16), usize>::new();
+    let mut slowest = Duration::ZERO;
+    for i in 0..40 {
+        let stack = if i % 2 == 0 { &a } else { &b };
+        let started = Instant::now();
+        let open = deliver(stack.listen, "/webhooks/ghl", &format!("down-{i}"));
+        let closed = deliver(stack.listen, "/webhooks/closed", &format!("closed-{i}"));
+        slowest = slowest.max(started.elapsed());
+        *statuses.entry(("fail_open", open.0)).or_insert(0) += 1;
+        *statuses.entry(("fail_closed", closed.0)).or_insert(0) += 1;
+    }
+    let degraded = eventually(Duration::from_secs(10), || {
+        fleet_unreachable(&a) && fleet_unreachable(&b)
+    });
+    let failed: u64 = [&a, &b]
+        .iter()
+        .map(|s| wasm_counter(s.admin, "edge.fleet.failed"))
+        .sum();
+    let skipped: u64 = [&a, &b]
+        .iter()
+        .map(|s| wasm_counter(s.admin, "edge.fleet.skipped"))
+        .sum();
+    let down_for = killed.elapsed();
+
+    tier.start_redis().unwrap_or_else(|err| panic!("{err}"));
+    let restarted = Instant::now();
+    let recovered = eventually(Duration::from_secs(15), || {
+        !fleet_unreachable(&a) && !fleet_unreachable(&b)
+    });
+    let recovery = restarted.elapsed();
+    // Fleet dedup is back: a delivery through B is replayed by A.
+    let mut replayed_after = false;
+    if recovered {
+        assert_eq!(deliver(b.listen, "/webhooks/ghl", "after").0, 200);
+        replayed_after = deliver_until_final(a.listen, "/webhooks/ghl", "after") == (200, true);
+    }
+    let deliveries = processed(origin);
+    println!(
+        "fleet fault run: Redis down {down_for:?}: 80 deliveries answered {statuses:?}, slowest \
+         pair {slowest:?}; failed fleet calls {failed}, requests that skipped the tier \
+         {skipped}; health degraded on both replicas: {degraded}; back to healthy {recovery:?} \
+         after restart; replayed across replicas after: {replayed_after}; origin processed \
+         'before' {} time(s), 'after' {} time(s)",
+        deliveries.get("before").copied().unwrap_or(0),
+        deliveries.get("after").copied().unwrap_or(0),
+    );
+    assert_eq!(
+        statuses.values().sum::<usize>(),
+        80,
+        "every request answered"
+    );
+    assert_eq!(statuses.get(&("fail_open", 200)), Some(&40));
+    assert_eq!(statuses.get(&("fail_closed", 503)), Some(&40));
+    assert!(slowest < Duration::from_secs(5), "no request waited long");
+    assert!(degraded, "health says the fleet tier is unreachable");
+    assert!(failed > 0, "failed fleet calls are counted");
+    assert!(recovered, "health is back once Redis is");
+    assert!(replayed_after, "fleet dedup is back once Redis is");
+    assert_eq!(deliveries.get("before"), Some(&1));
+    assert_eq!(deliveries.get("after"), Some(&1));
+}
