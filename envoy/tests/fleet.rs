@@ -2,6 +2,7 @@
 //! `redis-server` behind `webdis`, all started by the test on loopback ports.
 //!
 //! - a webhook storm spread over both replicas: every unique delivery processed exactly once;
+//! - one tenant over both replicas: admitted within 2% of rate × T + burst;
 //! - Redis killed mid-run: every request still answered (none hung), `/health` degraded with
 //!   `fleet tier unreachable`, failed calls counted; Redis restarted: fleet dedup returns.
 //!
@@ -12,7 +13,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use edge_envoy::launch::{http_request, test_fleet_stack, wasm_counter, FleetTier, Stack};
+use edge_envoy::launch::{
+    http_request, test_fleet_stack, wasm_counter, FleetTier, KeepAliveClient, Stack,
+};
 
 /// The tests here measure counts over several processes: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -26,7 +29,11 @@ const CONFIG: &str = r#"{
         {"name": "webhooks", "match": {"path_exact": "/webhooks/ghl", "methods": ["POST"]},
          "dedup": {"retry_after_s": 1}, "fleet": {}},
         {"name": "closed", "match": {"path_exact": "/webhooks/closed", "methods": ["POST"]},
-         "dedup": {"retry_after_s": 1}, "fleet": {"failure_mode": "fail_closed"}}
+         "dedup": {"retry_after_s": 1}, "fleet": {"failure_mode": "fail_closed"}},
+        {"name": "leads", "match": {"path_prefix": "/api/v1/leads/"},
+         "rate_limit": {"tenant": {"header": "x-tenant"}, "requests_per_second": 100, "burst": 50,
+                        "serve_stale_when_limited": false},
+         "fleet": {}}
     ],
     "fleet_bridge": {"timeout_ms": 200, "probe_interval_ms": 200},
     "limits": {"dedup_slots": 65536}
@@ -288,4 +295,91 @@ fn redis_down_every_request_answered_health_degraded_and_back_when_it_returns() 
     assert!(replayed_after, "fleet dedup is back once Redis is");
     assert_eq!(deliveries.get("before"), Some(&1));
     assert_eq!(deliveries.get("after"), Some(&1));
+}
+
+/// The `leads` service's fleet-wide limit.
+const RATE: f64 = 100.0;
+const BURST: f64 = 50.0;
+
+#[test]
+fn one_tenant_over_both_replicas_is_admitted_within_two_percent_of_its_limit() {
+    let _serial = serial();
+    let tier = FleetTier::start().unwrap_or_else(|err| panic!("{err}"));
+    let (a, b) = replicas(&tier, 0.0);
+    let calls_before: u64 = [&a, &b]
+        .iter()
+        .map(|s| wasm_counter(s.admin, "edge.fleet.calls"))
+        .sum();
+    // 8 clients (keep-alive), half on each replica, as fast as they can for 6 s: several
+    // times the rate, so the limit is what decides.
+    let run = Duration::from_secs(6);
+    let start = Instant::now();
+    let clients: Vec<_> = (0..8)
+        .map(|i| {
+            let listen = if i % 2 == 0 { a.listen } else { b.listen };
+            std::thread::spawn(move || {
+                let mut client = KeepAliveClient::new(listen, Duration::from_secs(10));
+                let mut counts = BTreeMap::<u16, u64>::new();
+                let mut n = 0u64;
+                while start.elapsed() < run {
+                    n += 1;
+                    let path = format!("/api/v1/leads/{}", n % 50);
+                    let status = client
+                        .request("GET", &path, &[("x-tenant", "acme")], b"")
+                        .map_or(0, |r| r.status);
+                    *counts.entry(status).or_insert(0) += 1;
+                }
+                counts
+            })
+        })
+        .collect();
+    let mut counts = BTreeMap::<u16, u64>::new();
+    for client in clients {
+        for (status, n) in client.join().unwrap() {
+            *counts.entry(status).or_insert(0) += n;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let admitted = counts.get(&200).copied().unwrap_or(0);
+    let requests: u64 = counts.values().sum();
+    let bound = RATE * elapsed + BURST;
+    let calls: u64 = [&a, &b]
+        .iter()
+        .map(|s| wasm_counter(s.admin, "edge.fleet.calls"))
+        .sum::<u64>()
+        - calls_before;
+    let local_limited: u64 = [&a, &b]
+        .iter()
+        .map(|s| wasm_counter(s.admin, "edge.ratelimit.rejected"))
+        .sum();
+    let fleet_limited: u64 = [&a, &b]
+        .iter()
+        .map(|s| wasm_counter(s.admin, "edge.fleet.ratelimit.rejected"))
+        .sum();
+    let batches: u64 = [&a, &b]
+        .iter()
+        .map(|s| wasm_counter(s.admin, "edge.fleet.ratelimit.batches"))
+        .sum();
+    let failed: u64 = [&a, &b]
+        .iter()
+        .map(|s| wasm_counter(s.admin, "edge.fleet.failed"))
+        .sum();
+    println!(
+        "fleet rate limit, 2 replicas x 2 workers, one tenant at {RATE}/s burst {BURST}: \
+         {requests} requests in {elapsed:.2} s, admitted {admitted} = {:.2}% of rate x T + \
+         burst ({bound:.0}); refused by the local pre-check {local_limited}, by the fleet \
+         {fleet_limited}; fleet calls {calls} ({:.3} per request; {batches} token batches, \
+         {failed} failed); statuses {counts:?}",
+        100.0 * admitted as f64 / bound,
+        calls as f64 / requests as f64,
+    );
+    assert!(
+        requests as f64 > 3.0 * bound,
+        "the load is well over the limit"
+    );
+    assert!(
+        (admitted as f64 - bound).abs() <= 0.02 * bound,
+        "admitted {admitted}, limit {bound:.0}"
+    );
+    assert!(counts.keys().all(|s| *s == 200 || *s == 429), "{counts:?}");
 }

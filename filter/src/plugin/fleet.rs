@@ -13,6 +13,7 @@ use super::env::Env;
 use super::host::{body, call, headers, now_millis, status_of};
 use super::metrics::Stat;
 use crate::policy::fleet::command::Command;
+use crate::policy::fleet::rate::{read_take, take_command, Grant, GrantDecision, RATE_TAKE};
 use crate::policy::fleet::reply::Reply;
 use crate::policy::fleet::scripts::{Script, DEDUP_COMPLETE, DEDUP_RELEASE};
 use crate::policy::fleet::tier::{classify, CallFailure, TierState};
@@ -21,16 +22,38 @@ use crate::policy::fleet::tier::{classify, CallFailure, TierState};
 enum RootCall {
     Probe,
     /// A script call by id: on `NOSCRIPT` it is sent again whole.
-    Script(Box<Command>),
-    Plain,
+    Script(Box<Command>, Purpose),
+    Plain(Purpose),
 }
+
+/// What a queued command is for.
+#[derive(Clone)]
+enum Purpose {
+    /// Its answer matters to nobody (completions, releases).
+    Fire,
+    /// A batch of tokens for the grant of this bucket.
+    Take(String),
+}
+
+/// A command waiting for the root context.
+struct Outgoing {
+    command: Command,
+    eval: Option<Command>,
+    purpose: Purpose,
+}
+
+/// Most tenants' grants one worker keeps (the least recently used goes first).
+const MAX_GRANTS: usize = 4096;
 
 pub struct Fleet {
     pub tier: TierState,
     pub complete: Script,
     pub release: Script,
+    pub take: Script,
     /// Commands for the root context to send (bounded by `max_waiting_requests`).
-    outbox: VecDeque<(Command, Option<Command>)>,
+    outbox: VecDeque<Outgoing>,
+    /// This worker's tokens of each tenant's fleet bucket, by bucket key.
+    grants: HashMap<String, Grant>,
     /// Root calls in flight, by token.
     root_calls: HashMap<u32, RootCall>,
 }
@@ -41,7 +64,9 @@ impl Fleet {
             tier: TierState::default(),
             complete: Script::new(DEDUP_COMPLETE),
             release: Script::new(DEDUP_RELEASE),
+            take: Script::new(RATE_TAKE),
             outbox: VecDeque::new(),
+            grants: HashMap::new(),
             root_calls: HashMap::new(),
         }
     }
@@ -49,28 +74,103 @@ impl Fleet {
     /// Queues a command for the root context (`eval`: what to send on `NOSCRIPT`). Dropped
     /// (and counted as failed) past the bound.
     pub fn post(&mut self, env: &Env, command: Command, eval: Option<Command>) {
+        self.enqueue(env, command, eval, Purpose::Fire);
+    }
+
+    fn enqueue(&mut self, env: &Env, command: Command, eval: Option<Command>, purpose: Purpose) {
         let limit = usize::try_from(env.registry.limits().max_waiting_requests).unwrap_or(0);
         if self.outbox.len() >= limit {
             env.metrics.inc(Stat::FleetFailed);
+            self.settle(&purpose, Err(CallFailure::Unreachable), 0);
             return;
         }
-        self.outbox.push_back((command, eval));
+        self.outbox.push_back(Outgoing {
+            command,
+            eval,
+            purpose,
+        });
+    }
+
+    /// Spends `cost` of the tenant's fleet bucket `key` (`limit`: its rate and burst) from this
+    /// worker's grant; a batch it asks for is queued for the root context (`true` in the
+    /// second place: wake it).
+    pub fn spend(
+        &mut self,
+        env: &Env,
+        key: &str,
+        limit: (f64, u64),
+        (cost, batch): (u64, u64),
+        now_ms: u64,
+    ) -> (GrantDecision, bool) {
+        let admit_locally = (GrantDecision::Admit, false);
+        if !self.grants.contains_key(key) && self.grants.len() >= MAX_GRANTS {
+            let oldest = self
+                .grants
+                .iter()
+                .filter(|(_, g)| g.fetching.is_none())
+                .min_by_key(|(_, g)| g.last_used_ms)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(oldest) => {
+                    self.grants.remove(&oldest);
+                }
+                // Every grant is waiting for a batch: this tenant is limited locally only.
+                None => return admit_locally,
+            }
+        }
+        let grant = self.grants.entry(key.to_string()).or_default();
+        let (decision, fetch) = grant.spend(cost, batch, now_ms);
+        let owed = grant.charging();
+        if let Some(want) = fetch {
+            env.metrics.inc(Stat::FleetRateBatches);
+            let by_sha = take_command(&self.take, key, limit, want, owed, true);
+            let whole = take_command(&self.take, key, limit, want, owed, false);
+            self.enqueue(env, by_sha, Some(whole), Purpose::Take(key.to_string()));
+            return (decision, true);
+        }
+        (decision, false)
+    }
+
+    /// A command's outcome reaches whoever waits for it.
+    fn settle(&mut self, purpose: &Purpose, outcome: Result<&Reply, CallFailure>, now_ms: u64) {
+        let Purpose::Take(key) = purpose else {
+            return;
+        };
+        let Some(grant) = self.grants.get_mut(key) else {
+            return;
+        };
+        match outcome.and_then(read_take) {
+            Ok((taken, wait_ms)) => grant.received(taken, wait_ms, now_ms),
+            Err(_) => grant.failed(),
+        }
     }
 
     /// Sends what is queued (from the root context), unless the tier is down: then the
     /// commands are dropped and counted (their keys expire by themselves in Redis).
     pub fn flush(&mut self, env: &Env) {
-        while let Some((command, eval)) = self.outbox.pop_front() {
+        while let Some(Outgoing {
+            command,
+            eval,
+            purpose,
+        }) = self.outbox.pop_front()
+        {
             if !self.tier.usable() {
                 env.metrics.inc(Stat::FleetFailed);
+                self.settle(&purpose, Err(CallFailure::Unreachable), now_millis());
                 continue;
             }
             match dispatch(env, &command) {
                 Some(token) => {
-                    let what = eval.map_or(RootCall::Plain, |e| RootCall::Script(Box::new(e)));
+                    let what = match eval {
+                        Some(eval) => RootCall::Script(Box::new(eval), purpose),
+                        None => RootCall::Plain(purpose),
+                    };
                     self.root_calls.insert(token, what);
                 }
-                None => self.tier.failed(CallFailure::Unreachable, now_millis()),
+                None => {
+                    self.tier.failed(CallFailure::Unreachable, now_millis());
+                    self.settle(&purpose, Err(CallFailure::Unreachable), now_millis());
+                }
             }
         }
     }
@@ -102,13 +202,21 @@ impl Fleet {
             RootCall::Probe => {
                 self.tier.probe_in_flight = false;
             }
-            RootCall::Script(eval) => {
+            RootCall::Script(eval, purpose) => {
                 if outcome.as_ref().is_ok_and(Reply::is_noscript) {
-                    self.outbox.push_back((*eval, None));
+                    self.outbox.push_back(Outgoing {
+                        command: *eval,
+                        eval: None,
+                        purpose,
+                    });
                     self.flush(env);
+                } else {
+                    self.settle(&purpose, outcome.as_ref().map_err(|f| *f), now_ms);
                 }
             }
-            RootCall::Plain => {}
+            RootCall::Plain(purpose) => {
+                self.settle(&purpose, outcome.as_ref().map_err(|f| *f), now_ms);
+            }
         }
         true
     }

@@ -82,6 +82,8 @@ stats! {
     FleetDedupClaimed => "edge.fleet.dedup.claimed", Counter;
     FleetDedupReplayed => "edge.fleet.dedup.replayed", Counter;
     FleetDedupInFlight => "edge.fleet.dedup.in_flight", Counter;
+    FleetRateBatches => "edge.fleet.ratelimit.batches", Counter;
+    FleetRateRejected => "edge.fleet.ratelimit.rejected", Counter;
 }
 
 /// Breaker state as the `edge.breaker.state` gauge holds it.

@@ -63,7 +63,7 @@ fn prepare_shared_data(worker: &mut Worker) {
     if registry.caches() {
         precreate_slots(LEASE_KEY_PREFIX, limits.lease_slots);
     }
-    if registry.caches() || registry.deduplicates() {
+    if registry.caches() || registry.deduplicates() || registry.uses_fleet() {
         worker.replies.register_wake_queue(worker.env.owner);
     }
     if registry.deduplicates() {

@@ -207,7 +207,11 @@ impl Config {
                 breaker.validate(&format!("{path}.breaker"))?;
             }
             if let Some(fleet) = &service.fleet {
-                fleet.validate(&format!("{path}.fleet"), service.dedup.is_some())?;
+                let has = super::fleet::config::Features {
+                    dedup: service.dedup.is_some(),
+                    rate_limit: service.rate_limit.is_some(),
+                };
+                fleet.validate(&format!("{path}.fleet"), has)?;
             }
             validate_latency_target(
                 &format!("{path}.latency_target_ms"),
@@ -231,7 +235,11 @@ impl Config {
             breaker.validate("default_service.breaker")?;
         }
         if let Some(fleet) = &default.fleet {
-            fleet.validate("default_service.fleet", default.dedup.is_some())?;
+            let has = super::fleet::config::Features {
+                dedup: default.dedup.is_some(),
+                rate_limit: default.rate_limit.is_some(),
+            };
+            fleet.validate("default_service.fleet", has)?;
         }
         self.fleet_bridge.validate()?;
         validate_latency_target(

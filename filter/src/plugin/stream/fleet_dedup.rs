@@ -28,7 +28,7 @@ use crate::policy::{DedupSection, FailureMode};
 /// The service's failure mode when its dedup is fleet-wide.
 pub(super) fn fleet_mode(env: &Env, service_index: usize) -> Option<FailureMode> {
     let service = env.registry.service_at(service_index)?;
-    let fleet = service.fleet.as_ref().filter(|f| f.dedup)?;
+    let fleet = service.fleet.as_ref().filter(|f| f.shares_dedup())?;
     service.dedup.as_ref()?;
     Some(fleet.failure_mode)
 }

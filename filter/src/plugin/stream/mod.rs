@@ -9,6 +9,7 @@ mod cache;
 mod capture;
 mod dedup;
 mod fleet_dedup;
+mod fleet_rate;
 mod guards;
 mod management;
 mod ranged;

@@ -17,31 +17,53 @@ pub enum FailureMode {
     FailClosed,
 }
 
-/// Per service: which of its features are fleet-wide.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// Per service: which of its features are fleet-wide. Each defaults to on when the service
+/// has that feature.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetSection {
     /// Dedup records in Redis (the service needs a `dedup` section).
-    #[serde(default = "yes")]
-    pub dedup: bool,
+    #[serde(default)]
+    pub dedup: Option<bool>,
+    /// One token bucket per tenant for the fleet (the service needs a `rate_limit` section).
+    #[serde(default)]
+    pub rate_limit: Option<bool>,
     /// What dedup and rate limits do while the tier is unavailable.
     #[serde(default)]
     pub failure_mode: FailureMode,
 }
 
-fn yes() -> bool {
-    true
+/// Which features a service has (what a `fleet` section may share).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Features {
+    pub dedup: bool,
+    pub rate_limit: bool,
 }
 
 impl FleetSection {
-    pub(crate) fn validate(&self, path: &str, has_dedup: bool) -> Result<(), ConfigError> {
-        if self.dedup && !has_dedup {
-            return Err(ConfigError::new(
-                format!("{path}.dedup"),
-                "the service has no dedup section (set \"dedup\": false or add one)",
-            ));
+    pub(crate) fn validate(&self, path: &str, has: Features) -> Result<(), ConfigError> {
+        for (field, asked, present) in [
+            ("dedup", self.dedup, has.dedup),
+            ("rate_limit", self.rate_limit, has.rate_limit),
+        ] {
+            if asked == Some(true) && !present {
+                return Err(ConfigError::new(
+                    format!("{path}.{field}"),
+                    format!("the service has no {field} section"),
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// Whether dedup is fleet-wide (given the service deduplicates).
+    pub fn shares_dedup(&self) -> bool {
+        self.dedup.unwrap_or(true)
+    }
+
+    /// Whether rate limits are fleet-wide (given the service limits rates).
+    pub fn shares_rate_limit(&self) -> bool {
+        self.rate_limit.unwrap_or(true)
     }
 }
 
@@ -130,15 +152,24 @@ mod tests {
     }
 
     #[test]
-    fn dedup_needs_a_dedup_section() {
+    fn a_shared_feature_needs_its_section() {
         let section: FleetSection = serde_json::from_str("{}").unwrap();
-        assert!(section.dedup);
+        assert!(section.shares_dedup() && section.shares_rate_limit());
         assert_eq!(section.failure_mode, FailureMode::FailOpen);
-        let err = section.validate("services[0].fleet", false).unwrap_err();
+        assert!(section.validate("x", Features::default()).is_ok());
+        let asked: FleetSection = serde_json::from_str(r#"{"dedup": true}"#).unwrap();
+        let err = asked
+            .validate("services[0].fleet", Features::default())
+            .unwrap_err();
         assert_eq!(err.path, "services[0].fleet.dedup");
+        let asked: FleetSection = serde_json::from_str(r#"{"rate_limit": true}"#).unwrap();
+        let err = asked
+            .validate("services[0].fleet", Features::default())
+            .unwrap_err();
+        assert_eq!(err.path, "services[0].fleet.rate_limit");
         let closed: FleetSection =
             serde_json::from_str(r#"{"dedup": false, "failure_mode": "fail_closed"}"#).unwrap();
-        assert!(closed.validate("x", false).is_ok());
+        assert!(!closed.shares_dedup());
         assert_eq!(closed.failure_mode, FailureMode::FailClosed);
     }
 }

@@ -6,6 +6,7 @@
 pub mod command;
 pub mod config;
 pub mod dedup;
+pub mod rate;
 pub mod reply;
 pub mod scripts;
 pub mod sha1;
