@@ -3,6 +3,7 @@
 //!
 //! - a webhook storm spread over both replicas: every unique delivery processed exactly once;
 //! - one tenant over both replicas: admitted within 2% of rate × T + burst;
+//! - a key fetched through replica A is an L3 hit on replica B (origin count 1);
 //! - Redis killed mid-run: every request still answered (none hung), `/health` degraded with
 //!   `fleet tier unreachable`, failed calls counted; Redis restarted: fleet dedup returns.
 //!
@@ -14,7 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use edge_envoy::launch::{
-    http_request, test_fleet_stack, wasm_counter, FleetTier, KeepAliveClient, Stack,
+    cache_status, http_request, origin_requests, test_fleet_stack, wasm_counter, FleetTier,
+    KeepAliveClient, Stack,
 };
 
 /// The tests here measure counts over several processes: one at a time.
@@ -33,7 +35,9 @@ const CONFIG: &str = r#"{
         {"name": "leads", "match": {"path_prefix": "/api/v1/leads/"},
          "rate_limit": {"tenant": {"header": "x-tenant"}, "requests_per_second": 100, "burst": 50,
                         "serve_stale_when_limited": false},
-         "fleet": {}}
+         "fleet": {}},
+        {"name": "coaching", "match": {"path_prefix": "/api/v1/coaching/"},
+         "cache": {"tenant": {"header": "x-location-id"}}, "fleet": {}}
     ],
     "fleet_bridge": {"timeout_ms": 200, "probe_interval_ms": 200},
     "limits": {"dedup_slots": 65536}
@@ -382,4 +386,55 @@ fn one_tenant_over_both_replicas_is_admitted_within_two_percent_of_its_limit() {
         "admitted {admitted}, limit {bound:.0}"
     );
     assert!(counts.keys().all(|s| *s == 200 || *s == 429), "{counts:?}");
+}
+
+fn get(listen: SocketAddr, path: &str) -> edge_envoy::launch::HttpResponse {
+    // The same Host on every replica (the cache key has it; each replica listens on its port).
+    let headers = [("host", "edge.test"), ("x-location-id", "loc-1")];
+    http_request(listen, "GET", path, &headers, b"")
+        .unwrap_or_else(|err| panic!("GET {path}: {err}"))
+}
+
+#[test]
+fn a_key_fetched_through_one_replica_is_an_l3_hit_on_the_other() {
+    let _serial = serial();
+    let tier = FleetTier::start().unwrap_or_else(|err| panic!("{err}"));
+    let (a, b) = replicas(&tier, 0.0);
+    let origin = a.origin.as_ref().unwrap().addr();
+    let first = get(a.listen, "/api/v1/coaching/7");
+    assert_eq!(first.status, 200);
+    assert!(
+        cache_status(&first).contains("fwd=uri-miss"),
+        "{}",
+        cache_status(&first)
+    );
+    // Written behind by A's root context (its next tick, 20 ms).
+    let stored = eventually(Duration::from_secs(5), || {
+        [&a].iter()
+            .map(|s| wasm_counter(s.admin, "edge.fleet.cache.store"))
+            .sum::<u64>()
+            >= 1
+    });
+    assert!(stored, "A wrote the entry to the L3 tier");
+    std::thread::sleep(Duration::from_millis(100));
+    // B has neither L1 nor L2 for it: an L3 hit, no origin request. Both B workers.
+    for _ in 0..4 {
+        let on_b = get(b.listen, "/api/v1/coaching/7");
+        assert_eq!(on_b.status, 200);
+        assert_eq!(on_b.body, first.body);
+        assert!(
+            cache_status(&on_b).contains("hit"),
+            "{}",
+            cache_status(&on_b)
+        );
+    }
+    let hits = wasm_counter(b.admin, "edge.fleet.cache.hit");
+    println!(
+        "fleet L3: fetched through A, then 4 requests on B: origin requests {}, L3 hits on B \
+         {hits}, B's cache-status {:?}",
+        origin_requests(origin, "coaching"),
+        cache_status(&get(b.listen, "/api/v1/coaching/7"))
+    );
+    assert_eq!(origin_requests(origin, "coaching"), 1);
+    assert!(hits >= 1);
 }

@@ -10,8 +10,10 @@ use std::time::Duration;
 use proxy_wasm::types::{BufferType, MapType};
 
 use super::env::Env;
-use super::host::{body, call, headers, now_millis, status_of};
+use super::host::{body, call, headers, now_millis, now_secs, status_of};
 use super::metrics::Stat;
+use super::tiers::Tiers;
+use crate::policy::fleet::cache::store_command;
 use crate::policy::fleet::command::Command;
 use crate::policy::fleet::rate::{read_take, take_command, Grant, GrantDecision, RATE_TAKE};
 use crate::policy::fleet::reply::Reply;
@@ -171,6 +173,18 @@ impl Fleet {
                     self.tier.failed(CallFailure::Unreachable, now_millis());
                     self.settle(&purpose, Err(CallFailure::Unreachable), now_millis());
                 }
+            }
+        }
+    }
+
+    /// Queues the write-behind stores of entries fetched from the origin (the L3 tier).
+    pub fn store_entries(&mut self, env: &Env, tiers: &mut Tiers) {
+        let prefix = &env.registry.settings().fleet_bridge.key_prefix;
+        let now = now_secs();
+        for entry in std::mem::take(&mut tiers.l3_stores) {
+            if let Some(command) = store_command(prefix, &entry, now) {
+                env.metrics.inc(Stat::FleetCacheStore);
+                self.post(env, command, None);
             }
         }
     }

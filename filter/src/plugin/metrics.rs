@@ -84,6 +84,9 @@ stats! {
     FleetDedupInFlight => "edge.fleet.dedup.in_flight", Counter;
     FleetRateBatches => "edge.fleet.ratelimit.batches", Counter;
     FleetRateRejected => "edge.fleet.ratelimit.rejected", Counter;
+    FleetCacheHit => "edge.fleet.cache.hit", Counter;
+    FleetCacheMiss => "edge.fleet.cache.miss", Counter;
+    FleetCacheStore => "edge.fleet.cache.store", Counter;
 }
 
 /// Breaker state as the `edge.breaker.state` gauge holds it.

@@ -101,7 +101,8 @@ impl Context for EdgeRoot {
             let tiers = (&*w.env, &mut w.tiers);
             complete_refresh(tiers, &mut w.leases, &mut w.refreshes, token, body_size);
         }
-        // A delivery's result may have queued its fleet completion.
+        // A delivery's result may have queued its fleet completion, a refresh its L3 store.
+        w.fleet.store_entries(&w.env, &mut w.tiers);
         dedup_fleet::send_results(&w.env, &mut w.dedup, &mut w.fleet);
         w.fleet.flush(&w.env);
     }
@@ -184,6 +185,7 @@ impl RootContext for EdgeRoot {
         }
         if w.env.registry.uses_fleet() {
             w.fleet.probe(&w.env, now_ms);
+            w.fleet.store_entries(&w.env, &mut w.tiers);
             dedup_fleet::send_results(&w.env, &mut w.dedup, &mut w.fleet);
             w.fleet.flush(&w.env);
         }

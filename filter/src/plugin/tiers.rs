@@ -35,6 +35,9 @@ pub struct Tiers {
     generations_cas: Option<u32>,
     /// Logged once: an L2 write the host refused.
     l2_write_warned: bool,
+    /// Entries stored from the origin for services with the fleet's L3 tier, for the root
+    /// context to write behind to Redis (bounded by `refresh_queue`).
+    pub l3_stores: Vec<Entry>,
 }
 
 /// What an L2 slot held for a key.
@@ -87,6 +90,7 @@ impl Tiers {
             generations: Rc::new(Generations::default()),
             generations_cas: None,
             l2_write_warned: false,
+            l3_stores: Vec::new(),
         }
     }
 
@@ -143,10 +147,25 @@ impl Tiers {
         let status = fetched.status;
         match fetched_entry(&fetch, status, fetched.response_headers, fetched.body) {
             FetchedEntry::Refreshed(entry) | FetchedEntry::Replaced(entry) if stamp.is_some() => {
-                Kept::Stored(self.store_keyed(env, section, fetched.key, entry))
+                let stored = self.store_keyed(env, section, fetched.key, entry);
+                self.note_l3(env, fetched.service_index, &stored);
+                Kept::Stored(stored)
             }
             FetchedEntry::Refreshed(entry) | FetchedEntry::Replaced(entry) => Kept::Unkept(entry),
             FetchedEntry::NotStored => Kept::NotStorable,
+        }
+    }
+
+    /// Queues `entry` for the fleet's L3 tier when its service has it.
+    fn note_l3(&mut self, env: &Env, service_index: usize, entry: &Entry) {
+        let shares = env
+            .registry
+            .service_at(service_index)
+            .and_then(|s| s.fleet.as_ref())
+            .is_some_and(|f| f.shares_cache());
+        let limit = usize::try_from(env.registry.limits().refresh_queue).unwrap_or(0);
+        if shares && self.l3_stores.len() < limit {
+            self.l3_stores.push(entry.clone());
         }
     }
 

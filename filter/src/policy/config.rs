@@ -210,6 +210,7 @@ impl Config {
                 let has = super::fleet::config::Features {
                     dedup: service.dedup.is_some(),
                     rate_limit: service.rate_limit.is_some(),
+                    cache: service.cache.is_some(),
                 };
                 fleet.validate(&format!("{path}.fleet"), has)?;
             }
@@ -238,6 +239,7 @@ impl Config {
             let has = super::fleet::config::Features {
                 dedup: default.dedup.is_some(),
                 rate_limit: default.rate_limit.is_some(),
+                cache: default.cache.is_some(),
             };
             fleet.validate("default_service.fleet", has)?;
         }

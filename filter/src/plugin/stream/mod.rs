@@ -8,6 +8,7 @@
 mod cache;
 mod capture;
 mod dedup;
+mod fleet_cache;
 mod fleet_dedup;
 mod fleet_rate;
 mod guards;
@@ -37,6 +38,8 @@ impl Context for EdgeHttp {
         }
         if matches!(self.management, Management::Warming(_)) {
             self.on_warmed(token, body_size);
+        } else if self.l3.is_some() {
+            self.on_l3_answer(body_size);
         } else if matches!(self.dedup, Some(DedupPhase::FleetClaiming(_))) {
             self.on_fleet_claimed(body_size);
         } else if let CacheFlow::Revalidating(revalidation) = self.cache.take() {

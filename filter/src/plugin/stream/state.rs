@@ -50,6 +50,8 @@ pub struct EdgeHttp {
     pub(super) paused_bytes: usize,
     /// The origin's whole response being cut to the client's range (see `ranged.rs`).
     pub(super) cut: Option<BodyCut>,
+    /// A miss paused while the fleet's L3 tier is asked (see `fleet_cache.rs`).
+    pub(super) l3: Option<Box<Pending>>,
 }
 
 impl EdgeHttp {
@@ -68,6 +70,7 @@ impl EdgeHttp {
             observed: None,
             paused_bytes: 0,
             cut: None,
+            l3: None,
         }
     }
 

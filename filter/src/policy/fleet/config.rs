@@ -28,6 +28,9 @@ pub struct FleetSection {
     /// One token bucket per tenant for the fleet (the service needs a `rate_limit` section).
     #[serde(default)]
     pub rate_limit: Option<bool>,
+    /// The L3 cache tier in Redis (the service needs a `cache` section).
+    #[serde(default)]
+    pub cache: Option<bool>,
     /// What dedup and rate limits do while the tier is unavailable.
     #[serde(default)]
     pub failure_mode: FailureMode,
@@ -38,6 +41,7 @@ pub struct FleetSection {
 pub struct Features {
     pub dedup: bool,
     pub rate_limit: bool,
+    pub cache: bool,
 }
 
 impl FleetSection {
@@ -45,6 +49,7 @@ impl FleetSection {
         for (field, asked, present) in [
             ("dedup", self.dedup, has.dedup),
             ("rate_limit", self.rate_limit, has.rate_limit),
+            ("cache", self.cache, has.cache),
         ] {
             if asked == Some(true) && !present {
                 return Err(ConfigError::new(
@@ -64,6 +69,11 @@ impl FleetSection {
     /// Whether rate limits are fleet-wide (given the service limits rates).
     pub fn shares_rate_limit(&self) -> bool {
         self.rate_limit.unwrap_or(true)
+    }
+
+    /// Whether the service's cache has the L3 tier (given the service caches).
+    pub fn shares_cache(&self) -> bool {
+        self.cache.unwrap_or(true)
     }
 }
 

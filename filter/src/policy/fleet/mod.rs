@@ -3,6 +3,7 @@
 //! the replies (RESP, webdis's `.raw` output), the Lua scripts, what a reply means for each
 //! feature, and whether the tier is worth calling right now.
 
+pub mod cache;
 pub mod command;
 pub mod config;
 pub mod dedup;
