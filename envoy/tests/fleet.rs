@@ -4,6 +4,7 @@
 //! - a webhook storm spread over both replicas: every unique delivery processed exactly once;
 //! - one tenant over both replicas: admitted within 2% of rate × T + burst;
 //! - a key fetched through replica A is an L3 hit on replica B (origin count 1);
+//! - a purge on A takes effect on B within the refresh interval;
 //! - Redis killed mid-run: every request still answered (none hung), `/health` degraded with
 //!   `fleet tier unreachable`, failed calls counted; Redis restarted: fleet dedup returns.
 //!
@@ -40,6 +41,8 @@ const CONFIG: &str = r#"{
          "cache": {"tenant": {"header": "x-location-id"}}, "fleet": {}}
     ],
     "fleet_bridge": {"timeout_ms": 200, "probe_interval_ms": 200},
+    "generation_refresh_ms": 250,
+    "admin": {"allow_addresses": ["127.0.0.1"]},
     "limits": {"dedup_slots": 65536}
 }"#;
 
@@ -437,4 +440,55 @@ fn a_key_fetched_through_one_replica_is_an_l3_hit_on_the_other() {
     );
     assert_eq!(origin_requests(origin, "coaching"), 1);
     assert!(hits >= 1);
+}
+
+#[test]
+fn a_purge_on_one_replica_takes_effect_on_the_other_within_the_refresh_interval() {
+    let _serial = serial();
+    let tier = FleetTier::start().unwrap_or_else(|err| panic!("{err}"));
+    let (a, b) = replicas(&tier, 0.0);
+    let origin = a.origin.as_ref().unwrap().addr();
+    let path = "/api/v1/coaching/9";
+    assert_eq!(get(a.listen, path).status, 200);
+    assert!(eventually(Duration::from_secs(5), || {
+        wasm_counter(a.admin, "edge.fleet.cache.store") >= 1
+    }));
+    std::thread::sleep(Duration::from_millis(100));
+    // B holds it now (L3 hit, kept in its L1/L2), and keeps answering it without the origin.
+    for _ in 0..4 {
+        assert!(cache_status(&get(b.listen, path)).contains("hit"));
+    }
+    assert_eq!(origin_requests(origin, "coaching"), 1);
+    let purge = http_request(
+        a.listen,
+        "POST",
+        "/api/v1/performance/cache/purge",
+        &[("content-type", "application/json")],
+        br#"{"url": "http://edge.test/api/v1/coaching/9"}"#,
+    )
+    .unwrap();
+    assert_eq!(purge.status, 200, "{}", purge.text());
+    let purged = Instant::now();
+    // Within generation_refresh_ms (250 ms) B reads the fleet's counters: its copies (L1, L2,
+    // and the L3 entry) no longer answer.
+    let mut took = None;
+    while purged.elapsed() < Duration::from_secs(5) {
+        let response = get(b.listen, path);
+        if !cache_status(&response).contains("hit") {
+            took = Some(purged.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!(
+        "fleet purge: made on A, B stopped answering from its copies after {took:?} \
+         (generation_refresh_ms 250); origin requests {}",
+        origin_requests(origin, "coaching")
+    );
+    let took = took.expect("the purge reached B");
+    assert!(
+        took < Duration::from_millis(1250),
+        "within the refresh interval (+ slack)"
+    );
+    assert_eq!(origin_requests(origin, "coaching"), 2);
 }

@@ -15,6 +15,7 @@ use super::metrics::Stat;
 use super::tiers::Tiers;
 use crate::policy::fleet::cache::store_command;
 use crate::policy::fleet::command::Command;
+use crate::policy::fleet::generations::{purge_command, read_command, read_counters};
 use crate::policy::fleet::rate::{read_take, take_command, Grant, GrantDecision, RATE_TAKE};
 use crate::policy::fleet::reply::Reply;
 use crate::policy::fleet::scripts::{Script, DEDUP_COMPLETE, DEDUP_RELEASE};
@@ -35,6 +36,8 @@ enum Purpose {
     Fire,
     /// A batch of tokens for the grant of this bucket.
     Take(String),
+    /// The fleet's purge counters.
+    Generations,
 }
 
 /// A command waiting for the root context.
@@ -56,6 +59,10 @@ pub struct Fleet {
     outbox: VecDeque<Outgoing>,
     /// This worker's tokens of each tenant's fleet bucket, by bucket key.
     grants: HashMap<String, Grant>,
+    /// The fleet's purge counters, read and not merged yet (the root context merges them).
+    pub counters: Option<Vec<(usize, u32)>>,
+    /// A read of the fleet's purge counters is on its way.
+    counters_in_flight: bool,
     /// Root calls in flight, by token.
     root_calls: HashMap<u32, RootCall>,
 }
@@ -69,6 +76,8 @@ impl Fleet {
             take: Script::new(RATE_TAKE),
             outbox: VecDeque::new(),
             grants: HashMap::new(),
+            counters: None,
+            counters_in_flight: false,
             root_calls: HashMap::new(),
         }
     }
@@ -133,8 +142,26 @@ impl Fleet {
         (decision, false)
     }
 
+    /// Queues the fleet-wide side of this worker's purges, and a read of the fleet's purge
+    /// counters (one at a time; from the tick, every `generation_refresh_ms`).
+    pub fn sync_generations(&mut self, env: &Env, tiers: &mut Tiers, read: bool) {
+        let prefix = &env.registry.settings().fleet_bridge.key_prefix;
+        for slot in std::mem::take(&mut tiers.fleet_purges) {
+            self.post(env, purge_command(prefix, slot), None);
+        }
+        if read && !self.counters_in_flight && self.tier.usable() {
+            self.counters_in_flight = true;
+            self.enqueue(env, read_command(prefix), None, Purpose::Generations);
+        }
+    }
+
     /// A command's outcome reaches whoever waits for it.
     fn settle(&mut self, purpose: &Purpose, outcome: Result<&Reply, CallFailure>, now_ms: u64) {
+        if let Purpose::Generations = purpose {
+            self.counters_in_flight = false;
+            self.counters = outcome.and_then(read_counters).ok();
+            return;
+        }
         let Purpose::Take(key) = purpose else {
             return;
         };

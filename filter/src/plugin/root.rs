@@ -94,6 +94,10 @@ impl Context for EdgeRoot {
         let w = &mut *worker.borrow_mut();
         w.replies.begin_callback();
         if w.fleet.root_answer(&w.env, token, body_size, now_millis()) {
+            if let Some(counters) = w.fleet.counters.take() {
+                // A purge made on another replica takes effect here now.
+                w.tiers.merge_generations(&counters);
+            }
             return;
         }
         let dedup = (&*w.env, &mut w.dedup, &mut w.replies);
@@ -158,9 +162,18 @@ impl RootContext for EdgeRoot {
         w.replies.begin_callback();
         let now_ms = now_millis();
         let settings = w.env.registry.settings();
-        if now_ms.saturating_sub(w.generations_read_ms) >= settings.generation_refresh_ms {
+        let read_generations =
+            now_ms.saturating_sub(w.generations_read_ms) >= settings.generation_refresh_ms;
+        if read_generations {
             w.tiers.refresh_generations();
             w.generations_read_ms = now_ms;
+        }
+        if w.env.registry.uses_fleet() {
+            let caches = w.env.registry.caches();
+            w.fleet
+                .sync_generations(&w.env, &mut w.tiers, caches && read_generations);
+        } else {
+            w.tiers.fleet_purges.clear();
         }
         // Waiters a woken root has not answered yet (the wake queue is unavailable).
         delivery::start((&*w.env, &mut w.dedup, &mut w.replies), root);

@@ -28,6 +28,9 @@ pub use variants::Found;
 /// How often a purge retries when other workers purge at the same moment.
 const PURGE_ATTEMPTS: u32 = 16;
 
+/// Purges one worker queues for the fleet tier between two ticks, at most.
+const MAX_FLEET_PURGES: usize = 1024;
+
 pub struct Tiers {
     pub l1: L1Cache,
     /// Shared with the requests in flight, which keep the counters they started under.
@@ -38,6 +41,9 @@ pub struct Tiers {
     /// Entries stored from the origin for services with the fleet's L3 tier, for the root
     /// context to write behind to Redis (bounded by `refresh_queue`).
     pub l3_stores: Vec<Entry>,
+    /// Counter slots this worker purged, for the root context to bump in the fleet tier too
+    /// (bounded; dropped when no service uses the fleet).
+    pub fleet_purges: Vec<usize>,
 }
 
 /// What an L2 slot held for a key.
@@ -91,6 +97,7 @@ impl Tiers {
             generations_cas: None,
             l2_write_warned: false,
             l3_stores: Vec::new(),
+            fleet_purges: Vec::new(),
         }
     }
 
@@ -349,6 +356,29 @@ impl Tiers {
             Ok::<_, ()>((generations, encoded))
         });
         match bumped {
+            Ok(generations) => {
+                self.generations = Rc::new(generations);
+                self.generations_cas = None;
+                if self.fleet_purges.len() < MAX_FLEET_PURGES {
+                    self.fleet_purges.push(dimension.slot_index());
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Raises the purge counters to the fleet's (read from Redis); whether any changed.
+    pub fn merge_generations(&mut self, counters: &[(usize, u32)]) -> bool {
+        let merged = update(&HostStore, GENERATIONS_KEY, PURGE_ATTEMPTS, |current| {
+            let mut generations = Generations::decode(current);
+            if !generations.merge_max(counters) {
+                return Err(());
+            }
+            let encoded = generations.encode();
+            Ok((generations, encoded))
+        });
+        match merged {
             Ok(generations) => {
                 self.generations = Rc::new(generations);
                 self.generations_cas = None;

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod command;
 pub mod config;
 pub mod dedup;
+pub mod generations;
 pub mod rate;
 pub mod reply;
 pub mod scripts;
