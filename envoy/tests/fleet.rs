@@ -3,7 +3,8 @@
 //!
 //! - a webhook storm spread over both replicas: every unique delivery processed exactly once;
 //! - one tenant over both replicas: admitted within 2% of rate × T + burst;
-//! - a key fetched through replica A is an L3 hit on replica B (origin count 1);
+//! - a key fetched through replica A is an L3 hit on replica B (origin count 1); 200
+//!   concurrent cold misses spread over both replicas → 1 origin request;
 //! - a purge on A takes effect on B within the refresh interval;
 //! - Redis killed mid-run: every request still answered (none hung), `/health` degraded with
 //!   `fleet tier unreachable`, failed calls counted; Redis restarted: fleet dedup returns.
@@ -491,4 +492,52 @@ fn a_purge_on_one_replica_takes_effect_on_the_other_within_the_refresh_interval(
         "within the refresh interval (+ slack)"
     );
     assert_eq!(origin_requests(origin, "coaching"), 2);
+}
+
+#[test]
+fn concurrent_cold_misses_over_both_replicas_reach_the_origin_once() {
+    let _serial = serial();
+    let tier = FleetTier::start().unwrap_or_else(|err| panic!("{err}"));
+    // The demo origin's own latency (coaching: tens of ms) keeps the fetch in flight while
+    // the others arrive.
+    let (a, b) = replicas(&tier, 1.0);
+    let origin = a.origin.as_ref().unwrap().addr();
+    let listens = [a.listen, b.listen];
+    let barrier = Arc::new(std::sync::Barrier::new(200));
+    let start = Instant::now();
+    let clients: Vec<_> = (0..200)
+        .map(|i| {
+            let barrier = Arc::clone(&barrier);
+            let listen = listens[i % 2];
+            std::thread::spawn(move || {
+                barrier.wait();
+                let response = get(listen, "/api/v1/coaching/77");
+                (response.status, cache_status(&response).to_string())
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, String)> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let elapsed = start.elapsed();
+    let waited: u64 = [&a, &b]
+        .iter()
+        .map(|s| wasm_counter(s.admin, "edge.fleet.cache.waited"))
+        .sum();
+    let l3_hits: u64 = [&a, &b]
+        .iter()
+        .map(|s| wasm_counter(s.admin, "edge.fleet.cache.hit"))
+        .sum();
+    let fetched = origin_requests(origin, "coaching");
+    println!(
+        "fleet coalescing: 200 concurrent cold misses over 2 replicas x 2 workers in \
+         {elapsed:?}: origin requests {fetched}; L3 waits {waited}, L3 hits {l3_hits}; statuses \
+         {:?}",
+        answers
+            .iter()
+            .fold(BTreeMap::<u16, usize>::new(), |mut m, (s, _)| {
+                *m.entry(*s).or_insert(0) += 1;
+                m
+            })
+    );
+    assert!(answers.iter().all(|(status, _)| *status == 200));
+    assert_eq!(fetched, 1, "one origin request for the whole fleet");
 }

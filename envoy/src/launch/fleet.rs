@@ -178,10 +178,25 @@ impl FleetTier {
         Ok(response.body)
     }
 
-    /// Whether `PING` through the bridge answers `PONG`.
+    /// Whether `PING` through the bridge answers `PONG` within half a second (webdis may
+    /// leave a request unanswered that arrived while it was still connecting to Redis).
     pub fn ping(&self) -> bool {
-        self.command("PING")
-            .is_ok_and(|reply| reply == b"+PONG\r\n")
+        use std::io::{Read, Write};
+        let Ok(mut stream) = TcpStream::connect_timeout(&self.bridge, Duration::from_millis(500))
+        else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+        let request = format!(
+            "POST / HTTP/1.1\r\nhost: {}\r\nconnection: close\r\ncontent-length: 8\r\n\r\nPING.raw",
+            self.bridge
+        );
+        if stream.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        answer.starts_with(b"HTTP/1.1 200") && answer.ends_with(b"+PONG\r\n")
     }
 }
 

@@ -13,7 +13,7 @@ use super::env::Env;
 use super::host::{body, call, headers, now_millis, now_secs, status_of};
 use super::metrics::Stat;
 use super::tiers::Tiers;
-use crate::policy::fleet::cache::store_command;
+use crate::policy::fleet::cache::{store_command, L3_LOOKUP};
 use crate::policy::fleet::command::Command;
 use crate::policy::fleet::generations::{purge_command, read_command, read_counters};
 use crate::policy::fleet::rate::{read_take, take_command, Grant, GrantDecision, RATE_TAKE};
@@ -55,6 +55,7 @@ pub struct Fleet {
     pub complete: Script,
     pub release: Script,
     pub take: Script,
+    pub lookup: Script,
     /// Commands for the root context to send (bounded by `max_waiting_requests`).
     outbox: VecDeque<Outgoing>,
     /// This worker's tokens of each tenant's fleet bucket, by bucket key.
@@ -74,6 +75,7 @@ impl Fleet {
             complete: Script::new(DEDUP_COMPLETE),
             release: Script::new(DEDUP_RELEASE),
             take: Script::new(RATE_TAKE),
+            lookup: Script::new(L3_LOOKUP),
             outbox: VecDeque::new(),
             grants: HashMap::new(),
             counters: None,

@@ -87,6 +87,7 @@ stats! {
     FleetCacheHit => "edge.fleet.cache.hit", Counter;
     FleetCacheMiss => "edge.fleet.cache.miss", Counter;
     FleetCacheStore => "edge.fleet.cache.store", Counter;
+    FleetCacheWaited => "edge.fleet.cache.waited", Counter;
 }
 
 /// Breaker state as the `edge.breaker.state` gauge holds it.

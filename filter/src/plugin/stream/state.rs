@@ -51,7 +51,7 @@ pub struct EdgeHttp {
     /// The origin's whole response being cut to the client's range (see `ranged.rs`).
     pub(super) cut: Option<BodyCut>,
     /// A miss paused while the fleet's L3 tier is asked (see `fleet_cache.rs`).
-    pub(super) l3: Option<Box<Pending>>,
+    pub(super) l3: Option<Box<L3Wait>>,
 }
 
 impl EdgeHttp {
@@ -196,6 +196,23 @@ pub(super) struct PostReuse {
 pub(super) struct Revalidation {
     pub(super) pending: Pending,
     pub(super) entry: Entry,
+}
+
+/// A miss asking the fleet's L3 tier, or waiting for another replica's fetch of it.
+pub(super) struct L3Wait {
+    pub(super) pending: Box<Pending>,
+    pub(super) step: L3Step,
+    /// Past this it goes to the origin itself (the lease it waits on is over by then).
+    pub(super) until_ms: u64,
+}
+
+/// The call an L3 wait has on its way.
+#[derive(Clone, Copy)]
+pub(super) enum L3Step {
+    /// The lookup script (by id; whole after a `NOSCRIPT`).
+    Lookup { by_sha: bool },
+    /// A pause in Redis before the next lookup.
+    Pause,
 }
 
 /// Where a management request stands.
