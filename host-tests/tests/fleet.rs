@@ -1,6 +1,7 @@
 //! The fleet tier at the unit level: two hosts (two Envoy processes, 2 workers each) whose
 //! `fleet_bridge` calls reach one fake webdis + Redis kept by the test (the commands the filter
-//! sends: `SET NX PX GET`, the owner-checked scripts by `EVALSHA`/`EVAL`, `PING`). Real
+//! sends: `SET NX PX GET`, the owner-checked scripts by `EVALSHA`/`EVAL`, `PING`), or a bridge
+//! scripted per test (L3 lookups and leases, token batches). Real
 //! redis-server and webdis are in `envoy/tests/fleet.rs`.
 
 use std::cell::RefCell;
@@ -286,4 +287,124 @@ fn a_bridge_that_never_answers_costs_one_call_timeout_then_nothing() {
     assert_eq!(second.status, 201);
     assert_eq!(metric(&a, "edge.fleet.calls"), calls);
     assert!(metric(&a, "edge.fleet.skipped") >= 2);
+}
+
+/// A caching service with the L3 tier, its bridge scripted by `bridge`; the origin answers
+/// cacheable pages and counts them.
+fn cache_host(bridge: impl Fn(&str) -> Reply + 'static) -> (Host, Vec<VmId>, Rc<RefCell<u32>>) {
+    const CACHE_CONFIG: &str = r#"{
+        "services": [
+            {"name": "pages", "match": {"path_prefix": "/pages/"},
+             "cache": {"lease_ms": 1000}, "fleet": {}}
+        ],
+        "fleet_bridge": {"timeout_ms": 50, "probe_interval_ms": 200}
+    }"#;
+    let mut host = Host::new();
+    host.add_cluster("fleet_bridge");
+    let fetched = Rc::new(RefCell::new(0));
+    let count = Rc::clone(&fetched);
+    host.origin(move |request: &UpstreamRequest| {
+        if request.cluster.as_deref() == Some("fleet_bridge") {
+            return bridge(std::str::from_utf8(&request.body).unwrap_or_default());
+        }
+        *count.borrow_mut() += 1;
+        Reply::ok("page").header("cache-control", "public, max-age=60")
+    });
+    let vms = host.start_vms(1, CACHE_CONFIG);
+    (host, vms, fetched)
+}
+
+#[test]
+fn a_miss_waiting_on_another_replicas_lease_goes_to_the_origin_when_the_lease_is_over() {
+    // The lease is always held elsewhere and the entry never comes: the request looks again
+    // after each pause, and goes to the origin itself once its lease_ms (1 s) is over.
+    let (mut host, vms, fetched) = cache_host(|body| {
+        if body.starts_with("BLPOP") {
+            Reply::ok("*-1\r\n").delay_ms(25)
+        } else if body.starts_with("EVALSHA") || body.starts_with("EVAL") {
+            Reply::ok("*2\r\n$1\r\n2\r\n$3\r\n900\r\n")
+        } else {
+            Reply::ok("+OK\r\n")
+        }
+    });
+    let started = host.now_ns();
+    let response = host.request(vms[0], Request::get("/pages/1"));
+    let waited_ms = (host.now_ns() - started) / 1_000_000;
+    assert_eq!(response.status, 200);
+    assert_eq!(*fetched.borrow(), 1);
+    assert!(
+        (1000..=1200).contains(&waited_ms),
+        "bounded by the lease: {waited_ms} ms"
+    );
+    assert!(metric(&host, "edge.fleet.cache.waited") >= 10);
+}
+
+#[test]
+fn an_l3_bridge_that_never_answers_costs_one_call_timeout() {
+    let (mut host, vms, fetched) = cache_host(|_| Reply::timeout());
+    let started = host.now_ns();
+    let response = host.request(vms[0], Request::get("/pages/2"));
+    let waited_ms = (host.now_ns() - started) / 1_000_000;
+    assert_eq!(response.status, 200);
+    assert_eq!(*fetched.borrow(), 1);
+    assert!(
+        waited_ms <= 60,
+        "bounded by the call timeout (50 ms): {waited_ms} ms"
+    );
+    // Known down now: the next miss does not ask.
+    let calls = metric(&host, "edge.fleet.calls");
+    let again = host.request(vms[0], Request::get("/pages/3"));
+    assert_eq!(again.status, 200);
+    assert_eq!(metric(&host, "edge.fleet.calls"), calls);
+}
+
+#[test]
+fn an_empty_fleet_bucket_refuses_without_redis_calls_until_its_next_token() {
+    const RATE_CONFIG: &str = r#"{
+        "services": [
+            {"name": "api", "match": {"path_prefix": "/api/"},
+             "rate_limit": {"tenant": {"header": "x-tenant"}, "requests_per_second": 10,
+                            "burst": 100},
+             "fleet": {}}
+        ]
+    }"#;
+    let mut host = Host::new();
+    host.add_cluster("fleet_bridge");
+    let takes = Rc::new(RefCell::new(0));
+    let seen = Rc::clone(&takes);
+    host.origin(move |request: &UpstreamRequest| {
+        if request.cluster.as_deref() == Some("fleet_bridge") {
+            if request.body.starts_with(b"EVAL") {
+                *seen.borrow_mut() += 1;
+                // The fleet's bucket is empty (other replicas spent it): a token in 500 ms.
+                return Reply::ok("*2\r\n$1\r\n0\r\n$3\r\n500\r\n");
+            }
+            return Reply::ok("+PONG\r\n");
+        }
+        Reply::ok("fine")
+    });
+    let vms = host.start_vms(1, RATE_CONFIG);
+    let ask =
+        |host: &mut Host| host.request(vms[0], Request::get("/api/x").header("x-tenant", "acme"));
+    // Cold: one request goes ahead of the batch (charged with it).
+    assert_eq!(ask(&mut host).status, 200);
+    host.advance(std::time::Duration::from_millis(30));
+    assert_eq!(*takes.borrow(), 1);
+    // The bucket said empty: refused for 500 ms, with no further Redis call. The local bucket
+    // (burst 100) would have admitted all of them.
+    for _ in 0..20 {
+        let refused = ask(&mut host);
+        assert_eq!(refused.status, 429);
+        assert!(refused.header("retry-after").is_some());
+    }
+    assert_eq!(*takes.borrow(), 1);
+    assert_eq!(metric(&host, "edge.fleet.ratelimit.rejected"), 20);
+    host.advance(std::time::Duration::from_millis(500));
+    assert_eq!(
+        ask(&mut host).status,
+        200,
+        "its next token: one request ahead again"
+    );
+    host.advance(std::time::Duration::from_millis(30));
+    assert_eq!(*takes.borrow(), 2);
 }
