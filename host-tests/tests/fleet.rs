@@ -40,6 +40,8 @@ struct Fake {
     known_scripts: Vec<String>,
     /// Every claim (`SET NX`) made: key and value.
     claims: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Redis goes down as the origin processes the next delivery.
+    down_during_delivery: bool,
 }
 
 type Shared = Rc<RefCell<Fake>>;
@@ -148,6 +150,9 @@ fn fleet() -> (Host, Host, Vec<VmId>, Vec<VmId>, Shared) {
             }
             let id = request.header("webhook-id").unwrap_or_default();
             *fake.deliveries.entry(id.clone()).or_insert(0) += 1;
+            if std::mem::take(&mut fake.down_during_delivery) {
+                fake.bridge = Some(Bridge::RedisDown);
+            }
             Reply::status(201).body(format!(r#"{{"received":"{id}"}}"#))
         });
         hosts.push(host);
@@ -201,6 +206,27 @@ fn a_delivery_through_one_replica_is_replayed_by_the_other() {
     // Another body under the same id: 422 on either replica.
     let other = Request::post("/webhooks/ghl", b"{}".to_vec()).header("webhook-id", "msg_1");
     assert_eq!(b.request(vms_b[0], other).status, 422);
+}
+
+#[test]
+fn a_result_whose_write_meets_an_outage_is_written_when_the_tier_is_back() {
+    let (mut a, mut b, vms_a, vms_b, fake) = fleet();
+    // Claimed while Redis is up; Redis goes down while the origin processes the delivery, so
+    // the completion cannot be written then.
+    fake.borrow_mut().down_during_delivery = true;
+    let first = a.request(vms_a[0], delivery("/webhooks/ghl", "msg_3"));
+    assert_eq!(first.status, 201);
+    settle(&mut a, &mut b, 600);
+    fake.borrow_mut().bridge = Some(Bridge::Up);
+    // A's probe finds the tier back and the kept completion goes out.
+    settle(&mut a, &mut b, 600);
+    let duplicate = b.request(vms_b[0], delivery("/webhooks/ghl", "msg_3"));
+    assert_eq!(
+        duplicate.status, 201,
+        "replayed, not 409 for an attempt stuck in flight"
+    );
+    assert!(replayed(&duplicate));
+    assert_eq!(fake.borrow().deliveries.get("msg_3"), Some(&1));
 }
 
 #[test]

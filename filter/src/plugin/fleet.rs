@@ -26,14 +26,19 @@ enum RootCall {
     Probe,
     /// A script call by id: on `NOSCRIPT` it is sent again whole.
     Script(Box<Command>, Purpose),
-    Plain(Purpose),
+    /// Another command (kept for sending again when it is a [`Purpose::Keep`]).
+    Plain(Purpose, Option<Box<Command>>),
 }
 
 /// What a queued command is for.
 #[derive(Clone)]
 enum Purpose {
-    /// Its answer matters to nobody (completions, releases).
+    /// Its answer matters to nobody, and it may be dropped while the tier is down (L3 stores).
     Fire,
+    /// Its answer matters to nobody, but it is kept while the tier is down and sent when it is
+    /// back (dedup completions and releases, purges: small, and losing one would let a
+    /// duplicate through or a purge stay local).
+    Keep,
     /// A batch of tokens for the grant of this bucket.
     Take(String),
     /// The fleet's purge counters.
@@ -88,6 +93,11 @@ impl Fleet {
     /// (and counted as failed) past the bound.
     pub fn post(&mut self, env: &Env, command: Command, eval: Option<Command>) {
         self.enqueue(env, command, eval, Purpose::Fire);
+    }
+
+    /// [`Self::post`] for a command kept while the tier is down (see [`Purpose::Keep`]).
+    pub fn post_kept(&mut self, env: &Env, command: Command, eval: Option<Command>) {
+        self.enqueue(env, command, eval, Purpose::Keep);
     }
 
     fn enqueue(&mut self, env: &Env, command: Command, eval: Option<Command>, purpose: Purpose) {
@@ -149,7 +159,7 @@ impl Fleet {
     pub fn sync_generations(&mut self, env: &Env, tiers: &mut Tiers, read: bool) {
         let prefix = &env.registry.settings().fleet_bridge.key_prefix;
         for slot in std::mem::take(&mut tiers.fleet_purges) {
-            self.post(env, purge_command(prefix, slot), None);
+            self.post_kept(env, purge_command(prefix, slot), None);
         }
         if read && !self.counters_in_flight && self.tier.usable() {
             self.counters_in_flight = true;
@@ -179,6 +189,7 @@ impl Fleet {
     /// Sends what is queued (from the root context), unless the tier is down: then the
     /// commands are dropped and counted (their keys expire by themselves in Redis).
     pub fn flush(&mut self, env: &Env) {
+        let mut kept = VecDeque::new();
         while let Some(Outgoing {
             command,
             eval,
@@ -186,6 +197,14 @@ impl Fleet {
         }) = self.outbox.pop_front()
         {
             if !self.tier.usable() {
+                if matches!(purpose, Purpose::Keep) {
+                    kept.push_back(Outgoing {
+                        command,
+                        eval,
+                        purpose,
+                    });
+                    continue;
+                }
                 env.metrics.inc(Stat::FleetFailed);
                 self.settle(&purpose, Err(CallFailure::Unreachable), now_millis());
                 continue;
@@ -194,7 +213,10 @@ impl Fleet {
                 Some(token) => {
                     let what = match eval {
                         Some(eval) => RootCall::Script(Box::new(eval), purpose),
-                        None => RootCall::Plain(purpose),
+                        None => {
+                            let again = matches!(purpose, Purpose::Keep).then(|| Box::new(command));
+                            RootCall::Plain(purpose, again)
+                        }
                     };
                     self.root_calls.insert(token, what);
                 }
@@ -204,6 +226,8 @@ impl Fleet {
                 }
             }
         }
+        // Sent once the tier is back (the queue stays bounded: `enqueue` checks its length).
+        self.outbox = kept;
     }
 
     /// Queues the write-behind stores of entries fetched from the origin (the L3 tier).
@@ -246,20 +270,27 @@ impl Fleet {
                 self.tier.probe_in_flight = false;
             }
             RootCall::Script(eval, purpose) => {
-                if outcome.as_ref().is_ok_and(Reply::is_noscript) {
-                    self.outbox.push_back(Outgoing {
-                        command: *eval,
-                        eval: None,
-                        purpose,
-                    });
+                let lost = outcome.as_ref().is_err_and(|f| f.tier_down());
+                if outcome.as_ref().is_ok_and(Reply::is_noscript)
+                    || (lost && matches!(purpose, Purpose::Keep))
+                {
+                    // Sent again whole: Redis did not know the script, or a kept command's
+                    // answer was lost (its scripts are owner-checked: sending one twice is
+                    // harmless).
+                    self.enqueue(env, *eval, None, purpose);
                     self.flush(env);
                 } else {
                     self.settle(&purpose, outcome.as_ref().map_err(|f| *f), now_ms);
                 }
             }
-            RootCall::Plain(purpose) => {
-                self.settle(&purpose, outcome.as_ref().map_err(|f| *f), now_ms);
-            }
+            RootCall::Plain(purpose, again) => match again {
+                // A purge whose answer was lost: bumped again once the tier is back (at worst
+                // twice: one more miss, never a stale hit).
+                Some(command) if outcome.as_ref().is_err_and(|f| f.tier_down()) => {
+                    self.enqueue(env, *command, None, purpose);
+                }
+                _ => self.settle(&purpose, outcome.as_ref().map_err(|f| *f), now_ms),
+            },
         }
         true
     }

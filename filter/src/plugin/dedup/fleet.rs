@@ -1,6 +1,6 @@
 //! Fleet-wide dedup records (Redis): the results of this worker's first attempts are written
 //! there by the root context, owner-checked (a record another attempt took over meanwhile is
-//! left alone); the claim itself is made by the stream (`stream/fleet_dedup.rs`).
+//! left alone), kept while the tier is down and written when it is back; the claim itself is made by the stream (`stream/fleet_dedup.rs`).
 
 use super::state::Dedup;
 use crate::plugin::env::Env;
@@ -43,6 +43,6 @@ pub fn send_results(env: &Env, dedup: &mut Dedup, fleet: &mut Fleet) {
                 release_command(&fleet.release, &claim.key, &claim.claim, false),
             ),
         };
-        fleet.post(env, by_sha, Some(whole));
+        fleet.post_kept(env, by_sha, Some(whole));
     }
 }
