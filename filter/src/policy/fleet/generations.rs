@@ -2,7 +2,7 @@
 //! slot). A purge bumps its slot there too (`HINCRBY`); every worker reads the hash each
 //! `generation_refresh_ms` (`HGETALL`) and raises its counters to the fleet's, so a purge made
 //! on any replica reaches the others within that time. A purge made while the tier is
-//! unavailable stays local.
+//! unavailable reaches them once it is back (the worker keeps the bump queued).
 
 use super::command::Command;
 use super::reply::Reply;
