@@ -434,3 +434,23 @@ fn an_empty_fleet_bucket_refuses_without_redis_calls_until_its_next_token() {
     host.advance(std::time::Duration::from_millis(30));
     assert_eq!(*takes.borrow(), 2);
 }
+
+#[test]
+fn a_pause_that_fails_sends_the_waiting_miss_to_the_origin_at_once() {
+    // The lease is held elsewhere, and the pause between lookups fails at once: no tight loop
+    // of lookups until the lease is over.
+    let (mut host, vms, fetched) = cache_host(|body| {
+        if body.starts_with("BLPOP") {
+            Reply::ok("-ERR blocking commands refused\r\n")
+        } else {
+            Reply::ok("*2\r\n$1\r\n2\r\n$3\r\n900\r\n")
+        }
+    });
+    let started = host.now_ns();
+    let response = host.request(vms[0], Request::get("/pages/9"));
+    let waited_ms = (host.now_ns() - started) / 1_000_000;
+    assert_eq!(response.status, 200);
+    assert_eq!(*fetched.borrow(), 1);
+    assert!(waited_ms < 100, "{waited_ms} ms");
+    assert!(metric(&host, "edge.fleet.calls") <= 4);
+}

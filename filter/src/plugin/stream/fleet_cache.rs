@@ -106,7 +106,8 @@ impl EdgeHttp {
             let w = &mut *worker.borrow_mut();
             let outcome = answer(&w.env, &mut w.fleet.tier, body_size, now_ms);
             let next = match (wait.step, outcome) {
-                (L3Step::Pause, _) if now_ms < wait.until_ms => {
+                // A pause that failed came back at once: the origin, no tight loop of lookups.
+                (L3Step::Pause, Ok(_)) if now_ms < wait.until_ms => {
                     let lookup = L3Step::Lookup { by_sha: true };
                     if self.send_l3(w, &mut wait, lookup) {
                         Next::Wait
