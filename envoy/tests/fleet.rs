@@ -6,8 +6,9 @@
 //! - a key fetched through replica A is an L3 hit on replica B (origin count 1); 200
 //!   concurrent cold misses spread over both replicas → 1 origin request;
 //! - a purge on A takes effect on B within the refresh interval;
-//! - Redis killed mid-run: every request still answered (none hung), `/health` degraded with
-//!   `fleet tier unreachable`, failed calls counted; Redis restarted: fleet dedup returns.
+//! - Redis killed mid-run (traffic on every fleet path through both replicas throughout):
+//!   every request still answered (none lost or hung), `/health` degraded with `fleet tier
+//!   unreachable`, failed calls counted; Redis restarted: fleet dedup returns.
 //!
 //! `cargo test -p edge-envoy --test fleet -- --nocapture` prints the figures.
 
@@ -239,6 +240,54 @@ fn redis_down_every_request_answered_health_degraded_and_back_when_it_returns() 
         (200, true)
     );
 
+    // Traffic on every fleet path through both replicas for the whole run: deliveries, cached
+    // pages (L3), a rate-limited tenant.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|t| {
+            let stop = Arc::clone(&stop);
+            let listen = [a.listen, b.listen][t % 2];
+            std::thread::spawn(move || {
+                let mut statuses = BTreeMap::<u16, u64>::new();
+                let (mut lost, mut slowest, mut n) = (0u64, Duration::ZERO, 0u64);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let started = Instant::now();
+                    let result = match n % 3 {
+                        0 => http_request(
+                            listen,
+                            "POST",
+                            "/webhooks/ghl",
+                            &[("webhook-id", &format!("load-{t}-{n}"))],
+                            b"{}",
+                        ),
+                        1 => http_request(
+                            listen,
+                            "GET",
+                            &format!("/api/v1/coaching/{}", n % 40),
+                            &[("host", "edge.test"), ("x-location-id", "loc-1")],
+                            b"",
+                        ),
+                        _ => http_request(
+                            listen,
+                            "GET",
+                            "/api/v1/leads/1",
+                            &[("x-tenant", &format!("t{t}"))],
+                            b"",
+                        ),
+                    };
+                    slowest = slowest.max(started.elapsed());
+                    match result {
+                        Ok(response) => *statuses.entry(response.status).or_insert(0) += 1,
+                        Err(_) => lost += 1,
+                    }
+                }
+                (statuses, lost, slowest)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+
     tier.stop_redis();
     let killed = Instant::now();
     // Every request is answered, none hangs: fail_open goes on with the local tiers,
@@ -265,6 +314,8 @@ fn redis_down_every_request_answered_health_degraded_and_back_when_it_returns() 
         .iter()
         .map(|s| wasm_counter(s.admin, "edge.fleet.skipped"))
         .sum();
+    // Down under traffic for a while (at least 1.5 s).
+    std::thread::sleep(Duration::from_millis(1500).saturating_sub(killed.elapsed()));
     let down_for = killed.elapsed();
 
     tier.start_redis().unwrap_or_else(|err| panic!("{err}"));
@@ -279,6 +330,27 @@ fn redis_down_every_request_answered_health_degraded_and_back_when_it_returns() 
         assert_eq!(deliver(b.listen, "/webhooks/ghl", "after").0, 200);
         replayed_after = deliver_until_final(a.listen, "/webhooks/ghl", "after") == (200, true);
     }
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut load_statuses, mut lost, mut load_slowest) = (BTreeMap::new(), 0, Duration::ZERO);
+    for thread in load {
+        let (statuses, thread_lost, slowest) = thread.join().unwrap();
+        for (status, n) in statuses {
+            *load_statuses.entry(status).or_insert(0u64) += n;
+        }
+        lost += thread_lost;
+        load_slowest = load_slowest.max(slowest);
+    }
+    println!(
+        "fleet fault run, background traffic on all fleet paths through both replicas: \
+         {} requests answered {load_statuses:?}, lost or hung {lost}, slowest {load_slowest:?}",
+        load_statuses.values().sum::<u64>()
+    );
+    assert_eq!(lost, 0, "no request lost or hung");
+    assert!(
+        load_statuses.keys().all(|s| matches!(s, 200 | 429)),
+        "{load_statuses:?}"
+    );
     let deliveries = processed(origin);
     println!(
         "fleet fault run: Redis down {down_for:?}: 80 deliveries answered {statuses:?}, slowest \
