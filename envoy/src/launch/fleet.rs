@@ -85,8 +85,22 @@ fn stop(child: &mut Child) {
 
 impl FleetTier {
     /// Starts Redis (no persistence, `maxmemory` 256 MB, LRU eviction) and webdis in front of
-    /// it, and waits until a `PING` through the bridge answers.
+    /// it, and waits until a `PING` through the bridge answers. A port picked as free can be
+    /// taken before the process binds it: then it starts again on other ports.
     pub fn start() -> Result<Self, LaunchError> {
+        let mut last = None;
+        for _ in 0..3 {
+            match Self::start_once() {
+                Ok(tier) => return Ok(tier),
+                Err(err) => last = Some(err),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            LaunchError::io("start the fleet tier", std::io::Error::other("no attempt"))
+        }))
+    }
+
+    fn start_once() -> Result<Self, LaunchError> {
         static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = workspace_root()
