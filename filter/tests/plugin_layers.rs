@@ -32,7 +32,7 @@ const LAYERS: [(&str, &[&str]); 4] = [
     (
         "base",
         &[
-            "env", "tiers", "leases", "replies", "budgets", "reply", "metrics", "host",
+            "env", "fleet", "tiers", "leases", "replies", "budgets", "reply", "metrics", "host",
         ],
     ),
 ];

@@ -3,7 +3,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use edge_envoy::launch::{render_envoy_config, LaunchOptions, RenderInput, Stack, Upstream, USAGE};
+use edge_envoy::launch::{
+    render_envoy_config, render_fleet_cluster, FleetOption, LaunchOptions, RenderInput, Stack,
+    Upstream, USAGE,
+};
 
 fn main() -> ExitCode {
     let options = match LaunchOptions::parse(std::env::args().skip(1)) {
@@ -33,6 +36,12 @@ fn main() -> ExitCode {
             "Live reload: edit {} and the running edge applies it (Envoy reads {}).",
             options.plugin_config.display(),
             live.file.display()
+        );
+    }
+    if let Some(fleet) = &stack.fleet {
+        println!(
+            "Fleet tier: redis-server on 127.0.0.1:{}, webdis (bridge) on {}",
+            fleet.redis_port, fleet.bridge
         );
     }
     let ended_by = wait_for_stop(&stack);
@@ -68,6 +77,12 @@ fn print_config(options: &LaunchOptions) -> ExitCode {
             bypass: &options.bypass,
         })
     );
+    match &options.fleet {
+        FleetOption::Off => {}
+        // `--fleet` starts webdis on a free port; 7379 is webdis's own default.
+        FleetOption::Start => print!("{}", render_fleet_cluster("127.0.0.1", 7379)),
+        FleetOption::Bridge { host, port } => print!("{}", render_fleet_cluster(host, *port)),
+    }
     ExitCode::SUCCESS
 }
 

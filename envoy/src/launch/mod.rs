@@ -3,6 +3,7 @@
 
 mod envoy_process;
 mod error;
+mod fleet;
 mod http_client;
 mod live;
 mod options;
@@ -16,18 +17,19 @@ mod watch;
 
 pub use envoy_process::EnvoyProcess;
 pub use error::LaunchError;
+pub use fleet::{render_fleet_cluster, FleetTier};
 pub use http_client::{http_request, http_request_bytes, HttpResponse, KeepAliveClient};
 pub use live::{
     ecds_resource, render_live_config, validate_plugin_config, LiveConfig, LiveInputs, FILTER_NAME,
 };
-pub use options::{LaunchOptions, Upstream, USAGE};
+pub use options::{FleetOption, LaunchOptions, Upstream, USAGE};
 pub use paths::{default_envoy_binary, default_plugin_config, default_wasm, workspace_root};
 pub use ports::free_port;
 pub use render::{render_envoy_config, RenderInput};
 pub use stack::Stack;
 pub use test_origin::{TestOrigin, TestOriginSpec};
 pub use test_support::{
-    admin_stats, cache_status, origin_requests, set_origin_fault, test_options, test_stack,
-    test_stack_before, test_stack_with, test_stack_with_workers, wasm_counter,
+    admin_stats, cache_status, origin_requests, set_origin_fault, test_fleet_stack, test_options,
+    test_stack, test_stack_before, test_stack_with, test_stack_with_workers, wasm_counter,
 };
 pub use watch::{ConfigWatcher, ReloadEvent};

@@ -33,6 +33,20 @@ pub struct LaunchOptions {
     pub static_config: bool,
     /// Path prefixes whose routes skip the edge filter (`--bypass`, repeatable).
     pub bypass: Vec<String>,
+    /// The fleet tier (Redis through webdis) the `fleet_bridge` cluster points at.
+    pub fleet: FleetOption,
+}
+
+/// Where the `fleet_bridge` cluster points.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum FleetOption {
+    /// No fleet tier (no `fleet_bridge` cluster).
+    #[default]
+    Off,
+    /// Start redis-server and webdis on free loopback ports.
+    Start,
+    /// An existing bridge, `HOST:PORT`.
+    Bridge { host: String, port: u16 },
 }
 
 pub const USAGE: &str = "\
@@ -48,6 +62,8 @@ options:
   --envoy FILE               Envoy binary (default: envoy/.venv/bin/envoy, or $EDGE_ENVOY_BIN)
   --log-level LEVEL          Envoy log level (default: info)
   --origin-latency-scale F   scale the demo origin's built-in latencies (default: 1)
+  --fleet                    start redis-server + webdis (the fleet tier) on free loopback ports
+  --fleet-bridge HOST:PORT   the fleet tier's bridge (webdis) runs there
   --print-config             print the Envoy configuration (static form, as envoy/envoy.yaml), and exit
   --static-config            plugin configuration inline in envoy.yaml: no live reload (default:
                              from a watched ECDS file; edits of --plugin-config apply live)
@@ -71,6 +87,7 @@ impl Default for LaunchOptions {
             print_config: false,
             static_config: false,
             bypass: Vec::new(),
+            fleet: FleetOption::Off,
         }
     }
 }
@@ -83,6 +100,10 @@ impl LaunchOptions {
         while let Some(flag) = args.next() {
             if flag == "--help" || flag == "-h" {
                 return Ok(None);
+            }
+            if flag == "--fleet" {
+                options.fleet = FleetOption::Start;
+                continue;
             }
             if flag == "--print-config" {
                 options.print_config = true;
@@ -106,6 +127,14 @@ impl LaunchOptions {
                         .ok_or_else(|| {
                             format!("--workers: {value:?} is not a number from 1 to 256")
                         })?
+                }
+                "--fleet-bridge" => {
+                    let Upstream::External { host, port } = parse_upstream(&value)
+                        .map_err(|_| format!("--fleet-bridge: {value:?} is not HOST:PORT"))?
+                    else {
+                        return Err(format!("--fleet-bridge: {value:?} is not HOST:PORT"));
+                    };
+                    options.fleet = FleetOption::Bridge { host, port };
                 }
                 "--wasm" => options.wasm = PathBuf::from(value),
                 "--envoy" => options.envoy = PathBuf::from(value),
@@ -212,5 +241,28 @@ mod tests {
             "unknown option --bogus (see --help)"
         );
         assert!(parse(&["--help"]).unwrap().is_none());
+    }
+
+    #[test]
+    fn fleet_flags() {
+        assert_eq!(parse(&[]).unwrap().unwrap().fleet, FleetOption::Off);
+        assert_eq!(
+            parse(&["--fleet"]).unwrap().unwrap().fleet,
+            FleetOption::Start
+        );
+        assert_eq!(
+            parse(&["--fleet-bridge", "webdis.edge:7379"])
+                .unwrap()
+                .unwrap()
+                .fleet,
+            FleetOption::Bridge {
+                host: "webdis.edge".into(),
+                port: 7379
+            }
+        );
+        assert_eq!(
+            parse(&["--fleet-bridge", "nope"]).unwrap_err(),
+            "--fleet-bridge: \"nope\" is not HOST:PORT"
+        );
     }
 }

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use super::envoy_process::EnvoyProcess;
 use super::error::LaunchError;
+use super::fleet::{render_fleet_cluster, FleetTier};
 use super::live::{render_live_config, validate_plugin_config, LiveConfig, LiveInputs};
-use super::options::{LaunchOptions, Upstream};
+use super::options::{FleetOption, LaunchOptions, Upstream};
 use super::paths::workspace_root;
 use super::watch::ConfigWatcher;
 use crate::origin::{OriginConfig, OriginHandle};
@@ -28,6 +29,8 @@ pub struct Stack {
     pub live: Option<Arc<LiveConfig>>,
     /// The watch on `--plugin-config` ([`Stack::start`] in live mode only).
     pub watcher: Option<ConfigWatcher>,
+    /// Redis and webdis when the options asked to start them (`--fleet`); stops after Envoy.
+    pub fleet: Option<FleetTier>,
 }
 
 /// How long Envoy may take to load the filter and open its listener.
@@ -77,6 +80,15 @@ impl Stack {
             }
             Upstream::External { host, port } => (None, host.clone(), *port),
         };
+        let fleet = match &options.fleet {
+            FleetOption::Start => Some(FleetTier::start()?),
+            _ => None,
+        };
+        let bridge = match (&options.fleet, &fleet) {
+            (_, Some(tier)) => Some(("127.0.0.1".to_string(), tier.bridge.port())),
+            (FleetOption::Bridge { host, port }, None) => Some((host.clone(), *port)),
+            _ => None,
+        };
         let run_dir = new_run_dir()?;
         let wasm = options.wasm.canonicalize().unwrap_or(options.wasm.clone());
         let inputs = LiveInputs {
@@ -87,7 +99,10 @@ impl Stack {
             wasm: wasm.to_string_lossy().into_owned(),
             bypass: options.bypass.clone(),
         };
-        let static_config = inputs.render_static(plugin_config);
+        let mut static_config = inputs.render_static(plugin_config);
+        if let Some((bridge_host, bridge_port)) = &bridge {
+            static_config.push_str(&render_fleet_cluster(bridge_host, *bridge_port));
+        }
         let (config, live) = if options.static_config {
             (static_config, None)
         } else {
@@ -128,6 +143,7 @@ impl Stack {
             run_dir,
             live,
             watcher: None,
+            fleet,
         })
     }
 }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use super::error::LaunchError;
 use super::http_client::{http_request, HttpResponse};
-use super::options::LaunchOptions;
+use super::options::{FleetOption, LaunchOptions};
 use super::ports::free_port;
 use super::stack::Stack;
 
@@ -124,5 +124,30 @@ pub fn test_stack_before(origin: &super::TestOrigin, plugin_config: &str, worker
     test_stack_with(Some(plugin_config), 0.0, |options| {
         options.upstream = upstream.clone();
         options.workers = workers;
+    })
+}
+
+/// [`test_stack`] with `workers` workers whose `fleet_bridge` cluster points at `bridge` (a
+/// [`FleetTier`](super::FleetTier) the test started and shares between replicas), in front of
+/// `origin` (another replica's demo origin) or of its own demo origin.
+pub fn test_fleet_stack(
+    plugin_config: &str,
+    latency_scale: f64,
+    workers: u32,
+    bridge: SocketAddr,
+    origin: Option<SocketAddr>,
+) -> Stack {
+    test_stack_with(Some(plugin_config), latency_scale, |options| {
+        options.workers = workers;
+        if let Some(origin) = origin {
+            options.upstream = super::Upstream::External {
+                host: origin.ip().to_string(),
+                port: origin.port(),
+            };
+        }
+        options.fleet = FleetOption::Bridge {
+            host: bridge.ip().to_string(),
+            port: bridge.port(),
+        };
     })
 }

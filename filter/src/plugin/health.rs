@@ -1,19 +1,25 @@
 //! `GET <admin prefix>/health`: cheap enough for probes (no token, no shared-data write): the
 //! worker's view of every breaker (at most 100 ms old), its own last-minute hit rate per caching
-//! service, and the last configuration update decide healthy / degraded / unhealthy.
+//! service, whether the fleet tier answers (as this worker saw it last, probed at least every
+//! `fleet_bridge.probe_interval_ms`), and the last configuration update decide healthy / degraded / unhealthy.
 
 use serde_json::{json, Map, Value};
 
 use super::breaker::Breakers;
 use super::config_status::last_rejection;
 use super::env::Env;
+use super::fleet::Fleet;
 use super::monitor::{breaker_state, Monitor};
 use super::reply::Reply;
 use crate::policy::monitor::alerts::MIN_REQUESTS_FOR_ALERT;
 use crate::policy::monitor::outcome::{hit_rate, lookups};
 
 /// The reply: 200 when healthy or degraded, 503 when unhealthy.
-pub fn health((env, breakers): (&Env, &mut Breakers), monitor: &Monitor, now_ms: u64) -> Reply {
+pub fn health(
+    (env, breakers): (&Env, &mut Breakers),
+    (monitor, fleet): (&Monitor, &Fleet),
+    now_ms: u64,
+) -> Reply {
     let registry = &env.registry;
     let target = registry.settings().monitoring.hit_rate_target;
     let mut services = Map::new();
@@ -56,6 +62,9 @@ pub fn health((env, breakers): (&Env, &mut Breakers), monitor: &Monitor, now_ms:
         if !row.is_empty() {
             services.insert(service.name.clone(), Value::Object(row));
         }
+    }
+    if registry.uses_fleet() && !fleet.tier.usable() {
+        reasons.push("fleet tier unreachable".to_string());
     }
     if let Some(reason) = last_rejection() {
         reasons.push(format!("configuration update rejected: {reason}"));

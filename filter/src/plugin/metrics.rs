@@ -76,6 +76,18 @@ stats! {
     CasExhausted => "edge.shared.cas_exhausted", Counter;
     ConfigLoaded => "edge.config.loaded", Counter;
     ConfigRejected => "edge.config.rejected", Counter;
+    FleetCalls => "edge.fleet.calls", Counter;
+    FleetFailed => "edge.fleet.failed", Counter;
+    FleetSkipped => "edge.fleet.skipped", Counter;
+    FleetDedupClaimed => "edge.fleet.dedup.claimed", Counter;
+    FleetDedupReplayed => "edge.fleet.dedup.replayed", Counter;
+    FleetDedupInFlight => "edge.fleet.dedup.in_flight", Counter;
+    FleetRateBatches => "edge.fleet.ratelimit.batches", Counter;
+    FleetRateRejected => "edge.fleet.ratelimit.rejected", Counter;
+    FleetCacheHit => "edge.fleet.cache.hit", Counter;
+    FleetCacheMiss => "edge.fleet.cache.miss", Counter;
+    FleetCacheStore => "edge.fleet.cache.store", Counter;
+    FleetCacheWaited => "edge.fleet.cache.waited", Counter;
 }
 
 /// Breaker state as the `edge.breaker.state` gauge holds it.

@@ -5,7 +5,7 @@
 //! - `worker`: the worker's state, one field per feature;
 //! - features: `coalescing`, `refresh`, `breaker`, `rate_limit`, `dedup/`, `monitor`,
 //!   `health`, `admin`, `config_status`, `dashboard`, `hot_keys`;
-//! - `env`, `tiers`, `leases`, `replies`, `budgets`, `reply`, `metrics`, `host`;
+//! - `env`, `fleet`, `tiers`, `leases`, `replies`, `budgets`, `reply`, `metrics`, `host`;
 //! - then `crate::policy`, which knows nothing of the host.
 
 mod admin;
@@ -16,6 +16,7 @@ mod config_status;
 mod dashboard;
 mod dedup;
 mod env;
+mod fleet;
 mod health;
 mod host;
 mod hot_keys;

@@ -13,7 +13,9 @@ use proxy_wasm::types::{BufferType, ContextType};
 use super::breaker;
 use super::coalescing::{answer_deferred, poll_remote_leaders};
 use super::config_status;
-use super::dedup::{delivery, records::finish_unfinished, waiters::poll_waiters};
+use super::dedup::{
+    delivery, fleet as dedup_fleet, records::finish_unfinished, waiters::poll_waiters,
+};
 use super::env::take_owner_id;
 use super::host::{flush_cas_counts, now_millis, precreate_slots};
 use super::metrics::Stat;
@@ -51,6 +53,7 @@ fn uses_shared_data(registry: &Registry) -> bool {
         || registry.limits_rates()
         || registry.breaks()
         || registry.settings().monitoring.enabled
+        || registry.uses_fleet()
 }
 
 /// Creates what the registry's features keep in shared data, once per worker.
@@ -60,7 +63,7 @@ fn prepare_shared_data(worker: &mut Worker) {
     if registry.caches() {
         precreate_slots(LEASE_KEY_PREFIX, limits.lease_slots);
     }
-    if registry.caches() || registry.deduplicates() {
+    if registry.caches() || registry.deduplicates() || registry.uses_fleet() {
         worker.replies.register_wake_queue(worker.env.owner);
     }
     if registry.deduplicates() {
@@ -90,11 +93,22 @@ impl Context for EdgeRoot {
         };
         let w = &mut *worker.borrow_mut();
         w.replies.begin_callback();
+        if w.fleet.root_answer(&w.env, token, body_size, now_millis()) {
+            if let Some(counters) = w.fleet.counters.take() {
+                // A purge made on another replica takes effect here now.
+                w.tiers.merge_generations(&counters);
+            }
+            return;
+        }
         let dedup = (&*w.env, &mut w.dedup, &mut w.replies);
         if !delivery::complete(dedup, token, body_size, self.context_id) {
             let tiers = (&*w.env, &mut w.tiers);
             complete_refresh(tiers, &mut w.leases, &mut w.refreshes, token, body_size);
         }
+        // A delivery's result may have queued its fleet completion, a refresh its L3 store.
+        w.fleet.store_entries(&w.env, &mut w.tiers);
+        dedup_fleet::send_results(&w.env, &mut w.dedup, &mut w.fleet);
+        w.fleet.flush(&w.env);
     }
 }
 
@@ -148,9 +162,18 @@ impl RootContext for EdgeRoot {
         w.replies.begin_callback();
         let now_ms = now_millis();
         let settings = w.env.registry.settings();
-        if now_ms.saturating_sub(w.generations_read_ms) >= settings.generation_refresh_ms {
+        let read_generations =
+            now_ms.saturating_sub(w.generations_read_ms) >= settings.generation_refresh_ms;
+        if read_generations {
             w.tiers.refresh_generations();
             w.generations_read_ms = now_ms;
+        }
+        if w.env.registry.uses_fleet() {
+            let caches = w.env.registry.caches();
+            w.fleet
+                .sync_generations(&w.env, &mut w.tiers, caches && read_generations);
+        } else {
+            w.tiers.fleet_purges.clear();
         }
         // Waiters a woken root has not answered yet (the wake queue is unavailable).
         delivery::start((&*w.env, &mut w.dedup, &mut w.replies), root);
@@ -173,6 +196,12 @@ impl RootContext for EdgeRoot {
                 false,
             );
         }
+        if w.env.registry.uses_fleet() {
+            w.fleet.probe(&w.env, now_ms);
+            w.fleet.store_entries(&w.env, &mut w.tiers);
+            dedup_fleet::send_results(&w.env, &mut w.dedup, &mut w.fleet);
+            w.fleet.flush(&w.env);
+        }
         flush_cas_counts(&w.env.metrics);
     }
 
@@ -188,6 +217,8 @@ impl RootContext for EdgeRoot {
         answer_deferred((&*w.env, &w.tiers, &mut w.replies), &mut w.coalescing, root);
         // An attempt of this worker finished: its waiting duplicates get the result now.
         poll_waiters((&*w.env, &mut w.dedup, &mut w.replies), root, now_millis());
+        dedup_fleet::send_results(&w.env, &mut w.dedup, &mut w.fleet);
+        w.fleet.flush(&w.env);
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -28,6 +28,9 @@ pub use variants::Found;
 /// How often a purge retries when other workers purge at the same moment.
 const PURGE_ATTEMPTS: u32 = 16;
 
+/// Purges one worker queues for the fleet tier between two ticks, at most.
+const MAX_FLEET_PURGES: usize = 1024;
+
 pub struct Tiers {
     pub l1: L1Cache,
     /// Shared with the requests in flight, which keep the counters they started under.
@@ -35,6 +38,12 @@ pub struct Tiers {
     generations_cas: Option<u32>,
     /// Logged once: an L2 write the host refused.
     l2_write_warned: bool,
+    /// Entries stored from the origin for services with the fleet's L3 tier, for the root
+    /// context to write behind to Redis (bounded by `refresh_queue`).
+    pub l3_stores: Vec<Entry>,
+    /// Counter slots this worker purged, for the root context to bump in the fleet tier too
+    /// (bounded; dropped when no service uses the fleet).
+    pub fleet_purges: Vec<usize>,
 }
 
 /// What an L2 slot held for a key.
@@ -91,6 +100,8 @@ impl Tiers {
             generations: Rc::new(Generations::default()),
             generations_cas: None,
             l2_write_warned: false,
+            l3_stores: Vec::new(),
+            fleet_purges: Vec::new(),
         }
     }
 
@@ -147,10 +158,25 @@ impl Tiers {
         let status = fetched.status;
         match fetched_entry(&fetch, status, fetched.response_headers, fetched.body) {
             FetchedEntry::Refreshed(entry) | FetchedEntry::Replaced(entry) if stamp.is_some() => {
-                Kept::Stored(self.store_keyed(env, section, fetched.key, entry))
+                let stored = self.store_keyed(env, section, fetched.key, entry);
+                self.note_l3(env, fetched.service_index, &stored);
+                Kept::Stored(stored)
             }
             FetchedEntry::Refreshed(entry) | FetchedEntry::Replaced(entry) => Kept::Unkept(entry),
             FetchedEntry::NotStored => Kept::NotStorable,
+        }
+    }
+
+    /// Queues `entry` for the fleet's L3 tier when its service has it.
+    fn note_l3(&mut self, env: &Env, service_index: usize, entry: &Entry) {
+        let shares = env
+            .registry
+            .service_at(service_index)
+            .and_then(|s| s.fleet.as_ref())
+            .is_some_and(|f| f.shares_cache());
+        let limit = usize::try_from(env.registry.limits().refresh_queue).unwrap_or(0);
+        if shares && self.l3_stores.len() < limit {
+            self.l3_stores.push(entry.clone());
         }
     }
 
@@ -334,6 +360,29 @@ impl Tiers {
             Ok::<_, ()>((generations, encoded))
         });
         match bumped {
+            Ok(generations) => {
+                self.generations = Rc::new(generations);
+                self.generations_cas = None;
+                if self.fleet_purges.len() < MAX_FLEET_PURGES {
+                    self.fleet_purges.push(dimension.slot_index());
+                }
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Raises the purge counters to the fleet's (read from Redis); whether any changed.
+    pub fn merge_generations(&mut self, counters: &[(usize, u32)]) -> bool {
+        let merged = update(&HostStore, GENERATIONS_KEY, PURGE_ATTEMPTS, |current| {
+            let mut generations = Generations::decode(current);
+            if !generations.merge_max(counters) {
+                return Err(());
+            }
+            let encoded = generations.encode();
+            Ok((generations, encoded))
+        });
+        match merged {
             Ok(generations) => {
                 self.generations = Rc::new(generations);
                 self.generations_cas = None;

@@ -10,6 +10,7 @@ use super::budgets::Budgets;
 use super::coalescing::Coalescing;
 use super::dedup::state::Dedup;
 use super::env::Env;
+use super::fleet::Fleet;
 use super::leases::Leases;
 use super::monitor::Monitor;
 use super::refresh::Refreshes;
@@ -33,6 +34,8 @@ pub struct Worker {
     pub monitor: Monitor,
     /// The hottest cache keys this worker has seen (`/cache/hot`).
     pub hot_keys: HotKeys,
+    /// The fleet tier (Redis through the bridge): its client and this worker's view of it.
+    pub fleet: Fleet,
     /// When the purge generations were last re-read.
     pub generations_read_ms: u64,
 }
@@ -54,6 +57,7 @@ impl Worker {
             hot_keys: HotKeys::new(
                 usize::try_from(env.registry.settings().monitoring.hot_keys).unwrap_or(0),
             ),
+            fleet: Fleet::new(),
             generations_read_ms: 0,
             env,
         }

@@ -5,8 +5,8 @@
 use serde::Deserialize;
 
 use super::{
-    AdminConfig, BreakerSection, CacheSection, ConfigError, DedupSection, Limits, MonitoringConfig,
-    RateLimitSection, Registry,
+    AdminConfig, BreakerSection, CacheSection, ConfigError, DedupSection, FleetBridge,
+    FleetSection, Limits, MonitoringConfig, RateLimitSection, Registry,
 };
 
 /// The plugin configuration as operators write it (JSON). Unknown fields are refused.
@@ -35,6 +35,10 @@ pub struct Config {
     /// worker takes effect on the others within this time.
     #[serde(default = "default_generation_refresh_ms")]
     pub generation_refresh_ms: u64,
+    /// How the filter reaches the fleet tier (Redis through an HTTP bridge); used by services
+    /// with a `fleet` section.
+    #[serde(default)]
+    pub fleet_bridge: FleetBridge,
 }
 
 fn default_upstream_cluster() -> String {
@@ -60,6 +64,7 @@ impl Default for Config {
             upstream_cluster: default_upstream_cluster(),
             cache_status_name: default_cache_status_name(),
             generation_refresh_ms: default_generation_refresh_ms(),
+            fleet_bridge: FleetBridge::default(),
         }
     }
 }
@@ -81,6 +86,9 @@ pub struct ServiceConfig {
     /// Expected edge latency (p95, ms): twice this raises a dashboard alert.
     #[serde(default)]
     pub latency_target_ms: Option<u64>,
+    /// Which of the service's features are shared by the fleet through Redis.
+    #[serde(default)]
+    pub fleet: Option<FleetSection>,
 }
 
 /// Request attributes a service is matched by; every given attribute must match.
@@ -117,6 +125,9 @@ pub struct DefaultServiceConfig {
     /// Expected edge latency (p95, ms): twice this raises a dashboard alert.
     #[serde(default)]
     pub latency_target_ms: Option<u64>,
+    /// Which of the service's features are shared by the fleet through Redis.
+    #[serde(default)]
+    pub fleet: Option<FleetSection>,
 }
 
 fn default_service_name() -> String {
@@ -132,6 +143,7 @@ impl Default for DefaultServiceConfig {
             rate_limit: None,
             breaker: None,
             latency_target_ms: None,
+            fleet: None,
         }
     }
 }
@@ -194,6 +206,14 @@ impl Config {
             if let Some(breaker) = &service.breaker {
                 breaker.validate(&format!("{path}.breaker"))?;
             }
+            if let Some(fleet) = &service.fleet {
+                let has = super::fleet::config::Features {
+                    dedup: service.dedup.is_some(),
+                    rate_limit: service.rate_limit.is_some(),
+                    cache: service.cache.is_some(),
+                };
+                fleet.validate(&format!("{path}.fleet"), has)?;
+            }
             validate_latency_target(
                 &format!("{path}.latency_target_ms"),
                 service.latency_target_ms,
@@ -215,6 +235,15 @@ impl Config {
         if let Some(breaker) = &default.breaker {
             breaker.validate("default_service.breaker")?;
         }
+        if let Some(fleet) = &default.fleet {
+            let has = super::fleet::config::Features {
+                dedup: default.dedup.is_some(),
+                rate_limit: default.rate_limit.is_some(),
+                cache: default.cache.is_some(),
+            };
+            fleet.validate("default_service.fleet", has)?;
+        }
+        self.fleet_bridge.validate()?;
         validate_latency_target(
             "default_service.latency_target_ms",
             default.latency_target_ms,

@@ -12,6 +12,7 @@ mod config_error;
 pub mod decimal;
 pub mod dedup;
 mod dedup_config;
+pub mod fleet;
 pub mod hash;
 pub mod header_list;
 mod limits;
@@ -30,6 +31,7 @@ pub use cache_config::{CacheSection, KeyConfig, QueryMode, RefreshAhead, TenantC
 pub use config::{stat_label, Config, DefaultServiceConfig, MatchConfig, ServiceConfig};
 pub use config_error::ConfigError;
 pub use dedup_config::{DedupSection, InFlightMode, SignatureConfig};
+pub use fleet::{FailureMode, FleetBridge, FleetSection};
 pub use limits::Limits;
 pub use matcher::{path_without_query, Matcher, PathMatch, RequestAttributes};
 pub use monitor_config::MonitoringConfig;

@@ -3,8 +3,8 @@
 //! global settings.
 
 use super::{
-    AdminConfig, BreakerSection, CacheSection, Config, DedupSection, Limits, Matcher,
-    MonitoringConfig, RateLimitSection, RequestAttributes,
+    AdminConfig, BreakerSection, CacheSection, Config, DedupSection, FleetBridge, FleetSection,
+    Limits, Matcher, MonitoringConfig, RateLimitSection, RequestAttributes,
 };
 
 /// A named service traffic is attributed to, with its feature settings.
@@ -19,6 +19,8 @@ pub struct Service {
     pub rate_limit: Option<RateLimitSection>,
     pub breaker: Option<BreakerSection>,
     pub latency_target_ms: Option<u64>,
+    /// Which features are shared by the fleet through Redis.
+    pub fleet: Option<FleetSection>,
 }
 
 /// Settings that are not per service.
@@ -30,6 +32,7 @@ pub struct GlobalSettings {
     pub upstream_cluster: String,
     pub cache_status_name: String,
     pub generation_refresh_ms: u64,
+    pub fleet_bridge: FleetBridge,
 }
 
 /// The validated configuration in the form the request path uses: services in match order,
@@ -59,6 +62,7 @@ impl Registry {
                             rate_limit: s.rate_limit.clone(),
                             breaker: s.breaker.clone(),
                             latency_target_ms: s.latency_target_ms,
+                            fleet: s.fleet.clone(),
                         },
                     )
                 })
@@ -71,6 +75,7 @@ impl Registry {
                 rate_limit: config.default_service.rate_limit.clone(),
                 breaker: config.default_service.breaker.clone(),
                 latency_target_ms: config.default_service.latency_target_ms,
+                fleet: config.default_service.fleet.clone(),
             },
             settings: GlobalSettings {
                 limits: config.limits.clone(),
@@ -79,6 +84,7 @@ impl Registry {
                 upstream_cluster: config.upstream_cluster.clone(),
                 cache_status_name: config.cache_status_name.clone(),
                 generation_refresh_ms: config.generation_refresh_ms,
+                fleet_bridge: config.fleet_bridge.clone(),
             },
         }
     }
@@ -149,6 +155,11 @@ impl Registry {
     pub fn limits_rates(&self) -> bool {
         self.default.rate_limit.is_some()
             || self.services.iter().any(|(_, s)| s.rate_limit.is_some())
+    }
+
+    /// Whether any service shares a feature through the fleet tier.
+    pub fn uses_fleet(&self) -> bool {
+        self.default.fleet.is_some() || self.services.iter().any(|(_, s)| s.fleet.is_some())
     }
 
     pub fn caches(&self) -> bool {

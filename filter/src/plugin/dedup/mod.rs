@@ -3,6 +3,7 @@
 //! origin (`delivery`). Their state lives in `state`.
 
 pub mod delivery;
+pub mod fleet;
 pub mod records;
 pub mod state;
 pub mod waiters;

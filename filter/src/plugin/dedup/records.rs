@@ -79,6 +79,15 @@ pub fn finish(
         result,
     } = completion;
     let released = matches!(result, State::Released);
+    if let Some(claim) = dedup.fleet_claims.remove(&attempt) {
+        // The fleet-wide record follows (from the root context, owner-checked there).
+        let limit =
+            usize::try_from(env.registry.limits().max_waiting_requests).unwrap_or(usize::MAX);
+        if dedup.fleet_results.len() < limit {
+            let fleet_result = (!released).then(|| result.clone());
+            dedup.fleet_results.push((claim, id.clone(), fleet_result));
+        }
+    }
     let outcome = update(&HostStore, &key, ATTEMPTS, |current| {
         record::complete(current, &id, attempt, result.clone())
             .map(|write| ((), write))

@@ -46,6 +46,16 @@ pub struct Completion {
     pub result: State,
 }
 
+/// A first attempt's claim of the fleet-wide record (in Redis), kept until its result
+/// completes or releases it there.
+pub struct FleetClaim {
+    pub key: Vec<u8>,
+    /// The value the attempt claimed the record with (its owner token).
+    pub claim: Vec<u8>,
+    pub digest: [u8; 32],
+    pub retention_ms: u64,
+}
+
 #[derive(Default)]
 pub struct Dedup {
     /// Duplicates waiting for a first attempt's result (bounded by `max_waiting_requests`).
@@ -60,4 +70,9 @@ pub struct Dedup {
     pub unfinished: Vec<Completion>,
     /// Attempts this worker has started at the origin (see `records::next_attempt`).
     pub attempts: u64,
+    /// Fleet-wide claims of this worker's first attempts, by attempt.
+    pub fleet_claims: HashMap<u64, FleetClaim>,
+    /// Results of those attempts for the root context to write to the fleet tier (`None`:
+    /// release the claim).
+    pub fleet_results: Vec<(FleetClaim, String, Option<State>)>,
 }

@@ -198,8 +198,12 @@ impl EdgeHttp {
                 self.revalidate(worker, (*entry).clone(), pending, section, request)
             }
             None => {
-                worker.env.metrics.inc(Stat::Miss);
                 self.fetch_whole(&mut pending, request);
+                let pending = match self.l3_lookup(worker, pending) {
+                    Ok(paused) => return paused,
+                    Err(pending) => pending,
+                };
+                worker.env.metrics.inc(Stat::Miss);
                 self.cache = CacheFlow::Forwarded(pending);
                 Action::Continue
             }

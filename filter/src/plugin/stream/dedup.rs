@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use proxy_wasm::types::{Action, BufferType};
 
+use super::fleet_dedup::{fleet_mode, FleetStart};
 use super::request::{header_bytes, Request};
 use super::state::{DedupPhase, EdgeHttp, Recording};
 use crate::plugin::dedup::delivery::queue as queue_delivery;
@@ -32,6 +33,8 @@ enum Answer {
     Mismatch,
     /// 409: the first attempt is in progress and this one may not wait.
     Conflict,
+    /// 503: the fleet tier is unavailable and the service fails closed.
+    Unavailable,
 }
 
 /// The dedup section of service `index`.
@@ -102,8 +105,6 @@ impl EdgeHttp {
             let attempt = next_attempt(&w.env, &mut w.dedup);
             match claim(&key, &identity.id, digest, attempt, now_ms, timeout_ms) {
                 Claim::Forward => {
-                    w.env.metrics.inc(Stat::DedupForwarded);
-                    self.observe_forwarded();
                     let queued = Queued {
                         delivery: Delivery {
                             context_id: self.context_id,
@@ -117,19 +118,14 @@ impl EdgeHttp {
                         trailers,
                         timeout_ms,
                     };
-                    if queue_delivery((&*w.env, &mut w.dedup, &mut w.replies), queued) {
-                        // The root context owns the origin call: its answer completes the
-                        // record and is relayed to this stream.
-                        self.dedup = Some(DedupPhase::Dispatched);
-                        return Action::Pause;
+                    let Some(mode) = fleet_mode(&w.env, service_index) else {
+                        return self.forward_first(w, queued);
+                    };
+                    match self.claim_fleet(w, queued, digest, &section, mode) {
+                        FleetStart::Waiting => return Action::Pause,
+                        FleetStart::Local(queued) => return self.forward_first(w, *queued),
+                        FleetStart::Closed => Answer::Unavailable,
                     }
-                    self.dedup = Some(DedupPhase::Owner {
-                        key,
-                        id: identity.id,
-                        service_index,
-                        attempt,
-                    });
-                    return Action::Continue;
                 }
                 Claim::Replay(record) => {
                     w.env.metrics.inc(Stat::DedupReplayed);
@@ -145,7 +141,10 @@ impl EdgeHttp {
                     let limit = usize::try_from(w.env.registry.limits().max_waiting_requests)
                         .unwrap_or(usize::MAX);
                     // A waiter keeps its body too (the edge sends it if the waiter takes over).
+                    // With fleet-wide records, a duplicate does not wait here: a waiter that
+                    // took over would skip the fleet's claim.
                     if section.in_flight == InFlightMode::Conflict
+                        || fleet_mode(&w.env, service_index).is_some()
                         || w.dedup.waiters.len() >= limit
                         || !self.hold_paused(w, body.len())
                     {
@@ -190,7 +189,30 @@ impl EdgeHttp {
                 let conflict = retry_headers(section.retry_after_s);
                 self.reply(409, &conflict, Some(IN_PROGRESS))
             }
+            Answer::Unavailable => self.fleet_unavailable(section.retry_after_s),
         }
+    }
+
+    /// A first attempt goes to the origin: sent by the root context when it can take it (its
+    /// answer then completes the record whatever this stream does), else by this stream.
+    pub(super) fn forward_first(&mut self, w: &mut Worker, queued: Queued) -> Action {
+        w.env.metrics.inc(Stat::DedupForwarded);
+        self.observe_forwarded();
+        let Queued { delivery, .. } = &queued;
+        let owner = DedupPhase::Owner {
+            key: delivery.key.clone(),
+            id: delivery.id.clone(),
+            service_index: delivery.service_index,
+            attempt: delivery.attempt,
+        };
+        if queue_delivery((&*w.env, &mut w.dedup, &mut w.replies), queued) {
+            // The root context owns the origin call: its answer completes the record and is
+            // relayed to this stream.
+            self.dedup = Some(DedupPhase::Dispatched);
+            return Action::Pause;
+        }
+        self.dedup = Some(owner);
+        Action::Continue
     }
 
     /// A bad webhook signature (401), or an id given twice with different values (400).
@@ -345,6 +367,7 @@ impl EdgeHttp {
                     .retain(|w| w.context_id != self.context_id);
                 worker.dedup.taken_over.remove(&self.context_id);
             }
+            Some(DedupPhase::FleetClaiming(claiming)) => Self::fleet_claim_done(worker, *claiming),
             // The origin answered with a replayable status and the stream ended before its
             // body did: the delivery was processed, so that result is kept (without a body).
             Some(DedupPhase::Recording(recording)) => {

@@ -50,7 +50,7 @@ impl EdgeHttp {
             Verdict::Admit { fields, tenant } => {
                 self.rate_headers = fields;
                 self.observe_tenant(Some(&tenant));
-                return None;
+                return self.fleet_rate_limit(worker, section, request, &tenant);
             }
             Verdict::Refuse(body) => {
                 self.observe(Outcome::Refused);

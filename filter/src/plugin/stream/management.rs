@@ -56,7 +56,11 @@ impl EdgeHttp {
         if endpoint == Some("/health") && reads {
             let reply = {
                 let w = &mut *worker.borrow_mut();
-                health((&*w.env, &mut w.breakers), &w.monitor, now_millis())
+                health(
+                    (&*w.env, &mut w.breakers),
+                    (&w.monitor, &w.fleet),
+                    now_millis(),
+                )
             };
             return Some(self.reply_json(reply));
         }

@@ -8,6 +8,9 @@
 mod cache;
 mod capture;
 mod dedup;
+mod fleet_cache;
+mod fleet_dedup;
+mod fleet_rate;
 mod guards;
 mod management;
 mod ranged;
@@ -35,6 +38,10 @@ impl Context for EdgeHttp {
         }
         if matches!(self.management, Management::Warming(_)) {
             self.on_warmed(token, body_size);
+        } else if self.l3.is_some() {
+            self.on_l3_answer(body_size);
+        } else if matches!(self.dedup, Some(DedupPhase::FleetClaiming(_))) {
+            self.on_fleet_claimed(body_size);
         } else if let CacheFlow::Revalidating(revalidation) = self.cache.take() {
             self.on_revalidated(revalidation, body_size);
         }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use proxy_wasm::types::Action;
 
 use crate::plugin::breaker::BreakerPass;
-use crate::plugin::dedup::state::Completion;
+use crate::plugin::dedup::state::{Completion, FleetClaim, Queued};
 use crate::plugin::host::now_millis;
 use crate::plugin::reply::{send, send_json, Reply};
 use crate::plugin::tiers::FetchedResponse;
@@ -22,6 +22,7 @@ use crate::policy::cache::range::{BodyCut, RangeRequest};
 use crate::policy::cache::warm::WarmTarget;
 use crate::policy::dedup::record::State;
 use crate::policy::monitor::outcome::Outcome;
+use crate::policy::FailureMode;
 
 pub struct EdgeHttp {
     pub(super) context_id: u32,
@@ -49,6 +50,8 @@ pub struct EdgeHttp {
     pub(super) paused_bytes: usize,
     /// The origin's whole response being cut to the client's range (see `ranged.rs`).
     pub(super) cut: Option<BodyCut>,
+    /// A miss paused while the fleet's L3 tier is asked (see `fleet_cache.rs`).
+    pub(super) l3: Option<Box<L3Wait>>,
 }
 
 impl EdgeHttp {
@@ -67,6 +70,7 @@ impl EdgeHttp {
             observed: None,
             paused_bytes: 0,
             cut: None,
+            l3: None,
         }
     }
 
@@ -196,6 +200,23 @@ pub(super) struct Revalidation {
     pub(super) entry: Entry,
 }
 
+/// A miss asking the fleet's L3 tier, or waiting for another replica's fetch of it.
+pub(super) struct L3Wait {
+    pub(super) pending: Box<Pending>,
+    pub(super) step: L3Step,
+    /// Past this it goes to the origin itself (the lease it waits on is over by then).
+    pub(super) until_ms: u64,
+}
+
+/// The call an L3 wait has on its way.
+#[derive(Clone, Copy)]
+pub(super) enum L3Step {
+    /// The lookup script (by id; whole after a `NOSCRIPT`).
+    Lookup { by_sha: bool },
+    /// A pause in Redis before the next lookup.
+    Pause,
+}
+
 /// Where a management request stands.
 pub(super) enum Management {
     /// Not a management request, or answered.
@@ -256,10 +277,21 @@ pub(super) enum DedupPhase {
         service_index: usize,
         attempt: u64,
     },
+    /// Claimed here; its fleet-wide claim (Redis) is on its way.
+    FleetClaiming(Box<FleetClaiming>),
     /// A duplicate waiting for the first attempt (the tick answers or releases it).
     Waiting { id: String, service_index: usize },
     /// Its 2xx result is being copied into the record.
     Recording(Recording),
+}
+
+/// A first attempt claimed here whose fleet-wide claim (Redis) is on its way: what it goes on
+/// with once the answer is in.
+pub(super) struct FleetClaiming {
+    pub(super) queued: Queued,
+    pub(super) claim: FleetClaim,
+    pub(super) mode: FailureMode,
+    pub(super) retry_after_s: u64,
 }
 
 /// A first attempt's replayable result, copied as it streams to the sender.

@@ -44,6 +44,13 @@ impl Dimension<'_> {
     }
 }
 
+impl Dimension<'_> {
+    /// The counter slot this dimension bumps (what the fleet tier's counters are keyed by).
+    pub fn slot_index(&self) -> usize {
+        self.slot()
+    }
+}
+
 fn bucket(text: &str, slots: usize) -> usize {
     (fnv1a(text) % slots as u64) as usize
 }
@@ -108,6 +115,25 @@ impl Generations {
         }
     }
 
+    /// Raises each listed counter to at least the given value (the fleet's counters, read from
+    /// Redis): a purge made on another replica takes effect here. Slots out of range are
+    /// ignored. Whether any counter changed (then the epoch moves too).
+    pub fn merge_max(&mut self, counters: &[(usize, u32)]) -> bool {
+        let mut changed = false;
+        for (slot, value) in counters {
+            if let Some(counter) = self.counters.get_mut(*slot) {
+                if *value > *counter {
+                    *counter = *value;
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.epoch = self.epoch.wrapping_add(1);
+        }
+        changed
+    }
+
     /// The (slot, counter) pairs an entry stored now records, flattened for the entry codec.
     pub fn stamp(&self, dimensions: &[Dimension<'_>]) -> Vec<u32> {
         dimensions
@@ -167,6 +193,22 @@ mod tests {
         assert!(generations.is_current(&b));
         generations.bump(Dimension::Service(0));
         assert!(!generations.is_current(&b));
+    }
+
+    #[test]
+    fn merging_the_fleets_counters_invalidates_what_they_purged() {
+        let mut generations = Generations::default();
+        let stamp = generations.stamp(&[Dimension::Tenant("t1"), Dimension::Url("u1")]);
+        let tenant = Dimension::Tenant("t1").slot_index();
+        assert!(!generations.merge_max(&[(tenant, 0), (TOTAL_SLOTS + 5, 9)]));
+        assert!(generations.is_current(&stamp));
+        assert!(generations.merge_max(&[(tenant, 2)]));
+        assert!(!generations.is_current(&stamp));
+        assert_eq!(generations.epoch, 1);
+        // Never lowered: a local purge the fleet has not seen yet stays.
+        generations.bump(Dimension::Url("u1"));
+        let url = Dimension::Url("u1").slot_index();
+        assert!(!generations.merge_max(&[(url, 0), (tenant, 1)]));
     }
 
     #[test]
