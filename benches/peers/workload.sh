@@ -114,7 +114,8 @@ start_nginx nginx "$ENVOY_WORKERS" "            proxy_cache_lock on;
             proxy_cache_background_update on;"
 start_varnish varnish
 
-SERVERS=(ours varnish nginx envoy-cache)
+# SERVERS="ours varnish" runs a subset.
+SERVERS=(${SERVERS:-ours varnish nginx envoy-cache})
 declare -A SPORT=([ours]="$OURS_PORT" [varnish]="$VARNISH_PORT" [nginx]="$NGINX_PORT"
     [envoy-cache]="$ENVOY_CACHE_PORT")
 

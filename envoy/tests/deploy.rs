@@ -235,7 +235,7 @@ fn plugin_configurations() -> Vec<(String, Value)> {
 /// Top-level settings that name the platform's clusters, so they differ from the demo's
 /// `envoy/plugin-config.json` (the fleet tier's bridge-cluster setting joins them when the
 /// manifests name it).
-const PLATFORM_SETTINGS: &[&str] = &["upstream_cluster"];
+const PLATFORM_SETTINGS: &[&str] = &["upstream_cluster", "fleet_bridge"];
 
 #[test]
 fn plugin_configuration_in_the_manifests_passes_the_filters_validation() {

@@ -218,6 +218,53 @@ fn a_background_refresh_by_one_worker_is_not_repeated_by_another() {
     assert_eq!(metric(&host, "edge.cache.refresh"), 1);
 }
 
+/// A burst of keys going stale queues more refreshes than a tick starts: a refresh that waited
+/// in one worker's queue while another worker refreshed the same key is dropped, not sent again.
+#[test]
+fn a_queued_refresh_of_a_key_another_worker_refreshed_is_dropped() {
+    let mut host = Host::new();
+    let calls = origin(&mut host, |_, n| {
+        Reply::ok(format!("version {n}"))
+            .header("cache-control", "max-age=1, stale-while-revalidate=30")
+            .delay_ms(5)
+    });
+    let config = CONFIG.replace(
+        r#""limits": {"l2_slots": 256, "lease_slots": 64}"#,
+        r#""limits": {"l2_slots": 256, "lease_slots": 64, "refreshes_per_tick": 1}"#,
+    );
+    let vms = host.start_vms(2, &config);
+    let (a, b) = (vms[0], vms[1]);
+    for path in ["/hot/queued-1", "/hot/queued-2"] {
+        host.request(a, Request::get(path));
+        host.request(b, Request::get(path));
+    }
+    assert_eq!(calls.get(), 2);
+    host.advance(Duration::from_secs(2));
+    // Worker B queues key 2, then key 1; worker A queues key 1. One refresh starts per tick.
+    for (vm, path) in [
+        (b, "/hot/queued-2"),
+        (b, "/hot/queued-1"),
+        (a, "/hot/queued-1"),
+    ] {
+        let stale = host.request(vm, Request::get(path));
+        assert!(status_of(&stale).contains("stale"), "{}", status_of(&stale));
+    }
+    host.advance(Duration::from_millis(500));
+    let refreshed = |path: &str| {
+        host.origin_calls()
+            .iter()
+            .filter(|call| call.path() == path)
+            .count()
+    };
+    assert_eq!(
+        refreshed("/hot/queued-1"),
+        2,
+        "fetched once, refreshed once"
+    );
+    assert_eq!(refreshed("/hot/queued-2"), 2);
+    assert_eq!(metric(&host, "edge.cache.refresh"), 2);
+}
+
 #[test]
 fn stale_while_revalidate_is_not_used_past_its_window_or_with_must_revalidate() {
     let mut host = Host::new();

@@ -12,7 +12,7 @@ use super::env::Env;
 use super::host::{body, call, headers, now_millis, now_secs, status_of};
 use super::leases::Leases;
 use super::metrics::Stat;
-use super::tiers::{FetchedResponse, Kept, Tiers};
+use super::tiers::{FetchedResponse, Kept, L2Read, Tiers};
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::freshness::RequestFacts;
 use crate::policy::cache::generations::Generations;
@@ -79,6 +79,10 @@ pub fn start_refreshes(
         {
             continue; // Another worker is refreshing (or fetching) this key.
         }
+        if refreshed_elsewhere(env, tiers, &job) {
+            leases.release(&job.key.primary);
+            continue;
+        }
         job.request_time_ms = now_millis();
         job.generations = Rc::clone(&tiers.generations);
         let sent = call(
@@ -95,6 +99,19 @@ pub fn start_refreshes(
             Err(_) => leases.release(&job.key.primary),
         }
     }
+}
+
+/// Another worker stored a newer copy while this job waited in the queue (a burst of keys
+/// going stale at once queues more than a tick starts, and the other worker's lease is gone
+/// once its refresh is done): a second fetch would only repeat it. The next hit here finds
+/// the fresh copy in L2.
+fn refreshed_elsewhere(env: &Env, tiers: &Tiers, job: &RefreshJob) -> bool {
+    let stored_at = |e: &Entry| (e.response_time, e.response_subsec_ms);
+    job.entry.key == job.key.primary
+        && matches!(
+            tiers.l2_get(env, &job.key.primary),
+            L2Read::Found(stored) if stored_at(&stored) > stored_at(&job.entry)
+        )
 }
 
 /// The origin answered a background refresh (`false` when `token` is not one).
