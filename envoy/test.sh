@@ -17,6 +17,9 @@ cargo build --release --target wasm32-unknown-unknown -p edge-filter -p host-pro
     -p floor-local-reply -p floor-continue
 ls -l target/wasm32-unknown-unknown/release/{edge_filter,floor_local_reply,floor_continue}.wasm
 
+step "build the explainer page (filter/explain: the policy via wasm-bindgen) into target/explain-page"
+filter/explain/build-page.sh target/explain-page
+
 step "cargo fmt --check"
 cargo fmt --all --check
 
@@ -26,6 +29,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "clippy, wasm32"
 cargo clippy --target wasm32-unknown-unknown -p edge-filter -p host-probe \
     -p floor-local-reply -p floor-continue --all-targets -- -D warnings
+# Apart: built with the filter, edge-filter's `plugin` feature would reach the explainer.
+cargo clippy --target wasm32-unknown-unknown -p edge-explain -- -D warnings
 
 step "tests: policy, wasmtime host, benches (test mode), real Envoy"
 cargo test --workspace --all-targets
