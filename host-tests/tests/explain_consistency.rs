@@ -74,6 +74,21 @@ const TABLE: &[Row] = &[
             "x-location-id: loc-3\naccept-language: de",
         )
     },
+    Row {
+        response: "cache-control: max-age=10",
+        again_after_s: Some(15),
+        ..row("GET", "/api/v1/coaching/4", "x-location-id: loc-3")
+    },
+    Row {
+        response: "cache-control: max-age=10, must-revalidate, stale-while-revalidate=60",
+        again_after_s: Some(12),
+        ..row("GET", "/api/v1/coaching/5", "x-location-id: loc-3")
+    },
+    Row {
+        response: "cache-control: s-maxage=5, max-age=60",
+        again_after_s: Some(6),
+        ..row("GET", "/api/v1/leads/9", "x-location-id: loc-4")
+    },
     row(
         "GET",
         "/api/v1/properties?utm_source=x&page=2&city=rome",

@@ -5,11 +5,11 @@
 
 use edge_filter::policy::breaker::machine::breaker_key;
 use edge_filter::policy::cache::exchange::{
-    append_cache_status, evaluate_hit, fetched_entry, request_facts, response_facts_for, ttl_left,
-    CacheStatus, Fetch, FetchedEntry, Forward, HitDecision, MissKind,
+    append_cache_status, evaluate_hit, fetched_entry, request_facts, response_facts_for, timing,
+    ttl_left, CacheStatus, Fetch, FetchedEntry, Forward, HitDecision, MissKind,
 };
 use edge_filter::policy::cache::freshness::{
-    freshness_rule, request_directs, storability, RequestDirective, Storable,
+    current_age, freshness_rule, request_directs, storability, RequestDirective, Storable,
 };
 use edge_filter::policy::cache::generations::Generations;
 use edge_filter::policy::cache::key::{cache_key, unkeyed_headers_present, CacheKey, KeyInput};
@@ -748,10 +748,35 @@ fn again(
             CacheStatus { hit: true, ttl: Some(ttl_left(&entry, age)), key: debug_key, detail: Some("stale-while-revalidate"), ..CacheStatus::default() },
             format!("stale ({age} s old) but within stale-while-revalidate: served, refreshed in the background"),
         ),
-        HitDecision::Revalidate => (
-            CacheStatus { fwd: Some(Forward::Stale), key: debug_key, ..CacheStatus::default() },
-            "stale: revalidated with the origin (the response then says fwd=stale)".to_string(),
-        ),
+        HitDecision::Revalidate => {
+            // The origin is asked with the entry's validators; it is assumed to answer with the
+            // same response again, which replaces the entry (or is relayed when not storable).
+            let revalidation = Fetch {
+                old: Some(&entry),
+                request_time_ms: later_ms,
+                response_time_ms: later_ms,
+                ..fetch
+            };
+            let body = vec![0; usize::try_from(response.body_bytes.unwrap_or(0)).unwrap_or(0)];
+            let replaced = match fetched_entry(&revalidation, response.status, response_headers, body) {
+                FetchedEntry::Replaced(new) | FetchedEntry::Refreshed(new) => {
+                    let age = current_age(&timing(&new), later_ms);
+                    Some(ttl_left(&new, age))
+                }
+                FetchedEntry::NotStored => None,
+            };
+            (
+                CacheStatus {
+                    fwd: Some(Forward::Stale),
+                    fwd_status: Some(response.status),
+                    stored: replaced.is_some(),
+                    ttl: replaced,
+                    key: debug_key,
+                    ..CacheStatus::default()
+                },
+                "stale (or the request asks to revalidate): the origin is asked with the entry's validators; answering with the same response again, it replaces the entry".to_string(),
+            )
+        }
         HitDecision::Miss(MissKind::VaryMismatch) => (
             CacheStatus { fwd: Some(Forward::VaryMiss), key: debug_key, ..CacheStatus::default() },
             "another variant (Vary)".to_string(),
