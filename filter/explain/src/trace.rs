@@ -3,7 +3,7 @@
 //! step calls the policy function the filter calls and names the configuration field behind
 //! the decision.
 
-use edge_filter::policy::breaker::machine::breaker_key;
+use edge_filter::policy::breaker::machine::{breaker_key, Breaker};
 use edge_filter::policy::cache::exchange::{
     append_cache_status, evaluate_hit, fetched_entry, request_facts, response_facts_for, timing,
     ttl_left, CacheStatus, Fetch, FetchedEntry, Forward, HitDecision, MissKind,
@@ -321,14 +321,18 @@ fn breaker(t: &mut Tracer<'_>, request: &TraceRequest) {
         return;
     };
     let key = breaker_key(&t.service.name);
+    // A fresh edge's breaker: what shared data holds before any request (nothing).
+    let fresh = Breaker::decode(None);
+    let threshold = fresh.threshold(section) * 100.0;
     t.step(
         "breaker",
         t.f("breaker"),
         format!(
-            "counts for the breaker {key}: closed on a fresh edge; opens above {}% failures of at least {} requests in {} s, for {} ms first",
-            section.max_failure_rate * 100.0,
+            "counts for the breaker {key}: closed on a fresh edge; trips above {threshold:.0}% failures of at least {} requests in {} s (adaptive between min_failure_rate {:.0}% and max_failure_rate {:.0}%), open {} ms the first time",
             section.min_requests,
             section.window_s,
+            section.min_failure_rate * 100.0,
+            section.max_failure_rate * 100.0,
             section.open_base_ms
         ),
     );
