@@ -57,6 +57,11 @@ const TABLE: &[Row] = &[
     row("GET", "/api/v1/coaching/a/../b", "x-location-id: loc-1"),
     row(
         "GET",
+        "/api/v1/coaching/6",
+        "x-location-id: a\nx-location-id: b",
+    ),
+    row(
+        "GET",
         "/api/v1/coaching/1",
         "x-location-id: loc-2\ncache-control: no-store",
     ),

@@ -389,9 +389,10 @@ fn cache(
     let key = match (req.method, key) {
         (_, Err(reason)) => {
             let field = match reason {
-                "missing-tenant" | "ambiguous-tenant" | "bad-tenant" => t.f("cache.tenant"),
+                r if r.ends_with("-tenant") => t.f("cache.tenant"),
                 r if r.contains("key-header") => t.f("cache.key.headers"),
-                r if r.contains("query") => t.f("cache.key.query"),
+                "ambiguous-query" => t.f("cache.key.query"),
+                "bad-authority" => ":authority".to_string(),
                 _ => ":path".to_string(),
             };
             t.step(

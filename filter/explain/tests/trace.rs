@@ -84,6 +84,17 @@ fn bypasses_and_refusals_name_their_field() {
     let cache = step(&t, "cache");
     assert!(cache[0].decision.starts_with("bypass"), "{cache:?}");
     assert_eq!(t.cache_status, None);
+    // A tenant id given twice: no key (the tenant section's field is named).
+    let t = trace(
+        &config,
+        &get("/api/v1/coaching/1", "x-location-id: a\nx-location-id: b"),
+    );
+    let cache = step(&t, "cache");
+    assert!(
+        cache[0].decision.starts_with("bypass (repeated-tenant)"),
+        "{cache:?}"
+    );
+    assert_eq!(cache[0].field, "services[1].cache.tenant");
     // Set-Cookie: not stored, because of the service's store_set_cookie.
     let mut request = get("/api/v1/properties?city=x&utm=1", "");
     request
