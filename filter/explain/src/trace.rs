@@ -4,6 +4,7 @@
 //! the decision.
 
 use edge_filter::policy::breaker::machine::{breaker_key, Breaker};
+use edge_filter::policy::cache::capture::capture_decision;
 use edge_filter::policy::cache::exchange::{
     append_cache_status, evaluate_hit, fetched_entry, request_facts, response_facts_for, timing,
     ttl_left, CacheStatus, Fetch, FetchedEntry, Forward, HitDecision, MissKind,
@@ -526,11 +527,17 @@ fn cache(
         Some(storability(&facts, &rfacts, &policy, now))
     };
     let limit = t.registry.limits().max_entry_bytes;
+    // Envoy and the host send a Content-Length; the body's size stands in for a missing one.
     let length = header(&response_headers, "content-length")
         .and_then(|l| l.trim().parse::<u64>().ok())
         .or(response.body_bytes);
-    let fits = length.is_none_or(|l| l <= limit);
-    let mut stored = false;
+    let decision = capture_decision(
+        matches!(storable, Some(Storable::Yes { .. })),
+        length.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+        usize::try_from(limit).unwrap_or(usize::MAX),
+        length == Some(0),
+    );
+    let stored = decision.stored;
     match &storable {
         Some(Storable::No(reason)) => {
             let field = match reason.as_str() {
@@ -554,13 +561,17 @@ fn cache(
             stale_while_revalidate,
             stale_if_error,
         }) => {
-            if fits {
-                stored = true;
+            if decision.capture {
+                let announced = if stored {
+                    ""
+                } else {
+                    " (no Content-Length: stored once the body has streamed, but Cache-Status cannot say so yet)"
+                };
                 t.step(
                     "storable",
                     t.f("cache"),
                     format!(
-                        "stored: a shared cache may keep this {} response",
+                        "stored: a shared cache may keep this {} response{announced}",
                         response.status
                     ),
                 );
