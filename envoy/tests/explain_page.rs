@@ -275,6 +275,20 @@ fn the_page_traces_a_request_with_the_demo_configuration() {
         "services summarised"
     );
 
+    // A configuration the filter refuses: its message and field path, as the filter logs them.
+    let refused =
+        r#"{"services":[{"name":"a","match":{"path_prefix":"/"},"cache":{"max_ttl_s":0}}]}"#;
+    let bad = chromium_run(
+        &format!("http://{addr}/#config={}&url=%2F", encode(refused)),
+        10_000,
+        "--dump-dom",
+    );
+    assert!(bad.contains(r#"data-valid="false""#), "refused");
+    assert!(
+        bad.contains(r#"data-error-path="services[0].cache.max_ttl_s""#),
+        "the field path is shown"
+    );
+
     let trace_ms: f64 = attribute(&dom, "data-trace-ms").parse().unwrap();
     assert!(trace_ms > 0.0, "the trace was timed");
     let weight: Vec<(String, usize, usize)> =
