@@ -5,6 +5,7 @@
 
 use edge_filter::policy::breaker::machine::{breaker_key, Breaker};
 use edge_filter::policy::cache::capture::capture_decision;
+use edge_filter::policy::cache::encoding::cache_negotiates;
 use edge_filter::policy::cache::exchange::{
     append_cache_status, evaluate_hit, fetched_entry, request_facts, response_facts_for, timing,
     ttl_left, CacheStatus, Fetch, FetchedEntry, Forward, HitDecision, MissKind,
@@ -490,6 +491,24 @@ fn cache(
         t.f("cache"),
         "lookup in L1 then L2: nothing stored yet (a fresh edge): fwd=uri-miss, to the origin",
     );
+    if section.coalesce && req.method == "GET" {
+        t.step(
+            "cache",
+            t.f("cache.coalesce"),
+            format!(
+                "concurrent misses for this key become one origin request, across workers (a lease of {} ms, {})",
+                section.lease_ms,
+                t.f("cache.lease_ms")
+            ),
+        );
+    }
+    if cache_negotiates(section) && header(req.headers, "accept-encoding").is_some() {
+        t.step(
+            "cache",
+            t.f("cache.key.headers"),
+            "accept-encoding removed before the origin: it sends the identity body, the cache encodes it per client (unless accept-encoding is a key header)",
+        );
+    }
     let name = t.registry.settings().cache_status_name.clone();
     let debug_key = section.debug.then_some(key.primary.as_str());
     let Some(response) = &request.response else {

@@ -57,6 +57,8 @@ fn a_tenant_request_to_leads() {
         t.cache_status.as_deref(),
         Some("edge; fwd=uri-miss; stored")
     );
+    let cache = step(&t, "cache");
+    assert_eq!(cache[1].field, "services[2].cache.coalesce");
     let fresh = step(&t, "freshness");
     assert!(
         fresh[0]
