@@ -32,6 +32,8 @@ fn explain_prints_the_trace_of_a_request() {
             "200",
             "--response-header",
             "cache-control: max-age=60",
+            "--response-header",
+            "content-length: 20",
             "--again",
             "5",
         ],
@@ -54,6 +56,23 @@ fn explain_prints_the_trace_of_a_request() {
         "{out}"
     );
     assert!(out.contains("again later: edge; hit; ttl=55"), "{out}");
+
+    // Without a Content-Length the response is stored once its body has streamed, but the
+    // filter's Cache-Status cannot announce it.
+    let (code, out) = ctl(
+        &shipped,
+        &[
+            "explain",
+            "/api/v1/properties?city=x",
+            "--status",
+            "200",
+            "--response-header",
+            "cache-control: max-age=5",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no Content-Length"), "{out}");
+    assert!(out.contains("Cache-Status: edge; fwd=uri-miss\n"), "{out}");
 
     let (code, out) = ctl(
         &shipped,

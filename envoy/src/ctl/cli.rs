@@ -120,7 +120,8 @@ pub enum Command {
         /// The origin's status (then the response's storability, freshness, Cache-Status).
         #[arg(long)]
         status: Option<u16>,
-        /// Origin response header (`NAME:VALUE`), repeatable.
+        /// Origin response header (`NAME:VALUE`), repeatable. Give its `content-length`: without
+        /// one the filter stores the response once streamed but cannot say `stored`.
         #[arg(long = "response-header", value_name = "NAME:VALUE")]
         response_headers: Vec<String>,
         /// Also explain the same request sent again this many seconds later.

@@ -666,7 +666,7 @@ fn cache(
         format!("Cache-Status: {value}"),
     );
     out.cache_status = Some(value);
-    if let (Some(after), true) = (request.again_after_s, stored) {
+    if let (Some(after), true) = (request.again_after_s, decision.capture) {
         again(
             t,
             section,
