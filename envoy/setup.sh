@@ -52,3 +52,13 @@ if [ "${1:-}" = "--browser" ] && ! command -v skopeo >/dev/null 2>&1; then
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq skopeo >/dev/null
 fi
+
+# wasm-bindgen-cli at the version filter/explain pins for its `wasm-bindgen` crate (the
+# explainer page); installed only when the one on PATH differs. `--locked` first; when the
+# registry lacks a version the CLI's own lock file names, the CLI's dependencies resolve anew.
+wasm_bindgen_version="$(sed -n 's/^wasm-bindgen = "=\(.*\)"$/\1/p' filter/explain/Cargo.toml)"
+if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen ${wasm_bindgen_version}"; then
+  echo "setup: installing wasm-bindgen-cli ${wasm_bindgen_version} (the explainer page)"
+  cargo install --locked wasm-bindgen-cli --version "${wasm_bindgen_version}" \
+    || cargo install wasm-bindgen-cli --version "${wasm_bindgen_version}"
+fi

@@ -12,6 +12,11 @@ step() { echo; echo "==> $*"; }
 step "setup (toolchain, wasm32 target, Envoy ${ENVOY_VERSION:-1.40.0}, chromium)"
 envoy/setup.sh --browser
 
+# The page first: it builds edge-filter without its `plugin` feature for wasm32, and the
+# filter's own build below must be the last to write target/wasm32-unknown-unknown/release.
+step "build the explainer page (filter/explain: the policy via wasm-bindgen) into target/explain-page"
+filter/explain/build-page.sh target/explain-page
+
 step "build the filter, the host's probe guest and the benchmark floor guests for wasm32 (release)"
 cargo build --release --target wasm32-unknown-unknown -p edge-filter -p host-probe \
     -p floor-local-reply -p floor-continue
@@ -26,6 +31,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "clippy, wasm32"
 cargo clippy --target wasm32-unknown-unknown -p edge-filter -p host-probe \
     -p floor-local-reply -p floor-continue --all-targets -- -D warnings
+# Apart: built with the filter, edge-filter's `plugin` feature would reach the explainer.
+cargo clippy --target wasm32-unknown-unknown -p edge-explain -- -D warnings
 
 step "tests: policy, wasmtime host, benches (test mode), real Envoy"
 cargo test --workspace --all-targets

@@ -3,9 +3,10 @@
 //! Two layers with a hard wall between them:
 //! - [`policy`]: host-free decisions (configuration, service matching, ...), compiled and tested
 //!   natively;
-//! - `plugin`: the thin proxy-wasm glue, compiled only for wasm32.
+//! - `plugin`: the thin proxy-wasm glue, compiled only for wasm32 (and only with the default
+//!   `plugin` feature: the explainer reuses the policy on wasm32 without it).
 
 pub mod policy;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "plugin"))]
 mod plugin;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use edge_envoy::ctl::cli::{Cli, Command};
-use edge_envoy::ctl::commands::{self, BenchArgs, Ctx};
+use edge_envoy::ctl::commands::{self, BenchArgs, Ctx, ExplainArgs};
 use edge_envoy::ctl::config_file::ConfigFile;
 use edge_envoy::ctl::edge::{parse_address, Edge};
 use edge_envoy::ctl::exit::{CtlError, USAGE};
@@ -82,6 +82,26 @@ fn main() -> ExitCode {
         } => commands::warm_cache(&ctx, paths.as_ref(), *hot, headers),
         Command::Optimize { apply } => commands::optimize(&ctx, *apply),
         Command::Report { output } => commands::report(&ctx, output.as_ref()),
+        Command::Explain {
+            url,
+            method,
+            headers,
+            body,
+            status,
+            response_headers,
+            again,
+        } => commands::explain(
+            &ctx,
+            &ExplainArgs {
+                method,
+                url,
+                headers,
+                body,
+                status: *status,
+                response_headers,
+                again: *again,
+            },
+        ),
     };
     match outcome {
         Ok(outcome) => {

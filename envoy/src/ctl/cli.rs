@@ -105,6 +105,29 @@ pub enum Command {
         #[arg(long)]
         apply: bool,
     },
+    /// Why a request would (not) be cached, limited, deduplicated: the explainer's trace of
+    /// it under --config, from the filter's own policy code (offline; no edge needed).
+    Explain {
+        /// `/path?query` or `http://authority/path?query`.
+        url: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        /// Request header (`NAME:VALUE`), repeatable.
+        #[arg(long = "header", value_name = "NAME:VALUE")]
+        headers: Vec<String>,
+        #[arg(long, default_value = "")]
+        body: String,
+        /// The origin's status (then the response's storability, freshness, Cache-Status).
+        #[arg(long)]
+        status: Option<u16>,
+        /// Origin response header (`NAME:VALUE`), repeatable. Give its `content-length`: without
+        /// one the filter stores the response once streamed but cannot say `stored`.
+        #[arg(long = "response-header", value_name = "NAME:VALUE")]
+        response_headers: Vec<String>,
+        /// Also explain the same request sent again this many seconds later.
+        #[arg(long, value_name = "SECONDS")]
+        again: Option<u64>,
+    },
     /// Metrics, cache stats, health, validation and the last benchmark in one JSON document.
     Report {
         #[arg(long, value_name = "FILE")]

@@ -383,3 +383,69 @@ pub fn report(ctx: &Ctx, output: Option<&PathBuf>) -> Result<Outcome, CtlError> 
         json,
     })
 }
+
+/// What `edge-ctl explain` is asked about.
+pub struct ExplainArgs<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub headers: &'a [String],
+    pub body: &'a str,
+    pub status: Option<u16>,
+    pub response_headers: &'a [String],
+    pub again: Option<u64>,
+}
+
+/// The explainer's trace of a request under the configuration file (offline).
+pub fn explain(ctx: &Ctx, args: &ExplainArgs<'_>) -> Result<Outcome, CtlError> {
+    let file = config(ctx)?;
+    let request = edge_explain::TraceRequest {
+        method: args.method.to_string(),
+        url: args.url.to_string(),
+        headers: args.headers.join("\n"),
+        body: args.body.to_string(),
+        response: args.status.map(|status| edge_explain::OriginResponse {
+            status,
+            headers: args.response_headers.join("\n"),
+            body_bytes: None,
+        }),
+        now: None,
+        again_after_s: args.again,
+    };
+    let trace = edge_explain::trace(&file.text, &request);
+    let mut human = String::new();
+    match &trace.config_error {
+        Some(err) => human.push_str(&format!(
+            "{}: {err}\n",
+            ctx.style.bad("invalid configuration")
+        )),
+        None => {
+            let decision = trace.local_reply.map_or_else(
+                || "forwarded to the origin".to_string(),
+                |status| format!("answered here with {status}"),
+            );
+            let service = trace.service.clone().unwrap_or_default();
+            human.push_str(&ctx.style.bold(&format!("service {service}: {decision}")));
+            human.push('\n');
+            let rows: Vec<Vec<String>> = trace
+                .steps
+                .iter()
+                // A key shows its newlines as `|`, which would end a Markdown cell.
+                .map(|s| {
+                    let decision = s.decision.replace('|', "\\|");
+                    vec![s.stage.clone(), decision, s.field.clone()]
+                })
+                .collect();
+            human.push_str(&super::style::table(&["stage", "decision", "field"], &rows));
+            let status = trace.cache_status.as_deref().unwrap_or("(none)");
+            human.push_str(&format!("Cache-Status: {status}\n"));
+            if let Some(again) = &trace.cache_status_again {
+                human.push_str(&format!("again later: {again}\n"));
+            }
+        }
+    }
+    Ok(Outcome {
+        code: verdict(trace.config_error.is_none()),
+        human,
+        json: to_json(&trace),
+    })
+}

@@ -14,6 +14,7 @@ use crate::plugin::host::{body, now_millis};
 use crate::plugin::metrics::Stat;
 use crate::plugin::tiers::Kept;
 use crate::plugin::worker::{Worker, WorkerRef};
+use crate::policy::cache::capture::capture_decision;
 use crate::policy::cache::exchange::{
     append_cache_status, response_facts_for, CacheStatus, Forward,
 };
@@ -53,14 +54,14 @@ impl EdgeHttp {
         let limit = usize::try_from(registry.limits().max_entry_bytes).unwrap_or(usize::MAX);
         let length =
             header(&response, "content-length").and_then(|l| l.trim().parse::<usize>().ok());
-        let fits = length.is_none_or(|l| l <= limit);
-        if storable && !fits {
+        let decision = capture_decision(storable, length, limit, end_of_stream);
+        if decision.too_large {
             worker.env.metrics.inc(Stat::TooLarge);
         }
-        let capture = storable && fits;
+        let capture = decision.capture;
         let member = CacheStatus {
             fwd: Some(pending.fwd),
-            stored: capture && (length.is_some() || end_of_stream),
+            stored: decision.stored,
             key: section.debug.then_some(pending.key.primary.as_str()),
             ..CacheStatus::default()
         }

@@ -192,25 +192,62 @@ pub fn storability(
 
 /// RFC 9111 §4.2.1 for a shared cache, then the policy's default and heuristic (§4.2.2).
 fn freshness_lifetime(response: &ResponseFacts, policy: &StorePolicy, now_s: u64) -> Option<u64> {
+    freshness_rule(response, policy, now_s).map(|(_, lifetime)| lifetime)
+}
+
+/// Which rule gave a response its freshness lifetime (the explainer names it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreshnessRule {
+    SMaxage,
+    MaxAge,
+    Expires,
+    /// An `Expires` that is not a valid date: already expired.
+    InvalidExpires,
+    /// The service's `default_ttl_s`.
+    DefaultTtl,
+    /// 10% of the time since `Last-Modified`.
+    Heuristic,
+}
+
+impl FreshnessRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FreshnessRule::SMaxage => "s-maxage",
+            FreshnessRule::MaxAge => "max-age",
+            FreshnessRule::Expires => "expires",
+            FreshnessRule::InvalidExpires => "invalid-expires",
+            FreshnessRule::DefaultTtl => "default-ttl",
+            FreshnessRule::Heuristic => "heuristic",
+        }
+    }
+}
+
+/// The freshness lifetime before `max_ttl` and `no-cache` apply, and the rule that gave it:
+/// RFC 9111 §4.2.1 for a shared cache, then the policy's default and heuristic (§4.2.2).
+pub fn freshness_rule(
+    response: &ResponseFacts,
+    policy: &StorePolicy,
+    now_s: u64,
+) -> Option<(FreshnessRule, u64)> {
     let cc = &response.cache_control;
     let date = response.date.unwrap_or(now_s);
     if let Some(s) = cc.s_maxage {
-        return Some(s);
+        return Some((FreshnessRule::SMaxage, s));
     }
     if let Some(m) = cc.max_age {
-        return Some(m);
+        return Some((FreshnessRule::MaxAge, m));
     }
     match response.expires {
-        Some(Some(expires)) => return Some(expires.saturating_sub(date)),
-        Some(None) => return Some(0),
+        Some(Some(expires)) => return Some((FreshnessRule::Expires, expires.saturating_sub(date))),
+        Some(None) => return Some((FreshnessRule::InvalidExpires, 0)),
         None => {}
     }
     if let Some(ttl) = policy.default_ttl {
-        return Some(ttl);
+        return Some((FreshnessRule::DefaultTtl, ttl));
     }
     if policy.heuristic && heuristically_cacheable(response.status) {
         if let Some(lm) = response.last_modified {
-            return Some(date.saturating_sub(lm) / 10);
+            return Some((FreshnessRule::Heuristic, date.saturating_sub(lm) / 10));
         }
     }
     None
@@ -422,6 +459,56 @@ mod tests {
             } => freshness_lifetime,
             Storable::No(r) => panic!("not storable: {}", r.as_str()),
         }
+    }
+
+    #[test]
+    fn freshness_rule_names_the_rule_that_gave_the_lifetime() {
+        let p = policy();
+        let rule = |r: &ResponseFacts, p: &StorePolicy| freshness_rule(r, p, NOW);
+        assert_eq!(
+            rule(&resp("s-maxage=5, max-age=9"), &p),
+            Some((FreshnessRule::SMaxage, 5))
+        );
+        assert_eq!(
+            rule(&resp("max-age=9"), &p),
+            Some((FreshnessRule::MaxAge, 9))
+        );
+        let expires = ResponseFacts {
+            expires: Some(Some(NOW + 30)),
+            ..resp("")
+        };
+        assert_eq!(rule(&expires, &p), Some((FreshnessRule::Expires, 30)));
+        let invalid = ResponseFacts {
+            expires: Some(None),
+            ..resp("")
+        };
+        assert_eq!(rule(&invalid, &p), Some((FreshnessRule::InvalidExpires, 0)));
+        assert_eq!(rule(&resp(""), &p), None);
+        let defaulted = StorePolicy {
+            default_ttl: Some(7),
+            ..policy()
+        };
+        assert_eq!(
+            rule(&resp(""), &defaulted),
+            Some((FreshnessRule::DefaultTtl, 7))
+        );
+        let heuristic = StorePolicy {
+            heuristic: true,
+            ..policy()
+        };
+        let modified = ResponseFacts {
+            last_modified: Some(NOW - 1000),
+            ..resp("")
+        };
+        assert_eq!(
+            rule(&modified, &heuristic),
+            Some((FreshnessRule::Heuristic, 100))
+        );
+        // The lifetime storability gives is the rule's, capped by max_ttl.
+        assert_eq!(
+            lifetime(storability(&req(), &resp("max-age=9"), &p, NOW)),
+            9
+        );
     }
 
     #[test]

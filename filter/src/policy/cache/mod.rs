@@ -2,6 +2,7 @@
 
 pub mod age;
 pub mod cache_control;
+pub mod capture;
 pub mod coalesce;
 pub mod conditional;
 pub mod encoding;
