@@ -4,56 +4,12 @@
 //! then, after origin faults, the coaching breaker shown open with its alert, and figures that
 //! changed. A screenshot is saved to `target/test-artifacts/dashboard.png`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use edge_envoy::launch::{http_request, set_origin_fault, test_stack};
-
-fn chromium() -> PathBuf {
-    let path =
-        std::env::var_os("EDGE_CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from);
-    assert!(
-        path.exists(),
-        "{} is missing: envoy/setup.sh installs Debian's chromium",
-        path.display()
-    );
-    path
-}
-
-/// Runs headless Chromium on `url` for `budget_ms` of virtual time; `mode` is `--dump-dom` or
-/// `--screenshot=<file>`. Returns stdout.
-fn chromium_run(url: &str, budget_ms: u64, mode: &str) -> String {
-    let profile = std::env::temp_dir().join(format!("edge-chromium-{}", std::process::id()));
-    let output = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--window-size=1280,1500",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--virtual-time-budget={budget_ms}"))
-        .arg(mode)
-        .arg(url)
-        .output()
-        .expect("chromium runs");
-    let _ = std::fs::remove_dir_all(&profile);
-    assert!(
-        output.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use edge_envoy::launch::{chromium_run, http_request, set_origin_fault, test_stack};
 
 /// Text (tags removed) of the first element after `anchor` (an attribute snippet), from
 /// `from` on.
@@ -123,7 +79,7 @@ fn dashboard_shows_live_figures_and_an_open_breaker() {
     };
     std::thread::sleep(Duration::from_millis(2_500));
     let url = format!("http://{listen}/api/v1/performance/dashboard");
-    let first = chromium_run(&url, 5_000, "--dump-dom");
+    let first = chromium_run_sized(&url, 5_000, "--dump-dom");
     assert!(polls(&first) >= 1, "the page polled the metrics endpoint");
     let total = text_after(&first, 0, r#"id="hit-rate-total""#).unwrap();
     assert!(percent(&total) > 50.0, "hit rate shown: {total}");
@@ -144,7 +100,7 @@ fn dashboard_shows_live_figures_and_an_open_breaker() {
     }
     // The tick adds the failures and trips it; it stays open 5 s (the shipped open_base_ms).
     std::thread::sleep(Duration::from_millis(300));
-    let second = chromium_run(&url, 5_000, "--dump-dom");
+    let second = chromium_run_sized(&url, 5_000, "--dump-dom");
     assert_eq!(
         cell(&second, "coaching", "breaker"),
         "open",
@@ -169,10 +125,14 @@ fn dashboard_shows_live_figures_and_an_open_breaker() {
     std::fs::create_dir_all(&artefacts).unwrap();
     let shot = artefacts.join("dashboard.png");
     let _ = std::fs::remove_file(&shot);
-    chromium_run(&url, 5_000, &format!("--screenshot={}", shot.display()));
+    chromium_run_sized(&url, 5_000, &format!("--screenshot={}", shot.display()));
     let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
     assert!(size > 10_000, "screenshot saved ({size} bytes)");
     println!("dashboard screenshot: {}", shot.display());
     stop.store(true, Ordering::Relaxed);
     traffic.join().unwrap();
+}
+
+fn chromium_run_sized(url: &str, budget_ms: u64, mode: &str) -> String {
+    chromium_run(url, budget_ms, mode, (1280, 1500))
 }

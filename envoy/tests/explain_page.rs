@@ -8,50 +8,8 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn chromium() -> PathBuf {
-    let path =
-        std::env::var_os("EDGE_CHROMIUM").map_or_else(|| "/usr/bin/chromium".into(), PathBuf::from);
-    assert!(
-        path.exists(),
-        "{} is missing: envoy/setup.sh installs Debian's chromium",
-        path.display()
-    );
-    path
-}
-
-/// Headless Chromium on `url` for `budget_ms` of virtual time; `mode`: `--dump-dom` or
-/// `--screenshot=<file>`. Returns stdout.
-fn chromium_run(url: &str, budget_ms: u64, mode: &str) -> String {
-    let profile =
-        std::env::temp_dir().join(format!("edge-explain-chromium-{}", std::process::id()));
-    let output = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-            "--window-size=1280,1100",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--virtual-time-budget={budget_ms}"))
-        .arg(mode)
-        .arg(url)
-        .output()
-        .expect("chromium runs");
-    let _ = std::fs::remove_dir_all(&profile);
-    assert!(
-        output.status.success(),
-        "chromium failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use edge_envoy::launch::chromium_run;
 
 fn page_dir() -> PathBuf {
     let dir = std::env::var_os("EDGE_EXPLAIN_PAGE").map_or_else(
@@ -224,7 +182,7 @@ fn the_page_traces_a_request_with_the_demo_configuration() {
     .join("&");
     let url = format!("http://{addr}/#{fragment}");
 
-    let dom = chromium_run(&url, 10_000, "--dump-dom");
+    let dom = chromium_run_sized(&url, 10_000, "--dump-dom");
     assert!(
         dom.contains(r#"data-ready="true""#),
         "the page loaded its wasm: {dom}"
@@ -278,7 +236,7 @@ fn the_page_traces_a_request_with_the_demo_configuration() {
     // A configuration the filter refuses: its message and field path, as the filter logs them.
     let refused =
         r#"{"services":[{"name":"a","match":{"path_prefix":"/"},"cache":{"max_ttl_s":0}}]}"#;
-    let bad = chromium_run(
+    let bad = chromium_run_sized(
         &format!("http://{addr}/#config={}&url=%2F", encode(refused)),
         10_000,
         "--dump-dom",
@@ -315,8 +273,12 @@ fn the_page_traces_a_request_with_the_demo_configuration() {
     std::fs::create_dir_all(&artefacts).unwrap();
     let shot = artefacts.join("explain-page.png");
     let _ = std::fs::remove_file(&shot);
-    chromium_run(&url, 10_000, &format!("--screenshot={}", shot.display()));
+    chromium_run_sized(&url, 10_000, &format!("--screenshot={}", shot.display()));
     let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
     assert!(size > 10_000, "screenshot saved ({size} bytes)");
     println!("explain page screenshot: {}", shot.display());
+}
+
+fn chromium_run_sized(url: &str, budget_ms: u64, mode: &str) -> String {
+    chromium_run(url, budget_ms, mode, (1280, 1100))
 }

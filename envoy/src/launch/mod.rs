@@ -1,6 +1,7 @@
 //! Starting Envoy with the edge filter: options, the rendered Envoy configuration, the Envoy
 //! process, and a tiny HTTP client for readiness checks and tests.
 
+mod chromium;
 mod envoy_process;
 mod error;
 mod fleet;
@@ -15,6 +16,7 @@ mod test_origin;
 mod test_support;
 mod watch;
 
+pub use chromium::{chromium, chromium_run};
 pub use envoy_process::EnvoyProcess;
 pub use error::LaunchError;
 pub use fleet::{render_fleet_cluster, FleetTier};
