@@ -17,13 +17,25 @@ fn error(json: &str) -> String {
 }
 
 #[test]
-fn empty_configuration_means_defaults() {
-    let config = Config::parse(b"").unwrap();
+fn an_empty_object_means_defaults() {
+    let config = Config::parse(b"{}").unwrap();
     assert!(config.services.is_empty());
     assert_eq!(config.default_service.name, "default");
     assert_eq!(config.limits, Limits::default());
-    assert_eq!(Config::parse(b"  \n").unwrap(), config);
-    assert_eq!(Config::parse(b"{}").unwrap(), config);
+    assert_eq!(Config::parse(b" \n{ }\n").unwrap(), config);
+}
+
+#[test]
+fn an_empty_or_whitespace_or_bom_only_configuration_is_refused() {
+    let empty = "config: empty (write {} for all defaults)";
+    assert_eq!(error(""), empty);
+    assert_eq!(error("  \n\t\r\n"), empty);
+    assert_eq!(error("\u{feff}"), empty);
+    assert_eq!(error("\u{feff}  \n"), empty);
+    assert_eq!(
+        error("\u{feff}{}"),
+        "config: starts with a UTF-8 byte order mark (BOM); save the file without it"
+    );
 }
 
 #[test]

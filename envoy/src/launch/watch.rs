@@ -4,7 +4,7 @@
 //! rejects the update and keeps the old configuration, and `/health` says so — after the
 //! launcher printed the refusal with its field path.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -78,10 +78,63 @@ impl Drop for ConfigWatcher {
     }
 }
 
+/// Whether `source` can be watched: a regular file (after symlinks). A pipe or FIFO
+/// (`--plugin-config <(…)`) is read once at start; reading it again would block or see it
+/// drained, so it is not watched.
+pub fn is_watchable(source: &Path) -> bool {
+    std::fs::metadata(source).is_ok_and(|meta| meta.is_file())
+}
+
+/// The content of `source` if it is a regular file holding UTF-8. Opened without blocking (a
+/// FIFO put at the path would block `open` until a writer comes) and checked on the open
+/// handle, so a FIFO swapped in between is never read.
+pub fn read_regular(source: &Path) -> Result<String, ReadError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(source)
+        .map_err(|_| ReadError::Missing)?;
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => {}
+        _ => return Err(ReadError::NotRegular),
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|_| ReadError::Missing)?;
+    String::from_utf8(bytes).map_err(|_| ReadError::NotUtf8)
+}
+
+/// Why [`read_regular`] gave no content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadError {
+    /// Missing or unreadable (for a moment, while an editor replaces it).
+    Missing,
+    /// Not a regular file (a FIFO, a directory, a device).
+    NotRegular,
+    /// Not UTF-8.
+    NotUtf8,
+}
+
 /// One look at the file: an event when its content differs from `last`.
-fn poll(source: &std::path::Path, last: &mut String, live: &LiveConfig) -> Option<ReloadEvent> {
+fn poll(source: &Path, last: &mut String, live: &LiveConfig) -> Option<ReloadEvent> {
     // Missing or unreadable for a moment (editors replace files by rename): not a change.
-    let text = std::fs::read_to_string(source).ok()?;
+    let text = match read_regular(source) {
+        Ok(text) => text,
+        Err(ReadError::NotUtf8) => {
+            // Said once per such content (`last` cannot hold it: a marker no UTF-8 file has).
+            const NOT_UTF8: &str = "\u{0}not UTF-8";
+            if last == NOT_UTF8 {
+                return None;
+            }
+            NOT_UTF8.clone_into(last);
+            return Some(ReloadEvent::Failed {
+                reason: "not UTF-8; the previous configuration keeps serving".to_string(),
+            });
+        }
+        Err(_) => return None,
+    };
     if text == *last {
         return None;
     }
@@ -110,5 +163,44 @@ pub fn describe(event: &ReloadEvent) -> String {
              the previous configuration"
         ),
         ReloadEvent::Failed { reason } => format!("not applied: {reason}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("edge-watch-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_fifo_is_neither_watched_nor_read_and_never_blocks() {
+        let dir = temp_dir("fifo");
+        let fifo = dir.join("cfg.json");
+        let c_path = std::ffi::CString::new(fifo.to_string_lossy().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        assert!(!is_watchable(&fifo));
+        let (tx, rx) = mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(read_regular(&path));
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("reading a FIFO without a writer blocked");
+        assert_eq!(got, Err(ReadError::NotRegular));
+        let file = dir.join("regular.json");
+        std::fs::write(&file, "{}").unwrap();
+        assert!(is_watchable(&file));
+        assert_eq!(read_regular(&file).as_deref(), Ok("{}"));
+        std::fs::write(&file, b"\xff{}").unwrap();
+        assert_eq!(read_regular(&file), Err(ReadError::NotUtf8));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

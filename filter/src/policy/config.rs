@@ -138,14 +138,31 @@ impl Default for DefaultServiceConfig {
 
 /// Longest service name; names become stat label values, so they stay short and plain.
 pub const MAX_SERVICE_NAME_LEN: usize = 64;
+/// The UTF-8 byte order mark some editors put first.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Most services one configuration may declare (matching is a linear scan).
 pub const MAX_SERVICES: usize = 256;
 
 impl Config {
-    /// Parses and validates a plugin configuration. Empty input means "all defaults".
+    /// Parses and validates a plugin configuration. Empty (or whitespace-only) input is refused:
+    /// it is far more often a truncated file (`jq … cfg.json > cfg.json`) than a wish for the
+    /// defaults, which `{}` spells.
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self::default());
+        let (bom, rest) = match bytes.strip_prefix(UTF8_BOM) {
+            Some(rest) => (true, rest),
+            None => (false, bytes),
+        };
+        if rest.iter().all(u8::is_ascii_whitespace) {
+            return Err(ConfigError::new(
+                "config",
+                "empty (write {} for all defaults)",
+            ));
+        }
+        if bom {
+            return Err(ConfigError::new(
+                "config",
+                "starts with a UTF-8 byte order mark (BOM); save the file without it",
+            ));
         }
         // serde would also accept a positional array for a struct; operators write objects.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
