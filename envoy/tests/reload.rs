@@ -147,8 +147,9 @@ fn a_service_added_live_applies_an_invalid_one_is_refused_and_l2_still_hits() {
         stack.admin,
         "extension_config_discovery.http_filter.edge.update_",
     );
-    assert!(stats.contains("update_rejected: 1"), "{stats}");
-    assert!(stats.contains("update_success: 2"), "{stats}");
+    // The launcher refused it: Envoy got the serving configuration again, with the refusal noted.
+    assert!(stats.contains("update_rejected: 0"), "{stats}");
+    assert!(stats.contains("update_success: 3"), "{stats}");
     // Traffic unaffected: the added service still applies, hits still hit.
     get(&stack, "/health");
     assert_eq!(last_service(origin), "probes");
@@ -184,6 +185,58 @@ fn a_service_added_live_applies_an_invalid_one_is_refused_and_l2_still_hits() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn wait_for_health(stack: &Stack, status: &str, reason: &str) {
+    let written = Instant::now();
+    loop {
+        let health = health(stack);
+        if health["status"] == status && health["reasons"].to_string().contains(reason) {
+            return;
+        }
+        assert!(
+            written.elapsed() < Duration::from_secs(60),
+            "waiting for {status} {reason:?}: {health}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Writes `text` as is (a temporary file renamed over `path`).
+fn replace_text(path: &Path, text: &str) {
+    let temporary = path.with_extension("json.new");
+    std::fs::write(&temporary, text).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+#[test]
+fn health_tells_the_truth_when_identical_configurations_come_back() {
+    let file = config_file("truth");
+    std::fs::write(&file, SHIPPED).unwrap();
+    let stack = test_stack_with(None, 0.0, |options| {
+        options.plugin_config = file.clone();
+        options.static_config = false;
+    });
+    let origin = stack.origin.as_ref().unwrap().addr();
+    wait_for_health(&stack, "healthy", "");
+    let rejected = "configuration update rejected: config: empty (write {} for all defaults)";
+    // B -> empty (a truncated write): refused, B keeps serving.
+    replace_text(&file, "");
+    wait_for_health(&stack, "degraded", rejected);
+    assert_eq!(get(&stack, "/api/v1/leads/7").status, 200);
+    assert_eq!(last_service(origin), "leads", "B still serves");
+    // -> B byte for byte: healthy again.
+    replace_text(&file, SHIPPED);
+    wait_for_health(&stack, "healthy", "");
+    // -> the same empty file again: degraded again.
+    replace_text(&file, "  \n");
+    wait_for_health(&stack, "degraded", rejected);
+    replace_text(&file, SHIPPED);
+    wait_for_health(&stack, "healthy", "");
+    replace_text(&file, "");
+    wait_for_health(&stack, "degraded", rejected);
+    assert_eq!(get(&stack, "/api/v1/leads/8").status, 200);
+    assert_eq!(last_service(origin), "leads");
 }
 
 #[test]

@@ -119,7 +119,6 @@ fn l2_key_space_is_bounded_by_the_slot_count() {
         "edge:mon:",
         "edge:gen",
         "edge:workers",
-        "edge:config",
     ];
     assert!(
         keys.iter().all(|k| known.iter().any(|p| k.starts_with(p))),

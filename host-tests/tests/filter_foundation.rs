@@ -181,6 +181,7 @@ fn workers_share_one_configuration_independently() {
     // worker-id, generations and configuration-status keys).
     let keys = host.shared_keys();
     assert!(keys.len() <= 64 + 3, "{keys:?}");
-    assert!(keys.iter().all(|k| k.starts_with("edge:mon:")
-        || ["edge:workers", "edge:gen", "edge:config"].contains(&k.as_str())));
+    assert!(keys
+        .iter()
+        .all(|k| k.starts_with("edge:mon:") || ["edge:workers", "edge:gen"].contains(&k.as_str())));
 }

@@ -6,12 +6,12 @@
 //! breakers, dedup records, purge generations) lives on with the process — and connections
 //! stay open.
 //!
-//! A configuration the filter refuses (`on_configure` returns false) makes Envoy reject the
-//! update: the previous configuration keeps serving, Envoy counts
-//! `extension_config_discovery.http_filter.edge.update_rejected`, and the refusing VM records the
-//! reason in shared data, which `/health` reports (`degraded`, "configuration update rejected:
-//! …") until a configuration is accepted. Writers validate with the filter's own code first
-//! ([`validate_plugin_config`]) so an operator sees the field path at once.
+//! Writers validate with the filter's own code first ([`validate_plugin_config`]); the
+//! launcher's watcher hands Envoy no refused configuration but the serving one again with the
+//! refusal noted (`update_refused`), which `/health` reports (see [`super::watch`]). A
+//! configuration the filter refuses anyway (`on_configure` returns false) makes Envoy reject
+//! the update (`extension_config_discovery.http_filter.edge.update_rejected`) and the previous
+//! configuration keeps serving.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,11 +1,10 @@
 //! `GET <admin prefix>/health`: cheap enough for probes (no token, no shared-data write): the
 //! worker's view of every breaker (at most 100 ms old), its own last-minute hit rate per caching
-//! service, and the last configuration update decide healthy / degraded / unhealthy.
+//! service, and the serving configuration's note of a refused update decide healthy / degraded / unhealthy.
 
 use serde_json::{json, Map, Value};
 
 use super::breaker::Breakers;
-use super::config_status::last_rejection;
 use super::env::Env;
 use super::monitor::{breaker_state, Monitor};
 use super::reply::Reply;
@@ -57,7 +56,8 @@ pub fn health((env, breakers): (&Env, &mut Breakers), monitor: &Monitor, now_ms:
             services.insert(service.name.clone(), Value::Object(row));
         }
     }
-    if let Some(reason) = last_rejection() {
+    // From the configuration serving: a note the launcher adds when it refused a newer one.
+    if let Some(reason) = &registry.settings().update_refused {
         reasons.push(format!("configuration update rejected: {reason}"));
     }
     let status = if with_breaker > 0 && open == with_breaker {

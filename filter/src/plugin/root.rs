@@ -116,7 +116,7 @@ impl RootContext for EdgeRoot {
             Err(err) => {
                 // Envoy refuses the plugin on `false`; one line names the field and the reason.
                 error!("configuration rejected: {err}");
-                config_status::rejected(&err.to_string());
+                config_status::rejected();
                 return false;
             }
         };

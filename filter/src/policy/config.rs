@@ -35,6 +35,12 @@ pub struct Config {
     /// worker takes effect on the others within this time.
     #[serde(default = "default_generation_refresh_ms")]
     pub generation_refresh_ms: u64,
+    /// Set by `edge-launch`, not by hand: the reason the last configuration written to the
+    /// running edge was refused. The launcher then hands Envoy the configuration still serving
+    /// with this note, so `/health` reports the refusal from the configuration actually serving
+    /// (true however Envoy reuses or caches plugins for identical configurations).
+    #[serde(default)]
+    pub update_refused: Option<String>,
 }
 
 fn default_upstream_cluster() -> String {
@@ -60,6 +66,7 @@ impl Default for Config {
             upstream_cluster: default_upstream_cluster(),
             cache_status_name: default_cache_status_name(),
             generation_refresh_ms: default_generation_refresh_ms(),
+            update_refused: None,
         }
     }
 }
@@ -138,6 +145,8 @@ impl Default for DefaultServiceConfig {
 
 /// Longest service name; names become stat label values, so they stay short and plain.
 pub const MAX_SERVICE_NAME_LEN: usize = 64;
+/// Longest `update_refused` note.
+pub const MAX_UPDATE_REFUSED_LEN: usize = 1024;
 /// The UTF-8 byte order mark some editors put first.
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Most services one configuration may declare (matching is a linear scan).
@@ -251,6 +260,16 @@ impl Config {
             return Err(ConfigError::new(
                 "cache_status_name",
                 "must be a token of letters, digits, '-', '_' and '.'",
+            ));
+        }
+        if self
+            .update_refused
+            .as_ref()
+            .is_some_and(|reason| reason.len() > MAX_UPDATE_REFUSED_LEN)
+        {
+            return Err(ConfigError::new(
+                "update_refused",
+                format!("longer than {MAX_UPDATE_REFUSED_LEN} bytes"),
             ));
         }
         if !(10..=60_000).contains(&self.generation_refresh_ms) {

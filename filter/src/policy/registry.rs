@@ -30,6 +30,9 @@ pub struct GlobalSettings {
     pub upstream_cluster: String,
     pub cache_status_name: String,
     pub generation_refresh_ms: u64,
+    /// Why the last configuration written to the edge was refused (see
+    /// [`super::Config::update_refused`]).
+    pub update_refused: Option<String>,
 }
 
 /// The validated configuration in the form the request path uses: services in match order,
@@ -79,6 +82,7 @@ impl Registry {
                 upstream_cluster: config.upstream_cluster.clone(),
                 cache_status_name: config.cache_status_name.clone(),
                 generation_refresh_ms: config.generation_refresh_ms,
+                update_refused: config.update_refused.clone(),
             },
         }
     }
