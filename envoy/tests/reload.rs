@@ -237,6 +237,25 @@ fn health_tells_the_truth_when_identical_configurations_come_back() {
     wait_for_health(&stack, "degraded", rejected);
     assert_eq!(get(&stack, "/api/v1/leads/8").status, 200);
     assert_eq!(last_service(origin), "leads");
+
+    // A slot count cannot change live (the table would be dropped): refused, L2 kept.
+    replace_text(&file, SHIPPED);
+    wait_for_health(&stack, "healthy", "");
+    let fetched = origin_requests(origin, "leads");
+    let mut config: serde_json::Value = serde_json::from_str(SHIPPED).unwrap();
+    let slots = config["limits"]["l2_slots"].as_u64().unwrap_or(65_536);
+    config["limits"]["l2_slots"] = serde_json::json!(slots * 2);
+    replace(&file, &config);
+    wait_for_health(&stack, "degraded", "limits.l2_slots: ");
+    let reasons = health(&stack)["reasons"].to_string();
+    assert!(
+        reasons.contains("needs a restart of edge-launch"),
+        "{reasons}"
+    );
+    for path in ["/api/v1/leads/7", "/api/v1/leads/8"] {
+        assert!(cache_status(&get(&stack, path)).contains("hit"), "{path}");
+    }
+    assert_eq!(origin_requests(origin, "leads"), fetched);
 }
 
 #[test]

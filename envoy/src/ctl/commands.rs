@@ -235,7 +235,8 @@ pub fn optimize(ctx: &Ctx, apply: bool) -> Result<Outcome, CtlError> {
     };
     let target = file.hit_rate_target();
     let proposals = optimize::propose(&current, &figures, target);
-    let advice = optimize::advice(&figures, target, &proposals);
+    let mut advice = optimize::advice(&figures, target, &proposals);
+    advice.extend(optimize::restart_advice(&current, &figures));
     let proposed = optimize::apply(&current, &proposals);
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
     let diff = line_diff(&pretty(&current), &pretty(&proposed));

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use super::exit::CtlError;
-use crate::launch::validate_plugin_config;
+use crate::launch::{restart_only_change, validate_plugin_config};
 
 #[derive(Debug, Clone)]
 pub struct ConfigFile {
@@ -64,6 +64,11 @@ pub fn write_validated(path: &Path, config: &Value) -> Result<(), CtlError> {
     let text = serde_json::to_string_pretty(config).unwrap_or_default() + "\n";
     validate_plugin_config(&text)
         .map_err(|err| CtlError::Io(format!("not written, the filter would refuse it: {err}")))?;
+    if let Ok(serving) = std::fs::read_to_string(path) {
+        if let Some(reason) = restart_only_change(&serving, &text) {
+            return Err(CtlError::Io(format!("not written: {reason}")));
+        }
+    }
     let temporary = path.with_extension("json.edge-ctl-tmp");
     std::fs::write(&temporary, &text)
         .map_err(|err| CtlError::Io(format!("cannot write {}: {err}", temporary.display())))?;

@@ -192,21 +192,7 @@ pub fn propose(config: &Value, figures: &Figures, hit_rate_target: f64) -> Vec<P
             ),
         ));
     }
-    // 3. L2 slots overwritten by other keys.
-    let (l2_evictions, l2_stores) = (
-        stat(figures, "edge.cache.l2.eviction"),
-        stat(figures, "edge.cache.l2.store"),
-    );
-    if l2_evictions >= 10 && l2_evictions * 20 >= l2_stores {
-        let current = config["limits"]["l2_slots"].as_u64().unwrap_or(65_536);
-        out.push(proposal(
-            "l2_size",
-            config,
-            vec![key("limits"), key("l2_slots")],
-            json!((current * 2).min(1_048_576)),
-            format!("L2 replaced {l2_evictions} entries by other keys for {l2_stores} stored"),
-        ));
-    }
+    // 3. L2 slots overwritten by other keys: advice only (see [`restart_advice`]).
     // 4. A breaker that keeps opening: a longer window and a later trip.
     let trips = figures.metrics["counters"]["edge.breaker.trips"]
         .as_u64()
@@ -321,6 +307,24 @@ pub fn advice(figures: &Figures, hit_rate_target: f64, proposals: &[Proposal]) -
     out
 }
 
+/// Changes that need a restart, never proposed as a live change: a slot count lays shared
+/// data out anew, so a live reload would drop the table (the launcher refuses it).
+pub fn restart_advice(config: &Value, figures: &Figures) -> Vec<String> {
+    let (l2_evictions, l2_stores) = (
+        stat(figures, "edge.cache.l2.eviction"),
+        stat(figures, "edge.cache.l2.store"),
+    );
+    let mut out = Vec::new();
+    if l2_evictions >= 10 && l2_evictions * 20 >= l2_stores {
+        let current = config["limits"]["l2_slots"].as_u64().unwrap_or(65_536);
+        out.push(format!(
+            "L2 replaced {l2_evictions} entries by other keys for {l2_stores} stored: raise limits.l2_slots ({current} -> {}) at the next restart of edge-launch (a slot count cannot change live: the reload would drop L2)",
+            (current * 2).min(1_048_576)
+        ));
+    }
+    out
+}
+
 /// The configuration with every proposal applied.
 pub fn apply(config: &Value, proposals: &[Proposal]) -> Value {
     let mut new = config.clone();
@@ -407,5 +411,25 @@ mod tests {
         assert_eq!(new["services"][0]["breaker"]["window_s"], 30);
         // The result is a configuration the filter accepts.
         edge_filter::policy::Config::parse(new.to_string().as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn a_slot_count_is_never_proposed_as_a_live_change() {
+        let evicting = Figures {
+            stats: stats(&[("edge.cache.l2.eviction", 50), ("edge.cache.l2.store", 100)]),
+            ..Figures::default()
+        };
+        let proposals = propose(&config(), &evicting, 0.9);
+        assert!(
+            proposals.iter().all(|p| !p.field.contains("_slots")),
+            "{:?}",
+            proposals.iter().map(|p| &p.field).collect::<Vec<_>>()
+        );
+        let advice = restart_advice(&config(), &evicting);
+        assert_eq!(advice.len(), 1);
+        assert!(
+            advice[0].contains("(65536 -> 131072) at the next restart"),
+            "{advice:?}"
+        );
     }
 }

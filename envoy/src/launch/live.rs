@@ -32,6 +32,49 @@ pub fn validate_plugin_config(text: &str) -> Result<(), edge_filter::policy::Con
     edge_filter::policy::Config::parse(text.as_bytes()).map(|_| ())
 }
 
+/// Why `new` cannot be applied live over `serving`: a changed slot count (`limits.*_slots`,
+/// `monitoring.worker_slots`) lays shared data out anew, so a live reload would silently drop
+/// that table (cached entries, dedup records, rate-limit buckets). Such a change needs a restart.
+/// `None` when both are valid and no slot count differs (or either is invalid: validation says
+/// why).
+pub fn restart_only_change(serving: &str, new: &str) -> Option<String> {
+    use edge_filter::policy::Config;
+    let (Ok(old), Ok(new)) = (
+        Config::parse(serving.as_bytes()),
+        Config::parse(new.as_bytes()),
+    ) else {
+        return None;
+    };
+    let pairs = [
+        ("limits.l2_slots", old.limits.l2_slots, new.limits.l2_slots),
+        (
+            "limits.lease_slots",
+            old.limits.lease_slots,
+            new.limits.lease_slots,
+        ),
+        (
+            "limits.dedup_slots",
+            old.limits.dedup_slots,
+            new.limits.dedup_slots,
+        ),
+        (
+            "limits.rate_limit_slots",
+            old.limits.rate_limit_slots,
+            new.limits.rate_limit_slots,
+        ),
+        (
+            "monitoring.worker_slots",
+            old.monitoring.worker_slots,
+            new.monitoring.worker_slots,
+        ),
+    ];
+    let (field, from, to) = pairs.into_iter().find(|(_, from, to)| from != to)?;
+    Some(format!(
+        "{field}: {from} -> {to} changes the layout of shared data and needs a restart of \
+         edge-launch (a live reload would drop that table)"
+    ))
+}
+
 /// The static Envoy configuration turned into the live one: the wasm filter's `typed_config`
 /// moves into the ECDS file (see [`ecds_resource`]) and the filter is found through
 /// `config_discovery` watching `ecds_file`. `None` if the static form has no wasm filter block.
@@ -203,6 +246,30 @@ mod tests {
             "{resource}"
         );
         assert!(resource.contains("filename: \"/x/edge_filter.wasm\""));
+    }
+
+    #[test]
+    fn a_slot_count_change_needs_a_restart() {
+        let serving = r#"{"limits": {"l2_slots": 1024}}"#;
+        assert_eq!(
+            restart_only_change(serving, r#"{"limits": {"l2_slots": 2048}}"#).as_deref(),
+            Some(
+                "limits.l2_slots: 1024 -> 2048 changes the layout of shared data and needs a \
+                 restart of edge-launch (a live reload would drop that table)"
+            )
+        );
+        let dedup = restart_only_change("{}", r#"{"limits": {"dedup_slots": 7}}"#).unwrap();
+        assert!(dedup.starts_with("limits.dedup_slots: "), "{dedup}");
+        let buckets = restart_only_change("{}", r#"{"limits": {"rate_limit_slots": 7}}"#);
+        assert!(buckets.unwrap().starts_with("limits.rate_limit_slots: "));
+        // Anything else is live.
+        assert_eq!(
+            restart_only_change(
+                serving,
+                r#"{"limits": {"l2_slots": 1024, "l1_max_entries": 9}}"#
+            ),
+            None
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub use envoy_process::EnvoyProcess;
 pub use error::LaunchError;
 pub use http_client::{http_request, http_request_bytes, HttpResponse, KeepAliveClient};
 pub use live::{
-    ecds_resource, render_live_config, validate_plugin_config, LiveConfig, LiveInputs, FILTER_NAME,
+    ecds_resource, render_live_config, restart_only_change, validate_plugin_config, LiveConfig,
+    LiveInputs, FILTER_NAME,
 };
 pub use options::{LaunchOptions, Upstream, USAGE};
 pub use paths::{default_envoy_binary, default_plugin_config, default_wasm, workspace_root};

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::live::{validate_plugin_config, LiveConfig};
+use super::live::{restart_only_change, validate_plugin_config, LiveConfig};
 
 /// How often the file is looked at.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -172,7 +172,13 @@ fn poll(source: &Path, seen: &mut Seen, live: &LiveConfig) -> Option<ReloadEvent
         return None;
     }
     last.clone_from(&text);
-    Some(match validate_plugin_config(&text) {
+    let verdict = validate_plugin_config(&text)
+        .map_err(|err| err.to_string())
+        .and_then(|()| match restart_only_change(&seen.serving, &text) {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        });
+    Some(match verdict {
         Ok(()) => match live.write(&text) {
             Ok(version) => {
                 seen.serving = text;
@@ -182,15 +188,12 @@ fn poll(source: &Path, seen: &mut Seen, live: &LiveConfig) -> Option<ReloadEvent
                 reason: err.to_string(),
             },
         },
-        Err(err) => {
-            let reason = err.to_string();
-            match live.write(&with_refusal_note(&seen.serving, &reason)) {
-                Ok(version) => ReloadEvent::Refused { version, reason },
-                Err(err) => ReloadEvent::Failed {
-                    reason: err.to_string(),
-                },
-            }
-        }
+        Err(reason) => match live.write(&with_refusal_note(&seen.serving, &reason)) {
+            Ok(version) => ReloadEvent::Refused { version, reason },
+            Err(err) => ReloadEvent::Failed {
+                reason: err.to_string(),
+            },
+        },
     })
 }
 
