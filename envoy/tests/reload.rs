@@ -219,6 +219,24 @@ fn health_tells_the_truth_when_identical_configurations_come_back() {
     });
     let origin = stack.origin.as_ref().unwrap().addr();
     wait_for_health(&stack, "healthy", "");
+    // L1 gauges: a reload's new VMs start with an empty L1 and the replaced ones take theirs
+    // back, so the process-wide gauge does not keep what retired VMs held.
+    for n in 1..=3 {
+        get(&stack, &format!("/api/v1/leads/{n}"));
+    }
+    assert!(wasm_counter(stack.admin, "edge.cache.l1.entries") >= 3);
+    let mut config: serde_json::Value = serde_json::from_str(SHIPPED).unwrap();
+    config["monitoring"]["hit_rate_target"] = serde_json::json!(0.5);
+    replace(&file, &config);
+    let written = Instant::now();
+    while wasm_counter(stack.admin, "edge.cache.l1.entries") != 0 {
+        assert!(
+            written.elapsed() < Duration::from_secs(60),
+            "L1 gauges kept {} entries of replaced VMs",
+            wasm_counter(stack.admin, "edge.cache.l1.entries")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let rejected = "configuration update rejected: config: empty (write {} for all defaults)";
     // B -> empty (a truncated write): refused, B keeps serving.
     replace_text(&file, "");

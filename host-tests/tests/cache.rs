@@ -738,6 +738,25 @@ fn l1_respects_its_byte_bound_and_counts_evictions() {
 }
 
 #[test]
+fn a_replaced_vm_takes_its_l1_back_from_the_gauges() {
+    let mut host = Host::new();
+    origin(&mut host, |_, _| None);
+    let old = host.start_vm(CONFIG).unwrap();
+    for i in 0..5 {
+        host.request(old, get(&format!("/api/v1/leads/{i}")));
+    }
+    assert_eq!(metric(&host, "edge.cache.l1.entries"), 5);
+    assert!(metric(&host, "edge.cache.l1.bytes") > 0);
+    // A configuration update: a new VM, the old one torn down.
+    let new = host.start_vm(CONFIG).unwrap();
+    host.stop_vm(old).unwrap();
+    assert_eq!(metric(&host, "edge.cache.l1.entries"), 0);
+    assert_eq!(metric(&host, "edge.cache.l1.bytes"), 0);
+    host.request(new, get("/api/v1/leads/0"));
+    assert_eq!(metric(&host, "edge.cache.l1.entries"), 1);
+}
+
+#[test]
 fn fuel_per_hit_is_reported() {
     let mut host = Host::new();
     origin(&mut host, |_, _| None);

@@ -223,16 +223,29 @@ fn hot_targets(ctx: &Ctx, n: usize) -> Result<Vec<Target>, CtlError> {
 const ECDS_SUCCESS: &str = "extension_config_discovery.http_filter.edge.update_success";
 const ECDS_REJECTED: &str = "extension_config_discovery.http_filter.edge.update_rejected";
 
+/// In the state directory: the evidence counters when `optimize --apply` last wrote.
+const OPTIMIZE_BASELINE: &str = "optimize-baseline.json";
+
 pub fn optimize(ctx: &Ctx, apply: bool) -> Result<Outcome, CtlError> {
     let file = config(ctx)?;
     let current = file
         .json()
         .ok_or_else(|| CtlError::Io(format!("{} is not JSON", file.path.display())))?;
-    let figures = Figures {
+    let mut figures = Figures {
         metrics: ctx.edge.management("/metrics")?,
         cache_stats: ctx.edge.management("/cache/stats")?,
         stats: ctx.edge.envoy_stats("^wasmcustom\\.edge\\.")?,
     };
+    // Evidence counts from the last --apply on: what the previous change was made for is not
+    // evidence for the next one.
+    let baseline_file = ctx.state_dir.join(OPTIMIZE_BASELINE);
+    let recorded = optimize::baseline(&figures);
+    if let Some(baseline) = std::fs::read_to_string(&baseline_file)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+    {
+        optimize::since(&mut figures, &baseline);
+    }
     let target = file.hit_rate_target();
     let proposals = optimize::propose(&current, &figures, target);
     let mut advice = optimize::advice(&figures, target, &proposals);
@@ -282,6 +295,8 @@ pub fn optimize(ctx: &Ctx, apply: bool) -> Result<Outcome, CtlError> {
             .unwrap_or_default();
         let written = Instant::now();
         write_validated(&file.path, &proposed)?;
+        let _ = std::fs::create_dir_all(&ctx.state_dir);
+        let _ = std::fs::write(&baseline_file, recorded.to_string());
         let (outcome, code) = wait_for_ecds(ctx, &before, written);
         human.push_str(&format!("\n{outcome}\n"));
         applied = json!(outcome);

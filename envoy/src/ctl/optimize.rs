@@ -50,6 +50,53 @@ pub const EXPIRED_MISS_SHARE: f64 = 0.25;
 /// The stale-while-revalidate window proposed.
 pub const PROPOSED_SWR_S: u64 = 30;
 
+/// The process-wide counters the rules read as evidence. Envoy keeps them across reloads, so
+/// each run counts only what happened since the last `--apply` (see [`since`]).
+const EVIDENCE_COUNTERS: [&str; 7] = [
+    "edge.cache.miss",
+    "edge.cache.revalidated",
+    "edge.cache.not_modified",
+    "edge.cache.l1.eviction",
+    "edge.cache.l1.store",
+    "edge.cache.l2.eviction",
+    "edge.cache.l2.store",
+];
+
+/// What `--apply` records so that the next run needs fresh evidence: the evidence counters
+/// and the breaker trips as they were.
+pub fn baseline(figures: &Figures) -> Value {
+    let stats: serde_json::Map<String, Value> = EVIDENCE_COUNTERS
+        .iter()
+        .map(|name| (name.to_string(), json!(stat(figures, name))))
+        .collect();
+    json!({
+        "stats": stats,
+        "breaker_trips": figures.metrics["counters"]["edge.breaker.trips"].as_u64().unwrap_or(0),
+    })
+}
+
+/// The figures reduced to what happened since `baseline` (from [`baseline`]): counters minus
+/// their recorded values (a counter below its record — Envoy restarted — counts from zero).
+/// The per-worker windows of `/metrics` need no such care: a reload starts them anew.
+pub fn since(figures: &mut Figures, baseline: &Value) {
+    for name in EVIDENCE_COUNTERS {
+        let Some(then) = baseline["stats"][name].as_u64() else {
+            continue;
+        };
+        if let Some(now) = figures.stats.get_mut(&format!("wasmcustom.{name}")) {
+            if *now >= then {
+                *now -= then;
+            }
+        }
+    }
+    if let Some(then) = baseline["breaker_trips"].as_u64() {
+        let trips = &mut figures.metrics["counters"]["edge.breaker.trips"];
+        if let Some(now) = trips.as_u64().filter(|now| *now >= then) {
+            *trips = json!(now - then);
+        }
+    }
+}
+
 fn stat(figures: &Figures, name: &str) -> u64 {
     figures
         .stats
@@ -411,6 +458,46 @@ mod tests {
         assert_eq!(new["services"][0]["breaker"]["window_s"], 30);
         // The result is a configuration the filter accepts.
         edge_filter::policy::Config::parse(new.to_string().as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn after_an_apply_only_fresh_evidence_counts() {
+        let figures = Figures {
+            metrics: json!({"services": [{"name": "leads", "hit_rate": 0.97}],
+                            "counters": {"edge.breaker.trips": 3},
+                            "freshness": {"workers_reporting": 1}}),
+            stats: stats(&[
+                ("edge.cache.l1.eviction", 50),
+                ("edge.cache.l1.store", 400),
+                ("edge.cache.l1.entries", 95),
+            ]),
+            ..Figures::default()
+        };
+        let proposals = propose(&config(), &figures, 0.9);
+        assert_eq!(proposals.len(), 1);
+        assert_eq!(proposals[0].field, "limits.l1_max_entries");
+        // Applied; the next run sees the same process-wide counters: nothing new, no proposal.
+        let recorded = baseline(&figures);
+        let applied = apply(&config(), &proposals);
+        let mut again = figures.clone();
+        since(&mut again, &recorded);
+        assert!(propose(&applied, &again, 0.9).is_empty());
+        assert_eq!(again.metrics["counters"]["edge.breaker.trips"], 0);
+        // New evictions after the apply are evidence again.
+        let mut later = figures.clone();
+        later
+            .stats
+            .insert("wasmcustom.edge.cache.l1.eviction".into(), 150);
+        later
+            .stats
+            .insert("wasmcustom.edge.cache.l1.store".into(), 500);
+        later
+            .stats
+            .insert("wasmcustom.edge.cache.l1.entries".into(), 195);
+        since(&mut later, &recorded);
+        let proposals = propose(&applied, &later, 0.9);
+        assert_eq!(proposals.len(), 1, "{proposals:?}");
+        assert_eq!(proposals[0].to, json!(400));
     }
 
     #[test]
