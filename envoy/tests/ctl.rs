@@ -326,3 +326,111 @@ fn optimize_proposes_with_evidence_and_applies_without_a_restart() {
     );
     assert!(stats.contains("update_success: 2"), "{stats}");
 }
+
+/// A server on 127.0.0.1 answering every connection with `answer` (then holding it open).
+fn fake_server(answer: &'static [u8], trickle: bool) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 4096];
+                let _ = stream.read(&mut buffer);
+                if trickle {
+                    for byte in answer {
+                        if stream.write_all(&[*byte]).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                } else {
+                    let _ = stream.write_all(answer);
+                }
+                std::thread::sleep(Duration::from_secs(120));
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn exit_codes_are_as_documented_and_json_errors_are_json() {
+    let dir = scratch("exits");
+    let config = dir.join("plugin-config.json");
+    std::fs::write(&config, SHIPPED).unwrap();
+    let run = |args: &[&str]| ctl(None, &config, args);
+    // Bad arguments: 2, with a JSON error object under --json.
+    for args in [
+        &["--json", "benchmark", "--iterations", "0"][..],
+        &["--json", "benchmark", "--zipf", "NaN"],
+        &["--json", "benchmark", "--concurrency", "0"],
+        &["--json", "warm-cache", "--hot", "0"],
+        &[
+            "--json",
+            "warm-cache",
+            "--paths",
+            "/dev/null",
+            "--header",
+            "noval",
+        ],
+        &["--json", "benchmark", "--upstream", "notaurl"],
+        &["--json", "benchmark", "--upstream", "https://127.0.0.1:1"],
+        &["--json", "--edge", "nowhere", "validate", "--live"],
+        &["--json", "benchmark", "--no-such-flag"],
+    ] {
+        let (code, stdout, stderr) = run(args);
+        assert_eq!(code, 2, "{args:?}: {stdout} {stderr}");
+        assert!(json(&stdout)["error"].is_string(), "{args:?}: {stdout}");
+    }
+    // Unreachable or not an edge: 3.
+    let refused = ["--edge", "127.0.0.1:1", "--admin", "127.0.0.1:1"];
+    let (code, stdout, _) = run(&[&refused[..], &["--json", "validate", "--live"]].concat());
+    assert_eq!(code, 3, "{stdout}");
+    assert!(json(&stdout)["error"].is_string());
+    let garbage =
+        fake_server(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello", false).to_string();
+    let (code, stdout, stderr) = run(&["--edge", &garbage, "--admin", &garbage, "optimize"]);
+    assert_eq!(code, 3, "{stdout} {stderr}");
+    let (code, _, stderr) = run(&["--edge", &garbage, "--admin", &garbage, "report"]);
+    assert_eq!(code, 3, "{stderr}");
+    let (code, _, stderr) = run(&[
+        &refused[..],
+        &[
+            "benchmark",
+            "--upstream",
+            "http://127.0.0.1:1",
+            "--iterations",
+            "5",
+        ],
+    ]
+    .concat());
+    assert_eq!(code, 3, "{stderr}");
+    // A trickling edge: the exchange's deadline ends it.
+    let trickle = fake_server(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"status\": \"healthy\"",
+        true,
+    )
+    .to_string();
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = run(&[
+        "--edge", &trickle, "--admin", &trickle, "validate", "--live",
+    ]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{stderr}");
+    // A huge answer: refused at the cap, not read whole.
+    let huge = fake_server(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 1073741824\r\n\r\n",
+        false,
+    );
+    // (The body never comes: the cap is checked on the declared length too.)
+    let (code, _, stderr) = run(&[
+        "--edge",
+        &huge.to_string(),
+        "--admin",
+        &huge.to_string(),
+        "report",
+    ]);
+    assert_eq!(code, 3, "{stderr}");
+}

@@ -94,7 +94,7 @@ pub fn benchmark(ctx: &Ctx, args: &BenchArgs) -> Result<Outcome, CtlError> {
     let (stack, origin, edge) = match &args.upstream {
         Some(url) => (
             None,
-            parse_address(url).map_err(CtlError::Io)?,
+            parse_address(url).map_err(|err| CtlError::Usage(format!("--upstream {err}")))?,
             ctx.edge.listen,
         ),
         None => {
@@ -132,6 +132,12 @@ pub fn benchmark(ctx: &Ctx, args: &BenchArgs) -> Result<Outcome, CtlError> {
     };
     let result = benchmark::run(&plan);
     drop(stack);
+    // A baseline made of failed connections is no baseline: nothing is kept.
+    if result.rows.iter().all(|r| r.baseline_errors >= r.requests) {
+        return Err(CtlError::Unreachable(format!(
+            "the origin {origin} answered none of the baseline requests; nothing kept"
+        )));
+    }
     let json = to_json(&result);
     std::fs::create_dir_all(&ctx.state_dir)
         .and_then(|()| {
@@ -164,7 +170,17 @@ pub fn warm_cache(
     for header in headers {
         let (name, value) = header
             .split_once(':')
-            .ok_or_else(|| CtlError::Io(format!("--header {header:?} is not NAME:VALUE")))?;
+            .ok_or_else(|| CtlError::Usage(format!("--header {header:?} is not NAME:VALUE")))?;
+        let name = name.trim();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            return Err(CtlError::Usage(format!(
+                "--header {header:?}: {name:?} is not a header name"
+            )));
+        }
         extra.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
     }
     let targets: Vec<Target> = match (paths, hot) {

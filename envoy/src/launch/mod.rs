@@ -16,7 +16,9 @@ mod watch;
 
 pub use envoy_process::EnvoyProcess;
 pub use error::LaunchError;
-pub use http_client::{http_request, http_request_bytes, HttpResponse, KeepAliveClient};
+pub use http_client::{
+    http_request, http_request_bounded, http_request_bytes, HttpResponse, KeepAliveClient,
+};
 pub use live::{
     ecds_resource, render_live_config, restart_only_change, validate_plugin_config, LiveConfig,
     LiveInputs, FILTER_NAME,
