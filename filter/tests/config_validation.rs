@@ -26,6 +26,18 @@ fn an_empty_object_means_defaults() {
 }
 
 #[test]
+fn a_configuration_over_one_mebibyte_is_refused() {
+    let mut big = "{}".to_string();
+    big.push_str(&" ".repeat((1 << 20) - 2));
+    assert!(Config::parse(big.as_bytes()).is_ok());
+    big.push(' ');
+    assert_eq!(
+        error(&big),
+        "config: 1048577 bytes, at most 1048576 are allowed"
+    );
+}
+
+#[test]
 fn an_empty_or_whitespace_or_bom_only_configuration_is_refused() {
     let empty = "config: empty (write {} for all defaults)";
     assert_eq!(error(""), empty);
@@ -69,8 +81,8 @@ fn unknown_field() {
     assert_eq!(
         error(r#"{"limit": {}}"#),
         "limit: unknown field `limit`, expected one of `services`, `default_service`, `limits`, \
-         `admin`, `monitoring`, `upstream_cluster`, `cache_status_name`, `generation_refresh_ms` \
-         (line 1, column 8)"
+         `admin`, `monitoring`, `upstream_cluster`, `cache_status_name`, `generation_refresh_ms`, \
+         `update_refused` (line 1, column 8)"
     );
 }
 

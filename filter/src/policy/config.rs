@@ -145,6 +145,8 @@ impl Default for DefaultServiceConfig {
 
 /// Longest service name; names become stat label values, so they stay short and plain.
 pub const MAX_SERVICE_NAME_LEN: usize = 64;
+/// Largest configuration (256 services of generous size fit many times over).
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
 /// Longest `update_refused` note.
 pub const MAX_UPDATE_REFUSED_LEN: usize = 1024;
 /// The UTF-8 byte order mark some editors put first.
@@ -157,6 +159,15 @@ impl Config {
     /// it is far more often a truncated file (`jq … cfg.json > cfg.json`) than a wish for the
     /// defaults, which `{}` spells.
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
+        if bytes.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::new(
+                "config",
+                format!(
+                    "{} bytes, at most {MAX_CONFIG_BYTES} are allowed",
+                    bytes.len()
+                ),
+            ));
+        }
         let (bom, rest) = match bytes.strip_prefix(UTF8_BOM) {
             Some(rest) => (true, rest),
             None => (false, bytes),
