@@ -433,4 +433,24 @@ fn exit_codes_are_as_documented_and_json_errors_are_json() {
         "report",
     ]);
     assert_eq!(code, 3, "{stderr}");
+
+    // A configuration that is not UTF-8 is invalid (1), not a file error.
+    let latin1 = dir.join("latin1.json");
+    std::fs::write(&latin1, b"{\"services\": [], \"x\": \"caf\xe9\"}").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_edge-ctl"))
+        .arg("--config")
+        .arg(&latin1)
+        .args(["--json", "validate"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("not UTF-8"));
+    // The report never overwrites the watched configuration.
+    let (code, stdout, _) = run(&[
+        &refused[..],
+        &["--json", "report", "--output", config.to_str().unwrap()],
+    ]
+    .concat());
+    assert_eq!(code, 2, "{stdout}");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), SHIPPED);
 }

@@ -2,7 +2,7 @@
 //! exit code made.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -189,7 +189,19 @@ pub fn warm_cache(
                 .map_err(|e| CtlError::Io(format!("cannot read {}: {e}", path.display())))?;
             warm::parse_paths(&text, &extra)
         }
-        (None, Some(n)) => hot_targets(ctx, n)?,
+        (None, Some(n)) => {
+            let targets = hot_targets(ctx, n)?;
+            if targets.is_empty() {
+                // After a reload each worker's table starts empty: nothing to warm is a failure
+                // a CI job should see, not success.
+                return Ok(Outcome {
+                    code: CHECK_FAILED,
+                    human: "the edge has seen no cacheable keys yet (each reload starts the hot-keys tables anew): nothing warmed\n".to_string(),
+                    json: json!({"stored": 0, "skipped": 0, "failed": 0, "error": "no hot keys seen yet"}),
+                });
+            }
+            targets
+        }
         (None, None) => Vec::new(),
     };
     let summary = warm::warm(&ctx.edge, &targets)?;
@@ -368,6 +380,20 @@ fn wait_for_ecds(ctx: &Ctx, before: &BTreeMap<String, u64>, written: Instant) ->
 }
 
 pub fn report(ctx: &Ctx, output: Option<&PathBuf>) -> Result<Outcome, CtlError> {
+    if let Some(path) = output {
+        let same = |a: &Path, b: &Path| {
+            std::fs::canonicalize(a)
+                .ok()
+                .zip(std::fs::canonicalize(b).ok())
+                .is_some_and(|(a, b)| a == b)
+        };
+        if same(path, &ctx.config_path) {
+            return Err(CtlError::Usage(format!(
+                "--output {} is the plugin configuration (--config): not overwritten",
+                path.display()
+            )));
+        }
+    }
     let file = config(ctx)?;
     let health = ctx.edge.health()?;
     let metrics = ctx.edge.management("/metrics")?;
