@@ -127,7 +127,7 @@ fn warm_cache_from_a_paths_file_and_from_the_hottest_keys() {
     let paths = scratch("warm").join("paths.txt");
     std::fs::write(
         &paths,
-        "# hot leads\n/api/v1/leads/1\n/api/v1/leads/2\n\n/api/v1/leads/3\n",
+        "# hot leads\n/api/v1/leads/1\n/api/v1/leads/2\n\napi/v1/no-slash\n/api/v1/leads/3\n",
     )
     .unwrap();
     let (code, out, err) = ctl(
@@ -142,10 +142,12 @@ fn warm_cache_from_a_paths_file_and_from_the_hottest_keys() {
             "--json",
         ],
     );
-    assert_eq!(code, 0, "{out}{err}");
+    // The bad line fails alone; its batch neighbours are warmed.
+    assert_eq!(code, 1, "{out}{err}");
     let summary = json(&out);
     assert_eq!(summary["stored"], 3, "{summary}");
-    assert_eq!(summary["failed"], 0);
+    assert_eq!(summary["failed"], 1);
+    assert_eq!(summary["refused_paths"].as_array().unwrap().len(), 1);
     assert_eq!(origin_requests(origin, "leads"), 3);
     assert!(cache_status(&get(&stack, "/api/v1/leads/2", "loc-9")).contains("hit"));
     assert_eq!(origin_requests(origin, "leads"), 3);
