@@ -456,3 +456,54 @@ fn exit_codes_are_as_documented_and_json_errors_are_json() {
     assert_eq!(code, 2, "{stdout}");
     assert_eq!(std::fs::read_to_string(&config).unwrap(), SHIPPED);
 }
+
+#[test]
+fn ctrl_c_stops_a_benchmark_on_its_own_stack() {
+    use std::io::{BufRead, BufReader};
+    let dir = scratch("interrupt");
+    let config = dir.join("plugin-config.json");
+    std::fs::write(&config, SHIPPED).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_edge-ctl"));
+    // Started the way a script's background job is: SIGINT inherited as ignored.
+    // SAFETY: signal() is async-signal-safe; only the child being set up is touched.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut command, || {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut child = command
+        .arg("--config")
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(&dir)
+        .args(["benchmark", "--iterations", "100000"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("starting the demo origin"), "{line}");
+    // Let the stack come up and the run begin.
+    std::thread::sleep(Duration::from_secs(8));
+    // SAFETY: signalling our own child process by its pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("edge-ctl did not stop on SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(130));
+    assert!(!dir.join("last-benchmark.json").exists());
+}

@@ -113,6 +113,7 @@ pub fn benchmark(ctx: &Ctx, args: &BenchArgs) -> Result<Outcome, CtlError> {
             eprintln!("edge-ctl: starting the demo origin and an edge for the benchmark…");
             let stack = Stack::start(&options)
                 .map_err(|e| CtlError::Io(format!("cannot start the benchmark stack: {e}")))?;
+            stop_on_signal(stack.envoy.pid());
             let origin = stack
                 .origin
                 .as_ref()
@@ -158,6 +159,43 @@ pub fn benchmark(ctx: &Ctx, args: &BenchArgs) -> Result<Outcome, CtlError> {
         human: benchmark::render(&result, ctx.style),
         json,
     })
+}
+
+/// Ctrl-C or SIGTERM during a benchmark on its own stack: Envoy is stopped and edge-ctl exits
+/// 130 at once (handled, so it works even where the signal was inherited as ignored, e.g. a
+/// job started in the background of a script).
+fn stop_on_signal(envoy_pid: u32) {
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        let signalled = runtime.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut interrupt), Ok(mut terminate)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return false;
+            };
+            tokio::select! {
+                _ = interrupt.recv() => true,
+                _ = terminate.recv() => true,
+            }
+        });
+        if signalled {
+            eprintln!("\nedge-ctl: interrupted; stopping the benchmark's Envoy");
+            if let Ok(pid) = i32::try_from(envoy_pid) {
+                // SAFETY: signalling our own child process by its pid.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+            std::process::exit(130);
+        }
+    });
 }
 
 pub fn warm_cache(
