@@ -95,3 +95,21 @@ fn rows_are_the_cache_keys_normalised_url_never_the_raw_query() {
     assert_eq!(keys[0]["path"], "/paged/list?page=2");
     assert_eq!(keys[0]["count"], 3);
 }
+
+#[test]
+fn a_limit_that_is_not_a_whole_number_from_one_is_refused() {
+    let (mut host, vm) = setup(8);
+    for bad in ["-1", "abc", "0", "12345678901234567890"] {
+        let response = host.request(
+            vm,
+            Request::get(&format!("/api/v1/performance/cache/hot?limit={bad}"))
+                .header("x-edge-admin-token", TOKEN),
+        );
+        assert_eq!(response.status, 400, "limit={bad}");
+        assert!(
+            response.body_text().contains("limit: "),
+            "{}",
+            response.body_text()
+        );
+    }
+}
