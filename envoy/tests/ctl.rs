@@ -327,6 +327,10 @@ fn optimize_proposes_with_evidence_and_applies_without_a_restart() {
         "extension_config_discovery.http_filter.edge.update_success",
     );
     assert!(stats.contains("update_success: 2"), "{stats}");
+    // No traffic since the apply: the same evidence is no evidence, nothing proposed again.
+    let (code, out, err) = ctl(Some(&stack), &file, &["optimize", "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(json(&out)["proposals"], serde_json::json!([]), "{out}");
 }
 
 /// A server on 127.0.0.1 answering every connection with `answer` (then holding it open).
@@ -396,6 +400,14 @@ fn exit_codes_are_as_documented_and_json_errors_are_json() {
     let (code, stdout, stderr) = run(&["--edge", &garbage, "--admin", &garbage, "optimize"]);
     assert_eq!(code, 3, "{stdout} {stderr}");
     let (code, _, stderr) = run(&["--edge", &garbage, "--admin", &garbage, "report"]);
+    assert_eq!(code, 3, "{stderr}");
+    // JSON of the wrong shape: not the edge either.
+    let wrong = fake_server(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\n{\"ok\": true}",
+        false,
+    )
+    .to_string();
+    let (code, _, stderr) = run(&["--edge", &wrong, "--admin", &wrong, "validate", "--live"]);
     assert_eq!(code, 3, "{stderr}");
     let (code, _, stderr) = run(&[
         &refused[..],

@@ -47,7 +47,7 @@ pub fn validate(ctx: &Ctx, live: bool) -> Result<Outcome, CtlError> {
     let file = config(ctx)?;
     let verdict_on_file = validate::offline(&file);
     let checks = if live {
-        let metrics = ctx.edge.management("/metrics")?;
+        let metrics = ctx.edge.metrics()?;
         let health = ctx.edge.health()?;
         Some(validate::live_checks(
             &metrics,
@@ -298,19 +298,40 @@ pub fn optimize(ctx: &Ctx, apply: bool) -> Result<Outcome, CtlError> {
         .json()
         .ok_or_else(|| CtlError::Io(format!("{} is not JSON", file.path.display())))?;
     let mut figures = Figures {
-        metrics: ctx.edge.management("/metrics")?,
+        metrics: ctx.edge.metrics()?,
         cache_stats: ctx.edge.management("/cache/stats")?,
         stats: ctx.edge.envoy_stats("^wasmcustom\\.edge\\.")?,
     };
     // Evidence counts from the last --apply on: what the previous change was made for is not
     // evidence for the next one.
+    // The record holds for the same Envoy only (its admin address and start time).
     let baseline_file = ctx.state_dir.join(OPTIMIZE_BASELINE);
-    let recorded = optimize::baseline(&figures);
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let uptime = ctx
+        .edge
+        .envoy_stats("^server\\.uptime$")?
+        .get("server.uptime")
+        .copied()
+        .unwrap_or(0);
+    let envoy = json!({
+        "admin": ctx.edge.admin.to_string(),
+        "started_s": now_s.saturating_sub(uptime),
+    });
+    let mut recorded = optimize::baseline(&figures);
+    recorded["envoy"] = envoy.clone();
     if let Some(baseline) = std::fs::read_to_string(&baseline_file)
         .ok()
         .and_then(|text| serde_json::from_str::<Value>(&text).ok())
     {
-        optimize::since(&mut figures, &baseline);
+        let same_envoy = baseline["envoy"]["admin"] == envoy["admin"]
+            && baseline["envoy"]["started_s"]
+                .as_u64()
+                .is_some_and(|then| then.abs_diff(now_s.saturating_sub(uptime)) <= 5);
+        if same_envoy {
+            optimize::since(&mut figures, &baseline);
+        }
     }
     let target = file.hit_rate_target();
     let proposals = optimize::propose(&current, &figures, target);
@@ -434,7 +455,7 @@ pub fn report(ctx: &Ctx, output: Option<&PathBuf>) -> Result<Outcome, CtlError> 
     }
     let file = config(ctx)?;
     let health = ctx.edge.health()?;
-    let metrics = ctx.edge.management("/metrics")?;
+    let metrics = ctx.edge.metrics()?;
     let cache_stats = ctx.edge.management("/cache/stats")?;
     let envoy_counters = ctx
         .edge

@@ -78,12 +78,24 @@ impl Edge {
         self.json(&url, &response, &[200])
     }
 
-    /// `GET <prefix>/health` (200 or 503).
+    /// `GET <prefix>/health` (200 or 503), with its `status`.
     pub fn health(&self) -> Result<Value, CtlError> {
         let url = format!("{}/health", self.prefix);
         let response = http_request(self.listen, "GET", &url, &[], b"")
             .map_err(|err| self.unreachable(&format!("GET {url} on {}", self.listen), err))?;
-        self.json(&url, &response, &[200, 503])
+        let health = self.json(&url, &response, &[200, 503])?;
+        shaped(health, &url, |h| h["status"].is_string(), "a `status`")
+    }
+
+    /// `GET <prefix>/metrics`, with its `services` list.
+    pub fn metrics(&self) -> Result<Value, CtlError> {
+        let url = format!("{}/metrics", self.prefix);
+        shaped(
+            self.management("/metrics")?,
+            &url,
+            |m| m["services"].is_array(),
+            "a `services` list",
+        )
     }
 
     /// `POST <prefix><path>` with a JSON body: the status and the JSON answer.
@@ -142,6 +154,23 @@ impl Edge {
             )));
         }
         Ok(parse_stats(&text))
+    }
+}
+
+/// `value` if `check` holds: an answer of another shape is not the edge's (exit 3, not a
+/// failed check).
+fn shaped(
+    value: Value,
+    url: &str,
+    check: impl Fn(&Value) -> bool,
+    what: &str,
+) -> Result<Value, CtlError> {
+    if check(&value) {
+        Ok(value)
+    } else {
+        Err(CtlError::Unreachable(format!(
+            "GET {url}: the answer has no {what} (is this the edge?)"
+        )))
     }
 }
 
