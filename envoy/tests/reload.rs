@@ -147,8 +147,9 @@ fn a_service_added_live_applies_an_invalid_one_is_refused_and_l2_still_hits() {
         stack.admin,
         "extension_config_discovery.http_filter.edge.update_",
     );
-    assert!(stats.contains("update_rejected: 1"), "{stats}");
-    assert!(stats.contains("update_success: 2"), "{stats}");
+    // The launcher refused it: Envoy got the serving configuration again, with the refusal noted.
+    assert!(stats.contains("update_rejected: 0"), "{stats}");
+    assert!(stats.contains("update_success: 3"), "{stats}");
     // Traffic unaffected: the added service still applies, hits still hit.
     get(&stack, "/health");
     assert_eq!(last_service(origin), "probes");
@@ -184,6 +185,95 @@ fn a_service_added_live_applies_an_invalid_one_is_refused_and_l2_still_hits() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn wait_for_health(stack: &Stack, status: &str, reason: &str) {
+    let written = Instant::now();
+    loop {
+        let health = health(stack);
+        if health["status"] == status && health["reasons"].to_string().contains(reason) {
+            return;
+        }
+        assert!(
+            written.elapsed() < Duration::from_secs(60),
+            "waiting for {status} {reason:?}: {health}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Writes `text` as is (a temporary file renamed over `path`).
+fn replace_text(path: &Path, text: &str) {
+    let temporary = path.with_extension("json.new");
+    std::fs::write(&temporary, text).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+#[test]
+fn health_tells_the_truth_when_identical_configurations_come_back() {
+    let file = config_file("truth");
+    std::fs::write(&file, SHIPPED).unwrap();
+    let stack = test_stack_with(None, 0.0, |options| {
+        options.plugin_config = file.clone();
+        options.static_config = false;
+    });
+    let origin = stack.origin.as_ref().unwrap().addr();
+    wait_for_health(&stack, "healthy", "");
+    // L1 gauges: a reload's new VMs start with an empty L1 and the replaced ones take theirs
+    // back, so the process-wide gauge does not keep what retired VMs held.
+    for n in 1..=3 {
+        get(&stack, &format!("/api/v1/leads/{n}"));
+    }
+    assert!(wasm_counter(stack.admin, "edge.cache.l1.entries") >= 3);
+    let mut config: serde_json::Value = serde_json::from_str(SHIPPED).unwrap();
+    config["monitoring"]["hit_rate_target"] = serde_json::json!(0.5);
+    replace(&file, &config);
+    let written = Instant::now();
+    while wasm_counter(stack.admin, "edge.cache.l1.entries") != 0 {
+        assert!(
+            written.elapsed() < Duration::from_secs(60),
+            "L1 gauges kept {} entries of replaced VMs",
+            wasm_counter(stack.admin, "edge.cache.l1.entries")
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rejected = "configuration update rejected: config: empty (write {} for all defaults)";
+    // B -> empty (a truncated write): refused, B keeps serving.
+    replace_text(&file, "");
+    wait_for_health(&stack, "degraded", rejected);
+    assert_eq!(get(&stack, "/api/v1/leads/7").status, 200);
+    assert_eq!(last_service(origin), "leads", "B still serves");
+    // -> B byte for byte: healthy again.
+    replace_text(&file, SHIPPED);
+    wait_for_health(&stack, "healthy", "");
+    // -> the same empty file again: degraded again.
+    replace_text(&file, "  \n");
+    wait_for_health(&stack, "degraded", rejected);
+    replace_text(&file, SHIPPED);
+    wait_for_health(&stack, "healthy", "");
+    replace_text(&file, "");
+    wait_for_health(&stack, "degraded", rejected);
+    assert_eq!(get(&stack, "/api/v1/leads/8").status, 200);
+    assert_eq!(last_service(origin), "leads");
+
+    // A slot count cannot change live (the table would be dropped): refused, L2 kept.
+    replace_text(&file, SHIPPED);
+    wait_for_health(&stack, "healthy", "");
+    let fetched = origin_requests(origin, "leads");
+    let mut config: serde_json::Value = serde_json::from_str(SHIPPED).unwrap();
+    let slots = config["limits"]["l2_slots"].as_u64().unwrap_or(65_536);
+    config["limits"]["l2_slots"] = serde_json::json!(slots * 2);
+    replace(&file, &config);
+    wait_for_health(&stack, "degraded", "limits.l2_slots: ");
+    let reasons = health(&stack)["reasons"].to_string();
+    assert!(
+        reasons.contains("needs a restart of edge-launch"),
+        "{reasons}"
+    );
+    for path in ["/api/v1/leads/7", "/api/v1/leads/8"] {
+        assert!(cache_status(&get(&stack, path)).contains("hit"), "{path}");
+    }
+    assert_eq!(origin_requests(origin, "leads"), fetched);
 }
 
 #[test]

@@ -17,13 +17,37 @@ fn error(json: &str) -> String {
 }
 
 #[test]
-fn empty_configuration_means_defaults() {
-    let config = Config::parse(b"").unwrap();
+fn an_empty_object_means_defaults() {
+    let config = Config::parse(b"{}").unwrap();
     assert!(config.services.is_empty());
     assert_eq!(config.default_service.name, "default");
     assert_eq!(config.limits, Limits::default());
-    assert_eq!(Config::parse(b"  \n").unwrap(), config);
-    assert_eq!(Config::parse(b"{}").unwrap(), config);
+    assert_eq!(Config::parse(b" \n{ }\n").unwrap(), config);
+}
+
+#[test]
+fn a_configuration_over_one_mebibyte_is_refused() {
+    let mut big = "{}".to_string();
+    big.push_str(&" ".repeat((1 << 20) - 2));
+    assert!(Config::parse(big.as_bytes()).is_ok());
+    big.push(' ');
+    assert_eq!(
+        error(&big),
+        "config: 1048577 bytes, at most 1048576 are allowed"
+    );
+}
+
+#[test]
+fn an_empty_or_whitespace_or_bom_only_configuration_is_refused() {
+    let empty = "config: empty (write {} for all defaults)";
+    assert_eq!(error(""), empty);
+    assert_eq!(error("  \n\t\r\n"), empty);
+    assert_eq!(error("\u{feff}"), empty);
+    assert_eq!(error("\u{feff}  \n"), empty);
+    assert_eq!(
+        error("\u{feff}{}"),
+        "config: starts with a UTF-8 byte order mark (BOM); save the file without it"
+    );
 }
 
 #[test]
@@ -58,8 +82,7 @@ fn unknown_field() {
         error(r#"{"limit": {}}"#),
         "limit: unknown field `limit`, expected one of `services`, `default_service`, `limits`, \
          `admin`, `monitoring`, `upstream_cluster`, `cache_status_name`, `generation_refresh_ms`, \
-         `fleet_bridge` \
-         (line 1, column 8)"
+         `fleet_bridge`, `update_refused` (line 1, column 8)"
     );
 }
 

@@ -232,6 +232,19 @@ impl Host {
         }
     }
 
+    /// Tears down `vm`'s plugin the way Envoy does when a configuration update replaces it
+    /// (`proxy_on_done`, then `proxy_on_delete` on the root context). The VM serves nothing after.
+    pub fn stop_vm(&mut self, vm: VmId) -> Result<(), GuestTrap> {
+        let slot = self.slot(vm);
+        slot.call("proxy_on_done", ROOT_CONTEXT_ID, &[ROOT_CONTEXT_ID as i32])?;
+        slot.call(
+            "proxy_on_delete",
+            ROOT_CONTEXT_ID,
+            &[ROOT_CONTEXT_ID as i32],
+        )?;
+        Ok(())
+    }
+
     /// Starts `count` VMs with one configuration (workers of one Envoy).
     pub fn start_vms(&mut self, count: usize, plugin_config: &str) -> Vec<VmId> {
         (0..count)

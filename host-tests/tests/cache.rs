@@ -119,7 +119,6 @@ fn l2_key_space_is_bounded_by_the_slot_count() {
         "edge:mon:",
         "edge:gen",
         "edge:workers",
-        "edge:config",
     ];
     assert!(
         keys.iter().all(|k| known.iter().any(|p| k.starts_with(p))),
@@ -736,6 +735,25 @@ fn l1_respects_its_byte_bound_and_counts_evictions() {
     // Evicted from L1, still in L2 (if its slot was not reused): served without the origin.
     let entries = metric(&host, "edge.cache.l1.entries");
     assert!(entries < 40 && entries > 0);
+}
+
+#[test]
+fn a_replaced_vm_takes_its_l1_back_from_the_gauges() {
+    let mut host = Host::new();
+    origin(&mut host, |_, _| None);
+    let old = host.start_vm(CONFIG).unwrap();
+    for i in 0..5 {
+        host.request(old, get(&format!("/api/v1/leads/{i}")));
+    }
+    assert_eq!(metric(&host, "edge.cache.l1.entries"), 5);
+    assert!(metric(&host, "edge.cache.l1.bytes") > 0);
+    // A configuration update: a new VM, the old one torn down.
+    let new = host.start_vm(CONFIG).unwrap();
+    host.stop_vm(old).unwrap();
+    assert_eq!(metric(&host, "edge.cache.l1.entries"), 0);
+    assert_eq!(metric(&host, "edge.cache.l1.bytes"), 0);
+    host.request(new, get("/api/v1/leads/0"));
+    assert_eq!(metric(&host, "edge.cache.l1.entries"), 1);
 }
 
 #[test]

@@ -101,9 +101,9 @@ fn bodies_and_errors_pass_untouched() {
 }
 
 #[test]
-fn empty_configuration_passes_everything_as_default() {
+fn an_empty_object_passes_everything_as_default() {
     let mut host = Host::new();
-    let vm = host.start_vm("").unwrap();
+    let vm = host.start_vm("{}").unwrap();
     assert_eq!(host.request(vm, Request::get("/x")).status, 200);
     assert_eq!(
         host.origin_calls()[0].header("x-edge-service").as_deref(),
@@ -133,6 +133,20 @@ fn invalid_configuration_is_refused_with_the_field_path() {
         errors[0].message,
         "configuration rejected: services[2].match.path_prefix: must start with '/'"
     );
+}
+
+#[test]
+fn an_empty_configuration_is_refused() {
+    let mut host = Host::new();
+    for empty in ["", "  \n", "\u{feff}"] {
+        let err = host.start_vm(empty).unwrap_err();
+        assert!(
+            err.log_text()
+                .contains("configuration rejected: config: empty (write {} for all defaults)"),
+            "{}",
+            err.log_text()
+        );
+    }
 }
 
 #[test]
@@ -167,6 +181,7 @@ fn workers_share_one_configuration_independently() {
     // worker-id, generations and configuration-status keys).
     let keys = host.shared_keys();
     assert!(keys.len() <= 64 + 3, "{keys:?}");
-    assert!(keys.iter().all(|k| k.starts_with("edge:mon:")
-        || ["edge:workers", "edge:gen", "edge:config"].contains(&k.as_str())));
+    assert!(keys
+        .iter()
+        .all(|k| k.starts_with("edge:mon:") || ["edge:workers", "edge:gen"].contains(&k.as_str())));
 }

@@ -15,7 +15,9 @@ fn setup(hot_keys: u64) -> (Host, VmId) {
         r#"{{"services": [
             {{"name": "leads", "match": {{"path_prefix": "/api/v1/leads/"}},
               "cache": {{"tenant": {{"header": "x-location-id"}}}}}},
-            {{"name": "open", "match": {{"path_prefix": "/open/"}}, "cache": {{}}}}],
+            {{"name": "open", "match": {{"path_prefix": "/open/"}}, "cache": {{}}}},
+            {{"name": "paged", "match": {{"path_prefix": "/paged/"}},
+              "cache": {{"key": {{"query": "allow", "query_allow": ["page"]}}}}}}],
            "admin": {{"token": "{TOKEN}"}},
            "monitoring": {{"hot_keys": {hot_keys}}}}}"#
     );
@@ -77,4 +79,37 @@ fn a_table_of_zero_rows_keeps_nothing() {
     let (mut host, vm) = setup(0);
     host.request(vm, get("/api/v1/leads/1", "loc-1"));
     assert_eq!(hot(&mut host, vm, "")["keys"], serde_json::json!([]));
+}
+
+#[test]
+fn rows_are_the_cache_keys_normalised_url_never_the_raw_query() {
+    let (mut host, vm) = setup(8);
+    for (n, secret) in ["SECRET1", "SECRET2", "SECRET3"].iter().enumerate() {
+        let path = format!("/paged/list?api_key={secret}&page=2&_={n}");
+        assert_eq!(host.request(vm, Request::get(&path)).status, 200);
+    }
+    let table = hot(&mut host, vm, "");
+    assert!(!table.to_string().contains("SECRET"), "{table}");
+    let keys = table["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1, "{table}");
+    assert_eq!(keys[0]["path"], "/paged/list?page=2");
+    assert_eq!(keys[0]["count"], 3);
+}
+
+#[test]
+fn a_limit_that_is_not_a_whole_number_from_one_is_refused() {
+    let (mut host, vm) = setup(8);
+    for bad in ["-1", "abc", "0", "12345678901234567890"] {
+        let response = host.request(
+            vm,
+            Request::get(&format!("/api/v1/performance/cache/hot?limit={bad}"))
+                .header("x-edge-admin-token", TOKEN),
+        );
+        assert_eq!(response.status, 400, "limit={bad}");
+        assert!(
+            response.body_text().contains("limit: "),
+            "{}",
+            response.body_text()
+        );
+    }
 }

@@ -13,14 +13,44 @@ use edge_envoy::ctl::style::Style;
 use edge_envoy::ctl::workload::Shape;
 use edge_envoy::launch::{default_plugin_config, workspace_root};
 
+/// A usage error: said on stderr, and as `{"error": …}` on stdout with --json; exit 2.
+fn usage_error(json: bool, message: &str) -> ExitCode {
+    if json {
+        println!("{}", serde_json::json!({ "error": message }));
+    }
+    eprintln!("edge-ctl: {message}");
+    ExitCode::from(USAGE)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            use clap::error::ErrorKind;
+            let informational = matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if !informational && std::env::args().any(|a| a == "--json") {
+                let message = err.kind().to_string();
+                let detail = err.to_string();
+                let first = detail.lines().next().unwrap_or(&message);
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": first.trim_start_matches("error: ") })
+                );
+            }
+            err.exit();
+        }
+    };
+    if let Err(message) = cli.check() {
+        return usage_error(cli.json, &message);
+    }
     let (listen, admin) = match (parse_address(&cli.edge), parse_address(&cli.admin)) {
         (Ok(listen), Ok(admin)) => (listen, admin),
-        (Err(err), _) | (_, Err(err)) => {
-            eprintln!("edge-ctl: {err}");
-            return ExitCode::from(USAGE);
-        }
+        (Err(err), _) | (_, Err(err)) => return usage_error(cli.json, &err),
     };
     let config_path = cli.config.clone().unwrap_or_else(default_plugin_config);
     // The token and the management prefix come from the configuration unless given.

@@ -134,3 +134,76 @@ pub enum Command {
         output: Option<PathBuf>,
     },
 }
+
+/// Upper bounds of the numeric arguments.
+pub const MAX_ITERATIONS: usize = 1_000_000;
+pub const MAX_CONCURRENCY: usize = 1024;
+pub const MAX_TENANTS: usize = 100_000;
+pub const MAX_KEYS: usize = 1_000_000;
+pub const MAX_HOT: usize = 10_000;
+
+impl Cli {
+    /// What clap's types cannot say: counts at least 1 and bounded, a finite Zipf exponent.
+    pub fn check(&self) -> Result<(), String> {
+        let count = |flag: &str, value: usize, max: usize| {
+            if (1..=max).contains(&value) {
+                Ok(())
+            } else {
+                Err(format!("{flag} {value}: must be between 1 and {max}"))
+            }
+        };
+        match &self.command {
+            Command::Benchmark {
+                iterations,
+                concurrency,
+                tenants,
+                keys,
+                zipf,
+                ..
+            } => {
+                count("--iterations", *iterations, MAX_ITERATIONS)?;
+                count("--concurrency", *concurrency, MAX_CONCURRENCY)?;
+                count("--tenants", *tenants, MAX_TENANTS)?;
+                count("--keys", *keys, MAX_KEYS)?;
+                if !(zipf.is_finite() && *zipf > 0.0 && *zipf <= 10.0) {
+                    return Err(format!(
+                        "--zipf {zipf}: must be a number above 0 and at most 10"
+                    ));
+                }
+                Ok(())
+            }
+            Command::WarmCache { hot: Some(hot), .. } => count("--hot", *hot, MAX_HOT),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(args: &[&str]) -> Result<(), String> {
+        let cli = Cli::try_parse_from(std::iter::once("edge-ctl").chain(args.iter().copied()))
+            .map_err(|err| err.to_string())?;
+        cli.check()
+    }
+
+    #[test]
+    fn zero_nan_infinite_and_out_of_range_arguments_are_refused() {
+        assert!(check(&["benchmark"]).is_ok());
+        for bad in [
+            &["benchmark", "--iterations", "0"][..],
+            &["benchmark", "--concurrency", "0"],
+            &["benchmark", "--concurrency", "100000"],
+            &["benchmark", "--tenants", "0"],
+            &["benchmark", "--keys", "0"],
+            &["benchmark", "--zipf", "NaN"],
+            &["benchmark", "--zipf", "inf"],
+            &["benchmark", "--zipf", "0"],
+            &["warm-cache", "--hot", "0"],
+        ] {
+            let err = check(bad).expect_err(&format!("{bad:?} accepted"));
+            assert!(err.contains("must be"), "{bad:?}: {err}");
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! exit code made.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -47,7 +47,7 @@ pub fn validate(ctx: &Ctx, live: bool) -> Result<Outcome, CtlError> {
     let file = config(ctx)?;
     let verdict_on_file = validate::offline(&file);
     let checks = if live {
-        let metrics = ctx.edge.management("/metrics")?;
+        let metrics = ctx.edge.metrics()?;
         let health = ctx.edge.health()?;
         Some(validate::live_checks(
             &metrics,
@@ -94,7 +94,7 @@ pub fn benchmark(ctx: &Ctx, args: &BenchArgs) -> Result<Outcome, CtlError> {
     let (stack, origin, edge) = match &args.upstream {
         Some(url) => (
             None,
-            parse_address(url).map_err(CtlError::Io)?,
+            parse_address(url).map_err(|err| CtlError::Usage(format!("--upstream {err}")))?,
             ctx.edge.listen,
         ),
         None => {
@@ -113,6 +113,7 @@ pub fn benchmark(ctx: &Ctx, args: &BenchArgs) -> Result<Outcome, CtlError> {
             eprintln!("edge-ctl: starting the demo origin and an edge for the benchmark…");
             let stack = Stack::start(&options)
                 .map_err(|e| CtlError::Io(format!("cannot start the benchmark stack: {e}")))?;
+            stop_on_signal(stack.envoy.pid());
             let origin = stack
                 .origin
                 .as_ref()
@@ -132,6 +133,12 @@ pub fn benchmark(ctx: &Ctx, args: &BenchArgs) -> Result<Outcome, CtlError> {
     };
     let result = benchmark::run(&plan);
     drop(stack);
+    // A baseline made of failed connections is no baseline: nothing is kept.
+    if result.rows.iter().all(|r| r.baseline_errors >= r.requests) {
+        return Err(CtlError::Unreachable(format!(
+            "the origin {origin} answered none of the baseline requests; nothing kept"
+        )));
+    }
     let json = to_json(&result);
     std::fs::create_dir_all(&ctx.state_dir)
         .and_then(|()| {
@@ -154,6 +161,43 @@ pub fn benchmark(ctx: &Ctx, args: &BenchArgs) -> Result<Outcome, CtlError> {
     })
 }
 
+/// Ctrl-C or SIGTERM during a benchmark on its own stack: Envoy is stopped and edge-ctl exits
+/// 130 at once (handled, so it works even where the signal was inherited as ignored, e.g. a
+/// job started in the background of a script).
+fn stop_on_signal(envoy_pid: u32) {
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        let signalled = runtime.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut interrupt), Ok(mut terminate)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return false;
+            };
+            tokio::select! {
+                _ = interrupt.recv() => true,
+                _ = terminate.recv() => true,
+            }
+        });
+        if signalled {
+            eprintln!("\nedge-ctl: interrupted; stopping the benchmark's Envoy");
+            if let Ok(pid) = i32::try_from(envoy_pid) {
+                // SAFETY: signalling our own child process by its pid.
+                unsafe {
+                    libc::kill(pid, libc::SIGTERM);
+                }
+            }
+            std::process::exit(130);
+        }
+    });
+}
+
 pub fn warm_cache(
     ctx: &Ctx,
     paths: Option<&PathBuf>,
@@ -164,7 +208,17 @@ pub fn warm_cache(
     for header in headers {
         let (name, value) = header
             .split_once(':')
-            .ok_or_else(|| CtlError::Io(format!("--header {header:?} is not NAME:VALUE")))?;
+            .ok_or_else(|| CtlError::Usage(format!("--header {header:?} is not NAME:VALUE")))?;
+        let name = name.trim();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        {
+            return Err(CtlError::Usage(format!(
+                "--header {header:?}: {name:?} is not a header name"
+            )));
+        }
         extra.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
     }
     let targets: Vec<Target> = match (paths, hot) {
@@ -173,7 +227,19 @@ pub fn warm_cache(
                 .map_err(|e| CtlError::Io(format!("cannot read {}: {e}", path.display())))?;
             warm::parse_paths(&text, &extra)
         }
-        (None, Some(n)) => hot_targets(ctx, n)?,
+        (None, Some(n)) => {
+            let targets = hot_targets(ctx, n)?;
+            if targets.is_empty() {
+                // After a reload each worker's table starts empty: nothing to warm is a failure
+                // a CI job should see, not success.
+                return Ok(Outcome {
+                    code: CHECK_FAILED,
+                    human: "the edge has seen no cacheable keys yet (each reload starts the hot-keys tables anew): nothing warmed\n".to_string(),
+                    json: json!({"stored": 0, "skipped": 0, "failed": 0, "error": "no hot keys seen yet"}),
+                });
+            }
+            targets
+        }
         (None, None) => Vec::new(),
     };
     let summary = warm::warm(&ctx.edge, &targets)?;
@@ -223,19 +289,54 @@ fn hot_targets(ctx: &Ctx, n: usize) -> Result<Vec<Target>, CtlError> {
 const ECDS_SUCCESS: &str = "extension_config_discovery.http_filter.edge.update_success";
 const ECDS_REJECTED: &str = "extension_config_discovery.http_filter.edge.update_rejected";
 
+/// In the state directory: the evidence counters when `optimize --apply` last wrote.
+const OPTIMIZE_BASELINE: &str = "optimize-baseline.json";
+
 pub fn optimize(ctx: &Ctx, apply: bool) -> Result<Outcome, CtlError> {
     let file = config(ctx)?;
     let current = file
         .json()
         .ok_or_else(|| CtlError::Io(format!("{} is not JSON", file.path.display())))?;
-    let figures = Figures {
-        metrics: ctx.edge.management("/metrics")?,
+    let mut figures = Figures {
+        metrics: ctx.edge.metrics()?,
         cache_stats: ctx.edge.management("/cache/stats")?,
         stats: ctx.edge.envoy_stats("^wasmcustom\\.edge\\.")?,
     };
+    // Evidence counts from the last --apply on: what the previous change was made for is not
+    // evidence for the next one.
+    // The record holds for the same Envoy only (its admin address and start time).
+    let baseline_file = ctx.state_dir.join(OPTIMIZE_BASELINE);
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let uptime = ctx
+        .edge
+        .envoy_stats("^server\\.uptime$")?
+        .get("server.uptime")
+        .copied()
+        .unwrap_or(0);
+    let envoy = json!({
+        "admin": ctx.edge.admin.to_string(),
+        "started_s": now_s.saturating_sub(uptime),
+    });
+    let mut recorded = optimize::baseline(&figures);
+    recorded["envoy"] = envoy.clone();
+    if let Some(baseline) = std::fs::read_to_string(&baseline_file)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+    {
+        let same_envoy = baseline["envoy"]["admin"] == envoy["admin"]
+            && baseline["envoy"]["started_s"]
+                .as_u64()
+                .is_some_and(|then| then.abs_diff(now_s.saturating_sub(uptime)) <= 5);
+        if same_envoy {
+            optimize::since(&mut figures, &baseline);
+        }
+    }
     let target = file.hit_rate_target();
     let proposals = optimize::propose(&current, &figures, target);
-    let advice = optimize::advice(&figures, target, &proposals);
+    let mut advice = optimize::advice(&figures, target, &proposals);
+    advice.extend(optimize::restart_advice(&current, &figures));
     let proposed = optimize::apply(&current, &proposals);
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
     let diff = line_diff(&pretty(&current), &pretty(&proposed));
@@ -281,6 +382,8 @@ pub fn optimize(ctx: &Ctx, apply: bool) -> Result<Outcome, CtlError> {
             .unwrap_or_default();
         let written = Instant::now();
         write_validated(&file.path, &proposed)?;
+        let _ = std::fs::create_dir_all(&ctx.state_dir);
+        let _ = std::fs::write(&baseline_file, recorded.to_string());
         let (outcome, code) = wait_for_ecds(ctx, &before, written);
         human.push_str(&format!("\n{outcome}\n"));
         applied = json!(outcome);
@@ -336,9 +439,23 @@ fn wait_for_ecds(ctx: &Ctx, before: &BTreeMap<String, u64>, written: Instant) ->
 }
 
 pub fn report(ctx: &Ctx, output: Option<&PathBuf>) -> Result<Outcome, CtlError> {
+    if let Some(path) = output {
+        let same = |a: &Path, b: &Path| {
+            std::fs::canonicalize(a)
+                .ok()
+                .zip(std::fs::canonicalize(b).ok())
+                .is_some_and(|(a, b)| a == b)
+        };
+        if same(path, &ctx.config_path) {
+            return Err(CtlError::Usage(format!(
+                "--output {} is the plugin configuration (--config): not overwritten",
+                path.display()
+            )));
+        }
+    }
     let file = config(ctx)?;
     let health = ctx.edge.health()?;
-    let metrics = ctx.edge.management("/metrics")?;
+    let metrics = ctx.edge.metrics()?;
     let cache_stats = ctx.edge.management("/cache/stats")?;
     let envoy_counters = ctx
         .edge

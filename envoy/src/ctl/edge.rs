@@ -3,11 +3,32 @@
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::exit::CtlError;
-use crate::launch::{http_request, HttpResponse};
+use crate::launch::{http_request_bounded, HttpResponse};
+
+/// The longest one HTTP exchange with the edge or Envoy's admin may take.
+pub const EXCHANGE_DEADLINE: Duration = Duration::from_secs(20);
+/// The largest answer read from the edge or Envoy's admin.
+pub const MAX_ANSWER_BYTES: usize = 16 << 20;
+
+fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
+    http_request_bounded(
+        addr,
+        (method, path, headers, body),
+        EXCHANGE_DEADLINE,
+        MAX_ANSWER_BYTES,
+    )
+}
 
 #[derive(Debug, Clone)]
 pub struct Edge {
@@ -18,16 +39,22 @@ pub struct Edge {
     pub prefix: String,
 }
 
-/// `HOST:PORT` or `http://HOST:PORT[/]` to a socket address.
+/// `HOST:PORT` or `http://HOST:PORT[/]` to a socket address (`https://` is refused: edge-ctl
+/// speaks plain HTTP to a local edge).
 pub fn parse_address(text: &str) -> Result<SocketAddr, String> {
-    let bare = text
-        .trim()
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
+    let trimmed = text.trim();
+    if trimmed.starts_with("https://") {
+        return Err(format!(
+            "{text:?}: https is not supported (give http://HOST:PORT or HOST:PORT)"
+        ));
+    }
+    let bare = trimmed.trim_start_matches("http://").trim_end_matches('/');
     bare.to_socket_addrs()
         .ok()
         .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| format!("{text:?} is not HOST:PORT (e.g. 127.0.0.1:10000)"))
+        .ok_or_else(|| {
+            format!("{text:?} is not HOST:PORT or http://HOST:PORT (e.g. 127.0.0.1:10000)")
+        })
 }
 
 impl Edge {
@@ -51,12 +78,24 @@ impl Edge {
         self.json(&url, &response, &[200])
     }
 
-    /// `GET <prefix>/health` (200 or 503).
+    /// `GET <prefix>/health` (200 or 503), with its `status`.
     pub fn health(&self) -> Result<Value, CtlError> {
         let url = format!("{}/health", self.prefix);
         let response = http_request(self.listen, "GET", &url, &[], b"")
             .map_err(|err| self.unreachable(&format!("GET {url} on {}", self.listen), err))?;
-        self.json(&url, &response, &[200, 503])
+        let health = self.json(&url, &response, &[200, 503])?;
+        shaped(health, &url, |h| h["status"].is_string(), "a `status`")
+    }
+
+    /// `GET <prefix>/metrics`, with its `services` list.
+    pub fn metrics(&self) -> Result<Value, CtlError> {
+        let url = format!("{}/metrics", self.prefix);
+        shaped(
+            self.management("/metrics")?,
+            &url,
+            |m| m["services"].is_array(),
+            "a `services` list",
+        )
     }
 
     /// `POST <prefix><path>` with a JSON body: the status and the JSON answer.
@@ -83,8 +122,13 @@ impl Edge {
                 response.text().chars().take(200).collect::<String>()
             )));
         }
-        serde_json::from_slice(&response.body)
-            .map_err(|err| self.unreachable(&format!("GET {url}: not JSON"), err))
+        match serde_json::from_slice(&response.body) {
+            Ok(Value::Object(map)) => Ok(Value::Object(map)),
+            Ok(_) => Err(CtlError::Unreachable(format!(
+                "GET {url}: not a JSON object (is this the edge?)"
+            ))),
+            Err(err) => Err(self.unreachable(&format!("GET {url}: not JSON"), err)),
+        }
     }
 
     /// Envoy's counters and gauges whose names match `filter` (a regular expression), by name.
@@ -98,7 +142,35 @@ impl Edge {
                 self.admin, response.status
             )));
         }
-        Ok(parse_stats(&response.text()))
+        let text = response.text();
+        // Envoy's text stats are `name: value` lines; anything else is not Envoy's admin.
+        if text
+            .lines()
+            .any(|line| !line.trim().is_empty() && !line.contains(": "))
+        {
+            return Err(CtlError::Unreachable(format!(
+                "Envoy admin {}{url}: not Envoy's stats (is this Envoy's admin address?)",
+                self.admin
+            )));
+        }
+        Ok(parse_stats(&text))
+    }
+}
+
+/// `value` if `check` holds: an answer of another shape is not the edge's (exit 3, not a
+/// failed check).
+fn shaped(
+    value: Value,
+    url: &str,
+    check: impl Fn(&Value) -> bool,
+    what: &str,
+) -> Result<Value, CtlError> {
+    if check(&value) {
+        Ok(value)
+    } else {
+        Err(CtlError::Unreachable(format!(
+            "GET {url}: the answer has no {what} (is this the edge?)"
+        )))
     }
 }
 

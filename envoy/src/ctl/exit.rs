@@ -21,6 +21,8 @@ pub const IO: u8 = 4;
 pub enum CtlError {
     Unreachable(String),
     Io(String),
+    /// Bad arguments found after parsing (exit 2).
+    Usage(String),
 }
 
 impl CtlError {
@@ -28,6 +30,7 @@ impl CtlError {
         ExitCode::from(match self {
             CtlError::Unreachable(_) => UNREACHABLE,
             CtlError::Io(_) => IO,
+            CtlError::Usage(_) => USAGE,
         })
     }
 }
@@ -35,7 +38,9 @@ impl CtlError {
 impl fmt::Display for CtlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CtlError::Unreachable(reason) | CtlError::Io(reason) => f.write_str(reason),
+            CtlError::Unreachable(reason) | CtlError::Io(reason) | CtlError::Usage(reason) => {
+                f.write_str(reason)
+            }
         }
     }
 }

@@ -50,6 +50,53 @@ pub const EXPIRED_MISS_SHARE: f64 = 0.25;
 /// The stale-while-revalidate window proposed.
 pub const PROPOSED_SWR_S: u64 = 30;
 
+/// The process-wide counters the rules read as evidence. Envoy keeps them across reloads, so
+/// each run counts only what happened since the last `--apply` (see [`since`]).
+const EVIDENCE_COUNTERS: [&str; 7] = [
+    "edge.cache.miss",
+    "edge.cache.revalidated",
+    "edge.cache.not_modified",
+    "edge.cache.l1.eviction",
+    "edge.cache.l1.store",
+    "edge.cache.l2.eviction",
+    "edge.cache.l2.store",
+];
+
+/// What `--apply` records so that the next run needs fresh evidence: the evidence counters
+/// and the breaker trips as they were.
+pub fn baseline(figures: &Figures) -> Value {
+    let stats: serde_json::Map<String, Value> = EVIDENCE_COUNTERS
+        .iter()
+        .map(|name| (name.to_string(), json!(stat(figures, name))))
+        .collect();
+    json!({
+        "stats": stats,
+        "breaker_trips": figures.metrics["counters"]["edge.breaker.trips"].as_u64().unwrap_or(0),
+    })
+}
+
+/// The figures reduced to what happened since `baseline` (from [`baseline`]): counters minus
+/// their recorded values (a counter below its record — Envoy restarted — counts from zero).
+/// The per-worker windows of `/metrics` need no such care: a reload starts them anew.
+pub fn since(figures: &mut Figures, baseline: &Value) {
+    for name in EVIDENCE_COUNTERS {
+        let Some(then) = baseline["stats"][name].as_u64() else {
+            continue;
+        };
+        if let Some(now) = figures.stats.get_mut(&format!("wasmcustom.{name}")) {
+            if *now >= then {
+                *now -= then;
+            }
+        }
+    }
+    if let Some(then) = baseline["breaker_trips"].as_u64() {
+        let trips = &mut figures.metrics["counters"]["edge.breaker.trips"];
+        if let Some(now) = trips.as_u64().filter(|now| *now >= then) {
+            *trips = json!(now - then);
+        }
+    }
+}
+
 fn stat(figures: &Figures, name: &str) -> u64 {
     figures
         .stats
@@ -192,21 +239,7 @@ pub fn propose(config: &Value, figures: &Figures, hit_rate_target: f64) -> Vec<P
             ),
         ));
     }
-    // 3. L2 slots overwritten by other keys.
-    let (l2_evictions, l2_stores) = (
-        stat(figures, "edge.cache.l2.eviction"),
-        stat(figures, "edge.cache.l2.store"),
-    );
-    if l2_evictions >= 10 && l2_evictions * 20 >= l2_stores {
-        let current = config["limits"]["l2_slots"].as_u64().unwrap_or(65_536);
-        out.push(proposal(
-            "l2_size",
-            config,
-            vec![key("limits"), key("l2_slots")],
-            json!((current * 2).min(1_048_576)),
-            format!("L2 replaced {l2_evictions} entries by other keys for {l2_stores} stored"),
-        ));
-    }
+    // 3. L2 slots overwritten by other keys: advice only (see [`restart_advice`]).
     // 4. A breaker that keeps opening: a longer window and a later trip.
     let trips = figures.metrics["counters"]["edge.breaker.trips"]
         .as_u64()
@@ -321,6 +354,24 @@ pub fn advice(figures: &Figures, hit_rate_target: f64, proposals: &[Proposal]) -
     out
 }
 
+/// Changes that need a restart, never proposed as a live change: a slot count lays shared
+/// data out anew, so a live reload would drop the table (the launcher refuses it).
+pub fn restart_advice(config: &Value, figures: &Figures) -> Vec<String> {
+    let (l2_evictions, l2_stores) = (
+        stat(figures, "edge.cache.l2.eviction"),
+        stat(figures, "edge.cache.l2.store"),
+    );
+    let mut out = Vec::new();
+    if l2_evictions >= 10 && l2_evictions * 20 >= l2_stores {
+        let current = config["limits"]["l2_slots"].as_u64().unwrap_or(65_536);
+        out.push(format!(
+            "L2 replaced {l2_evictions} entries by other keys for {l2_stores} stored: raise limits.l2_slots ({current} -> {}) at the next restart of edge-launch (a slot count cannot change live: the reload would drop L2)",
+            (current * 2).min(1_048_576)
+        ));
+    }
+    out
+}
+
 /// The configuration with every proposal applied.
 pub fn apply(config: &Value, proposals: &[Proposal]) -> Value {
     let mut new = config.clone();
@@ -407,5 +458,65 @@ mod tests {
         assert_eq!(new["services"][0]["breaker"]["window_s"], 30);
         // The result is a configuration the filter accepts.
         edge_filter::policy::Config::parse(new.to_string().as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn after_an_apply_only_fresh_evidence_counts() {
+        let figures = Figures {
+            metrics: json!({"services": [{"name": "leads", "hit_rate": 0.97}],
+                            "counters": {"edge.breaker.trips": 3},
+                            "freshness": {"workers_reporting": 1}}),
+            stats: stats(&[
+                ("edge.cache.l1.eviction", 50),
+                ("edge.cache.l1.store", 400),
+                ("edge.cache.l1.entries", 95),
+            ]),
+            ..Figures::default()
+        };
+        let proposals = propose(&config(), &figures, 0.9);
+        assert_eq!(proposals.len(), 1);
+        assert_eq!(proposals[0].field, "limits.l1_max_entries");
+        // Applied; the next run sees the same process-wide counters: nothing new, no proposal.
+        let recorded = baseline(&figures);
+        let applied = apply(&config(), &proposals);
+        let mut again = figures.clone();
+        since(&mut again, &recorded);
+        assert!(propose(&applied, &again, 0.9).is_empty());
+        assert_eq!(again.metrics["counters"]["edge.breaker.trips"], 0);
+        // New evictions after the apply are evidence again.
+        let mut later = figures.clone();
+        later
+            .stats
+            .insert("wasmcustom.edge.cache.l1.eviction".into(), 150);
+        later
+            .stats
+            .insert("wasmcustom.edge.cache.l1.store".into(), 500);
+        later
+            .stats
+            .insert("wasmcustom.edge.cache.l1.entries".into(), 195);
+        since(&mut later, &recorded);
+        let proposals = propose(&applied, &later, 0.9);
+        assert_eq!(proposals.len(), 1, "{proposals:?}");
+        assert_eq!(proposals[0].to, json!(400));
+    }
+
+    #[test]
+    fn a_slot_count_is_never_proposed_as_a_live_change() {
+        let evicting = Figures {
+            stats: stats(&[("edge.cache.l2.eviction", 50), ("edge.cache.l2.store", 100)]),
+            ..Figures::default()
+        };
+        let proposals = propose(&config(), &evicting, 0.9);
+        assert!(
+            proposals.iter().all(|p| !p.field.contains("_slots")),
+            "{:?}",
+            proposals.iter().map(|p| &p.field).collect::<Vec<_>>()
+        );
+        let advice = restart_advice(&config(), &evicting);
+        assert_eq!(advice.len(), 1);
+        assert!(
+            advice[0].contains("(65536 -> 131072) at the next restart"),
+            "{advice:?}"
+        );
     }
 }

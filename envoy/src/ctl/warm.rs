@@ -30,6 +30,18 @@ pub struct WarmSummary {
     pub failed: u64,
     /// Batches the edge refused as a whole, with its reason.
     pub refused_batches: Vec<String>,
+    /// Paths the edge refused (`paths[i]: "…" must start with '/'`), left out of their batch.
+    pub refused_paths: Vec<String>,
+}
+
+/// The index of the path a refusal names (`paths[3]: …`).
+fn refused_index(reason: &str) -> Option<usize> {
+    reason
+        .strip_prefix("paths[")?
+        .split_once("]:")?
+        .0
+        .parse()
+        .ok()
 }
 
 /// A paths file: one path per line; blank lines and `#` comments are ignored. Each path gets
@@ -61,21 +73,36 @@ pub fn warm(edge: &Edge, targets: &[Target]) -> Result<WarmSummary, CtlError> {
     let mut progress = Progress::new("warm-cache", targets.len() as u64);
     for (headers, paths) in groups {
         for batch in paths.chunks(BATCH) {
-            let body = json!({ "paths": batch, "headers": headers });
-            let (status, answer) = edge.post("/cache/warm", &body)?;
-            if status == 200 {
-                summary.stored += answer["stored"].as_u64().unwrap_or(0);
-                summary.skipped += answer["skipped"].as_u64().unwrap_or(0);
-                summary.failed += answer["failed"].as_u64().unwrap_or(0);
-            } else if status == 401 || status == 403 {
-                return Err(CtlError::Unreachable(format!(
-                    "the warm endpoint answered {status}: give the admin token (--token or EDGE_ADMIN_TOKEN)"
-                )));
-            } else {
-                summary.failed += batch.len() as u64;
-                summary
-                    .refused_batches
-                    .push(format!("{status}: {}", error_text(&answer)));
+            let mut pending: Vec<&str> = batch.to_vec();
+            // A batch refused for one path (`paths[i]: …`) is sent again without it: one bad
+            // line costs that line, not its 99 neighbours.
+            while !pending.is_empty() {
+                let body = json!({ "paths": pending, "headers": headers });
+                let (status, answer) = edge.post("/cache/warm", &body)?;
+                if status == 200 {
+                    summary.stored += answer["stored"].as_u64().unwrap_or(0);
+                    summary.skipped += answer["skipped"].as_u64().unwrap_or(0);
+                    summary.failed += answer["failed"].as_u64().unwrap_or(0);
+                    break;
+                }
+                if status == 401 || status == 403 {
+                    return Err(CtlError::Unreachable(format!(
+                        "the warm endpoint answered {status}: give the admin token (--token or EDGE_ADMIN_TOKEN)"
+                    )));
+                }
+                let reason = error_text(&answer);
+                summary.failed += 1;
+                match refused_index(&reason).filter(|i| *i < pending.len()) {
+                    Some(index) => {
+                        pending.remove(index);
+                        summary.refused_paths.push(reason);
+                    }
+                    None => {
+                        summary.failed += pending.len() as u64 - 1;
+                        summary.refused_batches.push(format!("{status}: {reason}"));
+                        break;
+                    }
+                }
             }
             progress.advance(batch.len() as u64);
         }
@@ -102,6 +129,9 @@ pub fn render(summary: &WarmSummary, style: Style) -> String {
             "0 failed".to_string()
         }
     );
+    for refusal in &summary.refused_paths {
+        out.push_str(&format!("  a path was refused: {refusal}\n"));
+    }
     for refusal in &summary.refused_batches {
         out.push_str(&format!("  a batch was refused: {refusal}\n"));
     }
@@ -111,6 +141,16 @@ pub fn render(summary: &WarmSummary, style: Style) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_names_its_path() {
+        assert_eq!(
+            refused_index(r#"paths[3]: "x" must start with '/'"#),
+            Some(3)
+        );
+        assert_eq!(refused_index("headers: at most 8"), None);
+        assert_eq!(refused_index("paths: give at least one path"), None);
+    }
 
     #[test]
     fn paths_files_skip_comments_and_blanks() {

@@ -46,8 +46,44 @@ pub fn http_request_bytes(
     headers: &[(&str, &[u8])],
     body: &[u8],
 ) -> std::io::Result<HttpResponse> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    exchange(addr, (method, path, headers, body), None)
+}
+
+/// [`http_request`] within `deadline` for the whole exchange (a server trickling bytes cannot
+/// hold it longer) and with an answer of at most `max_bytes` (head and body).
+pub fn http_request_bounded(
+    addr: SocketAddr,
+    (method, path, headers, body): (&str, &str, &[(&str, &str)], &[u8]),
+    deadline: Duration,
+    max_bytes: usize,
+) -> std::io::Result<HttpResponse> {
+    let headers: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+    exchange(
+        addr,
+        (method, path, &headers, body),
+        Some((deadline, max_bytes)),
+    )
+}
+
+type RequestParts<'a> = (&'a str, &'a str, &'a [(&'a str, &'a [u8])], &'a [u8]);
+
+fn exchange(
+    addr: SocketAddr,
+    (method, path, headers, body): RequestParts<'_>,
+    bounds: Option<(Duration, usize)>,
+) -> std::io::Result<HttpResponse> {
+    let started = std::time::Instant::now();
+    let (deadline, max_bytes) = bounds.unwrap_or((Duration::MAX, usize::MAX));
+    let timed_out = || {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no complete answer within {} s", deadline.as_secs_f64()),
+        )
+    };
+    let mut stream =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5).min(deadline.max(MIN_WAIT)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30).min(deadline.max(MIN_WAIT))))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30).min(deadline.max(MIN_WAIT))))?;
     let mut request = format!("{method} {path} HTTP/1.1\r\nconnection: close\r\n").into_bytes();
     if !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
         request.extend_from_slice(format!("host: {addr}\r\n").as_bytes());
@@ -71,14 +107,41 @@ pub fn http_request_bytes(
         if response_complete(&raw, method == "HEAD") {
             break;
         }
-        let read = stream.read(&mut buffer)?;
+        if bounds.is_some() {
+            let left = deadline.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            stream.set_read_timeout(Some(left.max(MIN_WAIT)))?;
+        }
+        let read = match stream.read(&mut buffer) {
+            Ok(read) => read,
+            Err(err)
+                if bounds.is_some()
+                    && matches!(
+                        err.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+            {
+                return Err(timed_out())
+            }
+            Err(err) => return Err(err),
+        };
         if read == 0 {
             break;
         }
         raw.extend_from_slice(buffer.get(..read).unwrap_or_default());
+        if raw.len() > max_bytes || declared_length(&raw).is_some_and(|n| n > max_bytes) {
+            return Err(std::io::Error::other(format!(
+                "answer larger than {max_bytes} bytes"
+            )));
+        }
     }
     parse_response(&raw)
 }
+
+/// The shortest read timeout set (a zero timeout is refused by the socket).
+const MIN_WAIT: Duration = Duration::from_millis(1);
 
 /// One keep-alive HTTP/1.1 connection: requests go one after the other on it, each answer read
 /// by its framing. An error (including the read timeout) drops the connection; the next
@@ -191,6 +254,15 @@ impl KeepAliveClient {
 }
 
 /// Whether `raw` holds a whole response (headers plus the body its framing announces).
+/// The `content-length` of a response whose head has arrived.
+fn declared_length(raw: &[u8]) -> Option<usize> {
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(raw.get(..head_end)?).to_ascii_lowercase();
+    head.split("\r\n")
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
 fn response_complete(raw: &[u8], head: bool) -> bool {
     let Some(head_end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
         return false;

@@ -6,12 +6,12 @@
 //! breakers, dedup records, purge generations) lives on with the process — and connections
 //! stay open.
 //!
-//! A configuration the filter refuses (`on_configure` returns false) makes Envoy reject the
-//! update: the previous configuration keeps serving, Envoy counts
-//! `extension_config_discovery.http_filter.edge.update_rejected`, and the refusing VM records the
-//! reason in shared data, which `/health` reports (`degraded`, "configuration update rejected:
-//! …") until a configuration is accepted. Writers validate with the filter's own code first
-//! ([`validate_plugin_config`]) so an operator sees the field path at once.
+//! Writers validate with the filter's own code first ([`validate_plugin_config`]); the
+//! launcher's watcher hands Envoy no refused configuration but the serving one again with the
+//! refusal noted (`update_refused`), which `/health` reports (see [`super::watch`]). A
+//! configuration the filter refuses anyway (`on_configure` returns false) makes Envoy reject
+//! the update (`extension_config_discovery.http_filter.edge.update_rejected`) and the previous
+//! configuration keeps serving.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +30,49 @@ const TYPED_CONFIG_LINE: &str = "            typed_config:\n";
 /// paths Envoy would log).
 pub fn validate_plugin_config(text: &str) -> Result<(), edge_filter::policy::ConfigError> {
     edge_filter::policy::Config::parse(text.as_bytes()).map(|_| ())
+}
+
+/// Why `new` cannot be applied live over `serving`: a changed slot count (`limits.*_slots`,
+/// `monitoring.worker_slots`) lays shared data out anew, so a live reload would silently drop
+/// that table (cached entries, dedup records, rate-limit buckets). Such a change needs a restart.
+/// `None` when both are valid and no slot count differs (or either is invalid: validation says
+/// why).
+pub fn restart_only_change(serving: &str, new: &str) -> Option<String> {
+    use edge_filter::policy::Config;
+    let (Ok(old), Ok(new)) = (
+        Config::parse(serving.as_bytes()),
+        Config::parse(new.as_bytes()),
+    ) else {
+        return None;
+    };
+    let pairs = [
+        ("limits.l2_slots", old.limits.l2_slots, new.limits.l2_slots),
+        (
+            "limits.lease_slots",
+            old.limits.lease_slots,
+            new.limits.lease_slots,
+        ),
+        (
+            "limits.dedup_slots",
+            old.limits.dedup_slots,
+            new.limits.dedup_slots,
+        ),
+        (
+            "limits.rate_limit_slots",
+            old.limits.rate_limit_slots,
+            new.limits.rate_limit_slots,
+        ),
+        (
+            "monitoring.worker_slots",
+            old.monitoring.worker_slots,
+            new.monitoring.worker_slots,
+        ),
+    ];
+    let (field, from, to) = pairs.into_iter().find(|(_, from, to)| from != to)?;
+    Some(format!(
+        "{field}: {from} -> {to} changes the layout of shared data and needs a restart of \
+         edge-launch (a live reload would drop that table)"
+    ))
 }
 
 /// The static Envoy configuration turned into the live one: the wasm filter's `typed_config`
@@ -203,6 +246,30 @@ mod tests {
             "{resource}"
         );
         assert!(resource.contains("filename: \"/x/edge_filter.wasm\""));
+    }
+
+    #[test]
+    fn a_slot_count_change_needs_a_restart() {
+        let serving = r#"{"limits": {"l2_slots": 1024}}"#;
+        assert_eq!(
+            restart_only_change(serving, r#"{"limits": {"l2_slots": 2048}}"#).as_deref(),
+            Some(
+                "limits.l2_slots: 1024 -> 2048 changes the layout of shared data and needs a \
+                 restart of edge-launch (a live reload would drop that table)"
+            )
+        );
+        let dedup = restart_only_change("{}", r#"{"limits": {"dedup_slots": 7}}"#).unwrap();
+        assert!(dedup.starts_with("limits.dedup_slots: "), "{dedup}");
+        let buckets = restart_only_change("{}", r#"{"limits": {"rate_limit_slots": 7}}"#);
+        assert!(buckets.unwrap().starts_with("limits.rate_limit_slots: "));
+        // Anything else is live.
+        assert_eq!(
+            restart_only_change(
+                serving,
+                r#"{"limits": {"l2_slots": 1024, "l1_max_entries": 9}}"#
+            ),
+            None
+        );
     }
 
     #[test]

@@ -20,9 +20,12 @@ pub use chromium::{chromium, chromium_run};
 pub use envoy_process::EnvoyProcess;
 pub use error::LaunchError;
 pub use fleet::{render_fleet_cluster, FleetTier};
-pub use http_client::{http_request, http_request_bytes, HttpResponse, KeepAliveClient};
+pub use http_client::{
+    http_request, http_request_bounded, http_request_bytes, HttpResponse, KeepAliveClient,
+};
 pub use live::{
-    ecds_resource, render_live_config, validate_plugin_config, LiveConfig, LiveInputs, FILTER_NAME,
+    ecds_resource, render_live_config, restart_only_change, validate_plugin_config, LiveConfig,
+    LiveInputs, FILTER_NAME,
 };
 pub use options::{FleetOption, LaunchOptions, Upstream, USAGE};
 pub use paths::{default_envoy_binary, default_plugin_config, default_wasm, workspace_root};

@@ -10,7 +10,7 @@ use super::fleet::{render_fleet_cluster, FleetTier};
 use super::live::{render_live_config, validate_plugin_config, LiveConfig, LiveInputs};
 use super::options::{FleetOption, LaunchOptions, Upstream};
 use super::paths::workspace_root;
-use super::watch::ConfigWatcher;
+use super::watch::{is_watchable, ConfigWatcher};
 use crate::origin::{OriginConfig, OriginHandle};
 
 /// Envoy with the edge filter in front of an origin (the demo origin unless one was given).
@@ -49,7 +49,13 @@ impl Stack {
             )
         })?;
         let mut stack = Self::start_with_plugin_config(options, &plugin_config)?;
-        if let Some(live) = &stack.live {
+        if stack.live.is_some() && !is_watchable(&options.plugin_config) {
+            println!(
+                "edge-launch: {} is not a regular file (a pipe?): read once at start, not \
+                 watched for changes",
+                options.plugin_config.display()
+            );
+        } else if let Some(live) = &stack.live {
             stack.watcher = Some(ConfigWatcher::start(
                 options.plugin_config.clone(),
                 plugin_config,

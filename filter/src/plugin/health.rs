@@ -1,12 +1,12 @@
 //! `GET <admin prefix>/health`: cheap enough for probes (no token, no shared-data write): the
 //! worker's view of every breaker (at most 100 ms old), its own last-minute hit rate per caching
 //! service, whether the fleet tier answers (as this worker saw it last, probed at least every
-//! `fleet_bridge.probe_interval_ms`), and the last configuration update decide healthy / degraded / unhealthy.
+//! `fleet_bridge.probe_interval_ms`), and the serving configuration's note of a refused update
+//! decide healthy / degraded / unhealthy.
 
 use serde_json::{json, Map, Value};
 
 use super::breaker::Breakers;
-use super::config_status::last_rejection;
 use super::env::Env;
 use super::fleet::Fleet;
 use super::monitor::{breaker_state, Monitor};
@@ -66,7 +66,8 @@ pub fn health(
     if registry.uses_fleet() && !fleet.tier.usable() {
         reasons.push("fleet tier unreachable".to_string());
     }
-    if let Some(reason) = last_rejection() {
+    // From the configuration serving: a note the launcher adds when it refused a newer one.
+    if let Some(reason) = &registry.settings().update_refused {
         reasons.push(format!("configuration update rejected: {reason}"));
     }
     let status = if with_breaker > 0 && open == with_breaker {

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::reply::Reply;
+use super::reply::{json_error, Reply};
 use crate::policy::cache::hot_keys::{hot_key_id, hot_limit, HotKey, HotKeys};
 use crate::policy::CacheSection;
 
@@ -35,7 +35,10 @@ pub fn note(
 
 /// `{"worker_only": true, "keys": [{"service", "path", "headers", "count"}]}`, hottest first.
 pub fn report(hot: &HotKeys, request_path: &str, capacity: u64) -> Reply {
-    let limit = hot_limit(request_path, usize::try_from(capacity).unwrap_or(0));
+    let limit = match hot_limit(request_path, usize::try_from(capacity).unwrap_or(0)) {
+        Ok(limit) => limit,
+        Err(reason) => return json_error(400, &reason),
+    };
     let keys: Vec<serde_json::Value> = hot
         .hottest(limit)
         .into_iter()

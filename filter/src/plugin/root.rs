@@ -81,6 +81,20 @@ fn prepare_shared_data(worker: &mut Worker) {
 }
 
 impl Context for EdgeRoot {
+    /// The plugin is torn down (a configuration update replaced it): its L1 goes with it, so
+    /// its share of the process-wide L1 gauges is taken back (gauges are added to by every
+    /// worker; a new VM must not add to what a retired one left).
+    fn on_done(&mut self) -> bool {
+        if let Some(worker) = &self.worker {
+            let w = worker.borrow();
+            let held = w.tiers.l1.stats();
+            let metrics = &w.env.metrics;
+            metrics.add(Stat::L1Entries, -i64::try_from(held.entries).unwrap_or(0));
+            metrics.add(Stat::L1Bytes, -i64::try_from(held.bytes).unwrap_or(0));
+        }
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         token: u32,
@@ -130,7 +144,7 @@ impl RootContext for EdgeRoot {
             Err(err) => {
                 // Envoy refuses the plugin on `false`; one line names the field and the reason.
                 error!("configuration rejected: {err}");
-                config_status::rejected(&err.to_string());
+                config_status::rejected();
                 return false;
             }
         };

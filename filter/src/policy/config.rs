@@ -39,6 +39,12 @@ pub struct Config {
     /// with a `fleet` section.
     #[serde(default)]
     pub fleet_bridge: FleetBridge,
+    /// Set by `edge-launch`, not by hand: the reason the last configuration written to the
+    /// running edge was refused. The launcher then hands Envoy the configuration still serving
+    /// with this note, so `/health` reports the refusal from the configuration actually serving
+    /// (true however Envoy reuses or caches plugins for identical configurations).
+    #[serde(default)]
+    pub update_refused: Option<String>,
 }
 
 fn default_upstream_cluster() -> String {
@@ -65,6 +71,7 @@ impl Default for Config {
             cache_status_name: default_cache_status_name(),
             generation_refresh_ms: default_generation_refresh_ms(),
             fleet_bridge: FleetBridge::default(),
+            update_refused: None,
         }
     }
 }
@@ -150,14 +157,44 @@ impl Default for DefaultServiceConfig {
 
 /// Longest service name; names become stat label values, so they stay short and plain.
 pub const MAX_SERVICE_NAME_LEN: usize = 64;
+/// Largest configuration (256 services of generous size fit many times over).
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+/// Longest `update_refused` note.
+pub const MAX_UPDATE_REFUSED_LEN: usize = 1024;
+/// The UTF-8 byte order mark some editors put first.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Most services one configuration may declare (matching is a linear scan).
 pub const MAX_SERVICES: usize = 256;
 
 impl Config {
-    /// Parses and validates a plugin configuration. Empty input means "all defaults".
+    /// Parses and validates a plugin configuration. Empty (or whitespace-only) input is refused:
+    /// it is far more often a truncated file (`jq … cfg.json > cfg.json`) than a wish for the
+    /// defaults, which `{}` spells.
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Self::default());
+        if bytes.len() > MAX_CONFIG_BYTES {
+            return Err(ConfigError::new(
+                "config",
+                format!(
+                    "{} bytes, at most {MAX_CONFIG_BYTES} are allowed",
+                    bytes.len()
+                ),
+            ));
+        }
+        let (bom, rest) = match bytes.strip_prefix(UTF8_BOM) {
+            Some(rest) => (true, rest),
+            None => (false, bytes),
+        };
+        if rest.iter().all(u8::is_ascii_whitespace) {
+            return Err(ConfigError::new(
+                "config",
+                "empty (write {} for all defaults)",
+            ));
+        }
+        if bom {
+            return Err(ConfigError::new(
+                "config",
+                "starts with a UTF-8 byte order mark (BOM); save the file without it",
+            ));
         }
         // serde would also accept a positional array for a struct; operators write objects.
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
@@ -263,6 +300,16 @@ impl Config {
             return Err(ConfigError::new(
                 "cache_status_name",
                 "must be a token of letters, digits, '-', '_' and '.'",
+            ));
+        }
+        if self
+            .update_refused
+            .as_ref()
+            .is_some_and(|reason| reason.len() > MAX_UPDATE_REFUSED_LEN)
+        {
+            return Err(ConfigError::new(
+                "update_refused",
+                format!("longer than {MAX_UPDATE_REFUSED_LEN} bytes"),
             ));
         }
         if !(10..=60_000).contains(&self.generation_refresh_ms) {

@@ -28,7 +28,9 @@ pub mod tenant_id;
 pub use admin_config::{AdminConfig, MIN_TOKEN_LEN};
 pub use breaker_config::BreakerSection;
 pub use cache_config::{CacheSection, KeyConfig, QueryMode, RefreshAhead, TenantConfig};
-pub use config::{stat_label, Config, DefaultServiceConfig, MatchConfig, ServiceConfig};
+pub use config::{
+    stat_label, Config, DefaultServiceConfig, MatchConfig, ServiceConfig, MAX_UPDATE_REFUSED_LEN,
+};
 pub use config_error::ConfigError;
 pub use dedup_config::{DedupSection, InFlightMode, SignatureConfig};
 pub use fleet::{FailureMode, FleetBridge, FleetSection};

@@ -33,6 +33,9 @@ pub struct GlobalSettings {
     pub cache_status_name: String,
     pub generation_refresh_ms: u64,
     pub fleet_bridge: FleetBridge,
+    /// Why the last configuration written to the edge was refused (see
+    /// [`super::Config::update_refused`]).
+    pub update_refused: Option<String>,
 }
 
 /// The validated configuration in the form the request path uses: services in match order,
@@ -85,6 +88,7 @@ impl Registry {
                 cache_status_name: config.cache_status_name.clone(),
                 generation_refresh_ms: config.generation_refresh_ms,
                 fleet_bridge: config.fleet_bridge.clone(),
+                update_refused: config.update_refused.clone(),
             },
         }
     }

@@ -69,6 +69,14 @@ pub struct HotKeys {
 }
 
 /// The identity of a key in the table.
+/// The path and query of a cache key's URL (`scheme://authority/path?query`): what the key
+/// keeps of the request (the service's query rules applied), so the hot table shows no
+/// parameter the key ignores and counts cache-busted variants of one key as one row.
+pub fn key_path(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.find('/').and_then(|at| rest.get(at..)).unwrap_or("/")
+}
+
 pub fn hot_key_id(path: &str, tenant: Option<&str>) -> u64 {
     fnv1a(path) ^ tenant.map_or(0, |t| fnv1a(t).rotate_left(17))
 }
@@ -163,15 +171,22 @@ impl HotKeys {
 }
 
 /// The `limit` query parameter of a `/cache/hot` request (default [`DEFAULT_HOT_LIMIT`], at
-/// most `capacity`).
-pub fn hot_limit(path: &str, capacity: usize) -> usize {
+/// most `capacity`); anything but a whole number from 1 is refused, not silently defaulted.
+pub fn hot_limit(path: &str, capacity: usize) -> Result<usize, String> {
     let query = path.split_once('?').map_or("", |(_, q)| q);
-    query
+    let Some(given) = query
         .split('&')
         .find_map(|pair| pair.strip_prefix("limit="))
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(DEFAULT_HOT_LIMIT)
-        .min(capacity)
+    else {
+        return Ok(DEFAULT_HOT_LIMIT.min(capacity));
+    };
+    let digits = !given.is_empty() && given.len() <= 9 && given.bytes().all(|b| b.is_ascii_digit());
+    match given.parse::<usize>() {
+        Ok(limit) if digits && limit >= 1 => Ok(limit.min(capacity)),
+        _ => Err(format!(
+            "limit: {given:?} is not a whole number from 1 (at most {capacity} rows are kept)"
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -240,9 +255,12 @@ mod tests {
 
     #[test]
     fn limits_come_from_the_query() {
-        assert_eq!(hot_limit("/p/cache/hot?limit=5", 128), 5);
-        assert_eq!(hot_limit("/p/cache/hot", 128), DEFAULT_HOT_LIMIT);
-        assert_eq!(hot_limit("/p/cache/hot?x=1&limit=9999", 128), 128);
-        assert_eq!(hot_limit("/p/cache/hot?limit=abc", 50), 50);
+        assert_eq!(hot_limit("/p/cache/hot?limit=5", 128), Ok(5));
+        assert_eq!(hot_limit("/p/cache/hot", 128), Ok(DEFAULT_HOT_LIMIT));
+        assert_eq!(hot_limit("/p/cache/hot?x=1&limit=9999", 128), Ok(128));
+        for bad in ["abc", "-1", "0", "", "+5", "12345678901234567890"] {
+            let err = hot_limit(&format!("/p/cache/hot?limit={bad}"), 50).unwrap_err();
+            assert!(err.starts_with("limit: "), "{err}");
+        }
     }
 }
