@@ -42,6 +42,8 @@ struct Fake {
     claims: Vec<(Vec<u8>, Vec<u8>)>,
     /// Redis goes down as the origin processes the next delivery.
     down_during_delivery: bool,
+    /// The next bridge call gets no answer (times out), as on a busy machine.
+    timeout_next: bool,
 }
 
 type Shared = Rc<RefCell<Fake>>;
@@ -142,6 +144,9 @@ fn fleet() -> (Host, Host, Vec<VmId>, Vec<VmId>, Shared) {
         host.origin(move |request: &UpstreamRequest| {
             let mut fake = shared.borrow_mut();
             if request.cluster.as_deref() == Some("fleet_bridge") {
+                if std::mem::take(&mut fake.timeout_next) {
+                    return Reply::timeout();
+                }
                 return match fake.bridge.unwrap_or(Bridge::Up) {
                     Bridge::Up => Reply::ok(redis(&mut fake, &request.body)),
                     Bridge::RedisDown => Reply::status(503),
@@ -307,12 +312,69 @@ fn a_bridge_that_never_answers_costs_one_call_timeout_then_nothing() {
         waited_ms <= 60,
         "bounded by the call timeout (50 ms): {waited_ms} ms"
     );
-    // The tier is known down on that worker: the next delivery does not wait for it.
+    // The worker's probes confirm the outage at once (three failed calls in a row)...
+    a.advance(std::time::Duration::from_millis(200));
+    // ...and the tier is known down on that worker: the next delivery does not wait for it.
     let calls = metric(&a, "edge.fleet.calls");
+    let started = a.now_ns();
     let second = a.request(vms_a[0], delivery("/webhooks/ghl", "slow-2"));
     assert_eq!(second.status, 201);
+    assert_eq!((a.now_ns() - started) / 1_000_000, 0, "no wait");
     assert_eq!(metric(&a, "edge.fleet.calls"), calls);
     assert!(metric(&a, "edge.fleet.skipped") >= 2);
+}
+
+#[test]
+fn one_spontaneous_timeout_does_not_take_a_worker_off_a_healthy_tier() {
+    let (mut a, mut b, vms_a, vms_b, fake) = fleet();
+    fake.borrow_mut().timeout_next = true;
+    let first = a.request(vms_a[0], delivery("/webhooks/ghl", "t-1"));
+    assert_eq!(first.status, 201, "fail_open: the local claim alone");
+    // Well within the probe interval (200 ms): the worker still uses the tier.
+    settle(&mut a, &mut b, 40);
+    assert_eq!(health(&mut a, vms_a[0])["status"], "healthy");
+    let second = a.request(vms_a[0], delivery("/webhooks/ghl", "t-2"));
+    assert_eq!(second.status, 201);
+    settle(&mut a, &mut b, 40);
+    let duplicate = b.request(vms_b[0], delivery("/webhooks/ghl", "t-2"));
+    assert!(
+        replayed(&duplicate),
+        "t-2 was claimed and completed in the fleet"
+    );
+    assert_eq!(fake.borrow().deliveries.get("t-2"), Some(&1));
+    assert_eq!(
+        metric(&a, "edge.fleet.skipped"),
+        1,
+        "only t-1 skipped the tier"
+    );
+}
+
+#[test]
+fn a_worker_takes_the_tier_back_as_soon_as_another_worker_of_its_envoy_sees_it() {
+    let (mut a, mut b, vms_a, vms_b, fake) = fleet();
+    fake.borrow_mut().bridge = Some(Bridge::RedisDown);
+    // Worker 0 of A sees the outage (three failed claims in a row).
+    for i in 0..3 {
+        let open = a.request(vms_a[0], delivery("/webhooks/ghl", &format!("down-{i}")));
+        assert_eq!(open.status, 201);
+    }
+    assert_eq!(health(&mut a, vms_a[0])["status"], "degraded");
+    fake.borrow_mut().bridge = Some(Bridge::Up);
+    settle(&mut a, &mut b, 10);
+    // Worker 1 of A sees it answer (its claim succeeds): worker 0 uses it at once, long
+    // before its own next probe (200 ms).
+    let other = a.request(vms_a[1], delivery("/webhooks/ghl", "up-1"));
+    assert_eq!(other.status, 201);
+    settle(&mut a, &mut b, 10);
+    assert_eq!(health(&mut a, vms_a[0])["status"], "healthy");
+    let skipped = metric(&a, "edge.fleet.skipped");
+    let after = a.request(vms_a[0], delivery("/webhooks/ghl", "after"));
+    assert_eq!(after.status, 201);
+    assert_eq!(metric(&a, "edge.fleet.skipped"), skipped, "not skipped");
+    settle(&mut a, &mut b, 40);
+    let duplicate = b.request(vms_b[0], delivery("/webhooks/ghl", "after"));
+    assert!(replayed(&duplicate));
+    assert_eq!(fake.borrow().deliveries.get("after"), Some(&1));
 }
 
 /// A caching service with the L3 tier, its bridge scripted by `bridge`; the origin answers
@@ -377,7 +439,9 @@ fn an_l3_bridge_that_never_answers_costs_one_call_timeout() {
         waited_ms <= 60,
         "bounded by the call timeout (50 ms): {waited_ms} ms"
     );
-    // Known down now: the next miss does not ask.
+    // Known down once the worker's probes confirm it (three failed calls in a row): the
+    // next miss does not ask.
+    host.advance(std::time::Duration::from_millis(200));
     let calls = metric(&host, "edge.fleet.calls");
     let again = host.request(vms[0], Request::get("/pages/3"));
     assert_eq!(again.status, 200);

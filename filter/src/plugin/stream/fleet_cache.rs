@@ -57,7 +57,7 @@ impl EdgeHttp {
         if !shares || pending.head {
             return Err(pending);
         }
-        if !w.fleet.tier.usable() {
+        if !w.fleet.usable(now_millis()) {
             w.env.metrics.inc(Stat::FleetSkipped);
             return Err(pending);
         }

@@ -88,7 +88,7 @@ impl EdgeHttp {
             queued.delivery.attempt,
             expires_at_ms,
         );
-        let token = if w.fleet.tier.usable() {
+        let token = if w.fleet.usable(now_millis()) {
             dispatch(
                 env,
                 &claim_command(&key, &claim, section.in_flight_timeout_ms),

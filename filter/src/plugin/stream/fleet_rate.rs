@@ -36,7 +36,7 @@ impl EdgeHttp {
         let batch = batch_size(limit.0, limit.1, cost);
         let decision = {
             let w = &mut *worker.borrow_mut();
-            if !w.fleet.tier.usable() {
+            if !w.fleet.usable(now_millis()) {
                 w.env.metrics.inc(Stat::FleetSkipped);
                 None
             } else {
