@@ -114,12 +114,15 @@ fn redis(fake: &mut Fake, body: &[u8]) -> Vec<u8> {
             let key = &parts[3];
             let owned = fake.redis.get(key) == Some(&parts[4]);
             let release = parts.len() == 5;
+            // A completion also writes where there is no record (an attempt made while the
+            // tier was unavailable).
+            let written = owned || (!release && !fake.redis.contains_key(key));
             if owned && release {
                 fake.redis.remove(key);
-            } else if owned {
+            } else if written {
                 fake.redis.insert(key.clone(), parts[5].clone());
             }
-            format!(":{}\r\n", u8::from(owned)).into_bytes()
+            format!(":{}\r\n", u8::from(written)).into_bytes()
         }
         other => format!("-ERR unknown command '{other}'\r\n").into_bytes(),
     }
@@ -232,6 +235,31 @@ fn a_result_whose_write_meets_an_outage_is_written_when_the_tier_is_back() {
     );
     assert!(replayed(&duplicate));
     assert_eq!(fake.borrow().deliveries.get("msg_3"), Some(&1));
+}
+
+#[test]
+fn deliveries_processed_during_an_outage_are_replayed_by_another_replica_after_it() {
+    let (mut a, mut b, vms_a, vms_b, fake) = fleet();
+    fake.borrow_mut().bridge = Some(Bridge::RedisDown);
+    // fail_open: processed with the local claim alone; the first ones meet the outage on their
+    // fleet claim, the last one skips the tier (known down on that worker by then).
+    let ids = ["ghost-1", "ghost-2", "ghost-3", "ghost-4"];
+    for id in ids {
+        assert_eq!(
+            a.request(vms_a[0], delivery("/webhooks/ghl", id)).status,
+            201
+        );
+    }
+    assert!(metric(&a, "edge.fleet.skipped") >= 4);
+    fake.borrow_mut().bridge = Some(Bridge::Up);
+    // A's probe finds the tier back and the kept results go out.
+    settle(&mut a, &mut b, 600);
+    for id in ids {
+        let retry = b.request(vms_b[1], delivery("/webhooks/ghl", id));
+        assert_eq!(retry.status, 201);
+        assert!(replayed(&retry), "{id} replayed after the outage");
+        assert_eq!(fake.borrow().deliveries.get(id), Some(&1), "{id}");
+    }
 }
 
 #[test]
