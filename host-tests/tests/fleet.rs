@@ -456,6 +456,49 @@ fn a_miss_waiting_on_another_replicas_lease_goes_to_the_origin_when_the_lease_is
 }
 
 #[test]
+fn a_lease_taken_by_a_lookup_whose_answer_was_lost_is_released() {
+    // Redis runs the lookup (taking the lease for this request) but the answer never comes
+    // back in time; afterwards Redis answers normally.
+    let lease: Rc<RefCell<Option<(String, String)>>> = Rc::default();
+    let held = Rc::clone(&lease);
+    let (mut host, vms, fetched) = cache_host(move |body| {
+        let text = body.strip_suffix(".raw").unwrap_or(body);
+        let parts: Vec<String> = text
+            .split('/')
+            .map(|p| String::from_utf8_lossy(&percent_decode(p)).into_owned())
+            .collect();
+        if parts[0] == "PING" {
+            return Reply::ok("+PONG\r\n");
+        }
+        if parts[0].starts_with("EVAL") && parts[2] == "2" {
+            // The lookup: no entry, the lease is taken by its owner; the answer is lost.
+            *held.borrow_mut() = Some((parts[4].clone(), parts[5].clone()));
+            return Reply::timeout();
+        }
+        if parts[0].starts_with("EVAL") && parts[2] == "1" {
+            // An owner-checked release.
+            let mut lease = held.borrow_mut();
+            let owned = lease.as_ref() == Some(&(parts[3].clone(), parts[4].clone()));
+            if owned {
+                *lease = None;
+            }
+            return Reply::ok(format!(":{}\r\n", u8::from(owned)));
+        }
+        Reply::ok("+OK\r\n")
+    });
+    let response = host.request(vms[0], Request::get("/pages/9"));
+    assert_eq!(response.status, 200);
+    assert_eq!(*fetched.borrow(), 1);
+    assert!(lease.borrow().is_some(), "the lookup took the lease");
+    host.advance(std::time::Duration::from_millis(300));
+    assert_eq!(
+        *lease.borrow(),
+        None,
+        "released: other replicas do not wait out lease_ms"
+    );
+}
+
+#[test]
 fn an_l3_bridge_that_never_answers_costs_one_call_timeout() {
     let (mut host, vms, fetched) = cache_host(|_| Reply::timeout());
     let started = host.now_ns();
