@@ -28,6 +28,8 @@ enum Bridge {
     RedisDown,
     /// Answers 200 with something that is not RESP.
     Garbage,
+    /// Something that is not Redis answering `+OK` to every command.
+    StandIn,
 }
 
 #[derive(Default)]
@@ -154,6 +156,7 @@ fn fleet() -> (Host, Host, Vec<VmId>, Vec<VmId>, Shared) {
                     Bridge::Up => Reply::ok(redis(&mut fake, &request.body)),
                     Bridge::RedisDown => Reply::status(503),
                     Bridge::Garbage => Reply::ok("<html>oops</html>"),
+                    Bridge::StandIn => Reply::ok("+OK\r\n"),
                 };
             }
             let id = request.header("webhook-id").unwrap_or_default();
@@ -319,6 +322,26 @@ fn bridge_down_or_garbage_local_tiers_alone_health_degraded_and_back() {
         }
         let back = a.request(vms_a[0], delivery("/closed/x", "up-1"));
         assert_eq!(back.status, 201);
+    }
+}
+
+#[test]
+fn a_bridge_answering_ok_to_everything_is_reported_unreachable() {
+    let (mut a, mut b, vms_a, _vms_b, fake) = fleet();
+    fake.borrow_mut().bridge = Some(Bridge::StandIn);
+    let closed = a.request(vms_a[0], delivery("/closed/x", "standin-1"));
+    assert_eq!(closed.status, 503);
+    let open = a.request(vms_a[0], delivery("/webhooks/ghl", "standin-2"));
+    assert_eq!(open.status, 201);
+    settle(&mut a, &mut b, 1200);
+    for vm in &vms_a {
+        let h = health(&mut a, *vm);
+        assert_eq!(h["status"], "degraded", "{h}");
+    }
+    fake.borrow_mut().bridge = Some(Bridge::Up);
+    settle(&mut a, &mut b, 400);
+    for vm in &vms_a {
+        assert_eq!(health(&mut a, *vm)["status"], "healthy");
     }
 }
 

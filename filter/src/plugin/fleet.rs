@@ -282,7 +282,16 @@ impl Fleet {
         let Some(what) = self.root_calls.remove(&token) else {
             return false;
         };
-        let outcome = answer(env, &mut self.tier, body_size, now_ms);
+        let outcome = match what {
+            // Only Redis's own `PONG` says the tier is there (not any reply of a stand-in).
+            RootCall::Probe => answer_checked(
+                env,
+                &mut self.tier,
+                (body_size, now_ms),
+                |r| matches!(r, Reply::Status(s) if s == "PONG"),
+            ),
+            _ => answer(env, &mut self.tier, body_size, now_ms),
+        };
         match what {
             RootCall::Probe => {
                 self.tier.probe_in_flight = false;
@@ -344,9 +353,26 @@ pub fn answer(
     body_size: usize,
     now_ms: u64,
 ) -> Result<Reply, CallFailure> {
+    answer_checked(env, tier, (body_size, now_ms), |_| true)
+}
+
+/// [`answer`] for a call whose reply must also pass `expected` (a reply of the wrong kind is
+/// garbage: the bridge is not Redis, or not the Redis it should be).
+pub fn answer_checked(
+    env: &Env,
+    tier: &mut TierState,
+    (body_size, now_ms): (usize, u64),
+    expected: impl Fn(&Reply) -> bool,
+) -> Result<Reply, CallFailure> {
     let status = status_of(&headers(MapType::HttpCallResponseHeaders));
     let bytes = body(BufferType::HttpCallResponseBody, body_size);
-    let outcome = classify(status, &bytes);
+    let outcome = classify(status, &bytes).and_then(|reply| {
+        if expected(&reply) {
+            Ok(reply)
+        } else {
+            Err(CallFailure::Garbage)
+        }
+    });
     match outcome {
         Ok(_) => {
             tier.succeeded(now_ms);

@@ -13,7 +13,7 @@ use crate::plugin::dedup::records::{finish, replay};
 use crate::plugin::dedup::state::{Completion, FleetClaim, Queued};
 use crate::plugin::dedup::waiters::IN_PROGRESS;
 use crate::plugin::env::Env;
-use crate::plugin::fleet::{answer, dispatch};
+use crate::plugin::fleet::{answer_checked, dispatch};
 use crate::plugin::host::now_millis;
 use crate::plugin::metrics::Stat;
 use crate::plugin::reply::{json_error, retry_headers};
@@ -152,8 +152,12 @@ impl EdgeHttp {
         } = *claiming;
         let next = {
             let w = &mut *worker.borrow_mut();
-            let outcome = answer(&w.env, &mut w.fleet.tier, body_size, now_millis());
             let id = &queued.delivery.id;
+            // A reply that is not a claim's (nil or a record of this identity) is garbage.
+            let outcome =
+                answer_checked(&w.env, &mut w.fleet.tier, (body_size, now_millis()), |r| {
+                    read_claim(r, id, claim.digest).is_ok()
+                });
             match outcome.and_then(|reply| read_claim(&reply, id, claim.digest)) {
                 Ok(Claimed::Claimed) => {
                     w.env.metrics.inc(Stat::FleetDedupClaimed);
