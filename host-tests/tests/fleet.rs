@@ -580,9 +580,14 @@ fn an_empty_fleet_bucket_refuses_without_redis_calls_until_its_next_token() {
         let refused = ask(&mut host);
         assert_eq!(refused.status, 429);
         assert!(refused.header("retry-after").is_some());
+        // The fields say the fleet's bucket, not what the local pre-check had left.
+        let state = refused.header("ratelimit").unwrap_or_default();
+        assert!(state.contains(";r=0;"), "{state}");
     }
     assert_eq!(*takes.borrow(), 1);
     assert_eq!(metric(&host, "edge.fleet.ratelimit.rejected"), 20);
+    // Each admitted request counts once: the one the fleet admitted, not the 20 it refused.
+    assert_eq!(metric(&host, "edge.ratelimit.admitted"), 1);
     host.advance(std::time::Duration::from_millis(500));
     assert_eq!(
         ask(&mut host).status,
