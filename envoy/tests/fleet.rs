@@ -330,6 +330,17 @@ fn redis_down_every_request_answered_health_degraded_and_back_when_it_returns() 
         assert_eq!(deliver(b.listen, "/webhooks/ghl", "after").0, 200);
         replayed_after = deliver_until_final(a.listen, "/webhooks/ghl", "after") == (200, true);
     }
+    // Deliveries processed during the outage (fail_open) reached Redis once it was back: a
+    // retry through the other replica is replayed, not processed again.
+    let mut outage_replayed = 0;
+    if recovered {
+        std::thread::sleep(Duration::from_millis(300));
+        for i in 0..10 {
+            let other = if i % 2 == 0 { &b } else { &a };
+            let retry = deliver_until_final(other.listen, "/webhooks/ghl", &format!("down-{i}"));
+            outage_replayed += usize::from(retry == (200, true));
+        }
+    }
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (mut load_statuses, mut lost, mut load_slowest) = (BTreeMap::new(), 0, Duration::ZERO);
@@ -356,8 +367,9 @@ fn redis_down_every_request_answered_health_degraded_and_back_when_it_returns() 
         "fleet fault run: Redis down {down_for:?}: 80 deliveries answered {statuses:?}, slowest \
          pair {slowest:?}; failed fleet calls {failed}, requests that skipped the tier \
          {skipped}; health degraded on both replicas: {degraded}; back to healthy {recovery:?} \
-         after restart; replayed across replicas after: {replayed_after}; origin processed \
-         'before' {} time(s), 'after' {} time(s)",
+         after restart; replayed across replicas after: {replayed_after}; deliveries made \
+         during the outage replayed by the other replica after it: {outage_replayed}/10; \
+         origin processed 'before' {} time(s), 'after' {} time(s)",
         deliveries.get("before").copied().unwrap_or(0),
         deliveries.get("after").copied().unwrap_or(0),
     );
@@ -375,6 +387,13 @@ fn redis_down_every_request_answered_health_degraded_and_back_when_it_returns() 
     assert!(replayed_after, "fleet dedup is back once Redis is");
     assert_eq!(deliveries.get("before"), Some(&1));
     assert_eq!(deliveries.get("after"), Some(&1));
+    assert_eq!(
+        outage_replayed, 10,
+        "results made during the outage reach Redis"
+    );
+    for i in 0..10 {
+        assert_eq!(deliveries.get(&format!("down-{i}")), Some(&1), "down-{i}");
+    }
 }
 
 /// The `leads` service's fleet-wide limit.

@@ -28,6 +28,8 @@ enum Bridge {
     RedisDown,
     /// Answers 200 with something that is not RESP.
     Garbage,
+    /// Something that is not Redis answering `+OK` to every command.
+    StandIn,
 }
 
 #[derive(Default)]
@@ -42,6 +44,8 @@ struct Fake {
     claims: Vec<(Vec<u8>, Vec<u8>)>,
     /// Redis goes down as the origin processes the next delivery.
     down_during_delivery: bool,
+    /// The next bridge call gets no answer (times out), as on a busy machine.
+    timeout_next: bool,
 }
 
 type Shared = Rc<RefCell<Fake>>;
@@ -112,12 +116,15 @@ fn redis(fake: &mut Fake, body: &[u8]) -> Vec<u8> {
             let key = &parts[3];
             let owned = fake.redis.get(key) == Some(&parts[4]);
             let release = parts.len() == 5;
+            // A completion also writes where there is no record (an attempt made while the
+            // tier was unavailable).
+            let written = owned || (!release && !fake.redis.contains_key(key));
             if owned && release {
                 fake.redis.remove(key);
-            } else if owned {
+            } else if written {
                 fake.redis.insert(key.clone(), parts[5].clone());
             }
-            format!(":{}\r\n", u8::from(owned)).into_bytes()
+            format!(":{}\r\n", u8::from(written)).into_bytes()
         }
         other => format!("-ERR unknown command '{other}'\r\n").into_bytes(),
     }
@@ -142,10 +149,14 @@ fn fleet() -> (Host, Host, Vec<VmId>, Vec<VmId>, Shared) {
         host.origin(move |request: &UpstreamRequest| {
             let mut fake = shared.borrow_mut();
             if request.cluster.as_deref() == Some("fleet_bridge") {
+                if std::mem::take(&mut fake.timeout_next) {
+                    return Reply::timeout();
+                }
                 return match fake.bridge.unwrap_or(Bridge::Up) {
                     Bridge::Up => Reply::ok(redis(&mut fake, &request.body)),
                     Bridge::RedisDown => Reply::status(503),
                     Bridge::Garbage => Reply::ok("<html>oops</html>"),
+                    Bridge::StandIn => Reply::ok("+OK\r\n"),
                 };
             }
             let id = request.header("webhook-id").unwrap_or_default();
@@ -230,6 +241,31 @@ fn a_result_whose_write_meets_an_outage_is_written_when_the_tier_is_back() {
 }
 
 #[test]
+fn deliveries_processed_during_an_outage_are_replayed_by_another_replica_after_it() {
+    let (mut a, mut b, vms_a, vms_b, fake) = fleet();
+    fake.borrow_mut().bridge = Some(Bridge::RedisDown);
+    // fail_open: processed with the local claim alone; the first ones meet the outage on their
+    // fleet claim, the last one skips the tier (known down on that worker by then).
+    let ids = ["ghost-1", "ghost-2", "ghost-3", "ghost-4"];
+    for id in ids {
+        assert_eq!(
+            a.request(vms_a[0], delivery("/webhooks/ghl", id)).status,
+            201
+        );
+    }
+    assert!(metric(&a, "edge.fleet.skipped") >= 4);
+    fake.borrow_mut().bridge = Some(Bridge::Up);
+    // A's probe finds the tier back and the kept results go out.
+    settle(&mut a, &mut b, 600);
+    for id in ids {
+        let retry = b.request(vms_b[1], delivery("/webhooks/ghl", id));
+        assert_eq!(retry.status, 201);
+        assert!(replayed(&retry), "{id} replayed after the outage");
+        assert_eq!(fake.borrow().deliveries.get(id), Some(&1), "{id}");
+    }
+}
+
+#[test]
 fn an_attempt_in_flight_on_another_replica_gets_409() {
     let (mut a, mut b, vms_a, vms_b, fake) = fleet();
     let first = a.request(vms_a[0], delivery("/webhooks/ghl", "msg_2"));
@@ -290,6 +326,26 @@ fn bridge_down_or_garbage_local_tiers_alone_health_degraded_and_back() {
 }
 
 #[test]
+fn a_bridge_answering_ok_to_everything_is_reported_unreachable() {
+    let (mut a, mut b, vms_a, _vms_b, fake) = fleet();
+    fake.borrow_mut().bridge = Some(Bridge::StandIn);
+    let closed = a.request(vms_a[0], delivery("/closed/x", "standin-1"));
+    assert_eq!(closed.status, 503);
+    let open = a.request(vms_a[0], delivery("/webhooks/ghl", "standin-2"));
+    assert_eq!(open.status, 201);
+    settle(&mut a, &mut b, 1200);
+    for vm in &vms_a {
+        let h = health(&mut a, *vm);
+        assert_eq!(h["status"], "degraded", "{h}");
+    }
+    fake.borrow_mut().bridge = Some(Bridge::Up);
+    settle(&mut a, &mut b, 400);
+    for vm in &vms_a {
+        assert_eq!(health(&mut a, *vm)["status"], "healthy");
+    }
+}
+
+#[test]
 fn a_bridge_that_never_answers_costs_one_call_timeout_then_nothing() {
     let (mut a, _b, vms_a, _vms_b, fake) = fleet();
     fake.borrow_mut().bridge = None;
@@ -307,12 +363,69 @@ fn a_bridge_that_never_answers_costs_one_call_timeout_then_nothing() {
         waited_ms <= 60,
         "bounded by the call timeout (50 ms): {waited_ms} ms"
     );
-    // The tier is known down on that worker: the next delivery does not wait for it.
+    // The worker's probes confirm the outage at once (three failed calls in a row)...
+    a.advance(std::time::Duration::from_millis(200));
+    // ...and the tier is known down on that worker: the next delivery does not wait for it.
     let calls = metric(&a, "edge.fleet.calls");
+    let started = a.now_ns();
     let second = a.request(vms_a[0], delivery("/webhooks/ghl", "slow-2"));
     assert_eq!(second.status, 201);
+    assert_eq!((a.now_ns() - started) / 1_000_000, 0, "no wait");
     assert_eq!(metric(&a, "edge.fleet.calls"), calls);
     assert!(metric(&a, "edge.fleet.skipped") >= 2);
+}
+
+#[test]
+fn one_spontaneous_timeout_does_not_take_a_worker_off_a_healthy_tier() {
+    let (mut a, mut b, vms_a, vms_b, fake) = fleet();
+    fake.borrow_mut().timeout_next = true;
+    let first = a.request(vms_a[0], delivery("/webhooks/ghl", "t-1"));
+    assert_eq!(first.status, 201, "fail_open: the local claim alone");
+    // Well within the probe interval (200 ms): the worker still uses the tier.
+    settle(&mut a, &mut b, 40);
+    assert_eq!(health(&mut a, vms_a[0])["status"], "healthy");
+    let second = a.request(vms_a[0], delivery("/webhooks/ghl", "t-2"));
+    assert_eq!(second.status, 201);
+    settle(&mut a, &mut b, 40);
+    let duplicate = b.request(vms_b[0], delivery("/webhooks/ghl", "t-2"));
+    assert!(
+        replayed(&duplicate),
+        "t-2 was claimed and completed in the fleet"
+    );
+    assert_eq!(fake.borrow().deliveries.get("t-2"), Some(&1));
+    assert_eq!(
+        metric(&a, "edge.fleet.skipped"),
+        1,
+        "only t-1 skipped the tier"
+    );
+}
+
+#[test]
+fn a_worker_takes_the_tier_back_as_soon_as_another_worker_of_its_envoy_sees_it() {
+    let (mut a, mut b, vms_a, vms_b, fake) = fleet();
+    fake.borrow_mut().bridge = Some(Bridge::RedisDown);
+    // Worker 0 of A sees the outage (three failed claims in a row).
+    for i in 0..3 {
+        let open = a.request(vms_a[0], delivery("/webhooks/ghl", &format!("down-{i}")));
+        assert_eq!(open.status, 201);
+    }
+    assert_eq!(health(&mut a, vms_a[0])["status"], "degraded");
+    fake.borrow_mut().bridge = Some(Bridge::Up);
+    settle(&mut a, &mut b, 10);
+    // Worker 1 of A sees it answer (its claim succeeds): worker 0 uses it at once, long
+    // before its own next probe (200 ms).
+    let other = a.request(vms_a[1], delivery("/webhooks/ghl", "up-1"));
+    assert_eq!(other.status, 201);
+    settle(&mut a, &mut b, 10);
+    assert_eq!(health(&mut a, vms_a[0])["status"], "healthy");
+    let skipped = metric(&a, "edge.fleet.skipped");
+    let after = a.request(vms_a[0], delivery("/webhooks/ghl", "after"));
+    assert_eq!(after.status, 201);
+    assert_eq!(metric(&a, "edge.fleet.skipped"), skipped, "not skipped");
+    settle(&mut a, &mut b, 40);
+    let duplicate = b.request(vms_b[0], delivery("/webhooks/ghl", "after"));
+    assert!(replayed(&duplicate));
+    assert_eq!(fake.borrow().deliveries.get("after"), Some(&1));
 }
 
 /// A caching service with the L3 tier, its bridge scripted by `bridge`; the origin answers
@@ -366,6 +479,49 @@ fn a_miss_waiting_on_another_replicas_lease_goes_to_the_origin_when_the_lease_is
 }
 
 #[test]
+fn a_lease_taken_by_a_lookup_whose_answer_was_lost_is_released() {
+    // Redis runs the lookup (taking the lease for this request) but the answer never comes
+    // back in time; afterwards Redis answers normally.
+    let lease: Rc<RefCell<Option<(String, String)>>> = Rc::default();
+    let held = Rc::clone(&lease);
+    let (mut host, vms, fetched) = cache_host(move |body| {
+        let text = body.strip_suffix(".raw").unwrap_or(body);
+        let parts: Vec<String> = text
+            .split('/')
+            .map(|p| String::from_utf8_lossy(&percent_decode(p)).into_owned())
+            .collect();
+        if parts[0] == "PING" {
+            return Reply::ok("+PONG\r\n");
+        }
+        if parts[0].starts_with("EVAL") && parts[2] == "2" {
+            // The lookup: no entry, the lease is taken by its owner; the answer is lost.
+            *held.borrow_mut() = Some((parts[4].clone(), parts[5].clone()));
+            return Reply::timeout();
+        }
+        if parts[0].starts_with("EVAL") && parts[2] == "1" {
+            // An owner-checked release.
+            let mut lease = held.borrow_mut();
+            let owned = lease.as_ref() == Some(&(parts[3].clone(), parts[4].clone()));
+            if owned {
+                *lease = None;
+            }
+            return Reply::ok(format!(":{}\r\n", u8::from(owned)));
+        }
+        Reply::ok("+OK\r\n")
+    });
+    let response = host.request(vms[0], Request::get("/pages/9"));
+    assert_eq!(response.status, 200);
+    assert_eq!(*fetched.borrow(), 1);
+    assert!(lease.borrow().is_some(), "the lookup took the lease");
+    host.advance(std::time::Duration::from_millis(300));
+    assert_eq!(
+        *lease.borrow(),
+        None,
+        "released: other replicas do not wait out lease_ms"
+    );
+}
+
+#[test]
 fn an_l3_bridge_that_never_answers_costs_one_call_timeout() {
     let (mut host, vms, fetched) = cache_host(|_| Reply::timeout());
     let started = host.now_ns();
@@ -377,7 +533,9 @@ fn an_l3_bridge_that_never_answers_costs_one_call_timeout() {
         waited_ms <= 60,
         "bounded by the call timeout (50 ms): {waited_ms} ms"
     );
-    // Known down now: the next miss does not ask.
+    // Known down once the worker's probes confirm it (three failed calls in a row): the
+    // next miss does not ask.
+    host.advance(std::time::Duration::from_millis(200));
     let calls = metric(&host, "edge.fleet.calls");
     let again = host.request(vms[0], Request::get("/pages/3"));
     assert_eq!(again.status, 200);
@@ -422,9 +580,14 @@ fn an_empty_fleet_bucket_refuses_without_redis_calls_until_its_next_token() {
         let refused = ask(&mut host);
         assert_eq!(refused.status, 429);
         assert!(refused.header("retry-after").is_some());
+        // The fields say the fleet's bucket, not what the local pre-check had left.
+        let state = refused.header("ratelimit").unwrap_or_default();
+        assert!(state.contains(";r=0;"), "{state}");
     }
     assert_eq!(*takes.borrow(), 1);
     assert_eq!(metric(&host, "edge.fleet.ratelimit.rejected"), 20);
+    // Each admitted request counts once: the one the fleet admitted, not the 20 it refused.
+    assert_eq!(metric(&host, "edge.ratelimit.admitted"), 1);
     host.advance(std::time::Duration::from_millis(500));
     assert_eq!(
         ask(&mut host).status,

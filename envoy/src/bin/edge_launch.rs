@@ -9,7 +9,17 @@ use edge_envoy::launch::{
 };
 
 fn main() -> ExitCode {
-    let options = match LaunchOptions::parse(std::env::args().skip(1)) {
+    // `--run-dir DIR` is the launcher's own (it sets $EDGE_RUN_DIR, read where runs start).
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--run-dir") {
+        let Some(dir) = args.get(at + 1).cloned() else {
+            eprintln!("edge-launch: --run-dir needs a value");
+            return ExitCode::from(2);
+        };
+        args.drain(at..at + 2);
+        std::env::set_var("EDGE_RUN_DIR", dir);
+    }
+    let options = match LaunchOptions::parse(args) {
         Ok(Some(options)) => options,
         Ok(None) => {
             print!("{USAGE}");

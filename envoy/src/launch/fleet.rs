@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::error::LaunchError;
 use super::http_client::http_request;
-use super::paths::workspace_root;
+use super::paths::runs_root;
 use super::ports::free_port;
 
 /// How long redis-server and webdis may take to accept requests.
@@ -103,9 +103,7 @@ impl FleetTier {
     fn start_once() -> Result<Self, LaunchError> {
         static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = workspace_root()
-            .join("target/edge-runs")
-            .join(format!("fleet-{}-{n}", std::process::id()));
+        let dir = runs_root().join(format!("fleet-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir)
             .map_err(|err| LaunchError::io(format!("create {}", dir.display()), err))?;
         let port = |what: &str| {

@@ -28,7 +28,9 @@ pub use live::{
     LiveInputs, FILTER_NAME,
 };
 pub use options::{FleetOption, LaunchOptions, Upstream, USAGE};
-pub use paths::{default_envoy_binary, default_plugin_config, default_wasm, workspace_root};
+pub use paths::{
+    default_envoy_binary, default_plugin_config, default_wasm, runs_root, workspace_root,
+};
 pub use ports::free_port;
 pub use render::{render_envoy_config, RenderInput};
 pub use stack::Stack;

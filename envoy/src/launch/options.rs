@@ -64,6 +64,8 @@ options:
   --origin-latency-scale F   scale the demo origin's built-in latencies (default: 1)
   --fleet                    start redis-server + webdis (the fleet tier) on free loopback ports
   --fleet-bridge HOST:PORT   the fleet tier's bridge (webdis) runs there
+  --run-dir DIR              keep each run's rendered configuration and logs under DIR (default:
+                             $EDGE_RUN_DIR, else target/edge-runs of the checkout it was built in)
   --print-config             print the Envoy configuration (static form, as envoy/envoy.yaml), and exit
   --static-config            plugin configuration inline in envoy.yaml: no live reload (default:
                              from a watched ECDS file; edits of --plugin-config apply live)

@@ -8,6 +8,15 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Where runs keep their rendered configuration and logs: `$EDGE_RUN_DIR` (edge-launch's
+/// `--run-dir` sets it), else `target/edge-runs` of the checkout the launcher was built in.
+pub fn runs_root() -> PathBuf {
+    match std::env::var_os("EDGE_RUN_DIR").filter(|dir| !dir.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("target/edge-runs"),
+    }
+}
+
 /// The release build of the filter that `envoy/demo.sh` and `envoy/test.sh` produce;
 /// `EDGE_WASM` overrides it (e.g. to run the real-Envoy tests against an older build).
 pub fn default_wasm() -> PathBuf {

@@ -9,7 +9,7 @@ use super::error::LaunchError;
 use super::fleet::{render_fleet_cluster, FleetTier};
 use super::live::{render_live_config, validate_plugin_config, LiveConfig, LiveInputs};
 use super::options::{FleetOption, LaunchOptions, Upstream};
-use super::paths::workspace_root;
+use super::paths::runs_root;
 use super::watch::{is_watchable, ConfigWatcher};
 use crate::origin::{OriginConfig, OriginHandle};
 
@@ -154,13 +154,11 @@ impl Stack {
     }
 }
 
-/// `target/edge-runs/<pid>-<n>`: the rendered configuration and Envoy's log of one run.
+/// `<runs_root()>/<pid>-<n>` (default `target/edge-runs`): the rendered configuration and Envoy's log of one run.
 fn new_run_dir() -> Result<PathBuf, LaunchError> {
     static RUNS: AtomicU32 = AtomicU32::new(0);
     let n = RUNS.fetch_add(1, Ordering::Relaxed);
-    let dir = workspace_root()
-        .join("target/edge-runs")
-        .join(format!("{}-{n}", std::process::id()));
+    let dir = runs_root().join(format!("{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir)
         .map_err(|err| LaunchError::io(format!("create {}", dir.display()), err))?;
     Ok(dir)

@@ -19,7 +19,7 @@ use crate::policy::fleet::generations::{purge_command, read_command, read_counte
 use crate::policy::fleet::rate::{read_take, take_command, Grant, GrantDecision, RATE_TAKE};
 use crate::policy::fleet::reply::Reply;
 use crate::policy::fleet::scripts::{Script, DEDUP_COMPLETE, DEDUP_RELEASE};
-use crate::policy::fleet::tier::{classify, CallFailure, TierState};
+use crate::policy::fleet::tier::{classify, CallFailure, TierState, TIER_UP_KEY};
 
 /// What a root call was, to act on its answer.
 enum RootCall {
@@ -87,6 +87,21 @@ impl Fleet {
             counters_in_flight: false,
             root_calls: HashMap::new(),
         }
+    }
+
+    /// Whether requests call the tier now. While this worker has it down, it first reads
+    /// whether another worker of this Envoy saw it answer since (one shared-data read).
+    pub fn usable(&mut self, now_ms: u64) -> bool {
+        if self.tier.down {
+            if let Ok((Some(bytes), _)) = proxy_wasm::hostcalls::get_shared_data(TIER_UP_KEY) {
+                if let Ok(stamp) = <[u8; 8]>::try_from(bytes.as_slice()) {
+                    if self.tier.heard_up(u64::from_le_bytes(stamp)) {
+                        self.tier.last_activity_ms = now_ms;
+                    }
+                }
+            }
+        }
+        self.tier.usable()
     }
 
     /// Queues a command for the root context (`eval`: what to send on `NOSCRIPT`). Dropped
@@ -161,7 +176,7 @@ impl Fleet {
         for slot in std::mem::take(&mut tiers.fleet_purges) {
             self.post_kept(env, purge_command(prefix, slot), None);
         }
-        if read && !self.counters_in_flight && self.tier.usable() {
+        if read && !self.counters_in_flight && self.usable(now_millis()) {
             self.counters_in_flight = true;
             self.enqueue(env, read_command(prefix), None, Purpose::Generations);
         }
@@ -190,6 +205,9 @@ impl Fleet {
     /// commands are dropped and counted (their keys expire by themselves in Redis).
     pub fn flush(&mut self, env: &Env) {
         let mut kept = VecDeque::new();
+        if !self.outbox.is_empty() {
+            self.usable(now_millis());
+        }
         while let Some(Outgoing {
             command,
             eval,
@@ -264,7 +282,16 @@ impl Fleet {
         let Some(what) = self.root_calls.remove(&token) else {
             return false;
         };
-        let outcome = answer(env, &mut self.tier, body_size, now_ms);
+        let outcome = match what {
+            // Only Redis's own `PONG` says the tier is there (not any reply of a stand-in).
+            RootCall::Probe => answer_checked(
+                env,
+                &mut self.tier,
+                (body_size, now_ms),
+                |r| matches!(r, Reply::Status(s) if s == "PONG"),
+            ),
+            _ => answer(env, &mut self.tier, body_size, now_ms),
+        };
         match what {
             RootCall::Probe => {
                 self.tier.probe_in_flight = false;
@@ -326,11 +353,37 @@ pub fn answer(
     body_size: usize,
     now_ms: u64,
 ) -> Result<Reply, CallFailure> {
+    answer_checked(env, tier, (body_size, now_ms), |_| true)
+}
+
+/// [`answer`] for a call whose reply must also pass `expected` (a reply of the wrong kind is
+/// garbage: the bridge is not Redis, or not the Redis it should be).
+pub fn answer_checked(
+    env: &Env,
+    tier: &mut TierState,
+    (body_size, now_ms): (usize, u64),
+    expected: impl Fn(&Reply) -> bool,
+) -> Result<Reply, CallFailure> {
     let status = status_of(&headers(MapType::HttpCallResponseHeaders));
     let bytes = body(BufferType::HttpCallResponseBody, body_size);
-    let outcome = classify(status, &bytes);
+    let outcome = classify(status, &bytes).and_then(|reply| {
+        if expected(&reply) {
+            Ok(reply)
+        } else {
+            Err(CallFailure::Garbage)
+        }
+    });
     match outcome {
-        Ok(_) => tier.succeeded(now_ms),
+        Ok(_) => {
+            tier.succeeded(now_ms);
+            // The other workers of this Envoy take the tier back from this stamp.
+            let interval = env.registry.settings().fleet_bridge.probe_interval_ms;
+            if tier.stamp_due(now_ms, interval) {
+                let stamp = now_ms.to_le_bytes();
+                let _ = proxy_wasm::hostcalls::set_shared_data(TIER_UP_KEY, Some(&stamp), None);
+                tier.stamped(now_ms);
+            }
+        }
         Err(failure) => {
             env.metrics.inc(Stat::FleetFailed);
             tier.failed(failure, now_ms);

@@ -1,8 +1,9 @@
 //! `GET <admin prefix>/health`: cheap enough for probes (no token, no shared-data write): the
 //! worker's view of every breaker (at most 100 ms old), its own last-minute hit rate per caching
 //! service, whether the fleet tier answers (as this worker saw it last, probed at least every
-//! `fleet_bridge.probe_interval_ms`), and the serving configuration's note of a refused update
-//! decide healthy / degraded / unhealthy.
+//! `fleet_bridge.probe_interval_ms`, or as another worker of this Envoy saw it answer since),
+//! and the serving configuration's note of a refused update decide healthy / degraded /
+//! unhealthy.
 
 use serde_json::{json, Map, Value};
 

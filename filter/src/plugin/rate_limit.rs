@@ -8,16 +8,19 @@ use super::metrics::Stat;
 use crate::policy::rate_limit::verdict::{self, Event, LimitedRequest, Verdict};
 use crate::policy::RateLimitSection;
 
-/// Spends the request's cost from its tenant's bucket.
+/// Spends the request's cost from its tenant's bucket. With `fleet_decides` (the service's
+/// limit is fleet-wide) the local bucket is only the pre-check: an admission is counted once
+/// the fleet admits too (`stream/fleet_rate.rs`), so each admitted request counts once.
 pub fn check(
     env: &Env,
     section: &RateLimitSection,
     request: &LimitedRequest<'_>,
-    now_ms: u64,
+    (now_ms, fleet_decides): (u64, bool),
 ) -> Verdict {
     let limits = env.registry.limits();
     verdict::check(&HostStore, section, limits, request, now_ms, &mut |event| {
         let stat = match event {
+            Event::Admitted if fleet_decides => return,
             Event::InvalidTenant => Stat::RateInvalidTenant,
             Event::SlotFull => Stat::RateSlotFull,
             Event::Unwritten { exhausted } => {

@@ -23,7 +23,8 @@ use crate::plugin::worker::{Worker, WorkerRef};
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{evaluate_hit, ttl_left, CacheStatus, HitDecision};
 use crate::policy::cache::range::RangeRequest;
-use crate::policy::fleet::cache::{lookup_command, pause_command, read_lookup, Lookup};
+use crate::policy::fleet::cache::{lease_key, lookup_command, pause_command, read_lookup, Lookup};
+use crate::policy::fleet::dedup::release_command;
 use crate::policy::fleet::tier::CallFailure;
 use crate::policy::monitor::outcome::Outcome;
 
@@ -57,7 +58,7 @@ impl EdgeHttp {
         if !shares || pending.head {
             return Err(pending);
         }
-        if !w.fleet.tier.usable() {
+        if !w.fleet.usable(now_millis()) {
             w.env.metrics.inc(Stat::FleetSkipped);
             return Err(pending);
         }
@@ -138,6 +139,24 @@ impl EdgeHttp {
                         // wait that is over, or garbage: the origin.
                         _ => Next::Forward,
                     }
+                }
+                (L3Step::Lookup { .. }, Err(failure)) => {
+                    // Redis may still run the lookup after the filter gave up on it, taking
+                    // the fleet's lease for a fetch nobody announces: released (owner-checked)
+                    // once the tier answers, so other replicas do not wait out lease_ms.
+                    if failure.tier_down() {
+                        let prefix = &w.env.registry.settings().fleet_bridge.key_prefix;
+                        let lease = lease_key(prefix, &wait.pending.key.primary);
+                        let owner = format!("{:x}-{}", w.env.owner, self.context_id);
+                        let release = &w.fleet.release;
+                        let by_sha =
+                            release_command(release, lease.as_bytes(), owner.as_bytes(), true);
+                        let whole =
+                            release_command(release, lease.as_bytes(), owner.as_bytes(), false);
+                        // Sent from the next tick (after the lookup, as far as it can tell).
+                        w.fleet.post_kept(&w.env, by_sha, Some(whole));
+                    }
+                    Next::Forward
                 }
                 _ => Next::Forward,
             };

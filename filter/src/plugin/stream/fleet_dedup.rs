@@ -13,7 +13,7 @@ use crate::plugin::dedup::records::{finish, replay};
 use crate::plugin::dedup::state::{Completion, FleetClaim, Queued};
 use crate::plugin::dedup::waiters::IN_PROGRESS;
 use crate::plugin::env::Env;
-use crate::plugin::fleet::{answer, dispatch};
+use crate::plugin::fleet::{answer_checked, dispatch};
 use crate::plugin::host::now_millis;
 use crate::plugin::metrics::Stat;
 use crate::plugin::reply::{json_error, retry_headers};
@@ -54,6 +54,16 @@ fn release_local(w: &mut Worker, queued: &Queued) {
     finish((&*w.env, &mut w.dedup, &mut w.replies), released);
 }
 
+/// Keeps the fleet claim of `attempt` so that its result (or release) is written to the fleet
+/// tier. Past `max_waiting_requests` claims it is not: a claim in Redis expires after the
+/// in-flight timeout.
+fn remember_claim(w: &mut Worker, attempt: u64, claim: FleetClaim) {
+    let limit = usize::try_from(w.env.registry.limits().max_waiting_requests).unwrap_or(usize::MAX);
+    if w.dedup.fleet_claims.len() < limit {
+        w.dedup.fleet_claims.insert(attempt, claim);
+    }
+}
+
 /// What the stream does once the claim's answer is read.
 enum Next {
     Forward(Box<Queued>),
@@ -88,7 +98,7 @@ impl EdgeHttp {
             queued.delivery.attempt,
             expires_at_ms,
         );
-        let token = if w.fleet.tier.usable() {
+        let token = if w.fleet.usable(now_millis()) {
             dispatch(
                 env,
                 &claim_command(&key, &claim, section.in_flight_timeout_ms),
@@ -96,10 +106,22 @@ impl EdgeHttp {
         } else {
             None
         };
+        let claim = FleetClaim {
+            key,
+            claim,
+            digest,
+            retention_ms: section.retention_s.saturating_mul(1000),
+        };
         if token.is_none() {
             env.metrics.inc(Stat::FleetSkipped);
             return match mode {
-                FailureMode::FailOpen => FleetStart::Local(Box::new(queued)),
+                FailureMode::FailOpen => {
+                    // The result is written to the fleet once the tier answers again (where
+                    // no other attempt holds the record), so a retry on another replica after
+                    // the outage is replayed.
+                    remember_claim(w, queued.delivery.attempt, claim);
+                    FleetStart::Local(Box::new(queued))
+                }
                 FailureMode::FailClosed => {
                     release_local(w, &queued);
                     FleetStart::Closed
@@ -108,12 +130,7 @@ impl EdgeHttp {
         }
         self.dedup = Some(DedupPhase::FleetClaiming(Box::new(FleetClaiming {
             queued,
-            claim: FleetClaim {
-                key,
-                claim,
-                digest,
-                retention_ms: section.retention_s.saturating_mul(1000),
-            },
+            claim,
             mode,
             retry_after_s: section.retry_after_s,
         })));
@@ -135,18 +152,16 @@ impl EdgeHttp {
         } = *claiming;
         let next = {
             let w = &mut *worker.borrow_mut();
-            let outcome = answer(&w.env, &mut w.fleet.tier, body_size, now_millis());
             let id = &queued.delivery.id;
+            // A reply that is not a claim's (nil or a record of this identity) is garbage.
+            let outcome =
+                answer_checked(&w.env, &mut w.fleet.tier, (body_size, now_millis()), |r| {
+                    read_claim(r, id, claim.digest).is_ok()
+                });
             match outcome.and_then(|reply| read_claim(&reply, id, claim.digest)) {
                 Ok(Claimed::Claimed) => {
                     w.env.metrics.inc(Stat::FleetDedupClaimed);
-                    let limit = usize::try_from(w.env.registry.limits().max_waiting_requests)
-                        .unwrap_or(usize::MAX);
-                    // Past the bound the fleet record is not completed from here: it expires
-                    // after the in-flight timeout.
-                    if w.dedup.fleet_claims.len() < limit {
-                        w.dedup.fleet_claims.insert(queued.delivery.attempt, claim);
-                    }
+                    remember_claim(w, queued.delivery.attempt, claim);
                     Next::Forward(Box::new(queued))
                 }
                 Ok(Claimed::Replay(record)) => {
@@ -174,17 +189,23 @@ impl EdgeHttp {
                 }
                 Err(_) => {
                     w.env.metrics.inc(Stat::FleetSkipped);
-                    // The claim may have been written before the answer was lost: released
-                    // (owner-checked) by the root context.
-                    let limit = usize::try_from(w.env.registry.limits().max_waiting_requests)
-                        .unwrap_or(usize::MAX);
-                    if w.dedup.fleet_results.len() < limit {
-                        let id = queued.delivery.id.clone();
-                        w.dedup.fleet_results.push((claim, id, None));
-                    }
                     match mode {
-                        FailureMode::FailOpen => Next::Forward(Box::new(queued)),
+                        // The claim may have been written before the answer was lost, or not
+                        // at all: the result is written over it, or where there is no record,
+                        // once the tier answers (a release if the attempt fails).
+                        FailureMode::FailOpen => {
+                            remember_claim(w, queued.delivery.attempt, claim);
+                            Next::Forward(Box::new(queued))
+                        }
                         FailureMode::FailClosed => {
+                            // Released (owner-checked) by the root context.
+                            let limit =
+                                usize::try_from(w.env.registry.limits().max_waiting_requests)
+                                    .unwrap_or(usize::MAX);
+                            if w.dedup.fleet_results.len() < limit {
+                                let id = queued.delivery.id.clone();
+                                w.dedup.fleet_results.push((claim, id, None));
+                            }
                             release_local(w, &queued);
                             Next::Unavailable(retry_after_s)
                         }

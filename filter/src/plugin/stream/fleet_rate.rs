@@ -36,7 +36,7 @@ impl EdgeHttp {
         let batch = batch_size(limit.0, limit.1, cost);
         let decision = {
             let w = &mut *worker.borrow_mut();
-            if !w.fleet.tier.usable() {
+            if !w.fleet.usable(now_millis()) {
                 w.env.metrics.inc(Stat::FleetSkipped);
                 None
             } else {
@@ -50,9 +50,15 @@ impl EdgeHttp {
             }
         };
         let retry_after_ms = match decision {
-            Some(GrantDecision::Admit) => return None,
+            Some(GrantDecision::Admit) => {
+                worker.env.metrics.inc(Stat::RateAdmitted);
+                return None;
+            }
             Some(GrantDecision::Refuse { retry_after_ms }) => retry_after_ms,
-            None if fleet.failure_mode == FailureMode::FailOpen => return None,
+            None if fleet.failure_mode == FailureMode::FailOpen => {
+                worker.env.metrics.inc(Stat::RateAdmitted);
+                return None;
+            }
             None => {
                 // fail_closed: the fleet's limit cannot be checked.
                 self.observe(Outcome::Refused);
@@ -67,6 +73,10 @@ impl EdgeHttp {
         }
         self.observe(Outcome::RateLimited);
         let retry_after_s = retry_after_ms.div_ceil(1000).max(1);
+        // The local bucket's fields said what this replica had left; the fleet's say none.
+        if let Some((_, state)) = self.rate_headers.as_mut() {
+            *state = format!("\"default\";r=0;t={retry_after_s}");
+        }
         let headers = retry_headers(retry_after_s);
         let body = serde_json::json!({
             "error": "rate limited",

@@ -45,7 +45,17 @@ impl EdgeHttp {
             path: request.path,
             headers: request.headers,
         };
-        let verdict = rate_limit::check(&worker.env, section, &limited, now_millis());
+        let fleet_decides = request
+            .service
+            .fleet
+            .as_ref()
+            .is_some_and(|f| f.shares_rate_limit());
+        let verdict = rate_limit::check(
+            &worker.env,
+            section,
+            &limited,
+            (now_millis(), fleet_decides),
+        );
         let (tenant, mut headers, retry_after_s) = match verdict {
             Verdict::Admit { fields, tenant } => {
                 self.rate_headers = fields;

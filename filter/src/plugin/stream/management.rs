@@ -56,6 +56,9 @@ impl EdgeHttp {
         if endpoint == Some("/health") && reads {
             let reply = {
                 let w = &mut *worker.borrow_mut();
+                if w.env.registry.uses_fleet() {
+                    w.fleet.usable(now_millis());
+                }
                 health(
                     (&*w.env, &mut w.breakers),
                     (&w.monitor, &w.fleet),

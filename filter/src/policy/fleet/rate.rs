@@ -15,7 +15,7 @@ use super::command::Command;
 use super::reply::Reply;
 use super::scripts::Script;
 use super::tier::CallFailure;
-use crate::policy::hash::fnv1a;
+use sha2::Digest;
 
 /// The token bucket. KEYS[1] bucket; ARGV rate (tokens/s), burst, tokens wanted, tokens owed.
 /// Returns {tokens taken, ms until a token is available (0: some left)}.
@@ -35,9 +35,13 @@ local wait = 0 \
 if tokens < 1 then wait = math.ceil((1 - tokens) * 1000 / rate) end \
 return {take, wait}";
 
-/// The Redis key of a tenant's bucket in a service (bounded whatever the tenant id).
+/// The Redis key of a tenant's bucket in a service (bounded whatever the tenant id): 128 bits
+/// of the tenant id's SHA-256, like the cache and dedup keys, so no crafted tenant id can share
+/// another tenant's bucket.
 pub fn bucket_key(prefix: &str, service: &str, tenant: &str) -> String {
-    format!("{prefix}r:{service}:{:016x}", fnv1a(tenant))
+    let digest = sha2::Sha256::digest(tenant.as_bytes());
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}r:{service}:{hex}")
 }
 
 /// Tokens a worker takes per batch: about 20 ms of the rate, at least the request's cost, at
@@ -256,7 +260,11 @@ mod tests {
     fn keys_and_commands() {
         let key = bucket_key("edge:", "api", "tenant-a");
         assert!(key.starts_with("edge:r:api:"));
-        assert_eq!(key.len(), "edge:r:api:".len() + 16);
+        assert_eq!(
+            key.len(),
+            "edge:r:api:".len() + 32,
+            "128 bits of the tenant id"
+        );
         let script = Script::new(RATE_TAKE);
         let body = take_command(&script, &key, (100.0, 50), 2, 1, true).body();
         let body = String::from_utf8(body).unwrap();

@@ -37,10 +37,13 @@ impl Script {
 }
 
 /// Owner-checked completion of a dedup claim: the record becomes the result only while it
-/// still holds the claim this attempt made. KEYS[1] record; ARGV[1] the claim, ARGV[2] the
-/// result, ARGV[3] its retention (ms). 1 when written.
+/// still holds the claim this attempt made, or when there is no record (an attempt processed
+/// while the tier was unavailable, whose claim never reached Redis or expired: its result is
+/// still what a retry on another replica must replay). A record of another attempt is left
+/// alone. KEYS[1] record; ARGV[1] the claim, ARGV[2] the result, ARGV[3] its retention (ms).
+/// 1 when written.
 pub const DEDUP_COMPLETE: &str = "\
-if redis.call('GET', KEYS[1]) == ARGV[1] then \
+local v = redis.call('GET', KEYS[1]) if v == false or v == ARGV[1] then \
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) return 1 end return 0";
 
 /// Owner-checked release of a dedup claim (the attempt failed: the next one goes to the
