@@ -19,24 +19,17 @@ pub fn send_results(env: &Env, dedup: &mut Dedup, fleet: &mut Fleet) {
                     state,
                 };
                 let retention = claim.retention_ms;
-                (
+                let command = |flag| {
                     complete_command(
                         &fleet.complete,
                         &claim.key,
                         &claim.claim,
                         &record,
                         retention,
-                        true,
-                    ),
-                    complete_command(
-                        &fleet.complete,
-                        &claim.key,
-                        &claim.claim,
-                        &record,
-                        retention,
-                        false,
-                    ),
-                )
+                        flag,
+                    )
+                };
+                (command(true), command(false))
             }
             None => (
                 release_command(&fleet.release, &claim.key, &claim.claim, true),
