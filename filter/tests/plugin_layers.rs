@@ -32,7 +32,16 @@ const LAYERS: [(&str, &[&str]); 4] = [
     (
         "base",
         &[
-            "env", "fleet", "tiers", "leases", "replies", "budgets", "reply", "metrics", "host",
+            "env",
+            "fleet",
+            "tiers",
+            "leases",
+            "replies",
+            "budgets",
+            "reply",
+            "metrics",
+            "host",
+            "allocator",
         ],
     ),
 ];

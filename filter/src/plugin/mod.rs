@@ -9,6 +9,7 @@
 //! - then `crate::policy`, which knows nothing of the host.
 
 mod admin;
+mod allocator;
 mod breaker;
 mod budgets;
 mod coalescing;
