@@ -42,6 +42,7 @@ const LAYERS: [(&str, &[&str]); 4] = [
             "metrics",
             "host",
             "allocator",
+            "header_map",
         ],
     ),
 ];

@@ -16,7 +16,7 @@ use edge_filter::policy::cache::freshness::{
 use edge_filter::policy::cache::generations::Generations;
 use edge_filter::policy::cache::key::{cache_key, unkeyed_headers_present, CacheKey, KeyInput};
 use edge_filter::policy::dedup::identity::{ambiguous_id, identify};
-use edge_filter::policy::header_list::{header, header_joined};
+use edge_filter::policy::header_list::{borrowed, header, header_joined, owned, RequestHeaders};
 use edge_filter::policy::rate_limit::slot::{identity, slot_key};
 use edge_filter::policy::rate_limit::verdict::{check, LimitedRequest, Verdict};
 use edge_filter::policy::{
@@ -142,6 +142,7 @@ pub fn trace(config: &str, request: &TraceRequest) -> Trace {
         key: None,
         cache_status_again: None,
     };
+    let all = borrowed(&all);
     let req = Req {
         method: &method,
         path: &path,
@@ -181,7 +182,7 @@ struct Req<'a> {
     path: &'a str,
     scheme: &'a str,
     authority: &'a str,
-    headers: &'a [(String, String)],
+    headers: &'a RequestHeaders<'a>,
 }
 
 fn explain_match(t: &mut Tracer<'_>, method: &str, path: &str) {
@@ -353,7 +354,7 @@ fn breaker(t: &mut Tracer<'_>, request: &TraceRequest) {
     }
 }
 
-fn key_view(section: &CacheSection, key: &CacheKey, headers: &[(String, String)]) -> KeyView {
+fn key_view(section: &CacheSection, key: &CacheKey, headers: &RequestHeaders) -> KeyView {
     KeyView {
         primary: key.primary.clone(),
         tenant: key.tenant.clone(),
@@ -755,11 +756,12 @@ fn again(
     let policy = section.store_policy();
     let generations = Generations::default();
     let body = vec![0; usize::try_from(response.body_bytes.unwrap_or(0)).unwrap_or(0)];
+    let request_headers = owned(req.headers);
     let fetch = Fetch {
         key: &key.primary,
         old: None,
         request: &facts,
-        request_headers: req.headers,
+        request_headers: &request_headers,
         policy: &policy,
         defaults: section.stale_defaults(),
         request_time_ms: now.saturating_mul(1000),

@@ -136,7 +136,7 @@ fn exercise(service: &Service) {
                     scheme: "http",
                     authority: "example.com",
                     path,
-                    headers: &headers,
+                    headers: &edge_filter::policy::header_list::borrowed(&headers),
                     non_utf8: &[],
                 },
             );

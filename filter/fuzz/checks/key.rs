@@ -57,7 +57,7 @@ impl Request {
                 scheme: self.scheme,
                 authority: &self.authority,
                 path: &self.path,
-                headers: &self.headers,
+                headers: &edge_filter::policy::header_list::borrowed(&self.headers),
                 non_utf8: &[],
             },
         )

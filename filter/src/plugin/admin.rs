@@ -13,11 +13,11 @@ use crate::policy::admin_guard::{admit, ManagementRequest};
 use crate::policy::cache::generations::Dimension;
 use crate::policy::cache::key::{cache_key, KeyInput};
 use crate::policy::cache::purge_request::{parse_purge_request, split_url, PurgeTarget};
-use crate::policy::header_list::{header, Headers};
+use crate::policy::header_list::{header, HeaderPair};
 use crate::policy::{Registry, RequestAttributes};
 
 /// The token a management request presents: `x-edge-admin-token`, or `Authorization: Bearer`.
-pub fn presented_token(headers: &Headers) -> Option<&str> {
+pub fn presented_token(headers: &[impl HeaderPair]) -> Option<&str> {
     header(headers, "x-edge-admin-token").or_else(|| {
         // The auth scheme is case-insensitive (RFC 9110 §11.1).
         header(headers, "authorization").and_then(|v| {
@@ -41,7 +41,7 @@ fn client_address() -> Option<String> {
 /// `Host` that is no site's name), never from a page of another site, and writes only as JSON;
 /// otherwise 401 (no token presented), 403 (a wrong one, cross-site, a foreign `Host`) or 415.
 /// No data either way.
-pub fn authorize(registry: &Registry, headers: &Headers) -> Result<(), Reply> {
+pub fn authorize(registry: &Registry, headers: &[impl HeaderPair]) -> Result<(), Reply> {
     let admin = &registry.settings().admin;
     let address = (!admin.allow_addresses.is_empty())
         .then(client_address)

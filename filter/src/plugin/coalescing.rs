@@ -21,6 +21,7 @@ use crate::policy::cache::generations::Generations;
 use crate::policy::cache::lease::Acquire;
 use crate::policy::cache::range::RangeRequest;
 use crate::policy::cache::variants::{is_index, VaryIndex};
+use crate::policy::header_list::borrowed;
 use std::rc::Rc;
 
 /// What answering a request that waits for another one needs.
@@ -229,7 +230,8 @@ fn answer_waiters(
                     ..CacheStatus::default()
                 }
                 .render(name);
-                let asked = (request.request_headers.as_slice(), request.head);
+                let request_headers = borrowed(&request.request_headers);
+                let asked = (request_headers.as_slice(), request.head);
                 let answer = EntryAnswer::for_request(entry, asked, &range, age, &status);
                 send_entry(entry, &answer);
                 replies.mark_answered(waiter.context_id);

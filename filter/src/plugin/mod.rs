@@ -18,6 +18,7 @@ mod dashboard;
 mod dedup;
 mod env;
 mod fleet;
+mod header_map;
 mod health;
 mod host;
 mod hot_keys;

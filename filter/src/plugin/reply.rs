@@ -10,6 +10,7 @@ use crate::policy::cache::exchange::{
     not_modified_headers, varies_by_coding,
 };
 use crate::policy::cache::range::RangeRequest;
+use crate::policy::header_list::RequestHeaders;
 
 /// A JSON reply: status and body.
 pub type Reply = (u16, String);
@@ -75,7 +76,7 @@ pub struct EntryAnswer<'a> {
     pub head: bool,
     pub cache_status: &'a str,
     /// The request's headers (`Accept-Encoding` picks the body's coding).
-    pub request_headers: &'a [(String, String)],
+    pub request_headers: &'a RequestHeaders<'a>,
     /// The byte range the request asks for.
     pub range: &'a RangeRequest,
 }
@@ -84,7 +85,7 @@ impl<'a> EntryAnswer<'a> {
     /// How `entry` answers a request with these headers: `304` when its conditionals match.
     pub fn for_request(
         entry: &Entry,
-        (request_headers, head): (&'a [(String, String)], bool),
+        (request_headers, head): (&'a RequestHeaders<'a>, bool),
         range: &'a RangeRequest,
         age: u64,
         cache_status: &'a str,

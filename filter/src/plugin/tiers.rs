@@ -18,7 +18,7 @@ use crate::policy::cache::generations::{Dimension, Generations, GENERATIONS_KEY}
 use crate::policy::cache::key::CacheKey;
 use crate::policy::cache::l1::{L1Cache, L1Stats};
 use crate::policy::cache::l2::{slot_key, slot_of};
-use crate::policy::header_list::{header_joined, Headers};
+use crate::policy::header_list::{header_joined, HeaderPair, Headers};
 use crate::policy::shared_store::{SetError, SharedStore};
 use crate::policy::CacheSection;
 
@@ -260,7 +260,7 @@ impl Tiers {
         &mut self,
         env: &Env,
         entry: &Entry,
-        request_headers: &Headers,
+        request_headers: &[impl HeaderPair],
         tenant: Option<&str>,
     ) -> Option<Rc<Entry>> {
         if !entry.encoded.is_empty()

@@ -3,22 +3,61 @@
 
 pub type Headers = [(String, String)];
 
+/// A request's headers as the filter reads them: borrowed from the one buffer the host
+/// filled (no string per header on the hit path).
+pub type RequestHeaders<'a> = [(&'a str, &'a str)];
+
+/// No request headers.
+pub const NO_HEADERS: &RequestHeaders<'static> = &[];
+
+/// One (name, value) pair, owned or borrowed.
+pub trait HeaderPair {
+    fn name(&self) -> &str;
+    fn value(&self) -> &str;
+}
+
+impl HeaderPair for (String, String) {
+    fn name(&self) -> &str {
+        &self.0
+    }
+    fn value(&self) -> &str {
+        &self.1
+    }
+}
+
+impl HeaderPair for (&str, &str) {
+    fn name(&self) -> &str {
+        self.0
+    }
+    fn value(&self) -> &str {
+        self.1
+    }
+}
+
 /// The first value of a header (names compare case-insensitively).
-pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
+pub fn header<'a, P: HeaderPair>(headers: &'a [P], name: &str) -> Option<&'a str> {
     headers
         .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+        .find(|pair| pair.name().eq_ignore_ascii_case(name))
+        .map(HeaderPair::value)
 }
 
 /// Every value of a header joined with ", " (for list headers such as Cache-Control).
-pub fn header_joined(headers: &Headers, name: &str) -> Option<String> {
+pub fn header_joined<P: HeaderPair>(headers: &[P], name: &str) -> Option<String> {
     let values: Vec<&str> = headers
         .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+        .filter(|pair| pair.name().eq_ignore_ascii_case(name))
+        .map(HeaderPair::value)
         .collect();
     (!values.is_empty()).then(|| values.join(", "))
+}
+
+/// Borrowed pairs of owned ones (for request headers kept past their callback).
+pub fn borrowed(pairs: &Headers) -> Vec<(&str, &str)> {
+    pairs
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
 }
 
 /// Owned pairs from borrowed ones (fixtures and tests).

@@ -15,6 +15,7 @@ mod dedup_config;
 pub mod fleet;
 pub mod hash;
 pub mod header_list;
+pub mod header_map;
 mod limits;
 mod matcher;
 pub mod monitor;

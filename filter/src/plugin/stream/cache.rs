@@ -29,7 +29,7 @@ use crate::policy::cache::hot_keys::key_path;
 use crate::policy::cache::key::{unkeyed_headers_present, CacheKey};
 use crate::policy::cache::lease::Acquire;
 use crate::policy::cache::range::RangeRequest;
-use crate::policy::header_list::header;
+use crate::policy::header_list::{header, owned, RequestHeaders};
 use crate::policy::monitor::outcome::Outcome;
 use crate::policy::CacheSection;
 
@@ -97,7 +97,7 @@ impl EdgeHttp {
                         pending: Pending {
                             service_index: request.service.index,
                             key: key.clone(),
-                            request_headers: request.headers.to_vec(),
+                            request_headers: owned(request.headers),
                             request: request_facts("GET", request.headers),
                             request_time_ms: now_millis(),
                             generations: Rc::clone(&worker.borrow().tiers.generations),
@@ -178,7 +178,7 @@ impl EdgeHttp {
         let pending = Box::new(Pending {
             service_index: request.service.index,
             key,
-            request_headers: request.headers.to_vec(),
+            request_headers: owned(request.headers),
             request: facts,
             request_time_ms: now_ms,
             generations: Rc::clone(&worker.borrow().tiers.generations),
@@ -396,7 +396,7 @@ impl EdgeHttp {
 fn fresh_in_l2(
     w: &mut Worker,
     key: &CacheKey,
-    request_headers: &[(String, String)],
+    request_headers: &RequestHeaders,
     facts: &RequestFacts,
     now_ms: u64,
 ) -> Option<(Stat, Rc<Entry>, u64, bool)> {
@@ -430,7 +430,7 @@ fn refresh_job(
             (SERVICE_HEADER, &request.service.name),
             Some(&entry),
         ),
-        request_headers: request.headers.to_vec(),
+        request_headers: owned(request.headers),
         request: facts.clone(),
         entry,
         lease_ms: section.lease_ms,

@@ -21,7 +21,7 @@ use crate::policy::cache::exchange::relayed_headers;
 use crate::policy::dedup::identity::{ambiguous_id, identify};
 use crate::policy::dedup::record::{Claim, Record, State};
 use crate::policy::dedup::signature::{decode_secret, verify as verify_signature};
-use crate::policy::header_list::header;
+use crate::policy::header_list::{header, owned};
 use crate::policy::monitor::outcome::Outcome;
 use crate::policy::{DedupSection, InFlightMode};
 
@@ -65,7 +65,7 @@ impl EdgeHttp {
             service_index: request.service.index,
             method: request.method.to_string(),
             path: request.path.to_string(),
-            headers: request.headers.to_vec(),
+            headers: owned(request.headers),
         });
         end_of_stream.then(|| self.decide_dedup(&[], Vec::new()))
     }

@@ -26,6 +26,7 @@ use crate::policy::cache::range::RangeRequest;
 use crate::policy::fleet::cache::{lease_key, lookup_command, pause_command, read_lookup, Lookup};
 use crate::policy::fleet::dedup::release_command;
 use crate::policy::fleet::tier::CallFailure;
+use crate::policy::header_list::borrowed;
 use crate::policy::monitor::outcome::Outcome;
 
 /// Longest pause between two lookups of a waiting request.
@@ -204,7 +205,7 @@ impl EdgeHttp {
             not_modified,
             head: pending.head,
             cache_status: &status,
-            request_headers: &pending.request_headers,
+            request_headers: &borrowed(&pending.request_headers),
             range: &range,
         };
         self.serve(entry, &answer);

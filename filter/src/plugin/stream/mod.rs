@@ -29,7 +29,9 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 use self::request::Request;
 pub use self::state::EdgeHttp;
 use self::state::{CacheFlow, DedupPhase, Management};
-use super::host::{body, headers, headers_checked, status_of, SERVICE_HEADER};
+use super::header_map::with_header_map;
+use super::host::{body, headers, status_of, SERVICE_HEADER};
+use super::worker::WorkerRef;
 
 impl Context for EdgeHttp {
     fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
@@ -65,23 +67,23 @@ impl Context for EdgeHttp {
     }
 }
 
-impl HttpContext for EdgeHttp {
-    fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
-        let Some(worker) = self.worker.clone() else {
-            return Action::Continue;
-        };
-        let registry = Rc::clone(&worker.env.registry);
-        let (request_headers, non_utf8) = headers_checked(MapType::HttpRequestHeaders);
-        let request = Request::new(&registry, &request_headers, &non_utf8);
-        if let Some(action) = self.on_management(&worker, &request, end_of_stream) {
+impl EdgeHttp {
+    /// The request's headers, read once: management, guards, cache, dedup in that order.
+    fn on_request(
+        &mut self,
+        worker: &WorkerRef,
+        request: &Request<'_>,
+        end_of_stream: bool,
+    ) -> Action {
+        if let Some(action) = self.on_management(worker, request, end_of_stream) {
             return action;
         }
-        self.start_observing(&worker, &request);
-        if let Some(refused) = self.admit(&worker, &request) {
+        self.start_observing(worker, request);
+        if let Some(refused) = self.admit(worker, request) {
             return refused;
         }
-        let mut action = self.cache_request(&worker, &request);
-        if let Some(dedup) = self.dedup_request(&worker, &request, end_of_stream) {
+        let mut action = self.cache_request(worker, request);
+        if let Some(dedup) = self.dedup_request(worker, request, end_of_stream) {
             action = dedup;
         }
         let collecting = matches!(self.dedup, Some(DedupPhase::Collecting { .. }));
@@ -94,6 +96,19 @@ impl HttpContext for EdgeHttp {
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, SERVICE_HEADER, name);
         }
         action
+    }
+}
+
+impl HttpContext for EdgeHttp {
+    fn on_http_request_headers(&mut self, _: usize, end_of_stream: bool) -> Action {
+        let Some(worker) = self.worker.clone() else {
+            return Action::Continue;
+        };
+        let registry = Rc::clone(&worker.env.registry);
+        with_header_map(MapType::HttpRequestHeaders, |request_headers, non_utf8| {
+            let request = Request::new(&registry, request_headers, non_utf8);
+            self.on_request(&worker, &request, end_of_stream)
+        })
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {

@@ -4,15 +4,15 @@ use super::state::{EdgeHttp, Observed};
 use crate::plugin::host::now_nanos;
 use crate::plugin::worker::WorkerRef;
 use crate::policy::cache::key::{cache_key, CacheKey, KeyInput};
-use crate::policy::header_list::header;
+use crate::policy::header_list::{header, HeaderPair, RequestHeaders};
 use crate::policy::monitor::outcome::{settle, Outcome};
 use crate::policy::{CacheSection, Registry, RequestAttributes, Service};
 
 /// The request attributes the filter reads once per request.
 pub(super) struct Request<'a> {
-    pub headers: &'a [(String, String)],
+    pub headers: &'a RequestHeaders<'a>,
     /// Header names whose value was not UTF-8 (lossy in `headers`).
-    pub non_utf8: &'a [String],
+    pub non_utf8: &'a [&'a str],
     pub method: &'a str,
     pub path: &'a str,
     pub authority: &'a str,
@@ -24,8 +24,8 @@ pub(super) struct Request<'a> {
 impl<'a> Request<'a> {
     pub fn new(
         registry: &'a Registry,
-        headers: &'a [(String, String)],
-        non_utf8: &'a [String],
+        headers: &'a RequestHeaders<'a>,
+        non_utf8: &'a [&'a str],
     ) -> Self {
         let method = header(headers, ":method").unwrap_or_default();
         let path = header(headers, ":path").unwrap_or_default();
@@ -68,8 +68,11 @@ impl<'a> Request<'a> {
 }
 
 /// Bytes a copy of a header list holds.
-pub(super) fn header_bytes(headers: &[(String, String)]) -> usize {
-    headers.iter().map(|(n, v)| n.len() + v.len()).sum()
+pub(super) fn header_bytes(headers: &[impl HeaderPair]) -> usize {
+    headers
+        .iter()
+        .map(|p| p.name().len() + p.value().len())
+        .sum()
 }
 
 impl EdgeHttp {

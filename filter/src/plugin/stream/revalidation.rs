@@ -26,7 +26,7 @@ use crate::policy::cache::freshness::current_age;
 use crate::policy::cache::key::unkeyed_headers_present;
 use crate::policy::cache::range::RangeRequest;
 use crate::policy::cache::supersede::outdates_stored;
-use crate::policy::header_list::header_joined;
+use crate::policy::header_list::{borrowed, header_joined};
 use crate::policy::monitor::outcome::Outcome as Observed;
 use crate::policy::CacheSection;
 
@@ -101,7 +101,8 @@ impl EdgeHttp {
             }
             .render(name);
             let range = RangeRequest::of(&pending.request.method, &pending.request_headers);
-            let asked = (pending.request_headers.as_slice(), pending.head);
+            let request_headers = borrowed(&pending.request_headers);
+            let asked = (request_headers.as_slice(), pending.head);
             let answer = EntryAnswer::for_request(&old, asked, &range, age, &cache_status);
             self.serve(&old, &answer);
             self.settle_group(Outcome::StaleIfError(&old));
@@ -159,7 +160,8 @@ impl EdgeHttp {
                     ..forwarded
                 }
                 .render(name);
-                let asked = (pending.request_headers.as_slice(), pending.head);
+                let request_headers = borrowed(&pending.request_headers);
+                let asked = (request_headers.as_slice(), pending.head);
                 let answer = EntryAnswer::for_request(entry, asked, &range, age, &cache_status);
                 self.serve(entry, &answer);
             }

@@ -14,7 +14,7 @@ use crate::policy::cache::exchange::keep_until;
 use crate::policy::cache::key::CacheKey;
 use crate::policy::cache::l2::{slot_key, slot_of};
 use crate::policy::cache::variants::{entry_variant, is_index, variant_key, VaryIndex};
-use crate::policy::header_list::Headers;
+use crate::policy::header_list::RequestHeaders;
 use crate::policy::CacheSection;
 
 /// How often an index update retries when other workers store variants of the URL at once.
@@ -53,7 +53,13 @@ struct Written {
 impl Tiers {
     /// L1's entry for a request (no shared data): the URL's own, or the variant its index
     /// points the request to.
-    pub fn l1_find(&mut self, env: &Env, primary: &str, request: &Headers, now: u64) -> Found {
+    pub fn l1_find(
+        &mut self,
+        env: &Env,
+        primary: &str,
+        request: &RequestHeaders,
+        now: u64,
+    ) -> Found {
         let Some(entry) = self.l1_get(env, primary, now) else {
             return Found::Absent;
         };
@@ -70,7 +76,7 @@ impl Tiers {
 
     /// L2's entry for a request: the URL's own, or the variant its index points the request
     /// to. An index found here is copied into L1, so the next lookup stays there.
-    pub fn l2_find(&mut self, env: &Env, key: &CacheKey, request: &Headers) -> Found {
+    pub fn l2_find(&mut self, env: &Env, key: &CacheKey, request: &RequestHeaders) -> Found {
         let entry = match self.l2_get(env, &key.primary) {
             L2Read::Found(entry) => entry,
             L2Read::Absent => return Found::Absent,

@@ -12,16 +12,16 @@ use super::generations::{Generations, MAX_TAGS_PER_ENTRY};
 use super::http_date::parse_http_date;
 use super::variants::{is_index, selecting_value, selects};
 use crate::policy::decimal::push_decimal;
-use crate::policy::header_list::{header, header_joined, Headers};
+use crate::policy::header_list::{header, header_joined, HeaderPair, Headers};
 
-fn has_pragma_no_cache(headers: &Headers) -> bool {
+fn has_pragma_no_cache(headers: &[impl HeaderPair]) -> bool {
     header_joined(headers, "pragma").is_some_and(|p| {
         p.split(',')
             .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
     })
 }
 
-pub fn request_facts(method: &str, headers: &Headers) -> RequestFacts {
+pub fn request_facts(method: &str, headers: &[impl HeaderPair]) -> RequestFacts {
     RequestFacts {
         method: method.to_string(),
         cache_control: CacheControl::parse(
@@ -98,7 +98,7 @@ pub enum HitDecision {
 /// RFC 9111 §4).
 pub fn evaluate_hit(
     entry: &Entry,
-    request_headers: &Headers,
+    request_headers: &[impl HeaderPair],
     request: &RequestFacts,
     generations: &Generations,
     now_ms: u64,
@@ -135,7 +135,7 @@ pub fn evaluate_hit(
 /// Whether a request's own conditionals match `entry` (then it gets a `304`). `If-None-Match`
 /// is compared (weakly) with the validator of the representation this request would get: the
 /// weak validator of its coding when the entry answers it encoded, else the stored one.
-pub fn entry_not_modified(entry: &Entry, request_headers: &Headers) -> bool {
+pub fn entry_not_modified(entry: &Entry, request_headers: &[impl HeaderPair]) -> bool {
     let if_none_match = header(request_headers, "if-none-match");
     let coding = if_none_match.and_then(|_| answer_coding(entry, request_headers));
     if let (Some(coding), Some(inm)) = (coding, if_none_match) {
@@ -259,7 +259,7 @@ pub fn append_cache_status(existing: Option<&str>, member: &str) -> String {
 
 /// The content coding an answer from `entry` uses for a request with these headers (`None`:
 /// identity), of those the entry holds.
-pub fn answer_coding(entry: &Entry, request_headers: &Headers) -> Option<Coding> {
+pub fn answer_coding(entry: &Entry, request_headers: &[impl HeaderPair]) -> Option<Coding> {
     if entry.encoded.is_empty() {
         return None;
     }
@@ -643,7 +643,7 @@ pub fn keep_until(entry: &Entry) -> u64 {
 /// representations), `Accept-Encoding` (the cache stores the identity body and encodes it
 /// itself) and unkeyed poisoning headers, as a GET, with the stored validators.
 pub fn refresh_request_headers(
-    request_headers: &Headers,
+    request_headers: &[impl HeaderPair],
     unkeyed: &[&str],
     service_header: (&str, &str),
     validators: Option<&Entry>,
@@ -664,12 +664,13 @@ pub fn refresh_request_headers(
     ];
     let mut headers: Vec<(String, String)> = request_headers
         .iter()
-        .filter(|(n, _)| {
+        .filter(|pair| {
+            let n = pair.name();
             !DROPPED.iter().any(|d| n.eq_ignore_ascii_case(d))
                 && !unkeyed.iter().any(|u| n.eq_ignore_ascii_case(u))
                 && !n.eq_ignore_ascii_case(service_header.0)
         })
-        .cloned()
+        .map(|pair| (pair.name().to_string(), pair.value().to_string()))
         .collect();
     headers.push((":method".to_string(), "GET".to_string()));
     headers.push((service_header.0.to_string(), service_header.1.to_string()));

@@ -10,6 +10,7 @@
 
 use super::query::{self, may_match, Param, AMBIGUOUS_QUERY};
 use super::tenant::{cache_tenant, HeaderView, Single};
+use crate::policy::header_list::{HeaderPair, RequestHeaders};
 use crate::policy::{CacheSection, KeyConfig, QueryMode};
 
 pub use super::tenant::MAX_TENANT_LEN;
@@ -22,9 +23,9 @@ pub struct KeyInput<'a> {
     /// `:path` including the query string.
     pub path: &'a str,
     /// The request's headers (lower-case names; a repeated header once per value).
-    pub headers: &'a [(String, String)],
+    pub headers: &'a RequestHeaders<'a>,
     /// Names of headers whose value was not valid UTF-8 (their text in `headers` is lossy).
-    pub non_utf8: &'a [String],
+    pub non_utf8: &'a [&'a str],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,11 +77,11 @@ pub const UNKEYED_POISONING_HEADERS: [&str; 21] = [
 /// `x-forwarded-host` (CGI-style origins read both as `HTTP_X_FORWARDED_HOST`).
 pub fn unkeyed_headers_present<'a>(
     section: &'a CacheSection,
-    request_headers: &'a [(String, String)],
+    request_headers: &'a [impl HeaderPair],
 ) -> impl Iterator<Item = &'a str> + 'a {
     request_headers
         .iter()
-        .map(|(n, _)| n.as_str())
+        .map(HeaderPair::name)
         .filter(move |n| {
             UNKEYED_POISONING_HEADERS.iter().any(|name| {
                 same_header_name(n, name) && !section.key.headers.iter().any(|k| k == name)
@@ -266,11 +267,6 @@ mod tests {
         headers: &[(&str, &str)],
         non_utf8: &[&str],
     ) -> Result<CacheKey, &'static str> {
-        let headers: Vec<(String, String)> = headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        let non_utf8: Vec<String> = non_utf8.iter().map(|n| n.to_string()).collect();
         cache_key(
             section,
             &KeyInput {
@@ -278,8 +274,8 @@ mod tests {
                 scheme: "http",
                 authority: "API.example.com",
                 path,
-                headers: &headers,
-                non_utf8: &non_utf8,
+                headers,
+                non_utf8,
             },
         )
     }

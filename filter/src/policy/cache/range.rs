@@ -8,7 +8,7 @@
 
 use super::entry::Entry;
 use super::http_date::parse_http_date;
-use crate::policy::header_list::{header, header_joined, Headers};
+use crate::policy::header_list::{header, header_joined, HeaderPair, Headers};
 
 /// One byte range as the client wrote it (RFC 9110 §14.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +134,7 @@ pub struct RangeRequest {
 impl RangeRequest {
     /// The range a request asks for. Only GET has ranges (RFC 9110 §14.2): a HEAD's `Range`
     /// is ignored. Several `Range` field lines are one list (several ranges).
-    pub fn of(method: &str, headers: &Headers) -> Self {
+    pub fn of(method: &str, headers: &[impl HeaderPair]) -> Self {
         if method != "GET" {
             return Self::default();
         }
@@ -348,7 +348,7 @@ pub fn if_range_holds(value: &str, representation: &Representation<'_>) -> bool 
 /// whole representation comes back and can be stored: any `bytes` range (one or several).
 /// Other units and malformed values pass untouched (the origin's answer to them, a `206`,
 /// is not stored).
-pub fn fetches_whole(method: &str, headers: &Headers) -> bool {
+pub fn fetches_whole(method: &str, headers: &[impl HeaderPair]) -> bool {
     method == "GET"
         && header_joined(headers, "range")
             .is_some_and(|value| parse_range(&value) != RangeSpec::Ignored)

@@ -57,7 +57,7 @@ mod tests {
 
     fn outdates(status: u16, headers: &[(&str, &str)]) -> bool {
         outdates_stored(
-            &request_facts("GET", &[]),
+            &request_facts("GET", crate::policy::header_list::NO_HEADERS),
             status,
             &h(headers),
             &policy(),
@@ -105,7 +105,7 @@ mod tests {
         ));
         let no_store = request_facts("GET", &h(&[("cache-control", "no-store")]));
         assert!(!outdates_stored(&no_store, 200, &h(&[]), &policy(), 1000));
-        let head = request_facts("HEAD", &[]);
+        let head = request_facts("HEAD", crate::policy::header_list::NO_HEADERS);
         assert!(!outdates_stored(&head, 200, &h(&[]), &policy(), 1000));
     }
 }

@@ -8,6 +8,7 @@
 //! namespace, and cutting or decoding it would merge different tenants.
 
 use super::query::{canonical, may_match, Param};
+use crate::policy::header_list::RequestHeaders;
 use crate::policy::TenantConfig;
 
 use crate::policy::tenant_id::tenant_id;
@@ -22,9 +23,9 @@ pub const REPEATED_TENANT: &str = "repeated-tenant";
 /// A request's header values as the cache reads them.
 pub struct HeaderView<'a> {
     /// (lower-case name, value) pairs; a repeated header once per value.
-    pub headers: &'a [(String, String)],
+    pub headers: &'a RequestHeaders<'a>,
     /// Names whose value was not valid UTF-8 (their text in `headers` is lossy).
-    pub non_utf8: &'a [String],
+    pub non_utf8: &'a [&'a str],
 }
 
 /// One header's value, when it came exactly once and as UTF-8.
@@ -49,7 +50,7 @@ impl<'a> HeaderView<'a> {
             .headers
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str());
+            .map(|(_, v)| *v);
         let Some(first) = values.next() else {
             return Single::Absent;
         };
@@ -129,18 +130,13 @@ mod tests {
         pairs: &[(&str, &str)],
         non_utf8: &[&str],
     ) -> Result<Option<String>, &'static str> {
-        let headers: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        let non_utf8: Vec<String> = non_utf8.iter().map(|n| n.to_string()).collect();
         cache_tenant(
             &header_tenant(),
             "/a",
             &[],
             &HeaderView {
-                headers: &headers,
-                non_utf8: &non_utf8,
+                headers: pairs,
+                non_utf8,
             },
         )
     }

@@ -31,7 +31,7 @@
 use super::entry::{Entry, MAX_HEADERS};
 use crate::policy::codec::{ReadError, Reader, Writer};
 use crate::policy::hash::fnv1a;
-use crate::policy::header_list::Headers;
+use crate::policy::header_list::HeaderPair;
 
 /// Status of the entry that carries a vary index (never a response's: those are 100–599).
 pub const INDEX_STATUS: u16 = 0;
@@ -60,17 +60,20 @@ const CASE_INSENSITIVE: [&str; 4] = [
 /// The normalised value of the selecting header `name` in a request ([`ABSENT`] when it has
 /// none): its field lines combined, whitespace around commas and at the ends removed, the case
 /// folded where the field's values are case-insensitive.
-pub fn selecting_value(headers: &Headers, name: &str) -> String {
+pub fn selecting_value(headers: &[impl HeaderPair], name: &str) -> String {
     let mut out = String::new();
     push_selecting_value(&mut out, headers, name);
     out
 }
 
 /// [`selecting_value`], appended to `out`.
-fn push_selecting_value(out: &mut String, headers: &Headers, name: &str) {
+fn push_selecting_value(out: &mut String, headers: &[impl HeaderPair], name: &str) {
     let start = out.len();
     let mut present = false;
-    for (_, value) in headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)) {
+    let values = headers
+        .iter()
+        .filter(|pair| pair.name().eq_ignore_ascii_case(name));
+    for value in values.map(HeaderPair::value) {
         for item in value.split(',') {
             if present {
                 out.push(',');
@@ -92,7 +95,7 @@ fn push_selecting_value(out: &mut String, headers: &Headers, name: &str) {
 }
 
 /// Whether a request selects the variant an entry with these `vary` pairs was stored for.
-pub fn selects(vary: &[(String, String)], request_headers: &Headers) -> bool {
+pub fn selects(vary: &[(String, String)], request_headers: &[impl HeaderPair]) -> bool {
     let mut value = String::new();
     vary.iter().all(|(name, stored)| {
         value.clear();
@@ -140,7 +143,7 @@ pub struct VaryIndex {
 
 impl VaryIndex {
     /// The id of the variant a request selects.
-    pub fn request_variant(&self, request_headers: &Headers) -> u64 {
+    pub fn request_variant(&self, request_headers: &[impl HeaderPair]) -> u64 {
         let mut text = String::new();
         for name in &self.names {
             text.push_str(name);
@@ -152,7 +155,11 @@ impl VaryIndex {
     }
 
     /// The key of the stored variant a request selects; `None` when the index holds none.
-    pub fn variant_key_for(&self, primary: &str, request_headers: &Headers) -> Option<String> {
+    pub fn variant_key_for(
+        &self,
+        primary: &str,
+        request_headers: &[impl HeaderPair],
+    ) -> Option<String> {
         let id = self.request_variant(request_headers);
         self.variants
             .contains(&id)

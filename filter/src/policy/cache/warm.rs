@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::key::{cache_key, CacheKey, KeyInput};
+use crate::policy::header_list::borrowed;
 use crate::policy::{Registry, RequestAttributes};
 
 /// Most paths one warm request may name.
@@ -90,7 +91,7 @@ pub fn plan_warm(
                     scheme,
                     authority,
                     path,
-                    headers: &extra,
+                    headers: &borrowed(&extra),
                     non_utf8: &[],
                 },
             )

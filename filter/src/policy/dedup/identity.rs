@@ -4,7 +4,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::policy::header_list::{header, Headers};
+use crate::policy::header_list::{header, HeaderPair};
 use crate::policy::DedupSection;
 
 /// Longest sender-given id accepted (longer ones fall through to the next source).
@@ -22,7 +22,7 @@ pub fn identify(
     section: &DedupSection,
     method: &str,
     path: &str,
-    headers: &Headers,
+    headers: &[impl HeaderPair],
     body: &[u8],
 ) -> Option<Identity> {
     let body_digest: [u8; 32] = Sha256::digest(body).into();
@@ -55,7 +55,7 @@ pub fn identify(
 
 /// Whether an id header the identity reads came more than once with different values (an
 /// origin may read either; the request is refused rather than guessed).
-pub fn ambiguous_id(section: &DedupSection, headers: &Headers) -> bool {
+pub fn ambiguous_id(section: &DedupSection, headers: &[impl HeaderPair]) -> bool {
     section
         .identity
         .iter()
@@ -63,8 +63,8 @@ pub fn ambiguous_id(section: &DedupSection, headers: &Headers) -> bool {
         .any(|source| {
             let mut values = headers
                 .iter()
-                .filter(|(n, _)| crate::policy::cache::key::same_header_name(n, source))
-                .map(|(_, v)| v.trim());
+                .filter(|pair| crate::policy::cache::key::same_header_name(pair.name(), source))
+                .map(|pair| pair.value().trim());
             values
                 .next()
                 .is_some_and(|first| values.any(|other| other != first))
@@ -116,24 +116,54 @@ mod tests {
             identify(&s, "POST", "/h", &key, b"x").unwrap().id,
             "idempotency-key:k"
         );
-        let none = identify(&s, "POST", "/h", &[], b"x").unwrap();
+        let none = identify(
+            &s,
+            "POST",
+            "/h",
+            crate::policy::header_list::NO_HEADERS,
+            b"x",
+        )
+        .unwrap();
         assert!(none.id.starts_with("body:"));
         assert_ne!(
             none.id,
-            identify(&s, "POST", "/other", &[], b"x").unwrap().id
+            identify(
+                &s,
+                "POST",
+                "/other",
+                crate::policy::header_list::NO_HEADERS,
+                b"x"
+            )
+            .unwrap()
+            .id
         );
         assert_eq!(
             none.body_digest,
-            identify(&s, "POST", "/other", &[], b"x")
-                .unwrap()
-                .body_digest
+            identify(
+                &s,
+                "POST",
+                "/other",
+                crate::policy::header_list::NO_HEADERS,
+                b"x"
+            )
+            .unwrap()
+            .body_digest
         );
     }
 
     #[test]
     fn no_source_means_no_identity() {
         let s = section(&["webhook-id"]);
-        assert_eq!(identify(&s, "POST", "/h", &[], b"x"), None);
+        assert_eq!(
+            identify(
+                &s,
+                "POST",
+                "/h",
+                crate::policy::header_list::NO_HEADERS,
+                b"x"
+            ),
+            None
+        );
         let long = "x".repeat(300);
         assert_eq!(
             identify(&s, "POST", "/h", &h(&[("webhook-id", &long)]), b"x"),

@@ -10,12 +10,12 @@ use crate::policy::cache::freshness::{
     current_age, request_directs, RequestDirective, RequestFacts,
 };
 use crate::policy::cache::generations::Generations;
-use crate::policy::header_list::Headers;
+use crate::policy::header_list::HeaderPair;
 
 /// Whether `entry` may answer a limited tenant's request at `now_ms` (Unix milliseconds).
 pub fn may_serve_while_limited(
     entry: &Entry,
-    request_headers: &Headers,
+    request_headers: &[impl HeaderPair],
     request: &RequestFacts,
     generations: &Generations,
     now_ms: u64,
@@ -127,10 +127,10 @@ mod tests {
         let mut stored = entry(false);
         stored.generations = gens.stamp(&[Dimension::Service(0)]);
         gens.bump(Dimension::Service(0));
-        let facts = request_facts("GET", &[]);
+        let facts = request_facts("GET", crate::policy::header_list::NO_HEADERS);
         assert!(!may_serve_while_limited(
             &stored,
-            &[],
+            crate::policy::header_list::NO_HEADERS,
             &facts,
             &gens,
             1010 * 1000,

@@ -3,7 +3,7 @@
 //! encoded spelling, bytes that are not UTF-8) is refused rather than guessed, so a client can
 //! neither open itself a new bucket nor land in another tenant's.
 
-use crate::policy::header_list::Headers;
+use crate::policy::header_list::HeaderPair;
 use crate::policy::TenantConfig;
 
 pub use crate::policy::tenant_id::MAX_TENANT_ID_LEN;
@@ -41,7 +41,7 @@ impl TenantError {
 pub fn tenant_of(
     tenant: &TenantConfig,
     full_path: &str,
-    headers: &Headers,
+    headers: &[impl HeaderPair],
 ) -> Result<Option<String>, TenantError> {
     let (path, query) = match full_path.split_once('?') {
         Some((path, query)) => (path, Some(query)),
@@ -49,15 +49,15 @@ pub fn tenant_of(
     };
     let value = if let Some(name) = &tenant.header {
         // `x_location_id` would be another spelling of the same header for some origins.
-        if headers.iter().any(|(n, _)| {
+        if headers.iter().map(HeaderPair::name).any(|n| {
             !n.eq_ignore_ascii_case(name) && crate::policy::cache::key::same_header_name(n, name)
         }) {
             return Err(TenantError::Conflicting);
         }
         let values = headers
             .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_bytes().to_vec());
+            .filter(|pair| pair.name().eq_ignore_ascii_case(name))
+            .map(|pair| pair.value().as_bytes().to_vec());
         one_value(values)?
     } else if let Some(name) = &tenant.query {
         let mut values = Vec::new();
@@ -195,7 +195,7 @@ mod tests {
             query: Some("tenant".into()),
             ..TenantConfig::default()
         };
-        let of = |path: &str| tenant_of(&by_query, path, &[]);
+        let of = |path: &str| tenant_of(&by_query, path, crate::policy::header_list::NO_HEADERS);
         assert_eq!(of("/x?tenant=acme"), Ok(Some("acme".into())));
         assert_eq!(of("/x?%74enant=%61cme"), Ok(Some("acme".into())));
         assert_eq!(of("/x?tenant=acme&tenant=%61cme"), Ok(Some("acme".into())));
@@ -214,7 +214,7 @@ mod tests {
             path_segment: Some(3),
             ..TenantConfig::default()
         };
-        let of = |path: &str| tenant_of(&by_segment, path, &[]);
+        let of = |path: &str| tenant_of(&by_segment, path, crate::policy::header_list::NO_HEADERS);
         assert_eq!(of("/api/v1/acme/leads?x=1"), Ok(Some("acme".into())));
         assert_eq!(of("/api/v1/%61cme/leads"), Ok(Some("acme".into())));
         assert_eq!(of("/api/v1//leads"), Ok(None));

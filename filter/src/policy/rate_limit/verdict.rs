@@ -5,7 +5,7 @@ use super::bucket::{Decision, Limit};
 use super::headers::{policy_header, retry_after_s, state_header};
 use super::slot::{identity, slot_key, take, Taken};
 use super::tenant::tenant_of;
-use crate::policy::header_list::Headers;
+use crate::policy::header_list::RequestHeaders;
 use crate::policy::shared_store::{update, SharedStore, UpdateError};
 use crate::policy::{Limits, MissingTenant, Mode, OnContention, RateLimitSection};
 
@@ -51,7 +51,7 @@ pub struct LimitedRequest<'a> {
     pub service: &'a str,
     pub method: &'a str,
     pub path: &'a str,
-    pub headers: &'a Headers,
+    pub headers: &'a RequestHeaders<'a>,
 }
 
 /// Spends the request's cost from its tenant's bucket in `store`.
@@ -146,7 +146,7 @@ mod tests {
     fn run(mode: &str, requests: usize) -> (Vec<Verdict>, Vec<Event>) {
         let (section, limits) = section_and_limits(mode);
         let store = MemoryStore::default();
-        let headers = vec![("x-tenant".to_string(), "acme".to_string())];
+        let headers = [("x-tenant", "acme")];
         let request = LimitedRequest {
             service: "api",
             method: "GET",
