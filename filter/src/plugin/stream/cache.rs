@@ -25,7 +25,6 @@ use crate::policy::cache::exchange::{
     CacheStatus, Forward, HitDecision, MissKind,
 };
 use crate::policy::cache::freshness::{request_directs, RequestDirective, RequestFacts};
-use crate::policy::cache::hot_keys::key_path;
 use crate::policy::cache::key::{unkeyed_headers_present, CacheKey};
 use crate::policy::cache::lease::Acquire;
 use crate::policy::cache::range::RangeRequest;
@@ -64,7 +63,7 @@ impl EdgeHttp {
                     let service = (request.service.name.as_str(), section);
                     let tenant = key.tenant.as_deref();
                     let hot = &mut worker.borrow_mut().hot_keys;
-                    let path = key_path(&key.url);
+                    let path = key.path_and_query();
                     hot_keys::note(hot, service, path, tenant, now_ms);
                 }
                 let action = self.lookup(worker, section, key, request, now_ms);

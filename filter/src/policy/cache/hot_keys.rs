@@ -69,14 +69,6 @@ pub struct HotKeys {
 }
 
 /// The identity of a key in the table.
-/// The path and query of a cache key's URL (`scheme://authority/path?query`): what the key
-/// keeps of the request (the service's query rules applied), so the hot table shows no
-/// parameter the key ignores and counts cache-busted variants of one key as one row.
-pub fn key_path(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    rest.find('/').and_then(|at| rest.get(at..)).unwrap_or("/")
-}
-
 pub fn hot_key_id(path: &str, tenant: Option<&str>) -> u64 {
     fnv1a(path) ^ tenant.map_or(0, |t| fnv1a(t).rotate_left(17))
 }

@@ -38,25 +38,27 @@ pub enum Single<'a> {
 
 impl<'a> HeaderView<'a> {
     pub fn single(&self, name: &str) -> Single<'a> {
-        // `x_location_id` beside (or instead of) `x-location-id`: an origin may read either.
-        if self
-            .headers
-            .iter()
-            .any(|(n, _)| !n.eq_ignore_ascii_case(name) && super::key::same_header_name(n, name))
-        {
-            return Single::Repeated;
+        // One pass: `x_location_id` beside (or instead of) `x-location-id` counts as a
+        // repetition (an origin may read either).
+        let mut found = None;
+        for &(n, value) in self.headers {
+            if n.len() != name.len() {
+                continue;
+            }
+            if !n.eq_ignore_ascii_case(name) {
+                if super::key::same_header_name(n, name) {
+                    return Single::Repeated;
+                }
+                continue;
+            }
+            if found.is_some() {
+                return Single::Repeated;
+            }
+            found = Some(value);
         }
-        let mut values = self
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| *v);
-        let Some(first) = values.next() else {
+        let Some(first) = found else {
             return Single::Absent;
         };
-        if values.next().is_some() {
-            return Single::Repeated;
-        }
         if self.non_utf8.iter().any(|n| n.eq_ignore_ascii_case(name)) {
             return Single::NotUtf8;
         }
