@@ -109,7 +109,7 @@ fn the_page_needs_access_and_comes_gzip_with_the_glue_inline() {
     }
 
     let page = host.request(vm, with_token(get("/explain")));
-    assert_eq!(page.status, 200);
+    assert_eq!(page.status, 200, "{}", page.body_text());
     for (name, value) in [
         ("content-type", "text/html; charset=utf-8"),
         ("vary", "accept-encoding"),

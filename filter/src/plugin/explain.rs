@@ -58,6 +58,15 @@ fn gzip(mut headers: Vec<(String, String)>) -> Vec<(String, String)> {
     headers
 }
 
+/// What an explainer request is answered with. Nothing borrowed from the worker: the reply goes
+/// out after its borrow ends.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    /// `None` for `HEAD`.
+    pub body: Option<Cow<'static, [u8]>>,
+}
+
 fn error(status: u16, message: &str) -> (u16, Vec<(String, String)>, Cow<'static, [u8]>) {
     let body = json!({ "error": message }).to_string().into_bytes();
     let mut headers = common("application/json");
@@ -65,15 +74,9 @@ fn error(status: u16, message: &str) -> (u16, Vec<(String, String)>, Cow<'static
     (status, headers, Cow::Owned(body))
 }
 
-/// The answer to an authorised read of `endpoint` (`/explain…`, query removed): status,
-/// headers and body (`head`: the body is left out). Nothing borrowed from the worker: the
-/// reply goes out after its borrow ends.
-pub fn answer(
-    endpoint: &str,
-    headers: &Headers,
-    head: bool,
-    config: &RunningConfig,
-) -> (u16, Vec<(String, String)>, Option<Cow<'static, [u8]>>) {
+/// The answer to an authorised read of `endpoint` (`/explain…`, query removed; `head`: the
+/// body is left out).
+pub fn answer(endpoint: &str, headers: &Headers, head: bool, config: &RunningConfig) -> Answer {
     let accept = header_joined(headers, "accept-encoding");
     let (status, headers, body) = match explain_answer(endpoint, accept.as_deref(), built()) {
         ExplainAnswer::Page => (200, gzip(page_headers()), Cow::Borrowed(PAGE_GZ)),
@@ -96,7 +99,11 @@ pub fn answer(
         ExplainAnswer::NotBuilt => error(404, NOT_BUILT),
         ExplainAnswer::NotAcceptable => error(406, GZIP_ONLY),
     };
-    (status, headers, (!head).then_some(body))
+    Answer {
+        status,
+        headers,
+        body: (!head).then_some(body),
+    }
 }
 
 fn built() -> bool {

@@ -110,11 +110,11 @@ impl EdgeHttp {
                 Some(reply) => self.reply_json(reply),
                 None if matches!(read, ReadEndpoint::Explain) => {
                     let head = request.method == "HEAD";
-                    let (status, headers, body) = {
+                    let answer = {
                         let config = &worker.borrow().running_config;
                         explain::answer(endpoint, request.headers, head, config)
                     };
-                    self.reply(status, &headers, body.as_deref())
+                    self.reply(answer.status, &answer.headers, answer.body.as_deref())
                 }
                 None => {
                     let page = dashboard::PAGE.as_bytes();
