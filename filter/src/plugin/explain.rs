@@ -20,9 +20,9 @@ include!(concat!(env!("OUT_DIR"), "/explain_assets.rs"));
 pub struct RunningConfig(Vec<u8>);
 
 impl RunningConfig {
-    /// The plugin configuration the filter accepted.
-    pub fn new(bytes: &[u8]) -> Self {
-        Self(bytes.to_vec())
+    /// The plugin configuration the filter accepted (kept as read, not copied).
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
     }
 }
 

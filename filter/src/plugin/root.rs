@@ -157,7 +157,7 @@ impl RootContext for EdgeRoot {
         let shared = uses_shared_data(&registry);
         let owner = if shared { take_owner_id() } else { 0 };
         let mut worker = Worker::new(Rc::clone(&registry), owner);
-        worker.running_config = RunningConfig::new(&bytes);
+        worker.running_config = RunningConfig::new(bytes);
         config_status::loaded(&worker.env.metrics);
         let l2_slots = registry.limits().l2_slots;
         worker.env.metrics.set(Stat::L2Slots, l2_slots);
