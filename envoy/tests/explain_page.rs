@@ -313,7 +313,7 @@ fn running_config() -> String {
     services[1]["dedup"]["signature"] =
         serde_json::json!({"secret": "whsec_c2VjcmV0LXNpZ25pbmcta2V5LTEyMzQ1"});
     config["admin"] = serde_json::json!({ "token": TOKEN });
-    config.to_string()
+    serde_json::to_string_pretty(&config).unwrap()
 }
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {

@@ -10,45 +10,79 @@ pub const REDACTED_TOKEN: &str = "redacted-admin-token";
 /// (23 bytes, so it validates as a signing secret).
 pub const REDACTED_SECRET: &str = "whsec_cmVkYWN0ZWQtc2lnbmluZy1zZWNyZXQ=";
 
-/// The configuration with its secrets redacted, pretty-printed, and the field paths redacted
-/// (`admin.token`, `services[2].dedup.signature.secret`). `None` when `bytes` are no JSON
-/// object (a configuration the filter accepted always is one).
+/// The configuration with its secrets redacted, and the field paths redacted (`admin.token`,
+/// `services[2].dedup.signature.secret`). As the operator wrote it (layout, key order) when
+/// replacing the secrets' text gives exactly the redacted configuration; else pretty-printed
+/// from the redacted value (a secret written with escapes, say). `None` when `bytes` are no
+/// JSON object (a configuration the filter accepted always is one).
 pub fn redacted_config(bytes: &[u8]) -> Option<(String, Vec<String>)> {
     let mut config: Value = serde_json::from_slice(bytes).ok()?;
     let root = config.as_object_mut()?;
-    let mut redacted = Vec::new();
+    let mut found = Vec::new();
     if let Some(token) = root
         .get_mut("admin")
         .and_then(|admin| admin.get_mut("token"))
-        .filter(|token| token.is_string())
     {
-        *token = Value::from(REDACTED_TOKEN);
-        redacted.push("admin.token".to_string());
+        replace(token, REDACTED_TOKEN, "admin.token".to_string(), &mut found);
     }
     for (name, value) in root.iter_mut() {
-        redact_secrets(value, name, &mut redacted);
+        redact_secrets(value, name, &mut found);
     }
-    let text = serde_json::to_string_pretty(&config).ok()?;
-    Some((text, redacted))
+    let as_written = std::str::from_utf8(bytes).ok().map(|text| {
+        found.iter().fold(text.to_string(), |text, secret| {
+            text.replace(&secret.written, &secret.placeholder)
+        })
+    });
+    let text = match as_written {
+        Some(text)
+            if serde_json::from_slice::<Value>(text.as_bytes())
+                .ok()
+                .as_ref()
+                == Some(&config) =>
+        {
+            text
+        }
+        _ => serde_json::to_string_pretty(&config).ok()?,
+    };
+    Some((text, found.into_iter().map(|secret| secret.path).collect()))
+}
+
+/// A secret replaced: where, its JSON text, the placeholder's.
+struct Found {
+    path: String,
+    written: String,
+    placeholder: String,
+}
+
+fn replace(value: &mut Value, placeholder: &str, path: String, found: &mut Vec<Found>) {
+    if !value.is_string() {
+        return;
+    }
+    let written = value.to_string();
+    *value = Value::from(placeholder);
+    found.push(Found {
+        path,
+        written,
+        placeholder: value.to_string(),
+    });
 }
 
 /// Replaces every `signature.secret` string under `value` (at `path`).
-fn redact_secrets(value: &mut Value, path: &str, redacted: &mut Vec<String>) {
+fn redact_secrets(value: &mut Value, path: &str, found: &mut Vec<Found>) {
     match value {
         Value::Object(map) => {
             if path == "signature" || path.ends_with(".signature") {
-                if let Some(secret) = map.get_mut("secret").filter(|s| s.is_string()) {
-                    *secret = Value::from(REDACTED_SECRET);
-                    redacted.push(format!("{path}.secret"));
+                if let Some(secret) = map.get_mut("secret") {
+                    replace(secret, REDACTED_SECRET, format!("{path}.secret"), found);
                 }
             }
             for (name, inner) in map.iter_mut() {
-                redact_secrets(inner, &format!("{path}.{name}"), redacted);
+                redact_secrets(inner, &format!("{path}.{name}"), found);
             }
         }
         Value::Array(items) => {
             for (index, inner) in items.iter_mut().enumerate() {
-                redact_secrets(inner, &format!("{path}[{index}]"), redacted);
+                redact_secrets(inner, &format!("{path}[{index}]"), found);
             }
         }
         _ => {}
@@ -89,15 +123,38 @@ mod tests {
     }
 
     #[test]
-    fn a_configuration_without_secrets_is_unchanged_but_for_layout() {
+    fn the_text_stays_as_written_but_for_the_secrets() {
+        let (text, _) = redacted_config(CONFIG.as_bytes()).unwrap();
+        let expected = CONFIG
+            .replace("the-real-admin-token-123", REDACTED_TOKEN)
+            .replace("whsec_c2VjcmV0LXNpZ25pbmcta2V5LTEyMzQ1", REDACTED_SECRET);
+        assert_eq!(text, expected, "layout and key order kept");
         let plain = r#"{"services": [{"name": "a", "match": {"path_prefix": "/"}}]}"#;
         let (text, redacted) = redacted_config(plain.as_bytes()).unwrap();
         assert!(redacted.is_empty());
-        let before: Value = serde_json::from_str(plain).unwrap();
-        let after: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(before, after);
+        assert_eq!(text, plain);
         assert_eq!(redacted_config(b"[1]"), None);
         assert_eq!(redacted_config(b"not json"), None);
+    }
+
+    #[test]
+    fn a_secret_written_with_escapes_is_redacted_all_the_same() {
+        // `\u0061` is `a`: the written text is not the secret's JSON text, so the value is
+        // printed anew from the redacted configuration.
+        let escaped = r#"{"admin": {"token": "the-re\u0061l-admin-token-123"}}"#;
+        let (text, redacted) = redacted_config(escaped.as_bytes()).unwrap();
+        assert_eq!(redacted, ["admin.token"]);
+        assert!(
+            !text.contains("admin-token-123") && text.contains(REDACTED_TOKEN),
+            "{text}"
+        );
+        // The token's text also elsewhere (as a name): the replaced text would differ from the
+        // redacted configuration, so it is printed anew, the name kept.
+        let twice = r#"{"admin": {"token": "same-text-as-a-name-1"}, "services": [{"name": "same-text-as-a-name-1", "match": {}}]}"#;
+        let (text, _) = redacted_config(twice.as_bytes()).unwrap();
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["admin"]["token"], REDACTED_TOKEN);
+        assert_eq!(value["services"][0]["name"], "same-text-as-a-name-1");
     }
 
     #[test]
