@@ -39,7 +39,8 @@ pub struct Worker {
     pub fleet: Fleet,
     /// When the purge generations were last re-read.
     pub generations_read_ms: u64,
-    /// The configuration as `<prefix>/explain/config` shows it (set by the root context).
+    /// The configuration it was configured with (set by the root context), which
+    /// `<prefix>/explain/config` answers redacted.
     pub running_config: RunningConfig,
 }
 

@@ -1,6 +1,7 @@
 //! Management requests the filter answers itself under the admin prefix: health, metrics,
-//! cache stats, the dashboard, the explainer page, purges (`PURGE <url>`, `POST .../cache/purge`) and cache warming
-//! (`POST .../cache/warm`, see `warm.rs`). They never reach the origin.
+//! cache stats, the dashboard, the explainer page (`explain.rs`), purges (`PURGE <url>`,
+//! `POST .../cache/purge`) and cache warming (`POST .../cache/warm`, see `warm.rs`). They never
+//! reach the origin.
 
 use std::rc::Rc;
 
