@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 
 /// The static page's glue tag; the served page gets the glue inline in its place.
 const GLUE_TAG: &str = r#"<script id="glue" src="edge_explain.js"></script>"#;
-const FILES: [&str; 3] = ["index.html", "edge_explain.js", "edge_explain_bg.wasm"];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -24,12 +23,15 @@ fn main() {
         && env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32");
     let assets = if wanted {
         println!("cargo:rerun-if-env-changed=EDGE_EXPLAIN_PAGE_DIR");
-        let dir = page_dir();
-        // A missing path counts as changed: the page built later is picked up.
-        println!("cargo:rerun-if-changed={}", dir.display());
-        for file in FILES {
-            println!("cargo:rerun-if-changed={}", dir.join(file).display());
+        let (dir, default) = page_dir();
+        if default {
+            // Cargo counts a missing path as changed (the filter would be compiled again on
+            // every build): the default directory is made, empty, so that only the page
+            // written into it later makes this run again.
+            let _ = fs::create_dir_all(&dir);
         }
+        // The directory, not its files: a change to any file in it reruns this.
+        println!("cargo:rerun-if-changed={}", dir.display());
         let built = compile(&dir, &out);
         if let Err(why) = &built {
             println!("cargo:warning=the explainer page is not compiled in ({why}); <admin prefix>/explain answers 404 until filter/explain/build-page.sh has run and the filter is built again");
@@ -54,12 +56,13 @@ fn main() {
     }
 }
 
-fn page_dir() -> PathBuf {
+/// The page's directory, and whether it is the default one.
+fn page_dir() -> (PathBuf, bool) {
     if let Some(dir) = env::var_os("EDGE_EXPLAIN_PAGE_DIR") {
-        return PathBuf::from(dir);
+        return (PathBuf::from(dir), false);
     }
     let manifest = env::var_os("CARGO_MANIFEST_DIR").map_or_else(PathBuf::new, PathBuf::from);
-    manifest.join("../target/explain-page")
+    (manifest.join("../target/explain-page"), true)
 }
 
 /// Writes the served page and the `.wasm`, gzip, into `out`; their paths.
