@@ -14,6 +14,7 @@ envoy/setup.sh --browser
 
 # The page first: it builds edge-filter without its `plugin` feature for wasm32, and the
 # filter's own build below must be the last to write target/wasm32-unknown-unknown/release.
+# The filter compiles the page in (filter/build.rs) and serves it at <admin prefix>/explain.
 step "build the explainer page (filter/explain: the policy via wasm-bindgen) into target/explain-page"
 filter/explain/build-page.sh target/explain-page
 

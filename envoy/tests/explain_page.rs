@@ -4,12 +4,18 @@
 //! page's link fragment; the test reads the decisions the page shows, prints how long a trace
 //! takes in the browser and the page's weight, and saves a screenshot to
 //! `target/test-artifacts/explain-page.png`.
+//!
+//! And the page served by the running edge (Envoy with the filter built after the page, as
+//! test.sh builds them): opened without the token it shows the token form; with the token typed
+//! in (over the DevTools protocol) it loads with the configuration the edge runs — a service
+//! the demo file does not have, its secrets redacted — and traces a request.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use edge_envoy::launch::chromium_run;
+use edge_envoy::launch::{chromium_run, http_request, test_stack, Browser};
 
 fn page_dir() -> PathBuf {
     let dir = std::env::var_os("EDGE_EXPLAIN_PAGE").map_or_else(
@@ -281,4 +287,200 @@ fn the_page_traces_a_request_with_the_demo_configuration() {
 
 fn chromium_run_sized(url: &str, budget_ms: u64, mode: &str) -> String {
     chromium_run(url, budget_ms, mode, (1280, 1100))
+}
+
+const TOKEN: &str = "explain-served-token-0123456789";
+/// In the running configuration, not in the demo file the static page loads.
+const RUNNING_ONLY: &str = "probe-running-only";
+
+/// The demo configuration plus a caching service of its own, a webhook signing secret, and
+/// access by token only (no allowed addresses: loopback needs the token too).
+fn running_config() -> String {
+    let demo =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("plugin-config.json"))
+            .unwrap();
+    let mut config: serde_json::Value = serde_json::from_str(&demo).unwrap();
+    assert!(!demo.contains(RUNNING_ONLY));
+    let services = config["services"].as_array_mut().unwrap();
+    services.insert(
+        0,
+        serde_json::json!({
+            "name": RUNNING_ONLY,
+            "match": {"path_prefix": "/api/v1/probe/"},
+            "cache": {"tenant": {"header": "x-location-id"}}
+        }),
+    );
+    services[1]["dedup"]["signature"] =
+        serde_json::json!({"secret": "whsec_c2VjcmV0LXNpZ25pbmcta2V5LTEyMzQ1"});
+    config["admin"] = serde_json::json!({ "token": TOKEN });
+    serde_json::to_string_pretty(&config).unwrap()
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn origin_total(origin: SocketAddr) -> u64 {
+    let stats = http_request(origin, "GET", "/__origin/stats", &[], b"").unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.body).unwrap();
+    stats["total"].as_u64().unwrap()
+}
+
+#[test]
+fn the_running_edge_serves_the_page_with_its_configuration_behind_the_token() {
+    let stack = test_stack(Some(&running_config()), 0.0);
+    let (listen, origin) = (stack.listen, stack.origin.as_ref().unwrap().addr());
+    let prefix = "/api/v1/performance";
+    let bearer = format!("Bearer {TOKEN}");
+    let gzip = [
+        ("accept-encoding", "gzip"),
+        ("authorization", bearer.as_str()),
+    ];
+
+    // Through Envoy: the login page without the token, the page gzip with it (not encoded
+    // again by Envoy's compressors), 406 for a client that takes no gzip.
+    let login = http_request(listen, "GET", &format!("{prefix}/explain"), &[], b"").unwrap();
+    assert_eq!(login.status, 401);
+    assert!(login.text().contains("admin token") && !login.text().contains(RUNNING_ONLY));
+    let page = http_request(listen, "GET", &format!("{prefix}/explain"), &gzip, b"").unwrap();
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-encoding"), Some("gzip"));
+    let html = String::from_utf8(gunzip(&page.body)).unwrap();
+    assert!(html.contains(r#"data-served="edge""#));
+    let wasm = http_request(
+        listen,
+        "GET",
+        &format!("{prefix}/explain/edge_explain_bg.wasm"),
+        &gzip,
+        b"",
+    )
+    .unwrap();
+    assert_eq!(wasm.status, 200);
+    assert!(gunzip(&wasm.body).starts_with(b"\0asm"));
+    let identity = http_request(
+        listen,
+        "GET",
+        &format!("{prefix}/explain"),
+        &[("authorization", bearer.as_str())],
+        b"",
+    )
+    .unwrap();
+    assert_eq!(identity.status, 406, "{}", identity.text());
+
+    // The browser: the token form, the token typed in, the page with the running configuration.
+    let mut browser = Browser::start((1280, 1100));
+    browser.navigate(&format!("http://{listen}{prefix}/explain"));
+    browser.wait_for(
+        "the token form",
+        "document.getElementById('t') !== null",
+        Duration::from_secs(30),
+    );
+    let shown = browser.eval("document.body.innerText");
+    assert!(
+        !shown.as_str().unwrap().contains(RUNNING_ONLY),
+        "no data before the token"
+    );
+    browser.eval("document.getElementById('t').focus()");
+    browser.type_text(TOKEN);
+    browser.press_enter();
+    browser.wait_for(
+        "the page to load its .wasm and the running configuration",
+        "document.body && document.body.dataset.ready === 'true'",
+        Duration::from_secs(60),
+    );
+    let source = browser.eval("document.getElementById('config-source').dataset.source");
+    assert_eq!(source, "running");
+    let note = browser.eval("document.getElementById('config-source').textContent");
+    let note = note.as_str().unwrap();
+    assert!(note.contains("token redacted"), "{note}");
+    assert!(
+        note.contains("services[1].dedup.signature.secret"),
+        "{note}"
+    );
+    let config = browser.eval("document.getElementById('config').value");
+    let config = config.as_str().unwrap();
+    assert!(
+        config.contains(RUNNING_ONLY),
+        "the running configuration is preloaded"
+    );
+    assert!(!config.contains(TOKEN) && config.contains("redacted-admin-token"));
+    assert_eq!(
+        browser.eval("document.getElementById('config-result').dataset.valid"),
+        "true",
+        "the redacted configuration validates"
+    );
+    assert_eq!(
+        browser.eval(&format!(
+            "document.querySelector('[data-service=\"{RUNNING_ONLY}\"]') !== null"
+        )),
+        true
+    );
+
+    // Trace a request to the running-only service.
+    browser.eval(
+        r#"(() => {
+          const set = (id, v) => { document.getElementById(id).value = v; };
+          set('url', 'http://edge.test/api/v1/probe/7?utm_source=x&b=2&a=1');
+          set('headers', 'x-location-id: loc-9');
+          set('status', '200');
+          set('response', 'cache-control: public, max-age=60\ncontent-type: application/json');
+          set('again', '5');
+          document.getElementById('trace-button').click();
+        })()"#,
+    );
+    let summary = browser.wait_for(
+        "the trace",
+        "document.querySelector('[data-field=\"service\"]')?.textContent",
+        Duration::from_secs(30),
+    );
+    assert_eq!(
+        summary,
+        format!("service {RUNNING_ONLY}: forwarded to the origin")
+    );
+    let text = |browser: &mut Browser, field: &str| {
+        browser.eval(&format!(
+            "document.querySelector('[data-field=\"{field}\"]').textContent"
+        ))
+    };
+    assert_eq!(
+        text(&mut browser, "cache-status"),
+        "Cache-Status: edge; fwd=uri-miss; stored"
+    );
+    assert_eq!(
+        text(&mut browser, "cache-status-again"),
+        "again later: edge; hit; ttl=55"
+    );
+    let rows = browser.eval(
+        "[...document.querySelectorAll('#trace tbody tr')].map(tr => tr.dataset.stage + ' | ' + tr.textContent)",
+    );
+    let rows: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r.as_str())
+        .collect();
+    for (stage, shown) in [
+        ("service", "services[0].match"),
+        ("cache_key", "http://edge.test/api/v1/probe/7?a=1&b=2"),
+        ("cache_key", "loc-9"),
+        ("freshness", "60 s from max-age"),
+    ] {
+        assert!(
+            rows.iter()
+                .any(|row| row.starts_with(&format!("{stage} |")) && row.contains(shown)),
+            "{stage}: {shown} shown in {rows:#?}"
+        );
+    }
+    let artefacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
+    std::fs::create_dir_all(&artefacts).unwrap();
+    let shot = artefacts.join("explain-page-served.png");
+    let size = browser.screenshot(&shot);
+    assert!(size > 10_000, "screenshot saved ({size} bytes)");
+    println!("served explain page screenshot: {}", shot.display());
+    drop(browser);
+    assert_eq!(origin_total(origin), 0, "nothing reached the origin");
 }

@@ -22,6 +22,7 @@ const LAYERS: [(&str, &[&str]); 4] = [
             "config_status",
             "dashboard",
             "dedup",
+            "explain",
             "health",
             "hot_keys",
             "monitor",

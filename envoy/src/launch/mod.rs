@@ -16,7 +16,7 @@ mod test_origin;
 mod test_support;
 mod watch;
 
-pub use chromium::{chromium, chromium_run};
+pub use chromium::{chromium, chromium_run, Browser};
 pub use envoy_process::EnvoyProcess;
 pub use error::LaunchError;
 pub use fleet::{render_fleet_cluster, FleetTier};

@@ -4,7 +4,7 @@
 //! - `root`, `stream/`: the contexts;
 //! - `worker`: the worker's state, one field per feature;
 //! - features: `coalescing`, `refresh`, `breaker`, `rate_limit`, `dedup/`, `monitor`,
-//!   `health`, `admin`, `config_status`, `dashboard`, `hot_keys`;
+//!   `health`, `admin`, `config_status`, `dashboard`, `explain`, `hot_keys`;
 //! - `env`, `fleet`, `tiers`, `leases`, `replies`, `budgets`, `reply`, `metrics`, `host`;
 //! - then `crate::policy`, which knows nothing of the host.
 
@@ -17,6 +17,7 @@ mod config_status;
 mod dashboard;
 mod dedup;
 mod env;
+mod explain;
 mod fleet;
 mod header_map;
 mod health;

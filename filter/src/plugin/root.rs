@@ -17,6 +17,7 @@ use super::dedup::{
     delivery, fleet as dedup_fleet, records::finish_unfinished, waiters::poll_waiters,
 };
 use super::env::take_owner_id;
+use super::explain::RunningConfig;
 use super::host::{flush_cas_counts, now_millis, precreate_slots};
 use super::metrics::Stat;
 use super::monitor::{publish, MONITOR_KEY_PREFIX};
@@ -156,6 +157,7 @@ impl RootContext for EdgeRoot {
         let shared = uses_shared_data(&registry);
         let owner = if shared { take_owner_id() } else { 0 };
         let mut worker = Worker::new(Rc::clone(&registry), owner);
+        worker.running_config = RunningConfig::new(bytes);
         config_status::loaded(&worker.env.metrics);
         let l2_slots = registry.limits().l2_slots;
         worker.env.metrics.set(Stat::L2Slots, l2_slots);

@@ -10,6 +10,7 @@ use super::budgets::Budgets;
 use super::coalescing::Coalescing;
 use super::dedup::state::Dedup;
 use super::env::Env;
+use super::explain::RunningConfig;
 use super::fleet::Fleet;
 use super::leases::Leases;
 use super::monitor::Monitor;
@@ -38,6 +39,9 @@ pub struct Worker {
     pub fleet: Fleet,
     /// When the purge generations were last re-read.
     pub generations_read_ms: u64,
+    /// The configuration it was configured with (set by the root context), which
+    /// `<prefix>/explain/config` answers redacted.
+    pub running_config: RunningConfig,
 }
 
 impl Worker {
@@ -59,6 +63,7 @@ impl Worker {
             ),
             fleet: Fleet::new(),
             generations_read_ms: 0,
+            running_config: RunningConfig::default(),
             env,
         }
     }

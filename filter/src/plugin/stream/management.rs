@@ -1,6 +1,7 @@
 //! Management requests the filter answers itself under the admin prefix: health, metrics,
-//! cache stats, the dashboard, purges (`PURGE <url>`, `POST .../cache/purge`) and cache warming
-//! (`POST .../cache/warm`, see `warm.rs`). They never reach the origin.
+//! cache stats, the dashboard, the explainer page (`explain.rs`), purges (`PURGE <url>`,
+//! `POST .../cache/purge`) and cache warming (`POST .../cache/warm`, see `warm.rs`). They never
+//! reach the origin.
 
 use std::rc::Rc;
 
@@ -11,6 +12,7 @@ use super::request::Request;
 use super::state::{BodyFor, EdgeHttp, Management, WarmRun};
 use crate::plugin::admin;
 use crate::plugin::dashboard;
+use crate::plugin::explain;
 use crate::plugin::health::health;
 use crate::plugin::host::{body, now_millis};
 use crate::plugin::hot_keys;
@@ -19,6 +21,7 @@ use crate::plugin::reply::json_error;
 use crate::plugin::worker::WorkerRef;
 use crate::policy::cache::purge_request::MAX_PURGE_BODY;
 use crate::policy::cache::warm::plan_warm;
+use crate::policy::explain_page::{is_explain_endpoint, is_explain_page};
 use crate::policy::path_without_query;
 
 /// Management endpoints that only read (token or allowed address needed).
@@ -27,6 +30,8 @@ enum ReadEndpoint {
     CacheStats,
     Dashboard,
     HotKeys,
+    /// `/explain`, `/explain/…`: the explainer page, its `.wasm`, the running configuration.
+    Explain,
 }
 
 impl ReadEndpoint {
@@ -36,6 +41,7 @@ impl ReadEndpoint {
             "/cache/stats" => Some(Self::CacheStats),
             "/dashboard" => Some(Self::Dashboard),
             "/cache/hot" => Some(Self::HotKeys),
+            _ if is_explain_endpoint(endpoint) => Some(Self::Explain),
             _ => None,
         }
     }
@@ -68,7 +74,12 @@ impl EdgeHttp {
             return Some(self.reply_json(reply));
         }
         if let Some(read) = endpoint.and_then(ReadEndpoint::of) {
+            let endpoint = endpoint.unwrap_or_default();
             if let Err(refusal) = admin::authorize(&registry, request.headers) {
+                if matches!(read, ReadEndpoint::Explain) && is_explain_page(endpoint) {
+                    let login = dashboard::LOGIN.as_bytes();
+                    return Some(self.reply(refusal.0, &explain::page_headers(), Some(login)));
+                }
                 if matches!(read, ReadEndpoint::Dashboard) {
                     let login = dashboard::LOGIN.as_bytes();
                     return Some(self.reply(refusal.0, &dashboard::headers(), Some(login)));
@@ -93,11 +104,19 @@ impl EdgeHttp {
                         let capacity = w.env.registry.settings().monitoring.hot_keys;
                         Some(hot_keys::report(&w.hot_keys, request.path, capacity))
                     }
-                    ReadEndpoint::Dashboard => None,
+                    ReadEndpoint::Dashboard | ReadEndpoint::Explain => None,
                 }
             };
             return Some(match report {
                 Some(reply) => self.reply_json(reply),
+                None if matches!(read, ReadEndpoint::Explain) => {
+                    let head = request.method == "HEAD";
+                    let answer = {
+                        let config = &worker.borrow().running_config;
+                        explain::answer(endpoint, request.headers, head, config)
+                    };
+                    self.reply(answer.status, &answer.headers, answer.body.as_deref())
+                }
                 None => {
                     let page = dashboard::PAGE.as_bytes();
                     self.reply(200, &dashboard::headers(), Some(page))

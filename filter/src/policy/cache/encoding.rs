@@ -229,6 +229,26 @@ pub fn wants_coding(accept_encoding: Option<&str>) -> bool {
     negotiate(accept_encoding, &Coding::ALL).is_some()
 }
 
+/// Whether a request's `Accept-Encoding` takes `coding` at all (quality above 0, by name or
+/// through `*`), whatever it prefers. No header takes none: such clients (scripts, `curl`
+/// without `--compressed`) often cannot decode anything.
+pub fn accepts_coding(accept_encoding: Option<&str>, coding: Coding) -> bool {
+    let Some(accept) = accept_encoding else {
+        return false;
+    };
+    let (mut named, mut star) = (None::<u16>, None::<u16>);
+    for member in accept.split(',').take(MAX_MEMBERS) {
+        let (name, params) = member.split_once(';').unwrap_or((member, ""));
+        let (name, q) = (name.trim(), quality(params));
+        if coding.is_named(name) {
+            named = Some(named.map_or(q, |before| before.max(q)));
+        } else if name == "*" {
+            star = Some(q);
+        }
+    }
+    named.or(star).is_some_and(|q| q > 0)
+}
+
 /// Whether an `If-None-Match` list names the weak validator of one of `codings`' variants of
 /// `etag` (weak comparison).
 pub fn names_variant(if_none_match: &str, etag: &str, codings: &[Coding]) -> bool {
