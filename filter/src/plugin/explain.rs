@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::policy::config_redact::redacted_config;
 use crate::policy::explain_page::{explain_answer, ExplainAnswer, GZIP_ONLY, NOT_BUILT};
-use crate::policy::header_list::{header_joined, Headers};
+use crate::policy::header_list::{header_joined, RequestHeaders};
 
 include!(concat!(env!("OUT_DIR"), "/explain_assets.rs"));
 
@@ -76,7 +76,12 @@ fn error(status: u16, message: &str) -> (u16, Vec<(String, String)>, Cow<'static
 
 /// The answer to an authorised read of `endpoint` (`/explain…`, query removed; `head`: the
 /// body is left out).
-pub fn answer(endpoint: &str, headers: &Headers, head: bool, config: &RunningConfig) -> Answer {
+pub fn answer(
+    endpoint: &str,
+    headers: &RequestHeaders,
+    head: bool,
+    config: &RunningConfig,
+) -> Answer {
     let accept = header_joined(headers, "accept-encoding");
     let (status, headers, body) = match explain_answer(endpoint, accept.as_deref(), built()) {
         ExplainAnswer::Page => (200, gzip(page_headers()), Cow::Borrowed(PAGE_GZ)),
