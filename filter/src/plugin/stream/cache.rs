@@ -281,11 +281,11 @@ impl EdgeHttp {
                         w.env.metrics.inc(Stat::StaleServed);
                         true
                     } else {
-                        let hits = w.tiers.l1.record_hit(&entry.key);
-                        section
-                            .refresh_ahead
-                            .as_ref()
-                            .is_some_and(|ahead| ahead.due(hits, entry.freshness_lifetime, age))
+                        // Hits are counted only where refresh-ahead reads them.
+                        section.refresh_ahead.as_ref().is_some_and(|ahead| {
+                            let hits = w.tiers.l1.record_hit(&entry.key);
+                            ahead.due(hits, entry.freshness_lifetime, age)
+                        })
                     };
                     if refresh {
                         let job = refresh_job(section, key, request, facts, Rc::clone(&entry));

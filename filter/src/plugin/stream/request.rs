@@ -4,7 +4,7 @@ use super::state::{EdgeHttp, Observed};
 use crate::plugin::host::now_nanos;
 use crate::plugin::worker::WorkerRef;
 use crate::policy::cache::key::{cache_key, CacheKey, KeyInput};
-use crate::policy::header_list::{header, HeaderPair, RequestHeaders};
+use crate::policy::header_list::{HeaderPair, RequestHeaders};
 use crate::policy::monitor::outcome::{settle, Outcome};
 use crate::policy::{CacheSection, Registry, RequestAttributes, Service};
 
@@ -27,9 +27,20 @@ impl<'a> Request<'a> {
         headers: &'a RequestHeaders<'a>,
         non_utf8: &'a [&'a str],
     ) -> Self {
-        let method = header(headers, ":method").unwrap_or_default();
-        let path = header(headers, ":path").unwrap_or_default();
-        let authority = header(headers, ":authority").unwrap_or_default();
+        // The pseudo-headers in one pass (Envoy gives them lowercase, first).
+        let (mut method, mut path, mut authority, mut scheme) = (None, None, None, None);
+        for &(name, value) in headers {
+            let slot = match name {
+                ":method" => &mut method,
+                ":path" => &mut path,
+                ":authority" => &mut authority,
+                ":scheme" => &mut scheme,
+                _ => continue,
+            };
+            slot.get_or_insert(value);
+        }
+        let (method, path) = (method.unwrap_or_default(), path.unwrap_or_default());
+        let authority = authority.unwrap_or_default();
         let service = registry.match_request(&RequestAttributes {
             authority,
             path,
@@ -41,7 +52,7 @@ impl<'a> Request<'a> {
             method,
             path,
             authority,
-            scheme: header(headers, ":scheme").unwrap_or("http"),
+            scheme: scheme.unwrap_or("http"),
             service,
         }
     }
