@@ -267,21 +267,24 @@ pub struct Timing {
 
 /// RFC 9111 §4.2.3: the age in whole seconds of a stored response at `now_ms` (Unix
 /// milliseconds). The response delay and the resident time are counted to the millisecond, so
-/// a one-second lifetime lasts a second wherever in a second the response arrived; `Date` has
-/// whole seconds, so the apparent age compares whole seconds. A `Date` in the future (clock
-/// skew) gives an apparent age of 0; a missing `Date` or `Age` counts as none; `now_ms` before
-/// the response time gives no resident time.
+/// a one-second lifetime lasts a second wherever in a second the response arrived. `Date` has
+/// whole seconds: a response dated `T` was sent at some time in `[T, T + 1)`, so the apparent
+/// age is the least age that allows (from `T + 0.999`). Read as `T` itself, a response sent at
+/// `T + 0.95` that arrives 150 ms later would be a second old on arrival, and a one-second
+/// `max-age` stale at once. A `Date` in the future (clock skew) gives an apparent age of 0; a
+/// missing `Date` or `Age` counts as none; `now_ms` before the response time gives no resident
+/// time.
 pub fn current_age(timing: &Timing, now_ms: u64) -> u64 {
     let millis = |s: u64, subsec: u16| s.saturating_mul(1000).saturating_add(u64::from(subsec));
     let request_ms = millis(timing.request_time, timing.request_subsec_ms);
     let response_ms = millis(timing.response_time, timing.response_subsec_ms);
-    let apparent_age = timing
+    let apparent_age_ms = timing
         .date
-        .map_or(0, |date| timing.response_time.saturating_sub(date));
+        .map_or(0, |date| response_ms.saturating_sub(millis(date, 999)));
     let response_delay_ms = response_ms.saturating_sub(request_ms);
     let corrected_age_value_ms =
         millis(timing.age_header.unwrap_or(0), 0).saturating_add(response_delay_ms);
-    let corrected_initial_age_ms = millis(apparent_age, 0).max(corrected_age_value_ms);
+    let corrected_initial_age_ms = apparent_age_ms.max(corrected_age_value_ms);
     let resident_time_ms = now_ms.saturating_sub(response_ms);
     match corrected_initial_age_ms.checked_add(resident_time_ms) {
         Some(age_ms) if age_ms != u64::MAX => age_ms / 1000,
@@ -890,6 +893,28 @@ mod tests {
     }
 
     #[test]
+    fn a_date_in_the_second_before_arrival_is_not_a_second_of_age() {
+        // Sent at 1000.9 (Date: 1000), requested at 1000.8, arrived at 1001.05: 250 ms old.
+        let t = Timing {
+            request_time: 1000,
+            request_subsec_ms: 800,
+            response_time: 1001,
+            response_subsec_ms: 50,
+            date: Some(1000),
+            age_header: None,
+        };
+        assert_eq!(current_age(&t, 1_001_050), 0);
+        assert!(is_fresh(1, current_age(&t, 1_001_799)));
+        assert!(!is_fresh(1, current_age(&t, 1_001_800)));
+        // Dated two seconds before it arrived: at least a second old on arrival.
+        let t = Timing {
+            date: Some(999),
+            ..t
+        };
+        assert_eq!(current_age(&t, 1_001_050), 1);
+    }
+
+    #[test]
     fn age_rfc_9111() {
         // Plain: received at 1000, Date 1000, no Age, now 1060 → 60.
         let t = Timing {
@@ -909,7 +934,8 @@ mod tests {
             ..Timing::default()
         };
         assert_eq!(current_age(&t, 1000 * 1000), 110);
-        // Apparent age beats a small Age.
+        // Apparent age beats a small Age: sent by 700.999 at the latest, 299.001 s before it
+        // arrived.
         let t = Timing {
             request_time: 1000,
             response_time: 1000,
@@ -917,7 +943,9 @@ mod tests {
             age_header: Some(10),
             ..Timing::default()
         };
-        assert_eq!(current_age(&t, 1050 * 1000), 350);
+        assert_eq!(current_age(&t, 1050 * 1000), 349);
+        assert_eq!(current_age(&t, 1050 * 1000 + 998), 349);
+        assert_eq!(current_age(&t, 1050 * 1000 + 999), 350);
         // Date in the future (origin clock ahead): apparent age 0, Age still used.
         let t = Timing {
             request_time: 1000,
