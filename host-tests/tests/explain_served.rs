@@ -296,21 +296,75 @@ fn tricks_behave_as_on_the_other_read_endpoints() {
         host.origin_calls().is_empty(),
         "nothing under {PREFIX}/explain reaches the origin"
     );
-    // Names that only look like the endpoint are no management requests, as for /metrics:
-    // they go on to the origin like any request.
-    for (explain, metrics) in [
-        ("//explain", "//metrics"),
-        ("/%65xplain", "/%6detrics"),
-        ("/explainer", "/metricsx"),
-        ("/EXPLAIN", "/METRICS"),
+    // Names that only look like an endpoint are still under the prefix: the edge's, answered
+    // 404 (401 without the token), never forwarded with the token to an origin that may
+    // answer them. A path that only starts like the prefix is not under it.
+    for near in [
+        "//explain",
+        "/%65xplain",
+        "/explainer",
+        "/EXPLAIN",
+        "/explain%2Fconfig",
+        "",
+        "/",
     ] {
-        let a = host.request(vm, with_token(get(explain)));
-        let b = host.request(vm, with_token(get(metrics)));
-        assert_eq!(
-            (a.status, a.local_reply),
-            (b.status, b.local_reply),
-            "{explain}"
-        );
-        assert!(!a.local_reply, "{explain}");
+        assert_eq!(status(&mut host, get(near)), 401, "{near:?}");
+        let found = host.request(vm, with_token(get(near)));
+        assert_eq!((found.status, found.local_reply), (404, true), "{near:?}");
+        assert_eq!(error_of(&found), "no such management endpoint");
     }
+    let post = get("/health").header(":method", "POST");
+    let posted = host.request(
+        vm,
+        with_token(post.header("content-type", "application/json")),
+    );
+    assert_eq!(posted.status, 405);
+    assert!(host.origin_calls().is_empty());
+    let beside = host.request(
+        vm,
+        with_token(Request::get(&format!("{PREFIX}x/explain"))).header("x-edge-admin-token", TOKEN),
+    );
+    assert!(!beside.local_reply);
+    let calls = host.origin_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        calls[0].headers.get("x-edge-admin-token"),
+        None,
+        "the token stays at the edge"
+    );
+}
+
+/// `/explain/config` redacts a configuration once: the page asks for it on every load, and a
+/// large configuration takes a worker long to redact.
+#[test]
+fn the_running_configuration_is_redacted_once() {
+    let services: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                r#"{{"name": "hooks-{i}", "match": {{"path_exact": "/hooks/{i}", "methods": ["POST"]}},
+                    "dedup": {{"signature": {{"secret": "{SECRET}"}}}}}}"#
+            )
+        })
+        .collect();
+    let config = format!(
+        r#"{{"services": [{}], "admin": {{"token": "{TOKEN}"}}}}"#,
+        services.join(",")
+    );
+    let mut host = Host::new();
+    let vm = host.start_vm(&config).unwrap();
+    let mut fuel = Vec::new();
+    let mut bodies = Vec::new();
+    for _ in 0..3 {
+        let before = host.fuel_used(vm);
+        let response = host.request(vm, with_token(get("/explain/config")));
+        assert_eq!(response.status, 200);
+        fuel.push(host.fuel_used(vm) - before);
+        bodies.push(response.body);
+    }
+    assert!(bodies.iter().all(|b| b == &bodies[0]));
+    assert!(!String::from_utf8_lossy(&bodies[0]).contains(&SECRET[6..]));
+    assert!(
+        fuel[1] * 4 < fuel[0] && fuel[2] * 4 < fuel[0],
+        "the first answer redacts, the next ones reuse it: {fuel:?}"
+    );
 }

@@ -5,6 +5,7 @@
 //! dashboard (whose login page it shares); the page fetches the rest with the token itself.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 
 use serde_json::json;
 
@@ -17,12 +18,30 @@ include!(concat!(env!("OUT_DIR"), "/explain_assets.rs"));
 /// The configuration this worker runs, which `/explain/config` answers redacted (when asked:
 /// redacting it at start-up would make every worker pay for a page seldom opened).
 #[derive(Default)]
-pub struct RunningConfig(Vec<u8>);
+pub struct RunningConfig {
+    bytes: Vec<u8>,
+    /// The redacted JSON and the `x-edge-redacted` list, made by the first `/explain/config`
+    /// of this configuration: a large configuration takes a worker ~100 ms to redact, and
+    /// the page asks for it on every load.
+    redacted: OnceCell<Option<(Vec<u8>, String)>>,
+}
 
 impl RunningConfig {
     /// The plugin configuration the filter accepted (kept as read, not copied).
     pub fn new(bytes: Vec<u8>) -> Self {
-        Self(bytes)
+        Self {
+            bytes,
+            redacted: OnceCell::new(),
+        }
+    }
+
+    fn redacted(&self) -> Option<&(Vec<u8>, String)> {
+        self.redacted
+            .get_or_init(|| {
+                redacted_config(&self.bytes)
+                    .map(|(json, redacted)| (json.into_bytes(), redacted.join(", ")))
+            })
+            .as_ref()
     }
 }
 
@@ -90,14 +109,14 @@ pub fn answer(
             gzip(common("application/wasm")),
             Cow::Borrowed(WASM_GZ),
         ),
-        ExplainAnswer::Config => match redacted_config(&config.0) {
+        ExplainAnswer::Config => match config.redacted() {
             None => error(503, "the running configuration is not available"),
             Some((json, redacted)) => {
                 let mut headers = common("application/json");
                 if !redacted.is_empty() {
-                    headers.push(("x-edge-redacted".into(), redacted.join(", ")));
+                    headers.push(("x-edge-redacted".into(), redacted.clone()));
                 }
-                (200, headers, Cow::Owned(json.into_bytes()))
+                (200, headers, Cow::Owned(json.clone()))
             }
         },
         ExplainAnswer::NotFound => error(404, "no such explainer resource"),

@@ -130,6 +130,18 @@ impl EdgeHttp {
                 authority: request.authority.to_string(),
             },
             _ if request.method == "PURGE" => BodyFor::Purge,
+            // Everything else under the prefix is the edge's too: never forwarded (with the
+            // admin token) to an origin that may answer it.
+            Some(rest) if rest.is_empty() || rest.starts_with('/') => {
+                if let Err(refusal) = admin::authorize(&registry, request.headers) {
+                    return Some(self.reply_json(refusal));
+                }
+                let reply = match rest {
+                    "/health" => json_error(405, "use GET"),
+                    _ => json_error(404, "no such management endpoint"),
+                };
+                return Some(self.reply_json(reply));
+            }
             _ => return None,
         };
         if let Err(refusal) = admin::authorize(&registry, request.headers) {

@@ -32,6 +32,10 @@ use self::state::{CacheFlow, DedupPhase, Management};
 use super::header_map::with_header_map;
 use super::host::{body, headers, status_of, SERVICE_HEADER};
 use super::worker::WorkerRef;
+use crate::policy::header_list::header;
+
+/// The header a management request may carry the admin token in.
+const ADMIN_TOKEN_HEADER: &str = "x-edge-admin-token";
 
 impl Context for EdgeHttp {
     fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
@@ -94,6 +98,11 @@ impl EdgeHttp {
             // Failing to tag is not worth failing the request: the request still goes through.
             let name = Some(request.service.name.as_str());
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, SERVICE_HEADER, name);
+            // The admin token is for the edge alone.
+            if header(request.headers, ADMIN_TOKEN_HEADER).is_some() {
+                let _ =
+                    hostcalls::remove_map_value(MapType::HttpRequestHeaders, ADMIN_TOKEN_HEADER);
+            }
         }
         action
     }
