@@ -519,6 +519,35 @@ fn the_running_edge_serves_the_page_with_its_configuration_behind_the_token() {
     let size = browser.screenshot(&shot);
     assert!(size > 10_000, "screenshot saved ({size} bytes)");
     println!("served explain page screenshot: {}", shot.display());
+    // A signed delivery under the redacted secret: what the trace can decide, and what not.
+    let mut delivery = |headers: &str| {
+        browser.eval(&format!(
+            r#"(() => {{
+              const set = (id, v) => {{ document.getElementById(id).value = v; }};
+              set('method', 'POST');
+              set('url', 'http://edge.test/webhooks/ghl');
+              set('headers', {headers:?});
+              set('body', '{{"a":1}}');
+              set('status', '');
+              set('again', '');
+              document.getElementById('trace-button').click();
+              return document.querySelector('[data-field="service"]').textContent;
+            }})()"#
+        ))
+    };
+    assert_eq!(
+        delivery("webhook-id: msg_2"),
+        "service webhooks: answered here with 401"
+    );
+    let signed =
+        delivery("webhook-id: msg_2\nwebhook-timestamp: 1700000000\nwebhook-signature: v1,AAAA");
+    assert!(
+        signed.as_str().unwrap().starts_with(
+            "service webhooks: answered here with 401 unless the webhook signature verifies"
+        ),
+        "{signed}"
+    );
+
     drop(browser);
     assert_eq!(origin_total(origin), 0, "nothing reached the origin");
 }
