@@ -98,3 +98,68 @@ fn explain_prints_the_trace_of_a_request() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("services[0].cache.max_ttl_s"), "{out}");
 }
+
+#[test]
+fn explain_refuses_malformed_arguments_and_decides_signed_deliveries() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugin-config.json");
+    for args in [
+        &["explain", "/t/x", "--header", "x-tenant"][..],
+        &["explain", "/t/x", "--header", ":x"],
+        &["explain", "/t/x", "--status", "1000"],
+        &["explain", "/t/x", "--status", "99"],
+        &["explain", "/t/x", "--method", "G E T"],
+        &[
+            "explain",
+            "/t/x",
+            "--status",
+            "200",
+            "--response-header",
+            "cache-control max-age=60",
+        ],
+    ] {
+        let (code, out) = ctl(&shipped, args);
+        assert_eq!(code, 2, "{args:?}: {out}");
+    }
+    // --again without a response: the trace says it cannot evaluate it.
+    let (code, out) = ctl(
+        &shipped,
+        &["explain", "/api/v1/properties?city=x", "--again", "5"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no origin response"), "{out}");
+    // A fragment is dropped (clients never send it), not traced as an ambiguous path.
+    let (code, out) = ctl(&shipped, &["explain", "/api/v1/properties?city=f#frag"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("#frag is dropped"), "{out}");
+    assert!(!out.contains("ambiguous-path"), "{out}");
+
+    // A service with a signing secret: no signature headers, 401 naming the field.
+    let signed =
+        std::env::temp_dir().join(format!("ctl-explain-signed-{}.json", std::process::id()));
+    std::fs::write(
+        &signed,
+        r#"{"services":[{"name":"hooks","match":{"path_prefix":"/hooks/"},
+            "dedup":{"signature":{"secret":"whsec_c2VjcmV0LXNpZ25pbmcta2V5LTEyMzQ1"}}}]}"#,
+    )
+    .unwrap();
+    let (code, out) = ctl(
+        &signed,
+        &[
+            "explain",
+            "http://127.0.0.1:18082/hooks/a",
+            "--method",
+            "POST",
+            "--header",
+            "webhook-id:msg_2",
+            "--body",
+            r#"{"a":1}"#,
+        ],
+    );
+    let _ = std::fs::remove_file(&signed);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("service hooks: answered here with 401"),
+        "{out}"
+    );
+    assert!(out.contains("services[0].dedup.signature"), "{out}");
+}

@@ -56,23 +56,6 @@ fn answer(mut stream: TcpStream, dir: &Path) {
     let line = String::from_utf8_lossy(&request);
     let path = line.split_whitespace().nth(1).unwrap_or("/");
     let path = path.split(['?', '#']).next().unwrap_or("/");
-    if path == "/clock" {
-        // Wall-clock milliseconds: the page times its traces with it (virtual time stands
-        // the page's own clocks still).
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
-            * 1000.0;
-        let body = format!("{ms:.3}");
-        let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncache-control: no-store\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            body.len()
-        );
-        let _ = stream.write_all(head.as_bytes());
-        let _ = stream.write_all(body.as_bytes());
-        return;
-    }
     let name = if path == "/" {
         "index.html"
     } else {
@@ -140,15 +123,6 @@ fn text_of(dom: &str, anchor: &str) -> String {
         .to_string()
 }
 
-fn attribute(dom: &str, name: &str) -> String {
-    let at = dom
-        .find(&format!("{name}=\""))
-        .map(|at| at + name.len() + 2);
-    at.and_then(|at| dom[at..].split('"').next())
-        .unwrap_or_default()
-        .to_string()
-}
-
 fn gzip_len(bytes: &[u8]) -> usize {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(bytes).unwrap();
@@ -180,7 +154,8 @@ fn the_page_traces_a_request_with_the_demo_configuration() {
         ),
         ("again", "5"),
         ("cache_status", "edge; hit; ttl=55"),
-        ("clock", "/clock"),
+        // Not a field the link fills: ignored.
+        ("demo-button", "from-the-link"),
     ]
     .iter()
     .map(|(name, value)| format!("{name}={}", encode(value)))
@@ -238,6 +213,60 @@ fn the_page_traces_a_request_with_the_demo_configuration() {
         dom.contains(r#"data-service="webhooks""#),
         "services summarised"
     );
+    assert!(
+        !dom.contains("from-the-link"),
+        "the link sets only the page's fields"
+    );
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(
+        !html.contains("XMLHttpRequest") && !html.contains("clock"),
+        "no test hook fetching URLs from the link"
+    );
+
+    // Malformed fields are refused, naming the line, and nothing is traced; a URL's fragment is
+    // dropped (clients never send it) and the trace says so.
+    let demo_link = |pairs: &[(&str, &str)]| {
+        let mut all = vec![("config", demo.as_str())];
+        all.extend_from_slice(pairs);
+        let fragment = all
+            .iter()
+            .map(|(name, value)| format!("{name}={}", encode(value)))
+            .collect::<Vec<_>>()
+            .join("&");
+        chromium_run_sized(&format!("http://{addr}/#{fragment}"), 10_000, "--dump-dom")
+    };
+    for (pairs, shown) in [
+        (
+            &[("url", "/api/v1/leads/7"), ("headers", "x-location-id ab")][..],
+            r#"request header line 1: "x-location-id ab""#,
+        ),
+        (
+            &[
+                ("url", "/api/v1/leads/7"),
+                ("status", "200"),
+                ("response", "cache-control max-age=60"),
+            ],
+            "response header line 1",
+        ),
+        (
+            &[("url", "/api/v1/leads/7"), ("again", "abc")],
+            "again after: ",
+        ),
+    ] {
+        let dom = demo_link(pairs);
+        let error = text_of(&dom, r#"data-field="input-error""#);
+        assert!(
+            error.starts_with("not traced: ") && error.contains(shown),
+            "{pairs:?}: {error}"
+        );
+        assert!(!dom.contains("<tr data-stage="), "nothing traced");
+    }
+    let dom = demo_link(&[("url", "/api/v1/properties?city=f#frag")]);
+    assert!(
+        dom.contains(r#"<tr data-stage="request">"#),
+        "fragment noted"
+    );
+    assert!(!dom.contains("ambiguous-path"), "not traced as a bypass");
 
     // A configuration the filter refuses: its message and field path, as the filter logs them.
     let refused =
@@ -253,7 +282,16 @@ fn the_page_traces_a_request_with_the_demo_configuration() {
         "the field path is shown"
     );
 
-    let trace_ms: f64 = attribute(&dom, "data-trace-ms").parse().unwrap();
+    // How long a trace takes: in real time (virtual time stands the page's clocks still).
+    let mut browser = Browser::start((1280, 1100));
+    browser.navigate(&url);
+    let timed = browser.wait_for(
+        "the page to time its trace",
+        "document.body && document.body.dataset.ready === 'true' && document.getElementById('timing').dataset.traceMs",
+        Duration::from_secs(60),
+    );
+    drop(browser);
+    let trace_ms: f64 = timed.as_str().unwrap_or_default().parse().unwrap();
     assert!(trace_ms > 0.0, "the trace was timed");
     let weight: Vec<(String, usize, usize)> =
         ["index.html", "edge_explain.js", "edge_explain_bg.wasm"]
@@ -481,6 +519,35 @@ fn the_running_edge_serves_the_page_with_its_configuration_behind_the_token() {
     let size = browser.screenshot(&shot);
     assert!(size > 10_000, "screenshot saved ({size} bytes)");
     println!("served explain page screenshot: {}", shot.display());
+    // A signed delivery under the redacted secret: what the trace can decide, and what not.
+    let mut delivery = |headers: &str| {
+        browser.eval(&format!(
+            r#"(() => {{
+              const set = (id, v) => {{ document.getElementById(id).value = v; }};
+              set('method', 'POST');
+              set('url', 'http://edge.test/webhooks/ghl');
+              set('headers', {headers:?});
+              set('body', '{{"a":1}}');
+              set('status', '');
+              set('again', '');
+              document.getElementById('trace-button').click();
+              return document.querySelector('[data-field="service"]').textContent;
+            }})()"#
+        ))
+    };
+    assert_eq!(
+        delivery("webhook-id: msg_2"),
+        "service webhooks: answered here with 401"
+    );
+    let signed =
+        delivery("webhook-id: msg_2\nwebhook-timestamp: 1700000000\nwebhook-signature: v1,AAAA");
+    assert!(
+        signed.as_str().unwrap().starts_with(
+            "service webhooks: answered here with 401 unless the webhook signature verifies"
+        ),
+        "{signed}"
+    );
+
     drop(browser);
     assert_eq!(origin_total(origin), 0, "nothing reached the origin");
 }

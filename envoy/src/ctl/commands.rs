@@ -514,6 +514,34 @@ pub struct ExplainArgs<'a> {
 
 /// The explainer's trace of a request under the configuration file (offline).
 pub fn explain(ctx: &Ctx, args: &ExplainArgs<'_>) -> Result<Outcome, CtlError> {
+    // Bad arguments are refused (exit 2) rather than dropped, which would trace another request.
+    if !edge_explain::is_token(args.method.trim()) {
+        return Err(CtlError::Usage(format!(
+            "--method {:?} is not an HTTP method",
+            args.method
+        )));
+    }
+    for (flag, lines) in [
+        ("--header", args.headers),
+        ("--response-header", args.response_headers),
+    ] {
+        for line in lines {
+            match edge_explain::header_line(line) {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    return Err(CtlError::Usage(format!(
+                        "{flag} {line:?} is not NAME:VALUE"
+                    )))
+                }
+                Err(err) => return Err(CtlError::Usage(format!("{flag}: {err}"))),
+            }
+        }
+    }
+    if let Some(status) = args.status.filter(|s| !(100..=599).contains(s)) {
+        return Err(CtlError::Usage(format!(
+            "--status {status} is not an HTTP status (100 to 599)"
+        )));
+    }
     let file = config(ctx)?;
     let request = edge_explain::TraceRequest {
         method: args.method.to_string(),
@@ -529,6 +557,9 @@ pub fn explain(ctx: &Ctx, args: &ExplainArgs<'_>) -> Result<Outcome, CtlError> {
         again_after_s: args.again,
     };
     let trace = edge_explain::trace(&file.text, &request);
+    if let Some(err) = &trace.input_error {
+        return Err(CtlError::Usage(err.clone()));
+    }
     let mut human = String::new();
     match &trace.config_error {
         Some(err) => human.push_str(&format!(
@@ -536,10 +567,7 @@ pub fn explain(ctx: &Ctx, args: &ExplainArgs<'_>) -> Result<Outcome, CtlError> {
             ctx.style.bad("invalid configuration")
         )),
         None => {
-            let decision = trace.local_reply.map_or_else(
-                || "forwarded to the origin".to_string(),
-                |status| format!("answered here with {status}"),
-            );
+            let decision = &trace.headline;
             let service = trace.service.clone().unwrap_or_default();
             human.push_str(&ctx.style.bold(&format!("service {service}: {decision}")));
             human.push('\n');

@@ -80,11 +80,7 @@ pub fn explain_cache_status(value: &str) -> Vec<StatusMember> {
                     "fwd-status" => format!("fwd-status={v}: the origin answered the forwarded request with {v}"),
                     "stored" => "stored: the origin's response was stored for later requests".to_string(),
                     "collapsed" => "collapsed: answered with another request's response to the same key (coalescing)".to_string(),
-                    "ttl" => match v.parse::<i64>() {
-                        Ok(ttl) if ttl >= 0 => format!("ttl={ttl}: fresh for {ttl} more seconds"),
-                        Ok(ttl) => format!("ttl={ttl}: stale for {} seconds", -ttl),
-                        Err(_) => format!("ttl={v}: not a number"),
-                    },
+                    "ttl" => explain_ttl(&v),
                     "detail" => format!(
                         "detail={v}: {}",
                         match v.as_str() {
@@ -95,28 +91,68 @@ pub fn explain_cache_status(value: &str) -> Vec<StatusMember> {
                             _ => "implementation-specific detail",
                         }
                     ),
-                    "key" => format!(
-                        "key: service {} (cache.debug is on for it)",
-                        describe_key(&v)
-                    ),
+                    "key" => match describe_key(&v) {
+                        Some(key) => format!("key: service {key} (cache.debug is on for it)"),
+                        None => format!(
+                            "key={v:?}: not a key this filter writes (v2|service|tenant|URL|header=value…)"
+                        ),
+                    },
                     other => format!("{other}: a parameter this explainer does not know"),
                 });
             }
-            if !hit && !explanation.iter().any(|e| e.starts_with("fwd=")) {
+            let fwd = explanation.iter().any(|e| e.starts_with("fwd="));
+            if !hit && !fwd {
                 explanation.insert(0, "neither hit nor fwd: the cache did not say how it answered".to_string());
+            }
+            if hit && fwd {
+                explanation.insert(0, "hit and fwd together: contradictory (RFC 9211: a member has one or the other; hit says the origin was not asked, fwd that it was)".to_string());
             }
             StatusMember { cache, explanation }
         })
         .collect()
 }
 
-/// The filter's key (`v2|service|tenant|url|header=value…`, newlines shown as `|`) in words.
-fn describe_key(key: &str) -> String {
+/// `ttl` (RFC 9211: an integer number of seconds, negative once stale; Structured Fields
+/// integers have at most 15 digits and no fraction or exponent).
+fn explain_ttl(v: &str) -> String {
+    let digits = v.strip_prefix('-').unwrap_or(v);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        if digits.len() > 15 {
+            return format!(
+                "ttl={v}: more than the 15 digits a Structured Fields integer may have"
+            );
+        }
+        return match v.parse::<i64>() {
+            Ok(ttl) if ttl >= 0 => format!("ttl={ttl}: fresh for {ttl} more seconds"),
+            Ok(ttl) => format!("ttl={ttl}: stale for {} seconds", ttl.unsigned_abs()),
+            Err(_) => format!("ttl={v}: not a number"),
+        };
+    }
+    // A decimal or an exponent (`1.5`, `1e3`): a number, but not the integer RFC 9211 asks for
+    // (told apart by its characters: parsing floats would add 20 KB to the page's .wasm).
+    let numeric = digits.bytes().any(|b| b.is_ascii_digit())
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+    if numeric {
+        format!(
+            "ttl={v}: a number but not an integer, as RFC 9211 requires (no fraction, no exponent)"
+        )
+    } else {
+        format!("ttl={v}: not a number")
+    }
+}
+
+/// The filter's key (`v2|service|tenant|url|header=value…`, newlines shown as `|`) in words;
+/// `None` when it is not one.
+fn describe_key(key: &str) -> Option<String> {
     let mut parts = key.split('|');
-    let _version = parts.next();
-    let service = parts.next().unwrap_or("");
-    let tenant = parts.next().unwrap_or("");
-    let url = parts.next().unwrap_or("");
+    if parts.next() != Some("v2") {
+        return None;
+    }
+    let service = parts.next().filter(|s| !s.is_empty())?;
+    let tenant = parts.next()?;
+    let url = parts.next().filter(|u| u.contains("://"))?;
     let headers: Vec<&str> = parts.collect();
     let tenant = if tenant.is_empty() {
         "no tenant".to_string()
@@ -128,7 +164,7 @@ fn describe_key(key: &str) -> String {
     } else {
         format!(", key headers {}", headers.join(", "))
     };
-    format!("{service}, {tenant}, URL {url}{headers}")
+    Some(format!("{service}, {tenant}, URL {url}{headers}"))
 }
 
 #[cfg(test)]
@@ -151,5 +187,26 @@ mod tests {
         );
         let stale = explain_cache_status("edge; hit; ttl=-3; detail=stale-while-revalidate");
         assert!(stale[0].explanation[1].contains("stale for 3 seconds"));
+    }
+
+    #[test]
+    fn odd_members_are_called_what_they_are() {
+        let garbage = explain_cache_status(r#"edge; hit; key="garbage""#);
+        assert!(
+            garbage[0].explanation[1].contains("not a key this filter writes"),
+            "{garbage:?}"
+        );
+        let exponent = explain_cache_status("edge; hit; ttl=1e3");
+        assert!(
+            exponent[0].explanation[1].contains("not an integer"),
+            "{exponent:?}"
+        );
+        let huge = explain_cache_status("edge; hit; ttl=99999999999999999999");
+        assert!(huge[0].explanation[1].contains("15 digits"), "{huge:?}");
+        let both = explain_cache_status("edge; hit; fwd=miss");
+        assert!(
+            both[0].explanation[0].starts_with("hit and fwd together: contradictory"),
+            "{both:?}"
+        );
     }
 }

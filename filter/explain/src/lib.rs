@@ -14,6 +14,9 @@ mod trace;
 pub mod web;
 
 pub use cache_status::{explain_cache_status, StatusMember};
-pub use input::{parse_header_lines, OriginResponse, TraceRequest};
+pub use input::{
+    check_request, header_line, header_lines, is_token, parse_header_lines, OriginResponse,
+    TraceRequest,
+};
 pub use summary::{check_config, ConfigReport, ServiceSummary};
 pub use trace::{trace, KeyView, Step, Trace};

@@ -15,17 +15,19 @@ use edge_filter::policy::cache::freshness::{
 };
 use edge_filter::policy::cache::generations::Generations;
 use edge_filter::policy::cache::key::{cache_key, unkeyed_headers_present, CacheKey, KeyInput};
+use edge_filter::policy::config_redact::REDACTED_SECRET;
 use edge_filter::policy::dedup::identity::{ambiguous_id, identify};
+use edge_filter::policy::dedup::signature::{decode_secret, verify, SignatureError};
 use edge_filter::policy::header_list::{borrowed, header, header_joined, owned, RequestHeaders};
 use edge_filter::policy::rate_limit::slot::{identity, slot_key};
 use edge_filter::policy::rate_limit::verdict::{check, LimitedRequest, Verdict};
 use edge_filter::policy::{
     CacheSection, Config, DedupSection, Limits, MissingTenant, RateLimitSection, Registry,
-    RequestAttributes, Service, TenantConfig,
+    RequestAttributes, Service, SignatureConfig, TenantConfig,
 };
 use serde::Serialize;
 
-use crate::input::{parse_header_lines, split_url, TraceRequest};
+use crate::input::{check_request, parse_header_lines, split_url, without_fragment, TraceRequest};
 use crate::store::FreshStore;
 use crate::summary::{describe_match, key_template, service_field};
 
@@ -64,7 +66,31 @@ pub struct Trace {
     pub key: Option<KeyView>,
     /// The `Cache-Status` of the same request sent `again_after_s` later, if asked.
     pub cache_status_again: Option<String>,
+    /// A request the trace refuses to explain (a header line that is not `name: value`, a
+    /// method that is not a token, a status outside 100..=599): nothing is traced.
+    pub input_error: Option<String>,
+    /// The outcome in a line: `forwarded to the origin`, `answered here with 429`, or a reply
+    /// that depends on what the trace cannot check (a webhook signature with a redacted secret).
+    pub headline: String,
 }
+
+impl Trace {
+    fn empty() -> Self {
+        Trace {
+            service: None,
+            config_error: None,
+            steps: Vec::new(),
+            local_reply: None,
+            cache_status: None,
+            key: None,
+            cache_status_again: None,
+            input_error: None,
+            headline: String::new(),
+        }
+    }
+}
+
+const FORWARDED: &str = "forwarded to the origin";
 
 struct Tracer<'a> {
     config: &'a Config,
@@ -94,19 +120,23 @@ pub fn trace(config: &str, request: &TraceRequest) -> Trace {
         Ok(config) => config,
         Err(err) => {
             return Trace {
-                service: None,
                 config_error: Some(err.to_string()),
-                steps: Vec::new(),
-                local_reply: None,
-                cache_status: None,
-                key: None,
-                cache_status_again: None,
+                headline: "invalid configuration".to_string(),
+                ..Trace::empty()
             }
         }
     };
+    if let Err(err) = check_request(request) {
+        return Trace {
+            headline: format!("not traced: {err}"),
+            input_error: Some(err),
+            ..Trace::empty()
+        };
+    }
     let registry = Registry::new(&config);
     let mut headers = parse_header_lines(&request.headers);
-    let (scheme, authority, path) = split_url(&request.url, &headers);
+    let (url, fragment) = without_fragment(&request.url);
+    let (scheme, authority, path) = split_url(url, &headers);
     let method = if request.method.trim().is_empty() {
         "GET".to_string()
     } else {
@@ -132,15 +162,20 @@ pub fn trace(config: &str, request: &TraceRequest) -> Trace {
         field: service_field(&config, service.index),
         steps: Vec::new(),
     };
+    if let Some(fragment) = fragment {
+        t.step(
+            "request",
+            "url",
+            format!(
+                "the fragment #{fragment} is dropped: browsers and curl never send it (traced: {url})"
+            ),
+        );
+    }
     explain_match(&mut t, &method, &path);
     let mut out = Trace {
         service: Some(service.name.clone()),
-        config_error: None,
-        steps: Vec::new(),
-        local_reply: None,
-        cache_status: None,
-        key: None,
-        cache_status_again: None,
+        headline: FORWARDED.to_string(),
+        ..Trace::empty()
     };
     let all = borrowed(&all);
     let req = Req {
@@ -153,6 +188,7 @@ pub fn trace(config: &str, request: &TraceRequest) -> Trace {
     if let Some(section) = &service.rate_limit {
         if let Some(status) = rate_limit(&mut t, section, &req) {
             out.local_reply = Some(status);
+            out.headline = format!("answered here with {status}");
             out.steps = t.steps;
             return out;
         }
@@ -168,13 +204,51 @@ pub fn trace(config: &str, request: &TraceRequest) -> Trace {
             "no cache section: the request goes to the origin, nothing is stored, no Cache-Status",
         );
     }
+    if let Some(after) = request.again_after_s {
+        if !t.steps.iter().any(|s| s.stage == "again") {
+            let (field, why) = if service.cache.is_none() {
+                (
+                    t.f("cache"),
+                    "the service has no cache section, nothing is stored",
+                )
+            } else if request.response.is_none() {
+                ("response".to_string(), "no origin response is given (its status and headers), so nothing is known to be stored")
+            } else {
+                (
+                    t.f("cache"),
+                    "the response is not stored (see above): it goes to the origin again",
+                )
+            };
+            t.step(
+                "again",
+                field,
+                format!("the same request {after} s later: no stored response to evaluate: {why}"),
+            );
+        }
+    }
     if let Some(section) = &service.dedup {
-        if let Some(status) = dedup(&mut t, section, &req, request.body.as_bytes()) {
-            out.local_reply = Some(status);
+        match dedup(&mut t, section, &req, request) {
+            Reply::Forward => {}
+            Reply::Local(status) => {
+                out.local_reply = Some(status);
+                out.headline = format!("answered here with {status}");
+            }
+            Reply::Unless(status, condition) => {
+                out.headline =
+                    format!("answered here with {status} unless {condition}; then {FORWARDED}");
+            }
         }
     }
     out.steps = t.steps;
     out
+}
+
+/// What the filter does with a request the trace cannot fully decide.
+enum Reply {
+    Forward,
+    Local(u16),
+    /// This status unless the condition holds (which the trace cannot check).
+    Unless(u16, String),
 }
 
 struct Req<'a> {
@@ -832,9 +906,14 @@ fn again(
     out.cache_status_again = Some(rendered);
 }
 
-/// Dedup for a delivery (not GET/HEAD): its identity, or the refusal. `Some(status)` when the
-/// filter answers it itself.
-fn dedup(t: &mut Tracer<'_>, section: &DedupSection, req: &Req<'_>, body: &[u8]) -> Option<u16> {
+/// Dedup for a delivery (not GET/HEAD): the signature check, its identity, or the refusal.
+fn dedup(
+    t: &mut Tracer<'_>,
+    section: &DedupSection,
+    req: &Req<'_>,
+    request: &TraceRequest,
+) -> Reply {
+    let body = request.body.as_bytes();
     if matches!(req.method, "GET" | "HEAD") {
         let field = t.f("dedup");
         t.step(
@@ -842,10 +921,15 @@ fn dedup(t: &mut Tracer<'_>, section: &DedupSection, req: &Req<'_>, body: &[u8])
             field,
             format!("{} is not deduplicated (reads never are)", req.method),
         );
-        return None;
+        return Reply::Forward;
     }
-    if section.signature.is_some() {
-        t.step("dedup", t.f("dedup.signature"), "the webhook signature is verified first (401 when it does not verify); the trace does not check it");
+    let mut unless = None;
+    if let Some(signature) = &section.signature {
+        match check_signature(t, signature, req, body, request.now) {
+            Reply::Forward => {}
+            Reply::Local(status) => return Reply::Local(status),
+            reply @ Reply::Unless(..) => unless = Some(reply),
+        }
     }
     if ambiguous_id(section, req.headers) {
         t.step(
@@ -853,7 +937,7 @@ fn dedup(t: &mut Tracer<'_>, section: &DedupSection, req: &Req<'_>, body: &[u8])
             t.f("dedup.identity"),
             "refused with 400: an id header came twice with different values",
         );
-        return Some(400);
+        return Reply::Local(400);
     }
     match identify(section, req.method, req.path, req.headers, body) {
         Some(id) => {
@@ -876,5 +960,83 @@ fn dedup(t: &mut Tracer<'_>, section: &DedupSection, req: &Req<'_>, body: &[u8])
             );
         }
     }
-    None
+    unless.unwrap_or(Reply::Forward)
+}
+
+/// The webhook signature as the filter checks it (`policy::dedup::signature::verify`, 401 when
+/// it fails). With the real secret the trace verifies it; `now` unknown, the signature is
+/// checked at the delivery's own timestamp and the tolerance is stated. With the redacted
+/// placeholder secret (the page served by the edge) only missing headers are decided.
+fn check_signature(
+    t: &mut Tracer<'_>,
+    signature: &SignatureConfig,
+    req: &Req<'_>,
+    body: &[u8],
+    now: Option<u64>,
+) -> Reply {
+    let field = t.f("dedup.signature");
+    let names = ["webhook-id", "webhook-timestamp", "webhook-signature"];
+    let [id, timestamp, signed] = names.map(|name| header(req.headers, name));
+    let missing: Vec<&str> = names
+        .iter()
+        .zip([id, timestamp, signed])
+        .filter_map(|(name, value)| value.is_none().then_some(*name))
+        .collect();
+    if !missing.is_empty() {
+        t.step(
+            "dedup",
+            field,
+            format!(
+                "refused with 401: a signed delivery needs webhook-id, webhook-timestamp and webhook-signature; missing: {}",
+                missing.join(", ")
+            ),
+        );
+        return Reply::Local(401);
+    }
+    let key = (signature.secret != REDACTED_SECRET)
+        .then(|| decode_secret(&signature.secret))
+        .flatten();
+    let Some(key) = key else {
+        t.step(
+            "dedup",
+            field,
+            "401 unless the webhook signature verifies: the secret is redacted here, so the trace does not check it",
+        );
+        return Reply::Unless(
+            401,
+            "the webhook signature verifies (not checked: the secret is redacted)".to_string(),
+        );
+    };
+    let sent = timestamp.and_then(|ts| ts.trim().parse::<u64>().ok());
+    let at = now.or(sent).unwrap_or(0);
+    let tolerance = signature.tolerance_s;
+    let verdict = verify(&key, id, timestamp, signed, body, at, tolerance);
+    let refusal = match verdict {
+        Ok(()) => {
+            let when = match (now, sent) {
+                (Some(now), _) => format!("at {now}, within {tolerance} s of webhook-timestamp"),
+                (None, Some(sent)) => format!(
+                    "the edge still refuses it (401) unless it arrives within {tolerance} s of webhook-timestamp {sent} ({}.tolerance_s)",
+                    field
+                ),
+                (None, None) => String::new(),
+            };
+            t.step(
+                "dedup",
+                field,
+                format!("the webhook signature verifies; {when}"),
+            );
+            return Reply::Forward;
+        }
+        Err(SignatureError::Missing) => {
+            "webhook-id, webhook-timestamp or webhook-signature is missing"
+        }
+        Err(SignatureError::BadTimestamp) => "webhook-timestamp is not Unix seconds",
+        Err(SignatureError::Expired) => "webhook-timestamp is further from now than the tolerance",
+        Err(SignatureError::Invalid) => {
+            "no v1 signature in webhook-signature matches the body under the secret"
+        }
+    };
+    t.step("dedup", field, format!("refused with 401: {refusal}"));
+    Reply::Local(401)
 }

@@ -138,3 +138,131 @@ fn bypasses_and_refusals_name_their_field() {
         .unwrap()
         .starts_with("services[0].cache.max_ttl_s: "));
 }
+
+const SECRET: &str = "whsec_c2VjcmV0LXNpZ25pbmcta2V5LTEyMzQ1";
+
+fn hooks(secret: &str) -> String {
+    format!(
+        r#"{{"services":[{{"name":"hooks","match":{{"path_prefix":"/hooks/"}},
+            "dedup":{{"signature":{{"secret":"{secret}"}}}}}}]}}"#
+    )
+}
+
+fn delivery(headers: &str) -> TraceRequest {
+    TraceRequest {
+        method: "POST".into(),
+        url: "http://127.0.0.1:18082/hooks/a".into(),
+        headers: headers.into(),
+        body: r#"{"a":1}"#.into(),
+        ..TraceRequest::default()
+    }
+}
+
+#[test]
+fn a_signed_service_refuses_deliveries_without_a_valid_signature() {
+    use edge_filter::policy::dedup::signature::{decode_secret, sign};
+    // No signature headers: the filter answers 401 (policy::dedup::signature::verify).
+    let t = trace(&hooks(SECRET), &delivery("webhook-id: msg_2"));
+    assert_eq!(t.local_reply, Some(401), "{t:?}");
+    assert_eq!(t.headline, "answered here with 401");
+    let dedup = step(&t, "dedup");
+    assert_eq!(dedup[0].field, "services[0].dedup.signature");
+    assert!(
+        dedup[0]
+            .decision
+            .contains("missing: webhook-timestamp, webhook-signature"),
+        "{dedup:?}"
+    );
+    // A signature that does not verify: 401.
+    let forged = "webhook-id: msg_2\nwebhook-timestamp: 1700000000\nwebhook-signature: v1,AAAA";
+    let t = trace(&hooks(SECRET), &delivery(forged));
+    assert_eq!(t.local_reply, Some(401), "{t:?}");
+    // One that verifies: forwarded, the tolerance stated when no clock is given.
+    let key = decode_secret(SECRET).unwrap();
+    let signed = sign(&key, "msg_2", "1700000000", br#"{"a":1}"#);
+    let good =
+        format!("webhook-id: msg_2\nwebhook-timestamp: 1700000000\nwebhook-signature: {signed}");
+    let t = trace(&hooks(SECRET), &delivery(&good));
+    assert_eq!(t.local_reply, None, "{t:?}");
+    assert_eq!(t.headline, "forwarded to the origin");
+    assert!(step(&t, "dedup")[0].decision.contains("verifies"), "{t:?}");
+    // ... and refused when evaluated later than the tolerance.
+    let mut late = delivery(&good);
+    late.now = Some(1_700_000_000 + 3600);
+    assert_eq!(trace(&hooks(SECRET), &late).local_reply, Some(401));
+    // The redacted secret (the page served by the edge): the trace cannot check, and says so.
+    let redacted = edge_filter::policy::config_redact::REDACTED_SECRET;
+    let t = trace(&hooks(redacted), &delivery(&good));
+    assert_eq!(t.local_reply, None);
+    assert!(
+        t.headline
+            .starts_with("answered here with 401 unless the webhook signature verifies"),
+        "{}",
+        t.headline
+    );
+    let t = trace(&hooks(redacted), &delivery("webhook-id: msg_2"));
+    assert_eq!(t.local_reply, Some(401));
+}
+
+#[test]
+fn malformed_inputs_are_refused_not_dropped() {
+    let config = demo();
+    let refused = |request: &TraceRequest| {
+        let t = trace(&config, request);
+        assert!(t.steps.is_empty(), "nothing traced: {t:?}");
+        t.input_error.unwrap_or_default()
+    };
+    let err = refused(&get("/api/v1/leads/7", "x-location-id ab"));
+    assert!(
+        err.starts_with("request header line 1: \"x-location-id ab\""),
+        "{err}"
+    );
+    let mut request = get("/api/v1/leads/7", "x-location-id: a\n:x");
+    assert!(refused(&request).starts_with("request header line 2"));
+    request.headers = "x-location-id: a".into();
+    request.response.as_mut().unwrap().headers = "cache-control max-age=60".into();
+    let err = refused(&request);
+    assert!(err.contains("response header line 1"), "{err}");
+    request.response.as_mut().unwrap().headers = String::new();
+    for status in [99, 1000] {
+        request.response.as_mut().unwrap().status = status;
+        assert!(refused(&request).contains("not an HTTP status"));
+    }
+    request.response.as_mut().unwrap().status = 200;
+    request.method = "G E T".into();
+    assert!(refused(&request).contains("not an HTTP method"));
+
+    // `again` without a response (or a stored one) says why it is not evaluated.
+    let mut request = get("/api/v1/leads/7", "x-location-id: a");
+    request.response = None;
+    let t = trace(&config, &request);
+    let again = step(&t, "again");
+    assert!(
+        again[0].decision.contains("no origin response"),
+        "{again:?}"
+    );
+    let mut request = get("/api/v1/leads/7", "x-location-id: a");
+    request.response.as_mut().unwrap().headers = "cache-control: no-store".into();
+    let t = trace(&config, &request);
+    let again = step(&t, "again");
+    assert!(again[0].decision.contains("not stored"), "{again:?}");
+}
+
+#[test]
+fn a_url_fragment_is_dropped_and_noted() {
+    let t = trace(&demo(), &get("/api/v1/properties?city=f#frag", ""));
+    let request = step(&t, "request");
+    assert!(request[0].decision.contains("#frag is dropped"), "{t:?}");
+    assert!(
+        !step(&t, "cache")[0].decision.starts_with("bypass"),
+        "{t:?}"
+    );
+    assert_eq!(
+        t.key.unwrap().url,
+        "http://localhost/api/v1/properties?city=f"
+    );
+    assert_eq!(
+        t.cache_status.as_deref(),
+        Some("edge; fwd=uri-miss; stored")
+    );
+}
