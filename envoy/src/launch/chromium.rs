@@ -4,6 +4,19 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// Headless Chromium with nothing of its own on the network (no updates, sync, QUIC).
+const HEADLESS_FLAGS: [&str; 9] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+];
+
 /// The Chromium binary; panics (these are tests) with how to get it when it is missing.
 pub fn chromium() -> PathBuf {
     let path =
@@ -28,17 +41,7 @@ pub fn chromium_run(url: &str, budget_ms: u64, mode: &str, (width, height): (u32
             .replace(':', "_")
     ));
     let output = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
+        .args(HEADLESS_FLAGS)
         .arg(format!("--window-size={width},{height}"))
         .arg(format!("--user-data-dir={}", profile.display()))
         .arg(format!("--virtual-time-budget={budget_ms}"))
@@ -90,18 +93,8 @@ impl Browser {
         let (read_fd, write_fd) = (child_reads.as_raw_fd(), child_writes.as_raw_fd());
         let mut command = Command::new(chromium());
         command
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                "--remote-debugging-pipe",
-            ])
+            .args(HEADLESS_FLAGS)
+            .arg("--remote-debugging-pipe")
             .arg(format!("--window-size={width},{height}"))
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
