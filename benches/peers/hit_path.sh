@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Hit path and pass-through against their floors and the peer caches, as ratios in one run:
 #   ours        our edge filter (proxy-wasm, V8) answering L1 hits on /api/v1/leads/42
+#   chain       the same behind the chain envoy/envoy.yaml ships (brotli and gzip compressors
+#               before the edge filter, the buffer filter after it): chain/ours is their cost
 #   floor       benches/floor/local-reply: a bare proxy-wasm guest answering every request with a
 #               fixed 7,300-byte body and a hit's headers (the floor of anything in a wasm VM)
 #   envoy-cache Envoy's cache filter (SimpleHttpCache) answering hits
@@ -59,13 +61,13 @@ sed -e "s|@@ORIGIN_PORT@@|$ORIGIN_PORT|g" -e "s|@@WASM@@|$WASM|g" \
     "$TEMPLATE" >"$CONFIG"
 grep -q '@@' "$CONFIG" && die "unfilled placeholder in $CONFIG"
 
-start_envoy "$CONFIG" ours floor_reply floor_continue envoy_cache direct plain
+start_envoy "$CONFIG" ours ours_chain floor_reply floor_continue envoy_cache direct plain
 start_nginx nginx 1 ""
 start_varnish varnish
 
 # --- variants: name, port, path, what a warm answer must show -----------------------------
-VARIANTS=(ours floor envoy-cache direct nginx varnish pass continue plain bypass)
-declare -A VPORT=([ours]="${PORT[ours]}" [floor]="${PORT[floor_reply]}"
+VARIANTS=(ours chain floor envoy-cache direct nginx varnish pass continue plain bypass)
+declare -A VPORT=([ours]="${PORT[ours]}" [chain]="${PORT[ours_chain]}" [floor]="${PORT[floor_reply]}"
     [envoy-cache]="${PORT[envoy_cache]}" [direct]="${PORT[direct]}" [nginx]="$NGINX_PORT"
     [varnish]="$VARNISH_PORT" [pass]="${PORT[ours]}" [continue]="${PORT[floor_continue]}"
     [plain]="${PORT[plain]}" [bypass]="${PORT[ours]}")
@@ -73,7 +75,7 @@ declare -A VPATH=([pass]="$PASS_PATH" [continue]="$PASS_PATH" [plain]="$PASS_PAT
     [bypass]="/bypass$PASS_PATH")
 vpath() { echo "${VPATH[$1]:-$BENCH_PATH}"; }
 # A grep -Ei pattern the response headers of a warm request must match (a hit, for caches).
-declare -A HIT=([ours]='^cache-status:.*hit' [floor]='^cache-status:.*hit'
+declare -A HIT=([ours]='^cache-status:.*hit' [chain]='^cache-status:.*hit' [floor]='^cache-status:.*hit'
     [envoy-cache]='^age:' [direct]='^etag:' [nginx]='^x-cache-status: *hit'
     [varnish]='^x-varnish: *[0-9]+ +[0-9]+' [pass]='^x-origin-endpoint:'
     [continue]='^x-origin-endpoint:' [plain]='^x-origin-endpoint:'
@@ -158,6 +160,7 @@ for _, v, *_ in rows:
 # (numerator, denominator, target)
 RATIOS = [
     ("ours", "floor", 0.95),
+    ("chain", "ours", None),
     ("ours", "envoy-cache", 0.75),
     ("ours", "varnish", None),
     ("ours", "nginx", None),
