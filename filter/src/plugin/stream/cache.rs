@@ -40,6 +40,8 @@ enum Lookup {
         age: u64,
         not_modified: bool,
         outcome: Outcome,
+        /// The byte range the request asks for (read once).
+        range: RangeRequest,
     },
     /// Nothing that answers it; `stale`: an entry the origin may revalidate.
     Miss {
@@ -151,6 +153,7 @@ impl EdgeHttp {
                 age,
                 not_modified,
                 outcome,
+                range,
             } => {
                 self.observe(outcome);
                 let status = CacheStatus {
@@ -168,7 +171,7 @@ impl EdgeHttp {
                     head: request.method == "HEAD",
                     cache_status: &status,
                     request_headers: request.headers,
-                    range: &RangeRequest::of(request.method, request.headers),
+                    range: &range,
                 };
                 return self.serve(&entry, &answer);
             }
@@ -302,6 +305,7 @@ impl EdgeHttp {
                         age,
                         not_modified,
                         outcome,
+                        range: range.clone(),
                     };
                 }
                 HitDecision::Revalidate => {
