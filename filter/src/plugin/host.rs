@@ -9,34 +9,16 @@ use proxy_wasm::types::{BufferType, MapType, Status};
 
 use std::cell::Cell;
 
+use super::header_map::with_header_map;
 use super::metrics::{Metrics, Stat};
+use crate::policy::header_list::owned;
 use crate::policy::shared_store::{update, SetError, SharedStore, UpdateError};
 
-/// A header map as (name, value) text pairs; invalid UTF-8 in values is replaced.
+/// A header map as owned (name, value) text pairs: read like the request's (see
+/// [`with_header_map`]: invalid UTF-8 in values replaced, a name that is not UTF-8 left out),
+/// never through the SDK's reader, which panics on such a name.
 pub fn headers(map: MapType) -> Vec<(String, String)> {
-    headers_checked(map).0
-}
-
-/// A header map as (name, value) text pairs, and the names whose value was not valid UTF-8
-/// (replaced in the text): whoever compares values as identities must refuse those.
-pub fn headers_checked(map: MapType) -> (Vec<(String, String)>, Vec<String>) {
-    let mut non_utf8 = Vec::new();
-    let pairs = hostcalls::get_map_bytes(map)
-        .map(|pairs| {
-            pairs
-                .into_iter()
-                .map(|(name, value)| match String::from_utf8(value) {
-                    Ok(value) => (name, value),
-                    Err(err) => {
-                        let value = String::from_utf8_lossy(err.as_bytes()).into_owned();
-                        non_utf8.push(name.clone());
-                        (name, value)
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    (pairs, non_utf8)
+    with_header_map(map, |pairs, _| owned(pairs))
 }
 
 #[link(wasm_import_module = "env")]
