@@ -22,11 +22,9 @@ use edge_envoy::launch::{
     KeepAliveClient, Stack,
 };
 
-/// The tests here measure counts over several processes: one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
-
+/// The tests here measure counts and timings over several processes: one at a time.
 fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    edge_envoy::launch::one_at_a_time()
 }
 
 const CONFIG: &str = r#"{

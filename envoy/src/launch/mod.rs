@@ -36,7 +36,8 @@ pub use render::{render_envoy_config, RenderInput};
 pub use stack::Stack;
 pub use test_origin::{TestOrigin, TestOriginSpec};
 pub use test_support::{
-    admin_stats, cache_status, origin_requests, set_origin_fault, test_fleet_stack, test_options,
-    test_stack, test_stack_before, test_stack_with, test_stack_with_workers, wasm_counter,
+    admin_stats, cache_status, one_at_a_time, origin_requests, set_origin_fault, test_fleet_stack,
+    test_options, test_stack, test_stack_before, test_stack_with, test_stack_with_workers,
+    wasm_counter,
 };
 pub use watch::{ConfigWatcher, ReloadEvent};

@@ -2,12 +2,20 @@
 //! counters.
 
 use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
 
 use super::error::LaunchError;
 use super::http_client::{http_request, HttpResponse};
 use super::options::{FleetOption, LaunchOptions};
 use super::ports::free_port;
 use super::stack::Stack;
+
+/// Holds the tests of one test binary that measure counts or timings over several processes
+/// to one at a time (a test that panicked does not poison it for the next).
+pub fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Launch options for a test: free ports, 2 workers, the demo origin at `latency_scale`, the
 /// plugin configuration inline (tests of live reload set `static_config: false`).

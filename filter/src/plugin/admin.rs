@@ -16,9 +16,12 @@ use crate::policy::cache::purge_request::{parse_purge_request, split_url, PurgeT
 use crate::policy::header_list::{header, HeaderPair};
 use crate::policy::{Registry, RequestAttributes};
 
+/// The header a management request may carry the admin token in (never forwarded).
+pub const TOKEN_HEADER: &str = "x-edge-admin-token";
+
 /// The token a management request presents: `x-edge-admin-token`, or `Authorization: Bearer`.
 pub fn presented_token(headers: &[impl HeaderPair]) -> Option<&str> {
-    header(headers, "x-edge-admin-token").or_else(|| {
+    header(headers, TOKEN_HEADER).or_else(|| {
         // The auth scheme is case-insensitive (RFC 9110 §11.1).
         header(headers, "authorization").and_then(|v| {
             let (scheme, token) = v.trim().split_once(' ')?;

@@ -164,7 +164,7 @@ impl EdgeHttp {
         // Envoy delivers no body to a filter that paused the headers, so the headers go on and
         // the buffer filter after this one holds them until the body is complete; the reply is
         // sent then, and nothing reaches the origin. The token goes no further in any case.
-        for name in ["x-edge-admin-token", "authorization"] {
+        for name in [admin::TOKEN_HEADER, "authorization"] {
             let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, name);
         }
         self.management = Management::CollectingBody(body_for);

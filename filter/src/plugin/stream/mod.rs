@@ -29,13 +29,11 @@ use proxy_wasm::types::{Action, BufferType, MapType};
 use self::request::Request;
 pub use self::state::EdgeHttp;
 use self::state::{CacheFlow, DedupPhase, Management};
+use super::admin::TOKEN_HEADER;
 use super::header_map::with_header_map;
 use super::host::{body, headers, status_of, SERVICE_HEADER};
 use super::worker::WorkerRef;
 use crate::policy::header_list::header;
-
-/// The header a management request may carry the admin token in.
-const ADMIN_TOKEN_HEADER: &str = "x-edge-admin-token";
 
 impl Context for EdgeHttp {
     fn on_http_call_response(&mut self, token: u32, _: usize, body_size: usize, _: usize) {
@@ -99,9 +97,8 @@ impl EdgeHttp {
             let name = Some(request.service.name.as_str());
             let _ = hostcalls::set_map_value(MapType::HttpRequestHeaders, SERVICE_HEADER, name);
             // The admin token is for the edge alone.
-            if header(request.headers, ADMIN_TOKEN_HEADER).is_some() {
-                let _ =
-                    hostcalls::remove_map_value(MapType::HttpRequestHeaders, ADMIN_TOKEN_HEADER);
+            if header(request.headers, TOKEN_HEADER).is_some() {
+                let _ = hostcalls::remove_map_value(MapType::HttpRequestHeaders, TOKEN_HEADER);
             }
         }
         action
