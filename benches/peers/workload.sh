@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # A cache workload against ours and the peer caches, one table:
-#   REQUESTS (20,000) GETs of /api/v1/leads/<key> from CLIENTS (32) keep-alive clients, keys
-#   drawn from KEYS (1,000) with Zipf s = ZIPF_S (1), the same draws for every server; the demo
+#   REQUESTS (20,000) GETs of /api/v1/leads/r<round>-<key> from CLIENTS (32) keep-alive clients,
+#   keys drawn from KEYS (1,000) with Zipf s = ZIPF_S (1), the same draws for every server, new
+#   keys each round (every run starts cold); the demo
 #   origin takes 150 ms per lead and answers `Cache-Control: max-age=1, stale-while-revalidate=5`.
 #   ours         Envoy (ENVOY_WORKERS = 2 workers) with the shipped filter chain as the launcher
 #                renders it (compressors, edge filter, router); plugin config OURS_CONFIG
-#                (default benches/peers/workload-plugin-config.json: leads cached, defaults)
+#                (default benches/peers/workload-plugin-config.json: leads cached with the
+#                defaults, except that age counts from a response's arrival as Varnish counts
+#                it: `age_includes_response_delay: false`; with the RFC 9111 default the 150 ms
+#                the origin takes count toward age and a `max-age=1` entry refreshes ~15% more)
 #   varnish      Varnish, default settings (grace from stale-while-revalidate)
 #   nginx        nginx, ENVOY_WORKERS workers, proxy_cache with proxy_cache_lock,
 #                proxy_cache_use_stale updating and proxy_cache_background_update
@@ -137,7 +141,7 @@ leads_fetched() {
 RESULTS="$OUT/results.tsv"
 : >"$RESULTS"
 LOAD_CMD=(taskset -c "$WRK_CPU" "$LOADGEN" --requests "$REQUESTS" --clients "$CLIENTS"
-    --keys "$KEYS" --s "$ZIPF_S" --path-prefix "$PATH_PREFIX")
+    --keys "$KEYS" --s "$ZIPF_S")
 # Warm-up: each server and its path to the origin (connections, V8's compiled wasm, worker
 # threads) see WARMUP requests on other keys (w0, w1, ...) first; they are not measured.
 WARMUP="${WARMUP:-200}"
@@ -159,7 +163,10 @@ for r in $(seq "$ROUNDS"); do
         # Whatever the previous run left in flight (background refreshes) lands before this one.
         sleep "$SETTLE"
         before="$(leads_fetched)"
-        "${LOAD_CMD[@]}" --target "127.0.0.1:${SPORT[$s]}" >"$f" 2>&1 || die "load generator failed (see $f)"
+        # Keys of this round only (r<N>-<key>): every run starts cold, whichever server ran
+        # just before it and whatever that left within stale-while-revalidate.
+        "${LOAD_CMD[@]}" --path-prefix "${PATH_PREFIX}r$r-" --target "127.0.0.1:${SPORT[$s]}" \
+            >"$f" 2>&1 || die "load generator failed (see $f)"
         sleep "$SETTLE"
         after="$(leads_fetched)"
         line="$(grep '^zipf-result ' "$f")" || die "no result line in $f"
@@ -171,7 +178,7 @@ done
 # --- report -------------------------------------------------------------------------------------
 echo
 echo "command:   $0  (REQUESTS=$REQUESTS CLIENTS=$CLIENTS KEYS=$KEYS ZIPF_S=$ZIPF_S ROUNDS=$ROUNDS SMOKE=$SMOKE)"
-echo "load:      ${LOAD_CMD[*]} --target 127.0.0.1:<port>"
+echo "load:      ${LOAD_CMD[*]} --path-prefix ${PATH_PREFIX}r<round>- --target 127.0.0.1:<port>"
 echo "origin:    demo-origin ${ORIGIN_ARGS[*]} (150 ms per lead; CPU $ENVOY_CPU)"
 echo "ours:      Envoy $("$ENVOY" --version 2>/dev/null | awk -F'version: ' 'NF > 1 {print $2}' | cut -d/ -f2)," \
     "$ENVOY_WORKERS workers, shipped chain ($OURS_YAML), plugin config $OURS_CONFIG"
@@ -197,6 +204,8 @@ for line in open(sys.argv[1]):
         "rps": float(kv["rps"]), "mean": float(kv["mean_ms"]), "p95": float(kv["p95_ms"]),
         "p99": float(kv["p99_ms"]), "fetched": int(fetched), "answered": int(kv["answered"]),
         "non_200": int(kv["non_200"]), "lost": int(kv["unanswered"]) + int(kv["failed"]),
+        "waited": int(kv["waited"]), "waited_mean": float(kv["waited_mean_ms"]),
+        "quick_mean": float(kv["quick_mean_ms"]),
     })
     if server not in order:
         order.append(server)
@@ -206,11 +215,14 @@ med = {s: {k: statistics.median(run[k] for run in runs[s]) for k in runs[s][0]} 
 title = "medians over %d rounds" % n if n > 1 else "one run each"
 print(f"\n{title}")
 print(f"  {'server':13}{'req/s':>9}{'mean ms':>10}{'p95 ms':>9}{'p99 ms':>9}{'origin':>8}"
-      f"{'answered':>10}{'non-200':>9}{'lost':>6}")
+      f"{'answered':>10}{'non-200':>9}{'lost':>6}{'waited':>8}{'its ms':>8}{'rest ms':>9}")
 for s in order:
     m = med[s]
     print(f"  {s:13}{m['rps']:9.0f}{m['mean']:10.2f}{m['p95']:9.2f}{m['p99']:9.2f}{m['fetched']:8.0f}"
-          f"{m['answered']:10.0f}{m['non_200']:9.0f}{m['lost']:6.0f}")
+          f"{m['answered']:10.0f}{m['non_200']:9.0f}{m['lost']:6.0f}{m['waited']:8.0f}"
+          f"{m['waited_mean']:8.2f}{m['quick_mean']:9.3f}")
+print("  waited: answers that took 100 ms or more (they waited on the origin); its ms: their mean;"
+      " rest ms: the mean of the others")
 if "ours" in med:
     print("\nours against each peer (req/s ours/peer, mean latency peer/ours: > 1 is ours better;"
           " origin fetches ours/peer: < 1 is ours better)")

@@ -57,6 +57,11 @@ pub struct CacheSection {
     /// Variants (`Vary`) one URL keeps; storing one more drops the least recently stored.
     #[serde(default = "default_max_variants")]
     pub max_variants: u32,
+    /// RFC 9111 §4.2.3: the time the origin took to answer counts toward a stored response's
+    /// age. Off: age counts from the response's arrival (plus `Age`, and `Date`), as Varnish
+    /// and nginx count it.
+    #[serde(default = "yes")]
+    pub age_includes_response_delay: bool,
 }
 
 /// Predictive refresh of hot entries.
@@ -176,6 +181,7 @@ impl CacheSection {
             max_ttl: self.max_ttl_s,
             store_set_cookie: self.store_set_cookie,
             targeted: self.targeted_cache_control.clone(),
+            count_response_delay: self.age_includes_response_delay,
         }
     }
 

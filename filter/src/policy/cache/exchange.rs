@@ -726,6 +726,11 @@ pub fn fetched_entry(
     headers: &Headers,
     body: Vec<u8>,
 ) -> FetchedEntry {
+    let request_time_ms = if fetch.policy.count_response_delay {
+        fetch.request_time_ms
+    } else {
+        fetch.response_time_ms
+    };
     if let (304, Some(old)) = (status, fetch.old) {
         let merged = merge_headers(&old.headers, headers);
         let facts = response_facts_for(old.status, &merged, fetch.policy.targeted.as_deref());
@@ -740,7 +745,7 @@ pub fn fetched_entry(
             headers,
             &facts,
             &storable,
-            fetch.request_time_ms,
+            request_time_ms,
             fetch.response_time_ms,
         ) {
             Some(entry) => FetchedEntry::Refreshed(fetch.defaults.apply(entry)),
@@ -763,7 +768,7 @@ pub fn fetched_entry(
         response_headers: headers,
         request_headers: fetch.request_headers,
         body,
-        request_time_ms: fetch.request_time_ms,
+        request_time_ms,
         response_time_ms: fetch.response_time_ms,
         generations: fetch.generations.clone(),
     };

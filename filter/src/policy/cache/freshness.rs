@@ -82,6 +82,9 @@ pub struct StorePolicy {
     /// The operator's own targeted cache-control field (RFC 9213), obeyed ahead of
     /// `CDN-Cache-Control`.
     pub targeted: Option<String>,
+    /// The response delay (request sent to response received) counts toward the age
+    /// (RFC 9111 §4.2.3); off, a response is stored as if requested when it arrived.
+    pub count_response_delay: bool,
 }
 
 /// Whether and how a response may be stored.
@@ -443,6 +446,7 @@ mod tests {
             max_ttl: 86_400,
             store_set_cookie: false,
             targeted: None,
+            count_response_delay: true,
         }
     }
 

@@ -52,6 +52,7 @@ mod tests {
             max_ttl: 86_400,
             store_set_cookie: false,
             targeted: None,
+            count_response_delay: true,
         }
     }
 
