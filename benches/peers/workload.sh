@@ -132,6 +132,11 @@ for s in "${SERVERS[@]}"; do
     cmp -s "$OUT/check-$s.body" "$OUT/origin-lead.body" || die "$s: body differs from the origin's"
 done
 
+# Jiffies CPU $ENVOY_CPU (servers and origin) spent busy and idle: "busy idle".
+cpu_jiffies() {
+    awk -v cpu="cpu$ENVOY_CPU" '$1 == cpu {print $2 + $3 + $4 + $7 + $8, $5 + $6}' /proc/stat
+}
+
 leads_fetched() {
     curl -s "http://127.0.0.1:$ORIGIN_PORT/__origin/stats" \
         | python3 -c 'import json, sys; print(json.load(sys.stdin)["requests"]["leads"])'
@@ -163,15 +168,19 @@ for r in $(seq "$ROUNDS"); do
         # Whatever the previous run left in flight (background refreshes) lands before this one.
         sleep "$SETTLE"
         before="$(leads_fetched)"
+        read -r busy0 idle0 < <(cpu_jiffies)
         # Keys of this round only (r<N>-<key>): every run starts cold, whichever server ran
         # just before it and whatever that left within stale-while-revalidate.
         "${LOAD_CMD[@]}" --path-prefix "${PATH_PREFIX}r$r-" --target "127.0.0.1:${SPORT[$s]}" \
             >"$f" 2>&1 || die "load generator failed (see $f)"
+        read -r busy1 idle1 < <(cpu_jiffies)
+        busy_pct=$((100 * (busy1 - busy0) / ((busy1 - busy0) + (idle1 - idle0) + 1)))
         sleep "$SETTLE"
         after="$(leads_fetched)"
         line="$(grep '^zipf-result ' "$f")" || die "no result line in $f"
-        printf '%s\t%s\t%s\t%s\n' "$r" "$s" "$((after - before))" "$line" >>"$RESULTS"
-        log "round $r $s: origin fetches $((after - before)); $line"
+        printf '%s\t%s\t%s\t%s cpu_busy_pct=%s\n' "$r" "$s" "$((after - before))" "$line" "$busy_pct" \
+            >>"$RESULTS"
+        log "round $r $s: origin fetches $((after - before)); CPU $ENVOY_CPU busy $busy_pct%; $line"
     done
 done
 
@@ -205,7 +214,7 @@ for line in open(sys.argv[1]):
         "p99": float(kv["p99_ms"]), "fetched": int(fetched), "answered": int(kv["answered"]),
         "non_200": int(kv["non_200"]), "lost": int(kv["unanswered"]) + int(kv["failed"]),
         "waited": int(kv["waited"]), "waited_mean": float(kv["waited_mean_ms"]),
-        "quick_mean": float(kv["quick_mean_ms"]),
+        "quick_mean": float(kv["quick_mean_ms"]), "cpu": int(kv["cpu_busy_pct"]),
     })
     if server not in order:
         order.append(server)
@@ -215,14 +224,14 @@ med = {s: {k: statistics.median(run[k] for run in runs[s]) for k in runs[s][0]} 
 title = "medians over %d rounds" % n if n > 1 else "one run each"
 print(f"\n{title}")
 print(f"  {'server':13}{'req/s':>9}{'mean ms':>10}{'p95 ms':>9}{'p99 ms':>9}{'origin':>8}"
-      f"{'answered':>10}{'non-200':>9}{'lost':>6}{'waited':>8}{'its ms':>8}{'rest ms':>9}")
+      f"{'answered':>10}{'non-200':>9}{'lost':>6}{'waited':>8}{'its ms':>8}{'rest ms':>9}{'cpu0 %':>8}")
 for s in order:
     m = med[s]
     print(f"  {s:13}{m['rps']:9.0f}{m['mean']:10.2f}{m['p95']:9.2f}{m['p99']:9.2f}{m['fetched']:8.0f}"
           f"{m['answered']:10.0f}{m['non_200']:9.0f}{m['lost']:6.0f}{m['waited']:8.0f}"
-          f"{m['waited_mean']:8.2f}{m['quick_mean']:9.3f}")
+          f"{m['waited_mean']:8.2f}{m['quick_mean']:9.3f}{m['cpu']:8.0f}")
 print("  waited: answers that took 100 ms or more (they waited on the origin); its ms: their mean;"
-      " rest ms: the mean of the others")
+      " rest ms: the mean of the others; cpu0 %: how busy the servers' and origin's CPU was")
 if "ours" in med:
     print("\nours against each peer (req/s ours/peer, mean latency peer/ours: > 1 is ours better;"
           " origin fetches ours/peer: < 1 is ours better)")

@@ -793,20 +793,26 @@ fn the_origins_response_delay_counts_toward_age_unless_configured_otherwise() {
     );
     for (config, counts) in [(CONFIG.to_string(), true), (no_delay, false)] {
         let (mut host, vm, calls) = setup_with(&config, |_, n| {
-            reply(n)
-                .header("cache-control", "max-age=2")
-                .delay_ms(600)
+            reply(n).header("cache-control", "max-age=2").delay_ms(600)
         });
         assert_eq!(get(&mut host, vm, "/slow").body_text(), "n=1");
         host.advance(Duration::from_millis(500));
         let early = get(&mut host, vm, "/slow");
         assert!(hit(&early), "counts {counts}: {}", cache_status(&early));
         // 0.6 s of delay + 0.5 s resident: a second old when counted, else not yet.
-        assert_eq!(early.header("age").as_deref(), Some(if counts { "1" } else { "0" }));
+        assert_eq!(
+            early.header("age").as_deref(),
+            Some(if counts { "1" } else { "0" })
+        );
         host.advance(Duration::from_millis(1000));
         // 0.6 + 1.5 s: stale when counted (max-age=2), still fresh at 1.5 s when not.
         let later = get(&mut host, vm, "/slow");
-        assert_eq!(hit(&later), !counts, "counts {counts}: {}", cache_status(&later));
+        assert_eq!(
+            hit(&later),
+            !counts,
+            "counts {counts}: {}",
+            cache_status(&later)
+        );
         assert_eq!(calls.get(), if counts { 2 } else { 1 });
     }
 }

@@ -91,8 +91,9 @@ fn labelled_stats_count_every_outcome_exactly() {
     let edge = host
         .metric("edge.latency_ms.service.leads.stage.edge")
         .unwrap();
-    assert_eq!(edge.samples.len(), 5);
-    assert_eq!(edge.samples.iter().filter(|ms| **ms >= 150).count(), 1);
+    // The miss only: the four hits were answered at once (the monitor still counts them).
+    assert_eq!(edge.samples.len(), 1);
+    assert!(edge.samples[0] >= 150, "{:?}", edge.samples);
     let origin = host
         .metric("edge.latency_ms.service.leads.stage.origin")
         .unwrap();

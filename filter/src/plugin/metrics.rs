@@ -190,12 +190,14 @@ impl Metrics {
             .unwrap_or(0)
     }
 
-    /// One finished request: its outcome, and its latencies in µs.
+    /// One finished request: its outcome, and its latencies in µs. `edge_us` is `None` for a
+    /// request the edge answered at once: it took under a millisecond (the bucket it would
+    /// land in), and one histogram sample costs Envoy about 4% of a hit's throughput.
     pub fn record_request(
         &self,
         service_index: usize,
         outcome: Outcome,
-        edge_us: u64,
+        edge_us: Option<u64>,
         origin_us: Option<u64>,
     ) {
         let Some(ids) = self.services.get(service_index) else {
@@ -204,8 +206,8 @@ impl Metrics {
         if let Some(id) = ids.requests.get(outcome.index()).copied().flatten() {
             let _ = hostcalls::increment_metric(id, 1);
         }
-        if let Some(id) = ids.edge_ms {
-            let _ = hostcalls::record_metric(id, edge_us / 1000);
+        if let (Some(id), Some(edge)) = (ids.edge_ms, edge_us) {
+            let _ = hostcalls::record_metric(id, edge / 1000);
         }
         if let (Some(id), Some(origin)) = (ids.origin_ms, origin_us) {
             let _ = hostcalls::record_metric(id, origin / 1000);

@@ -59,8 +59,8 @@ impl EdgeHttp {
         match (request.method, request.cache_key(section)) {
             ("GET" | "HEAD", Ok(key)) => {
                 self.observe_tenant(key.tenant.as_deref());
-                // One clock read for the whole lookup.
-                let now_ms = now_millis();
+                // One clock read for the whole lookup (monitoring's, when it is on).
+                let now_ms = self.request_start_millis();
                 if !worker.borrow().hot_keys.capacity_is_zero() {
                     let service = (request.service.name.as_str(), section);
                     let tenant = key.tenant.as_deref();

@@ -111,10 +111,12 @@ impl HttpContext for EdgeHttp {
             return Action::Continue;
         };
         let registry = Rc::clone(&worker.env.registry);
-        with_header_map(MapType::HttpRequestHeaders, |request_headers, non_utf8| {
+        let action = with_header_map(MapType::HttpRequestHeaders, |request_headers, non_utf8| {
             let request = Request::new(&registry, request_headers, non_utf8);
             self.on_request(&worker, &request, end_of_stream)
-        })
+        });
+        self.observe_request_headers_done();
+        action
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {

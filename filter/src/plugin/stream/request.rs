@@ -1,7 +1,7 @@
 //! The request as the stream reads it once, and what monitoring notes of it until `on_log`.
 
 use super::state::{EdgeHttp, Observed};
-use crate::plugin::host::now_nanos;
+use crate::plugin::host::{now_millis, now_nanos};
 use crate::plugin::worker::WorkerRef;
 use crate::policy::cache::key::{cache_key, CacheKey, KeyInput};
 use crate::policy::header_list::{HeaderPair, RequestHeaders};
@@ -97,7 +97,24 @@ impl EdgeHttp {
                 forwarded_us: None,
                 origin_us: None,
                 tenant: None,
+                answered_at_once: false,
             });
+        }
+    }
+
+    /// When monitoring saw the request start (Unix ms), else the clock now: one clock read
+    /// serves both.
+    pub(super) fn request_start_millis(&self) -> u64 {
+        match &self.observed {
+            Some(observed) => observed.started_us / 1000,
+            None => now_millis(),
+        }
+    }
+
+    /// The request-headers callback ends: whether the edge answered the request in it.
+    pub(super) fn observe_request_headers_done(&mut self) {
+        if let Some(observed) = &mut self.observed {
+            observed.answered_at_once = self.answered;
         }
     }
 
@@ -151,10 +168,11 @@ impl EdgeHttp {
         let now_us = now_nanos() / 1000;
         let edge_us = now_us.saturating_sub(observed.started_us);
         let w = &mut *worker.borrow_mut();
+        let edge_sample_us = (!observed.answered_at_once).then_some(edge_us);
         w.env.metrics.record_request(
             observed.service_index,
             observed.outcome,
-            edge_us,
+            edge_sample_us,
             observed.origin_us,
         );
         w.monitor.record(

@@ -330,4 +330,7 @@ pub(super) struct Observed {
     pub(super) forwarded_us: Option<u64>,
     pub(super) origin_us: Option<u64>,
     pub(super) tenant: Option<String>,
+    /// The edge answered the request itself within its request-headers callback (a hit, a
+    /// refusal): no edge-latency sample (see `Metrics::record_request`).
+    pub(super) answered_at_once: bool,
 }
