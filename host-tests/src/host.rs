@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
-use wasmtime::{Instance, Linker, Module, Store, Val};
+use wasmtime::{CallHook, Instance, Linker, Module, Store, Val};
 
 use crate::abi::ACTION_CONTINUE;
 use crate::flow::Flow;
@@ -13,7 +13,7 @@ use crate::metrics::Metric;
 use crate::module::{cached_module, compile, engine, filter_module_path, probe_module_path};
 use crate::shared_data::{CasError, SharedData};
 use crate::trap::{GuestTrap, StartError};
-use crate::vm_state::{CallResponse, LogLine, Phase, Stream, VmState};
+use crate::vm_state::{CallResponse, Crossing, LogLine, Phase, Stream, VmState};
 use crate::world::{EventKind, World};
 use crate::{imports, Status};
 
@@ -176,11 +176,28 @@ impl Host {
             properties,
             echo_logs: self.echo_logs,
             stop_next_iteration: false,
+            host_calls: 0,
+            crossings: None,
         };
         let mut store = Store::new(engine(), state);
         store
             .set_fuel(u64::MAX)
             .unwrap_or_else(|err| panic!("fuel: {err:#}"));
+        store.call_hook(|mut ctx, hook| {
+            let fuel_used = u64::MAX - ctx.get_fuel().unwrap_or(u64::MAX);
+            let state = ctx.data_mut();
+            let calls_host = matches!(hook, CallHook::CallingHost);
+            if calls_host {
+                state.host_calls += 1;
+            }
+            if let Some(crossings) = &mut state.crossings {
+                crossings.push(Crossing {
+                    calls_host,
+                    fuel_used,
+                });
+            }
+            Ok(())
+        });
         let instance = self
             .linker
             .instantiate(&mut store, &self.module)
@@ -836,6 +853,30 @@ impl Host {
         self.vms
             .get(vm.0)
             .map_or(0, |slot| slot.store.data().tick_period_ms)
+    }
+
+    /// Imports the guest has called so far: each is a crossing into the host, which costs
+    /// Envoy far more than its fuel says.
+    pub fn host_calls(&self, vm: VmId) -> u64 {
+        self.vms
+            .get(vm.0)
+            .map_or(0, |slot| slot.store.data().host_calls)
+    }
+
+    /// Records every crossing between `vm` and the host from now until
+    /// [`Host::take_crossings`]: where a request's fuel goes, between host calls.
+    pub fn trace_crossings(&mut self, vm: VmId) {
+        self.slot(vm).store.data_mut().crossings = Some(Vec::new());
+    }
+
+    /// The crossings recorded since [`Host::trace_crossings`]; recording stops.
+    pub fn take_crossings(&mut self, vm: VmId) -> Vec<Crossing> {
+        self.slot(vm)
+            .store
+            .data_mut()
+            .crossings
+            .take()
+            .unwrap_or_default()
     }
 
     /// Fuel (≈ wasm instructions) the VM has used so far: a deterministic cost measure.

@@ -40,4 +40,5 @@ pub use metrics::Metric;
 pub use module::{filter_module_path, FILTER_WASM_ENV};
 pub use shared_data::{CasError, SharedData};
 pub use trap::{GuestTrap, StartError};
+pub use vm_state::Crossing;
 pub use vm_state::LogLine;

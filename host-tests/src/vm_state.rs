@@ -96,6 +96,20 @@ pub(crate) struct VmState {
     /// Set by `proxy_send_local_response`, cleared after every callback (cpp-host's
     /// `stopNextIteration`): a filter callback that ran while it was set stops iteration.
     pub stop_next_iteration: bool,
+    /// Calls from the guest into the host so far (imports called).
+    pub host_calls: u64,
+    /// While on: the fuel used at every crossing between guest and host (see
+    /// `Host::trace_crossings`).
+    pub crossings: Option<Vec<Crossing>>,
+}
+
+/// A crossing between guest and host, and the fuel the VM had used by then.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Crossing {
+    /// `true`: the guest calls the host (an import); `false`: any other crossing (the host
+    /// calls the guest, or a call returns).
+    pub calls_host: bool,
+    pub fuel_used: u64,
 }
 
 impl VmState {

@@ -108,6 +108,7 @@ fn structured(data: &[u8]) {
         // Drawn last, so older corpus files keep meaning what they meant; now and then over 999.
         request_subsec_ms: input.u16() % 1024,
         response_subsec_ms: input.u16() % 1024,
+        identity_reply: Default::default(),
     };
     let bytes = entry.encode();
     let in_bounds = entry.headers.len() <= MAX_HEADERS

@@ -11,6 +11,7 @@ use std::cell::Cell;
 
 use super::header_map::with_header_map;
 use super::metrics::{Metrics, Stat};
+use crate::policy::cache::reply_block::ReplyBlock;
 use crate::policy::header_list::owned;
 use crate::policy::shared_store::{update, SetError, SharedStore, UpdateError};
 
@@ -36,9 +37,8 @@ extern "C" {
 }
 
 /// Sends a local reply on the current effective context: the headers of `stored` (without
-/// those named in `skip`, case-insensitively) then `extra`, serialized once straight from
-/// where they are (no copies of the header list). Unlike the SDK's `send_http_response`, a
-/// refusal is an error, never a panic. `false` when the host refused it.
+/// those named in `skip`, case-insensitively) then `extra`. Unlike the SDK's
+/// `send_http_response`, a refusal is an error, never a panic. `false` when the host refused it.
 pub fn send_local_reply(
     status: u16,
     stored: &[(String, String)],
@@ -46,35 +46,17 @@ pub fn send_local_reply(
     extra: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> bool {
-    // The pairs that go out, chosen once (the block needs three passes over them).
-    let mut kept: Vec<(&str, &str)> = Vec::with_capacity(stored.len() + extra.len());
-    kept.extend(
-        stored
-            .iter()
-            .filter(|(n, _)| !skip.iter().any(|s| n.eq_ignore_ascii_case(s)))
-            .map(|(n, v)| (n.as_str(), v.as_str())),
-    );
-    kept.extend_from_slice(extra);
-    // proxy-wasm's map format: count, (name length, value length) per pair, then each name
-    // and value NUL-terminated.
-    let size = kept
-        .iter()
-        .map(|(n, v)| n.len() + v.len() + 10)
-        .sum::<usize>()
-        + 4;
-    let mut block = Vec::with_capacity(size);
-    let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
-    block.extend_from_slice(&len(kept.len()));
-    for (n, v) in &kept {
-        block.extend_from_slice(&len(n.len()));
-        block.extend_from_slice(&len(v.len()));
-    }
-    for (n, v) in &kept {
-        block.extend_from_slice(n.as_bytes());
-        block.push(0);
-        block.extend_from_slice(v.as_bytes());
-        block.push(0);
-    }
+    send_local_reply_block(status, &ReplyBlock::new(stored, skip, false), extra, body)
+}
+
+/// [`send_local_reply`] with the stored headers already in the host's format.
+pub fn send_local_reply_block(
+    status: u16,
+    block: &ReplyBlock,
+    extra: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> bool {
+    let map = block.with_extra(extra);
     let body = body.unwrap_or_default();
     // SAFETY: every pointer is valid for its length for the duration of the call, and the host
     // only reads them.
@@ -85,8 +67,8 @@ pub fn send_local_reply(
             0,
             body.as_ptr(),
             body.len(),
-            block.as_ptr(),
-            block.len(),
+            map.as_ptr(),
+            map.len(),
             -1,
         )
     };

@@ -3,10 +3,10 @@
 use log::warn;
 use serde_json::json;
 
-use super::host::send_local_reply;
+use super::host::{send_local_reply, send_local_reply_block};
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::exchange::{
-    adds_vary_accept_encoding, answer_body, answer_coding, entry_not_modified, hit_headers,
+    answer_body, answer_coding, entry_not_modified, hit_headers, identity_reply,
     not_modified_headers, varies_by_coding,
 };
 use crate::policy::cache::range::RangeRequest;
@@ -49,21 +49,19 @@ pub fn send_json((status, body): &Reply) {
 /// the headers [`hit_headers`] and a whole-representation range answer give, without copying
 /// the stored list.
 fn send_whole_identity(entry: &Entry, answer: &EntryAnswer<'_>) {
+    let block = identity_reply(entry);
     let age = answer.age.to_string();
     let mut extra: Vec<(&str, &str)> = Vec::with_capacity(4);
-    if adds_vary_accept_encoding(entry) {
+    if block.adds_vary {
         extra.push(("vary", "accept-encoding"));
     }
     extra.push(("age", &age));
     extra.push(("cache-status", answer.cache_status));
-    let skip: &[&str] = if entry.status == 200 {
+    if entry.status == 200 {
         extra.push(("accept-ranges", "bytes"));
-        &["accept-ranges", "content-range"]
-    } else {
-        &[]
-    };
+    }
     let body = (!answer.head).then_some(entry.body.as_slice());
-    if !send_local_reply(entry.status, &entry.headers, skip, &extra, body) {
+    if !send_local_reply_block(entry.status, block, &extra, body) {
         warn!("a local reply was refused by the host");
     }
 }
@@ -105,7 +103,7 @@ impl<'a> EntryAnswer<'a> {
 /// whole representation in the coding the request prefers of those the entry holds, or the
 /// identity bytes a `Range` asks for (206, 416).
 pub fn send_entry(entry: &Entry, answer: &EntryAnswer<'_>) {
-    let range = answer.range.for_codings(varies_by_coding(entry));
+    let range = answer.range.for_codings(|| varies_by_coding(entry));
     let coding = if range.is_partial() {
         None
     } else {

@@ -42,6 +42,19 @@ pub fn header<'a, P: HeaderPair>(headers: &'a [P], name: &str) -> Option<&'a str
         .map(HeaderPair::value)
 }
 
+/// The members of a list header over all its field lines, trimmed (what splitting
+/// [`header_joined`] on commas gives, without building the joined string).
+pub fn header_members<'a, P: HeaderPair>(
+    headers: &'a [P],
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .iter()
+        .filter(move |pair| pair.name().eq_ignore_ascii_case(name))
+        .flat_map(|pair| pair.value().split(','))
+        .map(str::trim)
+}
+
 /// Every value of a header joined with ", " (for list headers such as Cache-Control).
 pub fn header_joined<P: HeaderPair>(headers: &[P], name: &str) -> Option<String> {
     let values: Vec<&str> = headers
@@ -71,6 +84,18 @@ pub fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_span_every_field_line_trimmed() {
+        let h = headers(&[
+            ("Vary", " origin ,accept-encoding"),
+            ("x", "y"),
+            ("vary", "cookie"),
+        ]);
+        let members: Vec<&str> = header_members(&h, "vary").collect();
+        assert_eq!(members, ["origin", "accept-encoding", "cookie"]);
+        assert_eq!(header_members(&h, "absent").count(), 0);
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

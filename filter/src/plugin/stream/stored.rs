@@ -57,8 +57,8 @@ impl EdgeHttp {
             ..status
         }
         .render(&registry.settings().cache_status_name);
-        let range =
-            RangeRequest::of(request.method, request.headers).for_codings(varies_by_coding(&entry));
+        let range = RangeRequest::of(request.method, request.headers)
+            .for_codings(|| varies_by_coding(&entry));
         let coding = if range.is_partial() {
             None
         } else {

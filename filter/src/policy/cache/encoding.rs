@@ -6,7 +6,7 @@
 
 use std::io::Write;
 
-use crate::policy::header_list::{header, header_joined, Headers};
+use crate::policy::header_list::{header, header_members, Headers};
 
 /// A coding the cache stores, in the order it prefers them when the client likes both equally.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,27 +70,35 @@ const BROTLI_QUALITY: i32 = 6;
 /// Most `Accept-Encoding` members looked at (a longer list is a client to ignore past this).
 const MAX_MEMBERS: usize = 32;
 
-/// Media types worth compressing.
+/// Media types worth compressing (compared case-insensitively, without allocating: this runs
+/// on every hit).
 fn compressible_type(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence.starts_with("text/")
-        || essence.ends_with("+json")
-        || essence.ends_with("+xml")
-        || matches!(
-            essence.as_str(),
-            "application/json"
-                | "application/javascript"
-                | "application/xml"
-                | "application/x-javascript"
-                | "application/ecmascript"
-                | "application/graphql-response+json"
-                | "image/svg+xml"
-        )
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    let starts = |prefix: &str| {
+        essence
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    };
+    let ends = |suffix: &str| {
+        essence
+            .len()
+            .checked_sub(suffix.len())
+            .and_then(|at| essence.get(at..))
+            .is_some_and(|s| s.eq_ignore_ascii_case(suffix))
+    };
+    starts("text/")
+        || ends("+json")
+        || ends("+xml")
+        || [
+            "application/json",
+            "application/javascript",
+            "application/xml",
+            "application/x-javascript",
+            "application/ecmascript",
+            "image/svg+xml",
+        ]
+        .iter()
+        .any(|t| essence.eq_ignore_ascii_case(t))
 }
 
 /// Whether a stored response may get encoded bodies: a compressible type, not encoded already,
@@ -102,10 +110,8 @@ pub fn encodable(headers: &Headers, body: &[u8]) -> bool {
     }
     let identity = header(headers, "content-encoding")
         .is_none_or(|v| v.trim().is_empty() || v.trim().eq_ignore_ascii_case("identity"));
-    let no_transform = header_joined(headers, "cache-control").is_some_and(|cc| {
-        cc.split(',')
-            .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
-    });
+    let no_transform =
+        header_members(headers, "cache-control").any(|d| d.eq_ignore_ascii_case("no-transform"));
     identity
         && !no_transform
         && header(headers, "content-range").is_none()
@@ -303,6 +309,25 @@ mod tests {
     fn sample(len: usize) -> Vec<u8> {
         let row = br#"{"id":17,"name":"Coaching session","status":"scheduled","tags":["a","b"]},"#;
         row.iter().cycle().take(len).copied().collect()
+    }
+
+    #[test]
+    fn compressible_types_match_in_any_case_with_parameters() {
+        for yes in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "text/html",
+            "TEXT/plain;x=1",
+            "application/problem+json",
+            "application/graphql-response+json",
+            "image/svg+xml",
+            " application/xml ",
+        ] {
+            assert!(compressible_type(yes), "{yes}");
+        }
+        for no in ["image/png", "application/octet-stream", "", "json", "text"] {
+            assert!(!compressible_type(no), "{no}");
+        }
     }
 
     #[test]

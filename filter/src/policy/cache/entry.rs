@@ -43,6 +43,7 @@
 //! [`Entry::decode_key`] O(key length).
 
 use super::encoding::Coding;
+use super::reply_block::{Derived, ReplyBlock, PAIR_OVERHEAD};
 use crate::policy::codec::{ReadError, Reader, Writer};
 
 /// Version byte written first in every encoded entry.
@@ -121,6 +122,8 @@ pub struct Entry {
     pub hits: u32,
     /// The body in the content codings the cache made at store time (see `encoding.rs`).
     pub encoded: Vec<(Coding, Vec<u8>)>,
+    /// The headers a whole identity answer sends, ready for the host (made on the first).
+    pub identity_reply: Derived<ReplyBlock>,
 }
 
 /// Why an encoded entry could not be decoded.
@@ -432,6 +435,7 @@ impl Entry {
             generations,
             hits,
             encoded,
+            identity_reply: Derived::default(),
         })
     }
 
@@ -477,6 +481,10 @@ impl Entry {
                     .saturating_add(n.len())
                     .saturating_add(v.len())
             });
+        // The identity answer's copy of the headers (`identity_reply`), once made.
+        let reply_block = self.headers.iter().fold(0usize, |acc, (n, v)| {
+            acc.saturating_add(n.len() + v.len() + PAIR_OVERHEAD)
+        });
         std::mem::size_of::<Entry>()
             .saturating_add(self.key.len())
             .saturating_add(self.etag.as_ref().map_or(0, String::len))
@@ -487,6 +495,7 @@ impl Entry {
                     .fold(0usize, |acc, (_, b)| acc.saturating_add(b.len())),
             )
             .saturating_add(pairs)
+            .saturating_add(reply_block)
             .saturating_add(
                 self.generations
                     .len()
@@ -862,9 +871,10 @@ mod tests {
         assert_eq!(big.size_bytes(), base + 10_000);
         let mut more = small.clone();
         more.headers.push(("x-a".into(), "bcd".into()));
+        // The pair, and its copy in the identity answer's header block.
         assert_eq!(
             more.size_bytes(),
-            base + 6 + std::mem::size_of::<(String, String)>()
+            base + 6 + std::mem::size_of::<(String, String)>() + 6 + PAIR_OVERHEAD
         );
         // Encoding of an uncompressed entry is in the same ballpark.
         assert!(big.encode().len() <= big.size_bytes());

@@ -10,9 +10,10 @@ use super::freshness::{
 };
 use super::generations::{Generations, MAX_TAGS_PER_ENTRY};
 use super::http_date::parse_http_date;
+use super::reply_block::ReplyBlock;
 use super::variants::{is_index, selecting_value, selects};
 use crate::policy::decimal::push_decimal;
-use crate::policy::header_list::{header, header_joined, HeaderPair, Headers};
+use crate::policy::header_list::{header, header_joined, header_members, HeaderPair, Headers};
 
 fn has_pragma_no_cache(headers: &[impl HeaderPair]) -> bool {
     header_joined(headers, "pragma").is_some_and(|p| {
@@ -272,18 +273,27 @@ pub fn answer_coding(entry: &Entry, request_headers: &[impl HeaderPair]) -> Opti
 
 /// Whether a header list's `Vary` already covers `Accept-Encoding` (by name, or `*`).
 fn lists_accept_encoding(headers: &Headers) -> bool {
-    header_joined(headers, "vary").is_some_and(|vary| {
-        vary.split(',').any(|n| {
-            let n = n.trim();
-            n == "*" || n.eq_ignore_ascii_case("accept-encoding")
-        })
-    })
+    header_members(headers, "vary").any(|n| n == "*" || n.eq_ignore_ascii_case("accept-encoding"))
 }
 
 /// Whether an identity answer from `entry` must add `Vary: Accept-Encoding` to its stored
 /// headers.
-pub fn adds_vary_accept_encoding(entry: &Entry) -> bool {
+fn adds_vary_accept_encoding(entry: &Entry) -> bool {
     varies_by_coding(entry) && !lists_accept_encoding(&entry.headers)
+}
+
+/// The headers of a whole identity answer from `entry`, as stored (minus `Accept-Ranges` and
+/// `Content-Range` for a 200, which gets its own `Accept-Ranges: bytes`); `adds_vary` tells
+/// whether `Vary: Accept-Encoding` must follow. Made on the first such answer, then reused.
+pub fn identity_reply(entry: &Entry) -> &ReplyBlock {
+    entry.identity_reply.get_or_init(|| {
+        let skip: &[&str] = if entry.status == 200 {
+            &["accept-ranges", "content-range"]
+        } else {
+            &[]
+        };
+        ReplyBlock::new(&entry.headers, skip, adds_vary_accept_encoding(entry))
+    })
 }
 
 /// Whether answers from `entry` depend on `Accept-Encoding` (it has, or may get, encoded bodies).
@@ -563,6 +573,7 @@ pub fn build_entry(
         generations: stored.generations,
         hits: 0,
         encoded: Vec::new(),
+        identity_reply: Default::default(),
     };
     with_freshness(entry, storable)
 }

@@ -21,6 +21,7 @@ pub mod post_reuse;
 pub mod purge_request;
 pub mod query;
 pub mod range;
+pub mod reply_block;
 pub mod status;
 pub mod supersede;
 pub mod targeted;

@@ -155,12 +155,13 @@ impl RangeRequest {
     /// The range, unless its `If-Range` is a date and the stored representation comes in
     /// several codings: a date cannot tell them apart (a client resuming a gzip download would
     /// get identity bytes), so the whole representation answers then.
-    pub fn for_codings(&self, varies_by_coding: bool) -> Self {
+    /// (`varies_by_coding` is asked only for a dated `If-Range`.)
+    pub fn for_codings(&self, varies_by_coding: impl FnOnce() -> bool) -> Self {
         let dated = self
             .if_range
             .as_deref()
             .is_some_and(|v| !v.trim_start().starts_with('"') && !v.trim_start().starts_with("W/"));
-        if dated && varies_by_coding {
+        if dated && varies_by_coding() {
             Self::default()
         } else {
             self.clone()

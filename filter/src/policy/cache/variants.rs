@@ -263,6 +263,7 @@ impl VaryIndex {
             generations: Vec::new(),
             hits: 0,
             encoded: Vec::new(),
+            identity_reply: Default::default(),
         }
     }
 }
