@@ -770,6 +770,41 @@ mod tests {
         assert_eq!(Entry::decode(&b), Err(DecodeError::Corrupt));
     }
 
+    /// The LZ4 decoder runs without `safe-decode` (half the fuel of an L2 hit) but with
+    /// `checked-decode`: a block that lies — a match reaching before the output, a literal run
+    /// past the input, any flipped byte — is an error or some body, never a panic.
+    #[test]
+    fn a_lying_lz4_block_never_panics() {
+        let bytes = sample(json_body(4_000)).encode();
+        let (stored, raw) = Entry::stored_body_len(&bytes).unwrap();
+        let body_start = bytes.len() - stored;
+        for at in body_start + 4..bytes.len() {
+            for flip in [0x01, 0x10, 0x80, 0xFF] {
+                let mut b = bytes.clone();
+                b[at] ^= flip;
+                if let Ok(entry) = Entry::decode(&b) {
+                    assert_eq!(entry.body.len(), raw);
+                }
+            }
+        }
+        // Hand-made blocks: literals then a match at offset 0xFFFF (before the output's start);
+        // a literal run longer than the block; a match with no literals before it.
+        for block in [
+            &[0x10, b'a', 0xFF, 0xFF][..],
+            &[0xF0, 0xFF, 0xFF, b'a'][..],
+            &[0x0F, 0x01, 0x00, 0xFF, 0xFF][..],
+        ] {
+            let mut b = bytes[..body_start].to_vec();
+            b.extend_from_slice(&u32::try_from(raw).unwrap().to_le_bytes());
+            b.extend_from_slice(block);
+            // The body section's length in the prefix no longer matches: put it right, so the
+            // block itself is what gets decoded.
+            let section = u32::try_from(block.len() + 4).unwrap().to_le_bytes();
+            b[6..10].copy_from_slice(&section);
+            assert_eq!(Entry::decode(&b), Err(DecodeError::Corrupt), "{block:?}");
+        }
+    }
+
     /// Encoded bodies make a version-2 entry; without them the bytes stay version 1.
     #[test]
     fn round_trip_with_encodings() {
