@@ -12,7 +12,7 @@ use super::env::Env;
 use super::host::{body, call, headers, now_millis, now_secs, status_of};
 use super::leases::Leases;
 use super::metrics::Stat;
-use super::tiers::{FetchedResponse, Kept, L2Read, Tiers};
+use super::tiers::{FetchedResponse, Kept, Tiers};
 use crate::policy::cache::entry::Entry;
 use crate::policy::cache::freshness::RequestFacts;
 use crate::policy::cache::generations::Generations;
@@ -106,12 +106,10 @@ pub fn start_refreshes(
 /// once its refresh is done): a second fetch would only repeat it. The next hit here finds
 /// the fresh copy in L2.
 fn refreshed_elsewhere(env: &Env, tiers: &Tiers, job: &RefreshJob) -> bool {
-    let stored_at = |e: &Entry| (e.response_time, e.response_subsec_ms);
     job.entry.key == job.key.primary
-        && matches!(
-            tiers.l2_get(env, &job.key.primary),
-            L2Read::Found(stored) if stored_at(&stored) > stored_at(&job.entry)
-        )
+        && tiers
+            .l2_stamp(env, &job.key.primary)
+            .is_some_and(|stored_ms| stored_ms > job.entry.response_ms())
 }
 
 /// The origin answered a background refresh (`false` when `token` is not one).

@@ -257,7 +257,10 @@ impl EdgeHttp {
                     if stale && tier == Stat::L1Hit {
                         // Another worker may have refreshed it: its fresh copy in L2 beats
                         // serving stale here (and refreshing it a second time).
-                        if let Some(fresh) = fresh_in_l2(w, key, request.headers, facts, now_ms) {
+                        let held = &hit.1;
+                        if let Some(fresh) =
+                            fresh_in_l2(w, key, held, request.headers, facts, now_ms)
+                        {
                             hit = fresh;
                             stale = false;
                         }
@@ -395,14 +398,24 @@ impl EdgeHttp {
     }
 }
 
-/// A fresh entry for `key` in L2 that answers the request whole, as an L2 hit.
+/// A fresh entry for `key` in L2 that answers the request whole, as an L2 hit, newer than the
+/// `stale` one L1 holds.
 fn fresh_in_l2(
     w: &mut Worker,
     key: &CacheKey,
+    stale: &Entry,
     request_headers: &RequestHeaders,
     facts: &RequestFacts,
     now_ms: u64,
 ) -> Option<(Stat, Rc<Entry>, u64, bool)> {
+    // Usually L2 holds the same entry: its arrival time tells, without decoding its body.
+    if stale.key == key.primary
+        && w.tiers
+            .l2_stamp(&w.env, &key.primary)
+            .is_none_or(|stored_ms| stored_ms <= stale.response_ms())
+    {
+        return None;
+    }
     let Found::Entry(entry) = w.tiers.l2_find(&w.env, key, request_headers) else {
         return None;
     };

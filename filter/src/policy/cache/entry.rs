@@ -446,6 +446,44 @@ impl Entry {
         read_prefix(bytes).map(|p| p.key)
     }
 
+    /// When the response arrived, in Unix milliseconds (what [`Entry::decode_stamp`] reads).
+    pub fn response_ms(&self) -> u64 {
+        self.response_time
+            .saturating_mul(1000)
+            .saturating_add(u64::from(self.response_subsec_ms))
+    }
+
+    /// The status and when the response arrived (Unix milliseconds), read without decoding
+    /// the rest: O(key length). Version 3 keeps the milliseconds just before the body section.
+    /// Tells an entry from another one stored later without decompressing either body.
+    pub fn decode_stamp(bytes: &[u8]) -> Result<(u16, u64), DecodeError> {
+        let p = read_prefix(bytes)?;
+        let mut r = p.rest.clone();
+        let status = r.u16()?;
+        let _request_time = r.u64()?;
+        let response_time = r.u64()?;
+        let subsec_ms = if p.version == PRECISE_FORMAT_VERSION {
+            let end = bytes.len().checked_sub(p.stored_len);
+            let at = end.and_then(|end| Some(end.checked_sub(2)?..end));
+            let word: [u8; 2] = at
+                .and_then(|at| bytes.get(at))
+                .and_then(|word| word.try_into().ok())
+                .ok_or(DecodeError::Truncated)?;
+            let ms = u16::from_le_bytes(word);
+            if ms > 999 {
+                return Err(DecodeError::Corrupt);
+            }
+            u64::from(ms)
+        } else {
+            0
+        };
+        let ms = response_time
+            .checked_mul(1000)
+            .and_then(|ms| ms.checked_add(subsec_ms))
+            .ok_or(DecodeError::Corrupt)?;
+        Ok((status, ms))
+    }
+
     /// `(stored, raw)` body lengths from the fixed prefix, O(1): `stored` is
     /// the body section size (including the 4-byte LZ4 size prefix when
     /// compressed), `raw` the uncompressed length. `None` for anything not a
@@ -768,6 +806,47 @@ mod tests {
             *x = 0xFF;
         }
         assert_eq!(Entry::decode(&b), Err(DecodeError::Corrupt));
+    }
+
+    /// The stamp reads what a full decode reads (status, arrival in ms) in every version, and
+    /// refuses what a full decode refuses there.
+    #[test]
+    fn the_stamp_is_what_a_decode_reads() {
+        let mut v1 = sample(json_body(4_000));
+        (v1.request_subsec_ms, v1.response_subsec_ms) = (0, 0);
+        let mut v2 = v1.clone();
+        v2.encoded = vec![(Coding::Gzip, vec![0x1f, 0x8b, 8, 0])];
+        let mut v3 = v1.clone();
+        (v3.request_subsec_ms, v3.response_subsec_ms) = (998, 417);
+        for (entry, version) in [
+            (v1, ENTRY_FORMAT_VERSION),
+            (v2, ENCODED_FORMAT_VERSION),
+            (v3, PRECISE_FORMAT_VERSION),
+        ] {
+            let bytes = entry.encode();
+            assert_eq!(bytes[0], version);
+            let decoded = Entry::decode(&bytes).unwrap();
+            assert_eq!(
+                Entry::decode_stamp(&bytes),
+                Ok((decoded.status, decoded.response_ms()))
+            );
+            assert_eq!(
+                decoded.response_ms() % 1000,
+                u64::from(entry.response_subsec_ms)
+            );
+            for cut in [0, 1, 13, 20] {
+                assert!(Entry::decode_stamp(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
+        }
+        // Milliseconds past 999 are corrupt, as in a full decode.
+        let mut v3 = sample(vec![1, 2, 3]);
+        v3.response_subsec_ms = 5;
+        let mut bytes = v3.encode();
+        let (stored, _) = Entry::stored_body_len(&bytes).unwrap();
+        let at = bytes.len() - stored - 2;
+        bytes[at..at + 2].copy_from_slice(&1000u16.to_le_bytes());
+        assert_eq!(Entry::decode(&bytes), Err(DecodeError::Corrupt));
+        assert_eq!(Entry::decode_stamp(&bytes), Err(DecodeError::Corrupt));
     }
 
     /// The LZ4 decoder runs without `safe-decode` (half the fuel of an L2 hit) but with
