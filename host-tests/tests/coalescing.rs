@@ -265,6 +265,53 @@ fn a_queued_refresh_of_a_key_another_worker_refreshed_is_dropped() {
     assert_eq!(metric(&host, "edge.cache.refresh"), 2);
 }
 
+/// A stale L1 hit looks in L2 first: a newer copy another worker stored answers it fresh,
+/// with no refresh; the same copy (L2 read by its arrival stamp, not decoded) is served stale
+/// and refreshed.
+#[test]
+fn a_stale_hit_takes_the_newer_copy_another_worker_stored_in_l2() {
+    let mut host = Host::new();
+    let calls = origin(&mut host, |_, n| {
+        Reply::ok(format!("version {n}"))
+            .header("cache-control", "max-age=1, stale-while-revalidate=30")
+            .delay_ms(5)
+    });
+    let vms = host.start_vms(2, CONFIG);
+    let (a, b) = (vms[0], vms[1]);
+    host.request(a, Request::get("/hot/newer"));
+    assert_eq!(
+        host.request(b, Request::get("/hot/newer")).body_text(),
+        "version 1"
+    );
+    host.advance(Duration::from_secs(2));
+    // A serves stale and refreshes: L2 gets version 2.
+    let stale = host.request(a, Request::get("/hot/newer"));
+    assert!(status_of(&stale).contains("stale"), "{}", status_of(&stale));
+    host.advance(Duration::from_millis(100));
+    assert_eq!(calls.get(), 2);
+    // B's L1 still holds version 1, stale: L2's newer copy answers, fresh, with no fetch.
+    let fresh = host.request(b, Request::get("/hot/newer"));
+    assert_eq!(fresh.body_text(), "version 2");
+    assert!(
+        !status_of(&fresh).contains("stale"),
+        "{}",
+        status_of(&fresh)
+    );
+    host.advance(Duration::from_millis(100));
+    assert_eq!(calls.get(), 2);
+    // Both stale again, L2 holding the copy B has: B serves it stale and refreshes once.
+    host.advance(Duration::from_secs(2));
+    let again = host.request(b, Request::get("/hot/newer"));
+    assert_eq!(again.body_text(), "version 2");
+    assert!(status_of(&again).contains("stale"), "{}", status_of(&again));
+    host.advance(Duration::from_millis(100));
+    assert_eq!(calls.get(), 3);
+    assert_eq!(
+        host.request(a, Request::get("/hot/newer")).body_text(),
+        "version 3"
+    );
+}
+
 #[test]
 fn stale_while_revalidate_is_not_used_past_its_window_or_with_must_revalidate() {
     let mut host = Host::new();
