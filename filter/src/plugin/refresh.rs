@@ -109,7 +109,7 @@ fn refreshed_elsewhere(env: &Env, tiers: &Tiers, job: &RefreshJob) -> bool {
     job.entry.key == job.key.primary
         && tiers
             .l2_stamp(env, &job.key.primary)
-            .is_some_and(|stored_ms| stored_ms > job.entry.response_ms())
+            .is_some_and(|(_, stored_ms)| stored_ms > job.entry.response_ms())
 }
 
 /// The origin answered a background refresh (`false` when `token` is not one).

@@ -132,15 +132,15 @@ impl Tiers {
         }
     }
 
-    /// When the entry L2 holds for `key` arrived (Unix ms), read without decoding it: `None`
-    /// when the slot holds no entry for `key` (or one that does not read).
-    pub fn l2_stamp(&self, env: &Env, key: &str) -> Option<u64> {
+    /// The status of the entry L2 holds for `key` and when it arrived (Unix ms), read without
+    /// decoding it: `None` when the slot holds no entry for `key` (or one that does not read).
+    pub fn l2_stamp(&self, env: &Env, key: &str) -> Option<(u16, u64)> {
         let slots = env.registry.limits().l2_slots;
         let (bytes, _) = HostStore.get(&slot_key(slot_of(key, slots)))?;
         if Entry::decode_key(&bytes).ok()? != key {
             return None;
         }
-        Entry::decode_stamp(&bytes).ok().map(|(_, ms)| ms)
+        Entry::decode_stamp(&bytes).ok()
     }
 
     /// Stores a fetched response if it may be stored and no purge crossed its fetch.

@@ -28,6 +28,7 @@ use crate::policy::cache::freshness::{request_directs, RequestDirective, Request
 use crate::policy::cache::key::{unkeyed_headers_present, CacheKey};
 use crate::policy::cache::lease::Acquire;
 use crate::policy::cache::range::RangeRequest;
+use crate::policy::cache::variants::INDEX_STATUS;
 use crate::policy::header_list::{header, owned, RequestHeaders};
 use crate::policy::monitor::outcome::Outcome;
 use crate::policy::CacheSection;
@@ -408,11 +409,14 @@ fn fresh_in_l2(
     facts: &RequestFacts,
     now_ms: u64,
 ) -> Option<(Stat, Rc<Entry>, u64, bool)> {
-    // Usually L2 holds the same entry: its arrival time tells, without decoding its body.
+    // Usually L2 holds the same entry: its arrival time tells, without decoding its body. (A
+    // variants index there is followed in full.)
     if stale.key == key.primary
         && w.tiers
             .l2_stamp(&w.env, &key.primary)
-            .is_none_or(|stored_ms| stored_ms <= stale.response_ms())
+            .is_none_or(|(status, stored_ms)| {
+                status != INDEX_STATUS && stored_ms <= stale.response_ms()
+            })
     {
         return None;
     }

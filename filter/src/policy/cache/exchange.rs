@@ -16,10 +16,7 @@ use crate::policy::decimal::push_decimal;
 use crate::policy::header_list::{header, header_joined, header_members, HeaderPair, Headers};
 
 fn has_pragma_no_cache(headers: &[impl HeaderPair]) -> bool {
-    header_joined(headers, "pragma").is_some_and(|p| {
-        p.split(',')
-            .any(|d| d.trim().eq_ignore_ascii_case("no-cache"))
-    })
+    header_members(headers, "pragma").any(|d| d.eq_ignore_ascii_case("no-cache"))
 }
 
 pub fn request_facts(method: &str, headers: &[impl HeaderPair]) -> RequestFacts {
