@@ -14,6 +14,8 @@
 #   plain       Envoy with no filter but the router (PASS_PATH)
 #   bypass      our listener, on a route where Envoy disables the edge filter (edge-launch
 #               --bypass): /bypass + PASS_PATH, rewritten to PASS_PATH
+#   base        ours built from elsewhere (BASE_WASM=<file>.wasm, default the same module): an
+#               A/B of two builds in one run; not in the default set (VARIANTS="ours base floor")
 # One Envoy (--concurrency 1) with a listener per Envoy variant; nginx and varnishd as separate
 # processes; all of them and the demo origin (--latency-scale 0) pinned to CPU 0, wrk to CPU 1.
 # ROUNDS rounds of every variant in turn (interleaved, so drift hits all alike); prints each
@@ -54,6 +56,7 @@ BODY_BYTES="$(wc -c <"$OUT/leads-42.body")"
 
 CONFIG="$OUT/envoy-hit-path.yaml"
 sed -e "s|@@ORIGIN_PORT@@|$ORIGIN_PORT|g" -e "s|@@WASM@@|$WASM|g" \
+    -e "s|@@BASE_WASM@@|${BASE_WASM:-$WASM}|g" \
     -e "s|@@FLOOR_REPLY_WASM@@|$FLOOR_REPLY_WASM|g" \
     -e "s|@@FLOOR_CONTINUE_WASM@@|$FLOOR_CONTINUE_WASM|g" \
     -e "s|@@BODY_FILE@@|$OUT/leads-42.body|g" \
@@ -62,14 +65,14 @@ sed -e "s|@@ORIGIN_PORT@@|$ORIGIN_PORT|g" -e "s|@@WASM@@|$WASM|g" \
     "$TEMPLATE" >"$CONFIG"
 grep -q '@@' "$CONFIG" && die "unfilled placeholder in $CONFIG"
 
-start_envoy "$CONFIG" ours ours_chain floor_reply floor_continue envoy_cache direct plain
+start_envoy "$CONFIG" ours ours_base ours_chain floor_reply floor_continue envoy_cache direct plain
 start_nginx nginx 1 ""
 start_varnish varnish
 
 # --- variants: name, port, path, what a warm answer must show -----------------------------
 # VARIANTS="ours floor" runs a subset.
 VARIANTS=(${VARIANTS:-ours chain floor envoy-cache direct nginx varnish pass continue plain bypass})
-declare -A VPORT=([ours]="${PORT[ours]}" [chain]="${PORT[ours_chain]}" [floor]="${PORT[floor_reply]}"
+declare -A VPORT=([ours]="${PORT[ours]}" [base]="${PORT[ours_base]}" [chain]="${PORT[ours_chain]}" [floor]="${PORT[floor_reply]}"
     [envoy-cache]="${PORT[envoy_cache]}" [direct]="${PORT[direct]}" [nginx]="$NGINX_PORT"
     [varnish]="$VARNISH_PORT" [pass]="${PORT[ours]}" [continue]="${PORT[floor_continue]}"
     [plain]="${PORT[plain]}" [bypass]="${PORT[ours]}")
@@ -77,7 +80,7 @@ declare -A VPATH=([pass]="$PASS_PATH" [continue]="$PASS_PATH" [plain]="$PASS_PAT
     [bypass]="/bypass$PASS_PATH")
 vpath() { echo "${VPATH[$1]:-$BENCH_PATH}"; }
 # A grep -Ei pattern the response headers of a warm request must match (a hit, for caches).
-declare -A HIT=([ours]='^cache-status:.*hit' [chain]='^cache-status:.*hit' [floor]='^cache-status:.*hit'
+declare -A HIT=([ours]='^cache-status:.*hit' [base]='^cache-status:.*hit' [chain]='^cache-status:.*hit' [floor]='^cache-status:.*hit'
     [envoy-cache]='^age:' [direct]='^etag:' [nginx]='^x-cache-status: *hit'
     [varnish]='^x-varnish: *[0-9]+ +[0-9]+' [pass]='^x-origin-endpoint:'
     [continue]='^x-origin-endpoint:' [plain]='^x-origin-endpoint:'
@@ -167,6 +170,8 @@ for _, v, *_ in rows:
 # (numerator, denominator, target)
 RATIOS = [
     ("ours", "floor", 0.95),
+    ("ours", "base", None),
+    ("base", "floor", None),
     ("chain", "ours", None),
     ("ours", "envoy-cache", 0.75),
     ("ours", "varnish", None),

@@ -30,6 +30,8 @@ fn prometheus_output_has_labelled_metrics_with_the_right_values() {
     for _ in 0..2 {
         http_request(stack.listen, "GET", "/nowhere", &[], b"").unwrap();
     }
+    // The per-outcome counters reach Envoy on the filter's next 20 ms tick.
+    std::thread::sleep(Duration::from_millis(100));
     let text = prometheus(&stack);
     let count = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}\n{text}"));
     assert_eq!(

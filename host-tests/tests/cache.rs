@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use edge_filter::policy::cache::l2::{slot_key, slot_of};
-use proxy_wasm_host::test_support::{cache_status, counting_origin, metric};
+use proxy_wasm_host::test_support::{cache_status, counted, counting_origin, metric};
 use proxy_wasm_host::{Host, Reply, Request, Response, UpstreamRequest, VmId};
 
 const TOKEN: &str = "test-admin-token-0123456789";
@@ -73,7 +73,7 @@ fn miss_then_hit_calls_the_origin_once() {
         Some("application/json")
     );
     assert_eq!(origin_calls.get(), 1);
-    assert_eq!(metric(&host, "edge.cache.l1.hit"), 1);
+    assert_eq!(counted(&mut host, "edge.cache.l1.hit"), 1);
     assert_eq!(metric(&host, "edge.cache.miss"), 1);
 }
 
@@ -85,16 +85,16 @@ fn worker_b_hits_l2_then_its_own_l1_without_touching_shared_data() {
     host.request(workers[0], get("/api/v1/leads/1"));
     let from_l2 = host.request(workers[1], get("/api/v1/leads/1"));
     assert!(cache_status(&from_l2).contains("hit"));
-    assert_eq!(metric(&host, "edge.cache.l2.hit"), 1);
+    assert_eq!(counted(&mut host, "edge.cache.l2.hit"), 1);
     let reads_before = host.shared_data_reads();
     let from_l1 = host.request(workers[1], get("/api/v1/leads/1"));
     assert!(cache_status(&from_l1).contains("hit"));
-    assert_eq!(metric(&host, "edge.cache.l1.hit"), 1);
     assert_eq!(
         host.shared_data_reads(),
         reads_before,
         "an L1 hit reads no shared data"
     );
+    assert_eq!(counted(&mut host, "edge.cache.l1.hit"), 1);
     assert_eq!(origin_calls.get(), 1);
     assert_eq!(from_l1.body, from_l2.body);
 }
@@ -777,6 +777,27 @@ fn fuel_per_hit_is_reported() {
     assert!(l1_hit < l2_hit, "an L1 hit does less work than an L2 hit");
 }
 
+/// Hit counters are summed in the VM: Envoy sees them at the next tick, or when a
+/// configuration update retires the VM — never lost, never a host call per hit.
+#[test]
+fn hit_counters_reach_envoy_on_the_tick_and_when_the_vm_retires() {
+    let (mut host, vm, _) = setup();
+    for _ in 0..3 {
+        host.request(vm, get("/api/v1/leads/1"));
+    }
+    assert_eq!(metric(&host, "edge.cache.l1.hit"), 0, "not before the tick");
+    assert_eq!(
+        metric(&host, "edge.cache.miss"),
+        1,
+        "other counters at once"
+    );
+    host.advance(Duration::from_millis(20));
+    assert_eq!(metric(&host, "edge.cache.l1.hit"), 2);
+    host.request(vm, get("/api/v1/leads/1"));
+    host.stop_vm(vm).unwrap();
+    assert_eq!(metric(&host, "edge.cache.l1.hit"), 3);
+}
+
 #[test]
 fn per_tier_counters_add_up() {
     let mut host = Host::new();
@@ -787,8 +808,8 @@ fn per_tier_counters_add_up() {
     host.request(workers[1], get("/api/v1/leads/1")); // L1 hit
     assert_eq!(metric(&host, "edge.cache.l1.miss"), 2);
     assert_eq!(metric(&host, "edge.cache.l2.miss"), 1);
-    assert_eq!(metric(&host, "edge.cache.l2.hit"), 1);
-    assert_eq!(metric(&host, "edge.cache.l1.hit"), 1);
+    assert_eq!(counted(&mut host, "edge.cache.l2.hit"), 1);
+    assert_eq!(counted(&mut host, "edge.cache.l1.hit"), 1);
     assert_eq!(
         metric(&host, "edge.cache.l1.store"),
         2,

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use proxy_wasm_host::test_support::{cache_status, counting_origin, metric};
+use proxy_wasm_host::test_support::{cache_status, counted, counting_origin};
 use proxy_wasm_host::{Host, Reply, Request, Response, UpstreamRequest, VmId};
 
 const TOKEN: &str = "test-admin-token-0123456789";
@@ -89,7 +89,7 @@ fn two_variants_alternating_all_hit_after_their_first_miss() {
         assert_eq!(de.body_text(), "de|- #2");
     }
     assert_eq!(calls.get(), 2);
-    assert_eq!(metric(&host, "edge.cache.l1.hit"), 6);
+    assert_eq!(counted(&mut host, "edge.cache.l1.hit"), 6);
 }
 
 #[test]
@@ -343,8 +343,8 @@ fn other_workers_find_every_variant_in_l2() {
         }
     }
     assert_eq!(calls.get(), 2);
-    assert_eq!(metric(&host, "edge.cache.l2.hit"), 2);
-    assert_eq!(metric(&host, "edge.cache.l1.hit"), 2);
+    assert_eq!(counted(&mut host, "edge.cache.l2.hit"), 2);
+    assert_eq!(counted(&mut host, "edge.cache.l1.hit"), 2);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use proxy_wasm_host::test_support::{cache_status, counting_origin, metric};
+use proxy_wasm_host::test_support::{cache_status, counted, counting_origin, metric};
 use proxy_wasm_host::{Host, Reply, Request, Response, VmId};
 
 const CONFIG: &str = r#"{
@@ -118,7 +118,7 @@ fn gzip_br_and_identity_clients_share_one_entry() {
     assert_eq!(refused.header("content-encoding"), None);
 
     assert_eq!(calls.get(), 1, "one origin fetch for every coding");
-    assert_eq!(metric(&host, "edge.cache.l1.hit"), 4);
+    assert_eq!(counted(&mut host, "edge.cache.l1.hit"), 4);
 }
 
 #[test]

@@ -5,6 +5,12 @@
 //! Labels are part of the name (`edge.requests.service.<s>.outcome.<o>`); the shipped
 //! `envoy.yaml` turns them into Prometheus labels with `stats_tags`. Label values are only
 //! service names and fixed words, never tenants or URLs.
+//!
+//! The counters every answer moves (the per-service outcome and the L1/L2 hit counts) are
+//! summed in the VM and handed to Envoy on the root tick (`flush_deferred`), at most a tick
+//! late: a host call per answer costs more than the rest of a hit's bookkeeping.
+
+use std::cell::RefCell;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
@@ -109,6 +115,9 @@ struct ServiceIds {
 pub struct Metrics {
     ids: Vec<Option<u32>>,
     services: Vec<ServiceIds>,
+    /// Deferred counter increments (metric id, sum) not yet handed to Envoy: at most one entry
+    /// per defined counter.
+    deferred: RefCell<Vec<(u32, i64)>>,
 }
 
 fn define(kind: MetricType, name: &str) -> Option<u32> {
@@ -155,6 +164,7 @@ impl Metrics {
                 .map(|(name, kind)| define(*kind, name))
                 .collect(),
             services,
+            deferred: RefCell::new(Vec::new()),
         }
     }
 
@@ -176,6 +186,37 @@ impl Metrics {
         self.add(stat, 1);
     }
 
+    /// Adds one to a counter at the next flush (see the module's note).
+    pub fn inc_deferred(&self, stat: Stat) {
+        if let Some(id) = self.id(stat) {
+            self.defer(id);
+        }
+    }
+
+    fn defer(&self, id: u32) {
+        let Ok(mut deferred) = self.deferred.try_borrow_mut() else {
+            let _ = hostcalls::increment_metric(id, 1);
+            return;
+        };
+        match deferred.iter_mut().find(|(held, _)| *held == id) {
+            Some((_, sum)) => *sum += 1,
+            None => deferred.push((id, 1)),
+        }
+    }
+
+    /// Hands the deferred increments to Envoy.
+    pub fn flush_deferred(&self) {
+        let Ok(mut deferred) = self.deferred.try_borrow_mut() else {
+            return;
+        };
+        for (id, sum) in deferred.iter_mut() {
+            if *sum != 0 {
+                let _ = hostcalls::increment_metric(*id, *sum);
+                *sum = 0;
+            }
+        }
+    }
+
     /// Sets a gauge.
     pub fn set(&self, stat: Stat, value: u64) {
         if let Some(id) = self.id(stat) {
@@ -185,6 +226,7 @@ impl Metrics {
 
     /// The process-wide value of a counter or gauge (0 if unreadable).
     pub fn read(&self, stat: Stat) -> u64 {
+        self.flush_deferred();
         self.id(stat)
             .and_then(|id| hostcalls::get_metric(id).ok())
             .unwrap_or(0)
@@ -204,7 +246,7 @@ impl Metrics {
             return;
         };
         if let Some(id) = ids.requests.get(outcome.index()).copied().flatten() {
-            let _ = hostcalls::increment_metric(id, 1);
+            self.defer(id);
         }
         if let (Some(id), Some(edge)) = (ids.edge_ms, edge_us) {
             let _ = hostcalls::record_metric(id, edge / 1000);

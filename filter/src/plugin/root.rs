@@ -90,6 +90,7 @@ impl Context for EdgeRoot {
             let w = worker.borrow();
             let held = w.tiers.l1.stats();
             let metrics = &w.env.metrics;
+            metrics.flush_deferred();
             metrics.add(Stat::L1Entries, -i64::try_from(held.entries).unwrap_or(0));
             metrics.add(Stat::L1Bytes, -i64::try_from(held.bytes).unwrap_or(0));
         }
@@ -201,6 +202,7 @@ impl RootContext for EdgeRoot {
         finish_unfinished((&*w.env, &mut w.dedup, &mut w.replies));
         poll_waiters((&*w.env, &mut w.dedup, &mut w.replies), root, now_ms);
         breaker::flush(&w.env, &mut w.breakers, now_ms);
+        w.env.metrics.flush_deferred();
         let publish_every = settings.monitoring.publish_interval_ms;
         if now_ms.saturating_sub(w.monitor.last_publish_ms) >= publish_every {
             let l1 = &w.tiers.l1;

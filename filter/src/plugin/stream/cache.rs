@@ -267,7 +267,7 @@ impl EdgeHttp {
                         }
                     }
                     let (tier, entry, age, not_modified) = hit;
-                    w.env.metrics.inc(tier);
+                    w.env.metrics.inc_deferred(tier);
                     if tier == Stat::L2Hit {
                         w.tiers
                             .insert_l1(&w.env, (*entry).clone(), key.tenant.as_deref());
