@@ -30,6 +30,9 @@ impl<'a> Request<'a> {
         // The pseudo-headers in one pass (Envoy gives them lowercase, first).
         let (mut method, mut path, mut authority, mut scheme) = (None, None, None, None);
         for &(name, value) in headers {
+            if !name.starts_with(':') {
+                continue;
+            }
             let slot = match name {
                 ":method" => &mut method,
                 ":path" => &mut path,
