@@ -199,7 +199,7 @@ impl Metrics {
             return;
         };
         match deferred.iter_mut().find(|(held, _)| *held == id) {
-            Some((_, sum)) => *sum += 1,
+            Some((_, sum)) => *sum = sum.saturating_add(1),
             None => deferred.push((id, 1)),
         }
     }
