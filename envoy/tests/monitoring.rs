@@ -30,9 +30,20 @@ fn prometheus_output_has_labelled_metrics_with_the_right_values() {
     for _ in 0..2 {
         http_request(stack.listen, "GET", "/nowhere", &[], b"").unwrap();
     }
-    // The per-outcome counters reach Envoy on the filter's next 20 ms tick.
-    std::thread::sleep(Duration::from_millis(100));
-    let text = prometheus(&stack);
+    // The per-outcome counters reach Envoy on each worker's next 20 ms tick: wait until all
+    // seven requests are counted (or 5 s), then read one snapshot.
+    let outcomes = |text: &str| -> f64 {
+        text.lines()
+            .filter(|line| line.starts_with("edge_requests{"))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let waited = Instant::now();
+    let mut text = prometheus(&stack);
+    while outcomes(&text) < 7.0 && waited.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+        text = prometheus(&stack);
+    }
     let count = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}\n{text}"));
     assert_eq!(
         count(r#"edge_requests{service="leads",outcome="miss"}"#),

@@ -114,8 +114,13 @@ fn a_service_added_live_applies_an_invalid_one_is_refused_and_l2_still_hits() {
     let hit = get(&stack, "/api/v1/leads/42");
     assert!(cache_status(&hit).contains("hit"), "{}", cache_status(&hit));
     assert_eq!(origin_requests(origin, "leads"), 1);
-    // Hit counters reach Envoy on the filter's next 20 ms tick.
-    std::thread::sleep(Duration::from_millis(100));
+    // Hit counters reach Envoy on the worker's next 20 ms tick.
+    let waited = Instant::now();
+    while wasm_counter(stack.admin, "edge.cache.l2.hit") <= l2_hits
+        && waited.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(wasm_counter(stack.admin, "edge.cache.l2.hit") > l2_hits);
 
     // An invalid configuration: refused, the previous one keeps serving, health says so.

@@ -16,75 +16,58 @@ fn u32_at(bytes: &[u8], at: usize) -> Option<usize> {
 type FieldSpans = (Range<usize>, Range<usize>);
 
 /// Where each name and value is in a serialized map (count, (name length, value length) per
-/// pair, then each name and value NUL-terminated). A malformed map ends where it goes wrong.
-fn spans(bytes: &[u8]) -> Vec<FieldSpans> {
-    let Some(count) = u32_at(bytes, 0) else {
-        return Vec::new();
-    };
-    let count = count.min(bytes.len() / 8);
+/// pair, then each name and value NUL-terminated), read as the pairs are taken, and where the
+/// text part starts. A malformed map ends where it goes wrong.
+fn spans(bytes: &[u8]) -> (impl Iterator<Item = FieldSpans> + '_, usize) {
+    let count = u32_at(bytes, 0).unwrap_or(0).min(bytes.len() / 8);
     let text_start = 4 + count * 8;
-    let mut spans = Vec::with_capacity(count);
     let mut at = text_start;
-    for index in 0..count {
-        let (Some(name_len), Some(value_len)) =
-            (u32_at(bytes, 4 + index * 8), u32_at(bytes, 8 + index * 8))
-        else {
-            break;
-        };
+    let spans = (0..count).map_while(move |index| {
+        let name_len = u32_at(bytes, 4 + index * 8)?;
+        let value_len = u32_at(bytes, 8 + index * 8)?;
         let name = at..at.saturating_add(name_len);
         let value_start = name.end.saturating_add(1);
         let value = value_start..value_start.saturating_add(value_len);
         if value.end > bytes.len() {
-            break;
+            return None;
         }
         at = value.end + 1;
-        spans.push((name, value));
-    }
-    spans
-}
-
-/// The pairs of a well-formed map whose text part is all UTF-8 (the usual case), in one pass
-/// with the text checked at once (names and values end at a NUL, so each is UTF-8 too); `None`
-/// for any other map.
-fn utf8_pairs(bytes: &[u8]) -> Option<Vec<(&str, &str)>> {
-    let count = u32_at(bytes, 0)?.min(bytes.len() / 8);
-    let text = std::str::from_utf8(bytes.get(4 + count * 8..)?).ok()?;
-    let mut pairs = Vec::with_capacity(count);
-    let mut at = 0usize;
-    for index in 0..count {
-        let name_len = u32_at(bytes, 4 + index * 8)?;
-        let value_len = u32_at(bytes, 8 + index * 8)?;
-        let name_end = at.checked_add(name_len)?;
-        let value_start = name_end.checked_add(1)?;
-        let value_end = value_start.checked_add(value_len)?;
-        pairs.push((text.get(at..name_end)?, text.get(value_start..value_end)?));
-        at = value_end.checked_add(1)?;
-    }
-    Some(pairs)
+        Some((name, value))
+    });
+    (spans, text_start)
 }
 
 /// Runs `f` on a header map as text pairs, and the names whose value was not UTF-8 (replaced
 /// in the text: whoever compares values as identities must refuse those). A pair whose name
 /// is not UTF-8 is left out (Envoy never passes one).
 pub fn with_pairs<R>(bytes: &[u8], f: impl FnOnce(&RequestHeaders, &[&str]) -> R) -> R {
-    if let Some(pairs) = utf8_pairs(bytes) {
+    let (spans, text_start) = spans(bytes);
+    // Usually the whole text part is UTF-8, checked at once: names and values end at a NUL, so
+    // each is UTF-8 too, and the pairs are cut from it in the same pass as their spans are read.
+    if let Some(text) = bytes
+        .get(text_start..)
+        .and_then(|text| std::str::from_utf8(text).ok())
+    {
+        let field =
+            |range: &Range<usize>| text.get(range.start - text_start..range.end - text_start);
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(spans.size_hint().1.unwrap_or(0));
+        pairs.extend(spans.filter_map(|(name, value)| Some((field(&name)?, field(&value)?))));
         return f(&pairs, &[]);
     }
-    let spans = spans(bytes);
     // Rare: some name or value is not UTF-8; values get their lossy text.
     let field = |range: &Range<usize>| bytes.get(range.clone()).unwrap_or_default();
     let mut non_utf8: Vec<&str> = Vec::new();
     let mut lossy: Vec<String> = Vec::new();
-    let mut texts: Vec<(&str, Option<&str>)> = Vec::with_capacity(spans.len());
-    for (name, value) in &spans {
-        let Ok(name) = std::str::from_utf8(field(name)) else {
+    let mut texts: Vec<(&str, Option<&str>)> = Vec::with_capacity(spans.size_hint().1.unwrap_or(0));
+    for (name, value) in spans {
+        let Ok(name) = std::str::from_utf8(field(&name)) else {
             continue;
         };
-        match std::str::from_utf8(field(value)) {
+        match std::str::from_utf8(field(&value)) {
             Ok(value) => texts.push((name, Some(value))),
             Err(_) => {
                 non_utf8.push(name);
-                lossy.push(String::from_utf8_lossy(field(value)).into_owned());
+                lossy.push(String::from_utf8_lossy(field(&value)).into_owned());
                 texts.push((name, None));
             }
         }
