@@ -14,13 +14,24 @@
 #   nginx        nginx, ENVOY_WORKERS workers, proxy_cache with proxy_cache_lock,
 #                proxy_cache_use_stale updating and proxy_cache_background_update
 #   envoy-cache  Envoy (ENVOY_WORKERS workers) with its cache filter (SimpleHttpCache)
+#   floor        not in the default set: ours's Envoy and chain with benches/floor/local-reply in
+#                the VM, answering every request at once with a fixed body. It never waits on
+#                the origin, so it only means something where the others never do either: the
+#                hit ceiling of anything in a wasm VM in this setup (see HITS below)
 # The servers and the origin are pinned to CPU 0, the load generator (the zipf example with
 # --target) to CPU 1. Prints req/s, mean, p95 and p99 latency, and the origin fetches each
 # server caused (the origin's own counter), then ours against Varnish. ROUNDS (default 1) > 1
 # runs the servers interleaved that many times and prints medians.
 #
-# Usage: benches/peers/workload.sh            (REQUESTS, CLIENTS, KEYS, ZIPF_S, ROUNDS, OURS_CONFIG)
+# Usage: benches/peers/workload.sh            (REQUESTS, CLIENTS, KEYS, ZIPF_S, ROUNDS, OURS_CONFIG,
+#                                              SERVERS, ORIGIN_CACHE_CONTROL)
 #        SMOKE=1 benches/peers/workload.sh    (300 requests, 1 round: proves the script works)
+#   HITS: what serving hits costs each server in this setup (all but the first answer per key
+#   are hits, so req/s is the hit throughput of 32 clients on one core):
+#        SERVERS="ours floor varnish" KEYS=10 REQUESTS=60000 ORIGIN_CACHE_CONTROL=max-age=60 \
+#            ROUNDS=3 benches/peers/workload.sh
+# Per run, answers-r<round>-<server>.txt holds `<sent µs> <latency µs>` per answer (where in the
+# run a server loses time); ours-stats.txt holds ours's Envoy stats after the runs.
 # Installs Debian's wrk, varnish and nginx-light when missing. Logs and rendered configs go to
 # target/wrk-workload/.
 set -euo pipefail
@@ -36,7 +47,7 @@ KEYS="${KEYS:-1000}"
 ZIPF_S="${ZIPF_S:-1}"
 ENVOY_WORKERS="${ENVOY_WORKERS:-2}"
 OURS_CONFIG="${OURS_CONFIG:-$PEERS/workload-plugin-config.json}"
-ORIGIN_CACHE_CONTROL="max-age=1, stale-while-revalidate=5"
+ORIGIN_CACHE_CONTROL="${ORIGIN_CACHE_CONTROL:-max-age=1, stale-while-revalidate=5}"
 ORIGIN_ARGS=(--latency-scale 1 --cache-control "leads:$ORIGIN_CACHE_CONTROL")
 PATH_PREFIX="/api/v1/leads/"
 ENVOY_CONCURRENCY="$ENVOY_WORKERS"
@@ -61,6 +72,24 @@ OURS_YAML="$OUT/envoy-ours.yaml"
     --workers "$ENVOY_WORKERS" >"$OURS_YAML" || die "edge-launch --print-config failed"
 ENVOY_TAG=envoy-ours start_envoy "$OURS_YAML" edge
 OURS_PORT="${PORT[edge]}"
+OURS_ADMIN="$ADMIN_PORT"
+
+# SERVERS="ours varnish" runs a subset; "floor" is not in the default set.
+SERVERS=(${SERVERS:-ours varnish nginx envoy-cache})
+
+# --- the floor: the same Envoy and chain with the floor guest in the VM -----------------------
+FLOOR_PORT=""
+if [[ " ${SERVERS[*]} " == *" floor "* ]]; then
+    log "building the floor guest for wasm32 (release)"
+    cargo build --release --target wasm32-unknown-unknown -p floor-local-reply \
+        >"$OUT/build-floor.log" 2>&1 || die "floor guest build failed (see $OUT/build-floor.log)"
+    FLOOR_YAML="$OUT/envoy-floor.yaml"
+    sed "s|$WASM|$ROOT/target/wasm32-unknown-unknown/release/floor_local_reply.wasm|" \
+        "$OURS_YAML" >"$FLOOR_YAML"
+    grep -q floor_local_reply "$FLOOR_YAML" || die "cannot put the floor guest in $FLOOR_YAML"
+    ENVOY_TAG=envoy-floor start_envoy "$FLOOR_YAML" edge
+    FLOOR_PORT="${PORT[edge]}"
+fi
 
 # --- Envoy's cache filter ---------------------------------------------------------------------
 CACHE_YAML="$OUT/envoy-cache.yaml"
@@ -118,10 +147,8 @@ start_nginx nginx "$ENVOY_WORKERS" "            proxy_cache_lock on;
             proxy_cache_background_update on;"
 start_varnish varnish
 
-# SERVERS="ours varnish" runs a subset.
-SERVERS=(${SERVERS:-ours varnish nginx envoy-cache})
 declare -A SPORT=([ours]="$OURS_PORT" [varnish]="$VARNISH_PORT" [nginx]="$NGINX_PORT"
-    [envoy-cache]="$ENVOY_CACHE_PORT")
+    [envoy-cache]="$ENVOY_CACHE_PORT" [floor]="$FLOOR_PORT")
 
 # Every server answers a lead before the runs (and the answer is the origin's).
 curl -sS --fail -o "$OUT/origin-lead.body" "http://127.0.0.1:$ORIGIN_PORT${PATH_PREFIX}999999" \
@@ -129,6 +156,7 @@ curl -sS --fail -o "$OUT/origin-lead.body" "http://127.0.0.1:$ORIGIN_PORT${PATH_
 for s in "${SERVERS[@]}"; do
     curl -sS --fail -o "$OUT/check-$s.body" "http://127.0.0.1:${SPORT[$s]}${PATH_PREFIX}999999" \
         || die "$s did not answer ${PATH_PREFIX}999999"
+    [[ "$s" == floor ]] && continue # its fixed body is not the origin's
     cmp -s "$OUT/check-$s.body" "$OUT/origin-lead.body" || die "$s: body differs from the origin's"
 done
 
@@ -172,7 +200,7 @@ for r in $(seq "$ROUNDS"); do
         # Keys of this round only (r<N>-<key>): every run starts cold, whichever server ran
         # just before it and whatever that left within stale-while-revalidate.
         "${LOAD_CMD[@]}" --path-prefix "${PATH_PREFIX}r$r-" --target "127.0.0.1:${SPORT[$s]}" \
-            >"$f" 2>&1 || die "load generator failed (see $f)"
+            --answers-out "$OUT/answers-r$r-$s.txt" >"$f" 2>&1 || die "load generator failed (see $f)"
         read -r busy1 idle1 < <(cpu_jiffies)
         busy_pct=$((100 * (busy1 - busy0) / ((busy1 - busy0) + (idle1 - idle0) + 1)))
         sleep "$SETTLE"
@@ -183,6 +211,9 @@ for r in $(seq "$ROUNDS"); do
         log "round $r $s: origin fetches $((after - before)); CPU $ENVOY_CPU busy $busy_pct%; $line"
     done
 done
+
+# Ours's Envoy stats after the runs (upstream connections, cache outcomes), for a closer look.
+curl -s "http://127.0.0.1:$OURS_ADMIN/stats" >"$OUT/ours-stats.txt" || true
 
 # --- report -------------------------------------------------------------------------------------
 echo
@@ -233,15 +264,16 @@ for s in order:
 print("  waited: answers that took 100 ms or more (they waited on the origin); its ms: their mean;"
       " rest ms: the mean of the others; cpu0 %: how busy the servers' and origin's CPU was")
 if "ours" in med:
-    print("\nours against each peer (req/s ours/peer, mean latency peer/ours: > 1 is ours better;"
-          " origin fetches ours/peer: < 1 is ours better)")
+    print("\nours against each peer (req/s ours/peer, mean and rest latency peer/ours: > 1 is ours"
+          " better; origin fetches ours/peer: < 1 is ours better)")
     for s in order:
         if s == "ours":
             continue
         o, p = med["ours"], med[s]
-        fetch_ratio = o["fetched"] / p["fetched"] if p["fetched"] else float("nan")
+        fetch_ratio = f"{o['fetched'] / p['fetched']:.3f}" if p["fetched"] else "n/a"
+        rest_ratio = f"{p['quick_mean'] / o['quick_mean']:.3f}" if o["quick_mean"] else "n/a"
         print(f"  vs {s:12} req/s {o['rps'] / p['rps']:.3f}   mean {p['mean'] / o['mean']:.3f}"
-              f"   p95 {p['p95'] / o['p95']:.3f}   origin fetches {fetch_ratio:.3f}")
+              f"   rest {rest_ratio}   p95 {p['p95'] / o['p95']:.3f}   origin fetches {fetch_ratio}")
     if "varnish" in med and SMOKE:
         print("\ngoal against Varnish: not judged in a smoke run")
     elif "varnish" in med:

@@ -11,6 +11,8 @@
 //! and sends the same draws to `HOST:PORT` as `GET <P><key>` (default prefix `/z/`), then prints
 //! a `zipf-result` line of `key=value` pairs (req/s, mean/p95/p99 latency, failures) for
 //! `benches/peers/workload.sh`, which counts origin fetches at the origin itself.
+//! `--answers-out FILE` writes one line per answer, `<sent µs since the start> <latency µs>`:
+//! where in the run a server loses time.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,6 +38,7 @@ struct Args {
     wasm: Option<String>,
     target: Option<SocketAddr>,
     path_prefix: String,
+    answers_out: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -51,6 +54,7 @@ fn parse_args() -> Result<Args, String> {
         wasm: None,
         target: None,
         path_prefix: "/z/".to_string(),
+        answers_out: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -78,6 +82,7 @@ fn parse_args() -> Result<Args, String> {
                 )
             }
             "--path-prefix" => args.path_prefix = value,
+            "--answers-out" => args.answers_out = Some(value),
             _ => return Err(format!("unknown option {flag}")),
         }
     }
@@ -104,6 +109,8 @@ impl Rng {
 #[derive(Default)]
 struct Tally {
     latencies_us: Vec<u64>,
+    /// (sent, latency) of every answer, µs; sent counts from the start of the run.
+    timeline: Vec<(u64, u64)>,
     not_200: u64,
     unanswered: u64,
     failed: u64,
@@ -176,9 +183,11 @@ fn main() {
                     let sent = Instant::now();
                     match connection.request("GET", &format!("{prefix}{key}"), &[], b"") {
                         Ok(response) => {
-                            let us = sent.elapsed().as_micros();
-                            mine.latencies_us
-                                .push(u64::try_from(us).unwrap_or(u64::MAX));
+                            let us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                            mine.latencies_us.push(us);
+                            let sent_us =
+                                u64::try_from((sent - started).as_micros()).unwrap_or(u64::MAX);
+                            mine.timeline.push((sent_us, us));
                             if response.status != 200 {
                                 mine.not_200 += 1;
                             }
@@ -196,6 +205,7 @@ fn main() {
                 }
                 let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
                 tally.latencies_us.extend(mine.latencies_us);
+                tally.timeline.extend(mine.timeline);
                 tally.not_200 += mine.not_200;
                 tally.unanswered += mine.unanswered;
                 tally.failed += mine.failed;
@@ -225,6 +235,16 @@ fn main() {
     let (quick, waited) = tally
         .latencies_us
         .split_at(tally.latencies_us.partition_point(|us| *us < WAITED_US));
+    if let Some(path) = &args.answers_out {
+        let lines: String = tally
+            .timeline
+            .iter()
+            .map(|(sent_us, us)| format!("{sent_us} {us}\n"))
+            .collect();
+        if let Err(err) = std::fs::write(path, lines) {
+            eprintln!("zipf: cannot write {path}: {err}");
+        }
+    }
     let mean = |l: &[u64]| l.iter().sum::<u64>() as f64 / l.len().max(1) as f64 / 1000.0;
     if let Some(target) = args.target {
         println!(

@@ -41,7 +41,15 @@ pub struct Monitor {
     /// The last L1 census, per service name, and when it was taken.
     census: HashMap<String, L1Census>,
     census_at_ms: u64,
+    /// Answers sent at once since the last one timed, and that one's edge latency (µs).
+    at_once_untimed: u32,
+    at_once_last_us: Option<u64>,
 }
+
+/// An answer sent from the request-headers callback takes microseconds; timing every one
+/// would cost a clock read (a host call) per hit, so 1 in this many is timed and the others
+/// are recorded with the last timed one's latency (the histogram's count stays exact).
+pub const AT_ONCE_SAMPLE_EVERY: u32 = 16;
 
 impl Monitor {
     pub fn new(registry: &Registry) -> Self {
@@ -55,7 +63,27 @@ impl Monitor {
             seen_traffic: false,
             census: HashMap::new(),
             census_at_ms: 0,
+            at_once_untimed: 0,
+            at_once_last_us: None,
         }
+    }
+
+    /// The edge latency (µs) to record for an answer sent at once without reading the clock:
+    /// the last timed one's, for all but every [`AT_ONCE_SAMPLE_EVERY`]th answer; `None` when
+    /// this one must be timed (then [`Monitor::timed_at_once`]).
+    pub fn untimed_at_once(&mut self) -> Option<u64> {
+        let last = self.at_once_last_us?;
+        if self.at_once_untimed + 1 >= AT_ONCE_SAMPLE_EVERY {
+            return None;
+        }
+        self.at_once_untimed += 1;
+        Some(last)
+    }
+
+    /// An answer sent at once was timed: its latency stands for the next untimed ones.
+    pub fn timed_at_once(&mut self, edge_us: u64) {
+        self.at_once_last_us = Some(edge_us);
+        self.at_once_untimed = 0;
     }
 
     pub fn record(
