@@ -20,8 +20,8 @@ filter/explain/build-page.sh target/explain-page
 
 step "build the filter, the host's probe guest and the benchmark floor guests for wasm32 (release)"
 cargo build --release --target wasm32-unknown-unknown -p edge-filter -p host-probe \
-    -p floor-local-reply -p floor-continue
-ls -l target/wasm32-unknown-unknown/release/{edge_filter,floor_local_reply,floor_continue}.wasm
+    -p floor-local-reply -p floor-read-reply -p floor-continue
+ls -l target/wasm32-unknown-unknown/release/{edge_filter,floor_local_reply,floor_read_reply,floor_continue}.wasm
 
 step "cargo fmt --check"
 cargo fmt --all --check
@@ -31,7 +31,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "clippy, wasm32"
 cargo clippy --target wasm32-unknown-unknown -p edge-filter -p host-probe \
-    -p floor-local-reply -p floor-continue --all-targets -- -D warnings
+    -p floor-local-reply -p floor-read-reply -p floor-continue --all-targets -- -D warnings
 # Apart: built with the filter, edge-filter's `plugin` feature would reach the explainer.
 cargo clippy --target wasm32-unknown-unknown -p edge-explain -- -D warnings
 

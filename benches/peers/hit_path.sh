@@ -5,6 +5,9 @@
 #               before the edge filter, the buffer filter after it): chain/ours is their cost
 #   floor       benches/floor/local-reply: a bare proxy-wasm guest answering every request with a
 #               fixed 7,300-byte body and a hit's headers (the floor of anything in a wasm VM)
+#   read        benches/floor/read-reply: the floor guest after reading what any cache must, the
+#               request headers and the clock (two host calls): read/floor is their cost and
+#               the ceiling of ours/floor, read/envoy-cache the ceiling of ours/envoy-cache
 #   envoy-cache Envoy's cache filter (SimpleHttpCache) answering hits
 #   direct      Envoy direct_response with the same body (no cache, no VM)
 #   nginx       nginx proxy_cache hits (1 worker)
@@ -38,9 +41,10 @@ source "$PEERS/../wrk/common.sh"
 source "$PEERS/peers.sh"
 
 log "building the floor guests for wasm32 (release)"
-cargo build --release --target wasm32-unknown-unknown -p floor-local-reply -p floor-continue \
+cargo build --release --target wasm32-unknown-unknown -p floor-local-reply -p floor-read-reply -p floor-continue \
     >"$OUT/build-floor.log" 2>&1 || die "floor guests build failed (see $OUT/build-floor.log)"
 FLOOR_REPLY_WASM="$ROOT/target/wasm32-unknown-unknown/release/floor_local_reply.wasm"
+FLOOR_READ_WASM="$ROOT/target/wasm32-unknown-unknown/release/floor_read_reply.wasm"
 FLOOR_CONTINUE_WASM="$ROOT/target/wasm32-unknown-unknown/release/floor_continue.wasm"
 
 # The body and headers of a hit, straight from the origin (for direct_response and the checks).
@@ -58,6 +62,7 @@ CONFIG="$OUT/envoy-hit-path.yaml"
 sed -e "s|@@ORIGIN_PORT@@|$ORIGIN_PORT|g" -e "s|@@WASM@@|$WASM|g" \
     -e "s|@@BASE_WASM@@|${BASE_WASM:-$WASM}|g" \
     -e "s|@@FLOOR_REPLY_WASM@@|$FLOOR_REPLY_WASM|g" \
+    -e "s|@@FLOOR_READ_WASM@@|$FLOOR_READ_WASM|g" \
     -e "s|@@FLOOR_CONTINUE_WASM@@|$FLOOR_CONTINUE_WASM|g" \
     -e "s|@@BODY_FILE@@|$OUT/leads-42.body|g" \
     -e "s|@@CONTENT_TYPE@@|${CONTENT_TYPE:-application/json}|g" \
@@ -65,14 +70,14 @@ sed -e "s|@@ORIGIN_PORT@@|$ORIGIN_PORT|g" -e "s|@@WASM@@|$WASM|g" \
     "$TEMPLATE" >"$CONFIG"
 grep -q '@@' "$CONFIG" && die "unfilled placeholder in $CONFIG"
 
-start_envoy "$CONFIG" ours ours_base ours_chain floor_reply floor_continue envoy_cache direct plain
+start_envoy "$CONFIG" ours ours_base ours_chain floor_reply floor_read floor_continue envoy_cache direct plain
 start_nginx nginx 1 ""
 start_varnish varnish
 
 # --- variants: name, port, path, what a warm answer must show -----------------------------
 # VARIANTS="ours floor" runs a subset.
-VARIANTS=(${VARIANTS:-ours chain floor envoy-cache direct nginx varnish pass continue plain bypass})
-declare -A VPORT=([ours]="${PORT[ours]}" [base]="${PORT[ours_base]}" [chain]="${PORT[ours_chain]}" [floor]="${PORT[floor_reply]}"
+VARIANTS=(${VARIANTS:-ours chain floor read envoy-cache direct nginx varnish pass continue plain bypass})
+declare -A VPORT=([ours]="${PORT[ours]}" [base]="${PORT[ours_base]}" [chain]="${PORT[ours_chain]}" [floor]="${PORT[floor_reply]}" [read]="${PORT[floor_read]}"
     [envoy-cache]="${PORT[envoy_cache]}" [direct]="${PORT[direct]}" [nginx]="$NGINX_PORT"
     [varnish]="$VARNISH_PORT" [pass]="${PORT[ours]}" [continue]="${PORT[floor_continue]}"
     [plain]="${PORT[plain]}" [bypass]="${PORT[ours]}")
@@ -80,7 +85,7 @@ declare -A VPATH=([pass]="$PASS_PATH" [continue]="$PASS_PATH" [plain]="$PASS_PAT
     [bypass]="/bypass$PASS_PATH")
 vpath() { echo "${VPATH[$1]:-$BENCH_PATH}"; }
 # A grep -Ei pattern the response headers of a warm request must match (a hit, for caches).
-declare -A HIT=([ours]='^cache-status:.*hit' [base]='^cache-status:.*hit' [chain]='^cache-status:.*hit' [floor]='^cache-status:.*hit'
+declare -A HIT=([ours]='^cache-status:.*hit' [base]='^cache-status:.*hit' [chain]='^cache-status:.*hit' [floor]='^cache-status:.*hit' [read]='^cache-status:.*hit'
     [envoy-cache]='^age:' [direct]='^etag:' [nginx]='^x-cache-status: *hit'
     [varnish]='^x-varnish: *[0-9]+ +[0-9]+' [pass]='^x-origin-endpoint:'
     [continue]='^x-origin-endpoint:' [plain]='^x-origin-endpoint:'
@@ -96,7 +101,7 @@ for v in "${VARIANTS[@]}"; do
         || { cat "$OUT/warm-$v.headers" >&2; die "$v: the warm answer has no '${HIT[$v]}' header"; }
     case "$v" in
         pass | continue | plain | bypass) want="$OUT/pass.body" ;;
-        floor) want="" ;;
+        floor | read) want="" ;;
         *) want="$OUT/leads-42.body" ;;
     esac
     if [[ -n "$want" ]]; then
@@ -106,6 +111,9 @@ done
 has_variant() { [[ " ${VARIANTS[*]} " == *" $1 "* ]]; }
 if has_variant floor; then
     [[ "$(wc -c <"$OUT/warm-floor.body")" == 7300 ]] || die "floor: body is not 7,300 bytes"
+fi
+if has_variant read; then
+    [[ "$(wc -c <"$OUT/warm-read.body")" == 7300 ]] || die "read: body is not 7,300 bytes"
 fi
 if has_variant pass && grep -i '^cache-status:' "$OUT/warm-pass.headers" | grep -qi 'hit'; then
     die "pass: $PASS_PATH is answered from our cache; pick an uncached PASS_PATH"
@@ -170,10 +178,13 @@ for _, v, *_ in rows:
 # (numerator, denominator, target)
 RATIOS = [
     ("ours", "floor", 0.95),
+    ("read", "floor", None),
+    ("ours", "read", None),
     ("ours", "base", None),
     ("base", "floor", None),
     ("chain", "ours", None),
     ("ours", "envoy-cache", 0.75),
+    ("read", "envoy-cache", None),
     ("ours", "varnish", None),
     ("ours", "nginx", None),
     ("ours", "direct", None),

@@ -21,7 +21,8 @@ pub const HEADERS: [(&str, &str); 9] = [
     ("cache-status", "edge; hit; ttl=60"),
 ];
 
-#[cfg(target_arch = "wasm32")]
+// Without the `guest` feature the crate is only its body and headers (for benches/floor/read-reply).
+#[cfg(all(target_arch = "wasm32", feature = "guest"))]
 mod guest {
     use proxy_wasm::hostcalls;
     use proxy_wasm::traits::{Context, HttpContext, RootContext};
