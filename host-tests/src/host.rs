@@ -412,6 +412,13 @@ impl Host {
         }
     }
 
+    /// Makes every clock read the guest does move the clock by `step` (time passing inside
+    /// callbacks, as on a busy worker); ticks and replies due meanwhile wait for the next
+    /// [`Host::advance`]. `Duration::ZERO` stops it.
+    pub fn set_clock_step_per_read(&mut self, step: Duration) {
+        self.world.borrow_mut().clock_step_per_read_ns = step.as_nanos() as u64;
+    }
+
     /// Moves the clock forward, firing ticks and delivering replies and queue notifications
     /// in time order.
     pub fn advance(&mut self, by: Duration) {

@@ -156,7 +156,12 @@ pub(crate) fn define(linker: &mut Linker<VmState>) -> Result<()> {
         "env",
         "proxy_get_current_time_nanoseconds",
         |mut c: Ctx<'_>, ret: i32| {
-            let now = c.data().world.borrow().now_ns;
+            let now = {
+                let mut world = c.data().world.borrow_mut();
+                let now = world.now_ns;
+                world.now_ns = now.saturating_add(world.clock_step_per_read_ns);
+                now
+            };
             write_u64(&mut c, ret, now)?;
             ok()
         },

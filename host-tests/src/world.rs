@@ -33,6 +33,8 @@ pub(crate) struct Event {
 /// What all VMs of one host (one Envoy process) share.
 pub(crate) struct World {
     pub now_ns: u64,
+    /// How far every clock read moves the clock (time passing inside callbacks); 0 by default.
+    pub clock_step_per_read_ns: u64,
     pub shared_data: SharedData,
     pub queues: SharedQueues,
     pub metrics: Metrics,
@@ -57,6 +59,7 @@ impl World {
     pub fn new() -> Self {
         Self {
             now_ns: START_NS,
+            clock_step_per_read_ns: 0,
             shared_data: SharedData::default(),
             queues: SharedQueues::default(),
             metrics: Metrics::default(),

@@ -577,6 +577,34 @@ fn one_answer_in_sixteen_sent_at_once_is_timed_and_the_latency_count_stays_exact
 }
 
 #[test]
+fn a_slow_timed_answer_is_not_repeated_for_the_untimed_ones() {
+    let mut host = Host::new();
+    host.origin(|_| Reply::ok("fine").header("cache-control", "max-age=60"));
+    let vm = host.start_vm(&config(r#"{"enabled": true}"#)).unwrap();
+    host.request(vm, get("/api/v1/leads/1", "loc-1")); // the miss
+    let mut hit = |host: &mut Host| {
+        let before = host.host_calls(vm);
+        let response = host.request(vm, get("/api/v1/leads/1", "loc-1"));
+        assert!(cache_status(&response).contains("hit"));
+        host.host_calls(vm) - before
+    };
+    // The first hit is timed, and 5 ms pass between its two clock reads (a stalled worker or
+    // a clock that jumped): it is recorded, but not carried to the next ones...
+    host.set_clock_step_per_read(Duration::from_millis(5));
+    assert_eq!(hit(&mut host), 4);
+    host.set_clock_step_per_read(Duration::ZERO);
+    // ...so the next one is timed again, and its (quick) latency is what the untimed carry.
+    assert_eq!(hit(&mut host), 4);
+    assert_eq!(hit(&mut host), 3);
+    host.advance(Duration::from_millis(1_100));
+    let report = json(&admin_get(&mut host, vm, "/metrics"));
+    let edge = &report["services"][0]["latency_ms"]["edge"];
+    assert_eq!(edge["count"], 4);
+    // Of the four: the miss, the slow hit, two quick hits; the median is a quick one.
+    assert!(edge["p50"].as_f64().unwrap() < 1.0, "{edge}");
+}
+
+#[test]
 fn refusals_and_replays_are_told_apart() {
     let mut host = Host::new();
     host.origin(|_| Reply::ok("done"));

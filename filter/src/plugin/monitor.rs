@@ -51,6 +51,10 @@ pub struct Monitor {
 /// are recorded with the last timed one's latency (the histogram's count stays exact).
 pub const AT_ONCE_SAMPLE_EVERY: u32 = 16;
 
+/// A timed answer sent at once that took longer than this (a stalled worker, a clock that
+/// jumped) is recorded for itself only, not repeated for the untimed ones after it.
+const AT_ONCE_CARRIED_AT_MOST_US: u64 = 1_000;
+
 impl Monitor {
     pub fn new(registry: &Registry) -> Self {
         let settings = &registry.settings().monitoring;
@@ -80,9 +84,10 @@ impl Monitor {
         Some(last)
     }
 
-    /// An answer sent at once was timed: its latency stands for the next untimed ones.
+    /// An answer sent at once was timed: its latency stands for the next untimed ones, unless
+    /// it is an outlier (then the next one is timed too).
     pub fn timed_at_once(&mut self, edge_us: u64) {
-        self.at_once_last_us = Some(edge_us);
+        self.at_once_last_us = (edge_us <= AT_ONCE_CARRIED_AT_MOST_US).then_some(edge_us);
         self.at_once_untimed = 0;
     }
 
