@@ -582,7 +582,7 @@ fn a_slow_timed_answer_is_not_repeated_for_the_untimed_ones() {
     host.origin(|_| Reply::ok("fine").header("cache-control", "max-age=60"));
     let vm = host.start_vm(&config(r#"{"enabled": true}"#)).unwrap();
     host.request(vm, get("/api/v1/leads/1", "loc-1")); // the miss
-    let mut hit = |host: &mut Host| {
+    let hit = |host: &mut Host| {
         let before = host.host_calls(vm);
         let response = host.request(vm, get("/api/v1/leads/1", "loc-1"));
         assert!(cache_status(&response).contains("hit"));
