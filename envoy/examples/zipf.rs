@@ -108,7 +108,6 @@ impl Rng {
 
 #[derive(Default)]
 struct Tally {
-    latencies_us: Vec<u64>,
     /// (sent, latency) of every answer, µs; sent counts from the start of the run.
     timeline: Vec<(u64, u64)>,
     not_200: u64,
@@ -184,7 +183,6 @@ fn main() {
                     match connection.request("GET", &format!("{prefix}{key}"), &[], b"") {
                         Ok(response) => {
                             let us = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
-                            mine.latencies_us.push(us);
                             let sent_us =
                                 u64::try_from((sent - started).as_micros()).unwrap_or(u64::MAX);
                             mine.timeline.push((sent_us, us));
@@ -204,7 +202,6 @@ fn main() {
                     }
                 }
                 let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
-                tally.latencies_us.extend(mine.latencies_us);
                 tally.timeline.extend(mine.timeline);
                 tally.not_200 += mine.not_200;
                 tally.unanswered += mine.unanswered;
@@ -216,13 +213,13 @@ fn main() {
         let _ = thread.join();
     }
     let elapsed = started.elapsed();
-    let mut tally = tally.lock().unwrap_or_else(|p| p.into_inner());
-    tally.latencies_us.sort_unstable();
-    let answered = tally.latencies_us.len();
-    let mean_ms = tally.latencies_us.iter().sum::<u64>() as f64 / answered.max(1) as f64 / 1000.0;
+    let tally = tally.lock().unwrap_or_else(|p| p.into_inner());
+    let mut latencies_us: Vec<u64> = tally.timeline.iter().map(|(_, us)| *us).collect();
+    latencies_us.sort_unstable();
+    let answered = latencies_us.len();
+    let mean_ms = latencies_us.iter().sum::<u64>() as f64 / answered.max(1) as f64 / 1000.0;
     let percentile_ms = |p: usize| {
-        tally
-            .latencies_us
+        latencies_us
             .get((answered * p / 100).saturating_sub(1))
             .copied()
             .unwrap_or(0) as f64
@@ -232,9 +229,7 @@ fn main() {
     let rps = answered as f64 / elapsed.as_secs_f64();
     // Answers that took 100 ms or more waited on the origin (it takes 150 ms a lead); the
     // rest did not. Where a cache loses time shows in one mean or the other.
-    let (quick, waited) = tally
-        .latencies_us
-        .split_at(tally.latencies_us.partition_point(|us| *us < WAITED_US));
+    let (quick, waited) = latencies_us.split_at(latencies_us.partition_point(|us| *us < WAITED_US));
     if let Some(path) = &args.answers_out {
         let lines: String = tally
             .timeline

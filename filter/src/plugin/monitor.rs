@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::breaker::{self, Breakers};
 use super::env::Env;
-use super::host::HostStore;
+use super::host::{now_nanos, HostStore};
 use super::metrics::{Stat, BREAKER_CLOSED, BREAKER_HALF_OPEN, BREAKER_OPEN, STATS};
 use super::reply::Reply;
 use crate::policy::cache::l1::L1Cache;
@@ -49,7 +49,7 @@ pub struct Monitor {
 /// An answer sent from the request-headers callback takes microseconds; timing every one
 /// would cost a clock read (a host call) per hit, so 1 in this many is timed and the others
 /// are recorded with the last timed one's latency (the histogram's count stays exact).
-pub const AT_ONCE_SAMPLE_EVERY: u32 = 16;
+const AT_ONCE_SAMPLE_EVERY: u32 = 16;
 
 /// A timed answer sent at once that took longer than this (a stalled worker, a clock that
 /// jumped) is recorded for itself only, not repeated for the untimed ones after it.
@@ -72,23 +72,24 @@ impl Monitor {
         }
     }
 
-    /// The edge latency (µs) to record for an answer sent at once without reading the clock:
-    /// the last timed one's, for all but every [`AT_ONCE_SAMPLE_EVERY`]th answer; `None` when
-    /// this one must be timed (then [`Monitor::timed_at_once`]).
-    pub fn untimed_at_once(&mut self) -> Option<u64> {
-        let last = self.at_once_last_us?;
-        if self.at_once_untimed + 1 >= AT_ONCE_SAMPLE_EVERY {
-            return None;
+    /// When a finished request is logged and its edge latency (both µs). An answer sent at
+    /// once is timed only 1 in [`AT_ONCE_SAMPLE_EVERY`]; the others take the last timed one's
+    /// latency and read no clock.
+    pub fn logged_at(&mut self, started_us: u64, answered_at_once: bool) -> (u64, u64) {
+        if answered_at_once && self.at_once_untimed + 1 < AT_ONCE_SAMPLE_EVERY {
+            if let Some(edge_us) = self.at_once_last_us {
+                self.at_once_untimed += 1;
+                return (started_us.saturating_add(edge_us), edge_us);
+            }
         }
-        self.at_once_untimed += 1;
-        Some(last)
-    }
-
-    /// An answer sent at once was timed: its latency stands for the next untimed ones, unless
-    /// it is an outlier (then the next one is timed too).
-    pub fn timed_at_once(&mut self, edge_us: u64) {
-        self.at_once_last_us = (edge_us <= AT_ONCE_CARRIED_AT_MOST_US).then_some(edge_us);
-        self.at_once_untimed = 0;
+        let now_us = now_nanos() / 1000;
+        let edge_us = now_us.saturating_sub(started_us);
+        if answered_at_once {
+            // An outlier stands for itself only: the next one is timed too.
+            self.at_once_last_us = (edge_us <= AT_ONCE_CARRIED_AT_MOST_US).then_some(edge_us);
+            self.at_once_untimed = 0;
+        }
+        (now_us, edge_us)
     }
 
     pub fn record(

@@ -169,23 +169,9 @@ impl EdgeHttp {
             return;
         };
         let w = &mut *worker.borrow_mut();
-        // An answer sent at once is timed 1 in N (see `untimed_at_once`).
-        let untimed = if observed.answered_at_once {
-            w.monitor.untimed_at_once()
-        } else {
-            None
-        };
-        let (now_us, edge_us) = match untimed {
-            Some(edge_us) => (observed.started_us.saturating_add(edge_us), edge_us),
-            None => {
-                let now_us = now_nanos() / 1000;
-                let edge_us = now_us.saturating_sub(observed.started_us);
-                if observed.answered_at_once {
-                    w.monitor.timed_at_once(edge_us);
-                }
-                (now_us, edge_us)
-            }
-        };
+        let (now_us, edge_us) = w
+            .monitor
+            .logged_at(observed.started_us, observed.answered_at_once);
         let edge_sample_us = (!observed.answered_at_once).then_some(edge_us);
         w.env.metrics.record_request(
             observed.service_index,
